@@ -1,0 +1,3 @@
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(Relayd.Benchmarks.HotPathBenchmarks).Assembly).Run(args);

@@ -1,0 +1,155 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using Google.Protobuf;
+using Relayd.Protocol.Framing;
+using Relayd.Protocol.V1;
+
+namespace Relayd.Protocol;
+
+public sealed partial class RelayClient
+{
+    /// <summary>Envelopes the relay delivers to this partner, in order per conversation. Acknowledge each when stored.</summary>
+    public IAsyncEnumerable<Deliver> ReadDeliveriesAsync(CancellationToken cancellationToken = default) =>
+        _deliveries.Reader.ReadAllAsync(cancellationToken);
+
+    /// <summary>The same deliveries as a channel, for consumers that acknowledge in batches (TryRead until empty, then ack).</summary>
+    public System.Threading.Channels.ChannelReader<Deliver> Deliveries => _deliveries.Reader;
+
+    /// <summary>The same receipts as a channel.</summary>
+    public System.Threading.Channels.ChannelReader<Receipt> Receipts => _receipts.Reader;
+
+    /// <summary>Receipts for envelopes this partner sent: delivered, expired, refused.</summary>
+    public IAsyncEnumerable<Receipt> ReadReceiptsAsync(CancellationToken cancellationToken = default) =>
+        _receipts.Reader.ReadAllAsync(cancellationToken);
+
+    private async Task ReadLoopAsync()
+    {
+        await Task.Yield();
+        CancellationToken closed = _closed.Token;
+        Exception? failure = null;
+        try
+        {
+            while (true)
+            {
+                ReadResult result = await _input.ReadAsync(closed);
+                ReadOnlySequence<byte> buffer = result.Buffer;
+                while (FrameReader.TryReadFrame(ref buffer, _options.MaxFrameBytes, out ReadOnlySequence<byte> frame))
+                {
+                    Frame parsed;
+                    try
+                    {
+                        parsed = Frame.Parser.ParseFrom(frame);
+                    }
+                    catch (InvalidProtocolBufferException ex)
+                    {
+                        throw new RelayException(ErrorCode.MalformedFrame, "the relay sent an invalid frame: " + ex.Message);
+                    }
+
+                    if (!await DispatchAsync(parsed, closed))
+                    {
+                        _input.AdvanceTo(buffer.Start, buffer.End);
+                        return;
+                    }
+                }
+
+                _input.AdvanceTo(buffer.Start, buffer.End);
+                if (result.IsCompleted)
+                {
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (closed.IsCancellationRequested)
+        {
+            // Closed by us.
+        }
+        catch (Exception ex) when (ex is IOException or RelayException or ObjectDisposedException)
+        {
+            failure = ex;
+            throw;
+        }
+        finally
+        {
+            Fail(failure ?? new RelayException(ErrorCode.Unspecified, "the connection is closed"));
+        }
+    }
+
+    /// <summary>Returns false when the relay ends the connection.</summary>
+    private async ValueTask<bool> DispatchAsync(Frame frame, CancellationToken cancellationToken)
+    {
+        switch (frame.BodyCase)
+        {
+            case Frame.BodyOneofCase.Ack:
+                CompleteAck(frame.Ack);
+                return true;
+            case Frame.BodyOneofCase.Deliver:
+                await _deliveries.Writer.WriteAsync(frame.Deliver, cancellationToken);
+                return true;
+            case Frame.BodyOneofCase.Receipt:
+                if (_options.ReceiveReceipts)
+                {
+                    await _receipts.Writer.WriteAsync(frame.Receipt, cancellationToken);
+                }
+
+                return true;
+            case Frame.BodyOneofCase.Ping:
+                lock (_writeLock)
+                {
+                    FrameWriter.Write(_output.Writer, new Frame { Pong = new Pong { Nonce = frame.Ping.Nonce } });
+                }
+
+                await FlushAsync(cancellationToken);
+                return true;
+            case Frame.BodyOneofCase.Error:
+                if (FailSend(frame.Error))
+                {
+                    return true;
+                }
+
+                var error = RelayException.FromError(frame.Error);
+                if (frame.Error.Fatal)
+                {
+                    throw error;
+                }
+
+                _options.OnRelayError?.Invoke(error);
+                return true;
+            case Frame.BodyOneofCase.GoAway:
+                // The relay is leaving: answers to what was sent still arrive; the relay closes when done.
+                return true;
+            default:
+                return true;
+        }
+    }
+
+    private async Task WriteLoopAsync()
+    {
+        await Task.Yield();
+        PipeReader output = _output.Reader;
+        try
+        {
+            while (true)
+            {
+                ReadResult result = await output.ReadAsync(_closed.Token);
+                foreach (ReadOnlyMemory<byte> segment in result.Buffer)
+                {
+                    await _stream.WriteAsync(segment, _closed.Token);
+                }
+
+                output.AdvanceTo(result.Buffer.End);
+                if (result.IsCompleted)
+                {
+                    return;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or ObjectDisposedException)
+        {
+            Fail(ex);
+        }
+        finally
+        {
+            await output.CompleteAsync();
+        }
+    }
+}

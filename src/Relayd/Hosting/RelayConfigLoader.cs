@@ -1,0 +1,490 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using Relayd.Protocol.V1;
+using Tomlyn.Parsing;
+using Tomlyn.Syntax;
+
+namespace Relayd.Hosting;
+
+/// <summary>
+/// Reads <see cref="RelayOptions"/> from a TOML file. Every problem is reported with its key path and 1-based line,
+/// which is why this walks Tomlyn's syntax tree (it keeps positions) rather than deserializing into a model.
+/// </summary>
+/// <remarks>
+/// Layout (every key is optional unless marked required; the values shown are the defaults):
+/// <code>
+/// [relay]
+/// listen = "0.0.0.0:7443"               # "host:port", "[v6]:port" or "localhost:port"
+/// relay_id = "relay-1"                  # default: the machine name
+///
+/// [tls]                                 # relative paths are relative to the config file's directory
+/// certificate = "/etc/relayd/tls/server.crt"      # required, PEM
+/// key = "/etc/relayd/tls/server.key"              # required, PEM
+/// partner_ca = "/etc/relayd/tls/partner-ca.crt"   # required, PEM bundle
+/// crl = "/etc/relayd/tls/partner-ca.crl"          # optional, PEM or DER
+///
+/// [limits]                              # see RelayLimits for the meaning and the allowed range of each
+/// max_frame_bytes = 1048576
+/// handshake_timeout_ms = 5000
+/// idle_timeout_ms = 30000
+/// max_connections_per_partner = 16
+/// shard_count = 0                       # 0 = processor count
+/// max_queued_bytes_per_partner = 268435456
+/// max_queued_envelopes_per_partner = 1000000
+/// delivery_window_envelopes = 8192
+/// delivery_window_bytes = 8388608
+/// control_pause_bytes = 1048576
+/// input_buffer_bytes = 65536
+/// dedup_window_seconds = 86400
+/// dedup_capacity_per_partner = 1000000
+/// default_retention_seconds = 2592000
+/// shutdown_timeout_ms = 10000
+/// queue_full_retry_after_ms = 250
+///
+/// [[partners]]                          # at least one
+/// id = "alpha"                          # required, unique, ^[a-z0-9][a-z0-9._-]{0,62}$
+/// max_connections = 4                   # default: limits.max_connections_per_partner
+/// accepted_kinds = ["text", "image", "video", "voice", "file"]   # default (absent or empty): all
+/// </code>
+/// Unknown tables and keys are errors, so a typo is never silently ignored.
+/// </remarks>
+public static partial class RelayConfigLoader
+{
+    private static readonly string[] Tables = ["relay", "tls", "limits"];
+
+    private static readonly Dictionary<string, ContentKind> KindNames = new(StringComparer.Ordinal)
+    {
+        ["text"] = ContentKind.Text,
+        ["image"] = ContentKind.Image,
+        ["video"] = ContentKind.Video,
+        ["voice"] = ContentKind.Voice,
+        ["file"] = ContentKind.File,
+    };
+
+    // Key path with array indexes removed → setter; the int is the index of the [[partners]] element.
+    // Setters throw FormatException (wrong type/shape) or ArgumentOutOfRangeException (RelayLimits range checks).
+    private static readonly Dictionary<string, Action<RelayOptions, int, ValueSyntax>> Setters = new(StringComparer.Ordinal)
+    {
+        ["relay.listen"] = (o, _, v) => o.Listen = Listen(v),
+        ["relay.relay_id"] = (o, _, v) => o.RelayId = NonEmpty(v),
+        ["tls.certificate"] = (o, _, v) => o.Tls.CertificatePath = NonEmpty(v),
+        ["tls.key"] = (o, _, v) => o.Tls.KeyPath = NonEmpty(v),
+        ["tls.partner_ca"] = (o, _, v) => o.Tls.PartnerCaPath = NonEmpty(v),
+        ["tls.crl"] = (o, _, v) => o.Tls.CrlPath = NonEmpty(v),
+        ["limits.max_frame_bytes"] = (o, _, v) => o.Limits.MaxFrameBytes = Int(v),
+        ["limits.handshake_timeout_ms"] = (o, _, v) => o.Limits.HandshakeTimeout = Ms(v),
+        ["limits.idle_timeout_ms"] = (o, _, v) => o.Limits.IdleTimeout = Ms(v),
+        ["limits.max_connections_per_partner"] = (o, _, v) => o.Limits.MaxConnectionsPerPartner = Int(v),
+        ["limits.shard_count"] = (o, _, v) => o.Limits.ShardCount = Int(v) is 0 ? Math.Min(Environment.ProcessorCount, 1024) : Int(v),
+        ["limits.max_queued_bytes_per_partner"] = (o, _, v) => o.Limits.MaxQueuedBytesPerPartner = Long(v),
+        ["limits.max_queued_envelopes_per_partner"] = (o, _, v) => o.Limits.MaxQueuedEnvelopesPerPartner = Int(v),
+        ["limits.delivery_window_envelopes"] = (o, _, v) => o.Limits.DeliveryWindowEnvelopes = Int(v),
+        ["limits.delivery_window_bytes"] = (o, _, v) => o.Limits.DeliveryWindowBytes = Int(v),
+        ["limits.control_pause_bytes"] = (o, _, v) => o.Limits.ControlPauseBytes = Int(v),
+        ["limits.input_buffer_bytes"] = (o, _, v) => o.Limits.InputBufferBytes = Int(v),
+        ["limits.dedup_window_seconds"] = (o, _, v) => o.Limits.DedupWindow = Seconds(v),
+        ["limits.dedup_capacity_per_partner"] = (o, _, v) => o.Limits.DedupCapacityPerPartner = Int(v),
+        ["limits.default_retention_seconds"] = (o, _, v) => o.Limits.DefaultRetention = Seconds(v),
+        ["limits.shutdown_timeout_ms"] = (o, _, v) => o.Limits.ShutdownTimeout = Ms(v),
+        ["limits.queue_full_retry_after_ms"] = (o, _, v) => o.Limits.QueueFullRetryAfter = Ms(v),
+        ["partners[].id"] = (o, i, v) => o.Partners[i].Id = PartnerId(v),
+        // Same bounds as the global limit: let RelayLimits check them so the rule lives in one place.
+        ["partners[].max_connections"] = (o, i, v) => o.Partners[i].MaxConnections = new RelayLimits { MaxConnectionsPerPartner = Int(v) }.MaxConnectionsPerPartner,
+        ["partners[].accepted_kinds"] = (o, i, v) => SetKinds(o.Partners[i].AcceptedKinds, v),
+    };
+
+    /// <summary>Reads and validates the configuration file at <paramref name="path"/>.</summary>
+    /// <exception cref="ConfigException">The file cannot be read or is invalid.</exception>
+    public static RelayOptions Load(string path)
+    {
+        Result result = ReadAndParse(path);
+        return result.Errors.Count == 0 ? result.Options : throw new ConfigException(result.Errors);
+    }
+
+    /// <summary>
+    /// Parses and validates configuration text. Relative paths in it are resolved against the directory of
+    /// <paramref name="sourceName"/> when it has one; <paramref name="sourceName"/> also names the source in errors.
+    /// </summary>
+    /// <exception cref="ConfigException">The text is invalid.</exception>
+    public static RelayOptions Parse(string tomlText, string sourceName)
+    {
+        Result result = ParseCore(tomlText, sourceName);
+        return result.Errors.Count == 0 ? result.Options : throw new ConfigException(result.Errors);
+    }
+
+    /// <summary>
+    /// Every problem in the configuration file at <paramref name="path"/> (empty = valid), including files named
+    /// under [tls] that do not exist.
+    /// </summary>
+    public static IReadOnlyList<ConfigError> Check(string path)
+    {
+        Result result = ReadAndParse(path);
+        TlsOptions tls = result.Options.Tls;
+        foreach ((string key, string? file) in new[] { ("tls.certificate", tls.CertificatePath), ("tls.key", tls.KeyPath), ("tls.partner_ca", tls.PartnerCaPath), ("tls.crl", tls.CrlPath) })
+        {
+            if (!string.IsNullOrEmpty(file) && !File.Exists(file))
+            {
+                result.Errors.Add(new ConfigError(path, result.Lines.GetValueOrDefault(key), key, $"file not found: {file}"));
+            }
+        }
+
+        return result.Errors;
+    }
+
+    /// <summary>Parses a listen address: "host:port" with an IPv4 host, "[v6]:port", or "localhost:port" (IPv4 loopback).</summary>
+    /// <exception cref="FormatException"><paramref name="value"/> is not such an address.</exception>
+    public static IPEndPoint ParseListen(string value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        int colon = value.LastIndexOf(':');
+        string host = colon > 0 ? value[..colon] : "";
+        string port = colon > 0 ? value[(colon + 1)..] : "";
+        bool bracketed = host.Length > 2 && host[0] == '[' && host[^1] == ']';
+        IPAddress? address = host.Equals("localhost", StringComparison.OrdinalIgnoreCase) ? IPAddress.Loopback
+            : bracketed && IPAddress.TryParse(host[1..^1], out IPAddress? v6) && v6.AddressFamily == AddressFamily.InterNetworkV6 ? v6
+            // Require a dotted quad: IPAddress.TryParse also takes "1" or "127.1", which are more likely typos.
+            : host.Count(c => c == '.') == 3 && IPAddress.TryParse(host, out IPAddress? v4) && v4.AddressFamily == AddressFamily.InterNetwork ? v4
+            : null;
+        if (address is null || !ushort.TryParse(port, NumberStyles.None, CultureInfo.InvariantCulture, out ushort portNumber))
+        {
+            throw new FormatException($"'{value}' is not an address to listen on (expected \"ipv4:port\", \"[ipv6]:port\" or \"localhost:port\")");
+        }
+
+        return new IPEndPoint(address, portNumber);
+    }
+
+    private static Result ReadAndParse(string path)
+    {
+        string text;
+        try
+        {
+            text = File.ReadAllText(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return new Result(new RelayOptions(), [new ConfigError(path, 0, "", $"cannot read the file: {ex.Message}")], []);
+        }
+
+        return ParseCore(text, path);
+    }
+
+    private static Result ParseCore(string text, string source)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var options = new RelayOptions();
+        var errors = new List<ConfigError>();
+        DocumentSyntax document = SyntaxParser.Parse(text, source, validate: true);
+        if (document.HasErrors)
+        {
+            // A broken tree would only produce follow-on noise: report the TOML errors alone.
+            foreach (DiagnosticMessage diagnostic in document.Diagnostics)
+            {
+                if (diagnostic.Kind == DiagnosticMessageKind.Error)
+                {
+                    errors.Add(new ConfigError(source, diagnostic.Span.Start.Line + 1, "", diagnostic.Message));
+                }
+            }
+
+            return new Result(options, errors, []);
+        }
+
+        var collector = new Collector(source, errors);
+        collector.AddItems("", "", 0, KeyValues(document.KeyValues));
+        foreach (TableSyntaxBase table in document.Tables)
+        {
+            collector.AddTable(table);
+        }
+
+        for (int i = 0; i < collector.PartnerCount; i++)
+        {
+            options.Partners.Add(new PartnerOptions());
+        }
+
+        foreach (Entry entry in collector.Entries)
+        {
+            if (Apply(options, entry) is { } problem)
+            {
+                errors.Add(new ConfigError(source, entry.Line, entry.Key, problem));
+            }
+        }
+
+        Dictionary<string, int> lines = collector.Lines;
+        foreach ((string key, string value) in new[] { ("tls.certificate", options.Tls.CertificatePath), ("tls.key", options.Tls.KeyPath), ("tls.partner_ca", options.Tls.PartnerCaPath) })
+        {
+            if (value.Length == 0 && !lines.ContainsKey(key))
+            {
+                errors.Add(new ConfigError(source, lines.GetValueOrDefault("tls"), key, "required"));
+            }
+        }
+
+        CheckPartners(options, lines, source, errors);
+        ResolvePaths(options.Tls, Path.GetDirectoryName(source));
+        return new Result(options, [.. errors.OrderBy(e => e.Line)], lines); // file order (OrderBy is stable)
+    }
+
+    private static string? Apply(RelayOptions options, Entry entry)
+    {
+        if (!Setters.TryGetValue(entry.Pattern, out Action<RelayOptions, int, ValueSyntax>? set))
+        {
+            return Tables.Contains(entry.Pattern) ? "expected a table" : "unknown key";
+        }
+
+        try
+        {
+            set(options, entry.Index, entry.Value);
+            return null;
+        }
+        catch (FormatException ex)
+        {
+            return ex.Message;
+        }
+        catch (ArgumentOutOfRangeException ex)
+        {
+            // Keep only the setter's own text: drop " (Parameter 'X')" and the "Actual value was …" line.
+            string message = ex.Message.Split('\n')[0].Trim().TrimEnd('.');
+            int parameter = message.IndexOf(" (Parameter '", StringComparison.Ordinal);
+            return $"{(parameter >= 0 ? message[..parameter] : message)} (got {entry.Value.ToString()?.Trim()})";
+        }
+    }
+
+    private static void CheckPartners(RelayOptions options, Dictionary<string, int> lines, string source, List<ConfigError> errors)
+    {
+        if (options.Partners.Count == 0)
+        {
+            errors.Add(new ConfigError(source, lines.GetValueOrDefault("partners"), "partners", "at least one [[partners]] entry is required"));
+        }
+
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < options.Partners.Count; i++)
+        {
+            string key = $"partners[{i}].id";
+            string id = options.Partners[i].Id;
+            if (id.Length == 0)
+            {
+                // When the key is present its bad value has been reported already.
+                if (!lines.ContainsKey(key))
+                {
+                    errors.Add(new ConfigError(source, lines.GetValueOrDefault($"partners[{i}]"), key, "required"));
+                }
+            }
+            else if (!seen.TryAdd(id, i))
+            {
+                errors.Add(new ConfigError(source, lines[key], key, $"duplicate partner id '{id}' (also partners[{seen[id]}], line {lines[$"partners[{seen[id]}].id"]})"));
+            }
+        }
+    }
+
+    private static void ResolvePaths(TlsOptions tls, string? directory)
+    {
+        if (string.IsNullOrEmpty(directory))
+        {
+            return;
+        }
+
+        string Resolve(string path) => path.Length == 0 || Path.IsPathRooted(path) ? path : Path.GetFullPath(Path.Combine(directory, path));
+        tls.CertificatePath = Resolve(tls.CertificatePath);
+        tls.KeyPath = Resolve(tls.KeyPath);
+        tls.PartnerCaPath = Resolve(tls.PartnerCaPath);
+        tls.CrlPath = tls.CrlPath is null ? null : Resolve(tls.CrlPath);
+    }
+
+    private static string Str(ValueSyntax v) => v is StringValueSyntax { Value: { } s } ? s : throw Mismatch("a string", v);
+
+    private static string NonEmpty(ValueSyntax v) => Str(v) is { Length: > 0 } s ? s : throw new FormatException("must not be empty");
+
+    private static long Long(ValueSyntax v) => v is IntegerValueSyntax i ? i.Value : throw Mismatch("an integer", v);
+
+    private static int Int(ValueSyntax v)
+    {
+        long n = Long(v);
+        return n is >= int.MinValue and <= int.MaxValue ? (int)n : throw new FormatException($"{n} is too large");
+    }
+
+    private static TimeSpan Ms(ValueSyntax v) => TimeSpan.FromMilliseconds(Long(v));
+
+    private static TimeSpan Seconds(ValueSyntax v) => TimeSpan.FromSeconds(Long(v));
+
+    private static string Listen(ValueSyntax v)
+    {
+        string value = Str(v);
+        ParseListen(value); // validate now so the error carries the key and line; the host parses it again at start
+        return value;
+    }
+
+    private static string PartnerId(ValueSyntax v) =>
+        NonEmpty(v) is var id && PartnerIdRegex().IsMatch(id) ? id : throw new FormatException($"'{id}' is not a valid partner id (expected ^[a-z0-9][a-z0-9._-]{{0,62}}$)");
+
+    private static void SetKinds(IList<ContentKind> kinds, ValueSyntax v)
+    {
+        if (v is not ArraySyntax array)
+        {
+            throw Mismatch("an array of strings", v);
+        }
+
+        foreach (ArrayItemSyntax item in array.Items)
+        {
+            string name = item.Value is { } value ? Str(value) : "";
+            ContentKind kind = KindNames.TryGetValue(name, out ContentKind k) ? k
+                : throw new FormatException($"unknown content kind '{name}' (expected {string.Join(", ", KindNames.Keys)})");
+            if (!kinds.Contains(kind))
+            {
+                kinds.Add(kind);
+            }
+        }
+    }
+
+    private static FormatException Mismatch(string expected, ValueSyntax v)
+    {
+        string found = v switch
+        {
+            StringValueSyntax => "a string",
+            IntegerValueSyntax => "an integer",
+            FloatValueSyntax => "a float",
+            BooleanValueSyntax => "a boolean",
+            DateTimeValueSyntax => "a date-time",
+            ArraySyntax => "an array",
+            InlineTableSyntax => "a table",
+            _ => v.GetType().Name,
+        };
+        return new FormatException($"expected {expected}, found {found} {v.ToString()?.Trim()}");
+    }
+
+    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,62}$")]
+    private static partial Regex PartnerIdRegex();
+
+    private static int LineOf(SyntaxNode node) => node.Span.Start.Line + 1;
+
+    /// <summary>"a.b" from a possibly dotted, possibly quoted key.</summary>
+    private static string NameOf(KeySyntax? key)
+    {
+        static string Part(BareKeyOrStringValueSyntax? part) => part switch
+        {
+            BareKeySyntax bare => bare.Key?.Text ?? "",
+            StringValueSyntax quoted => quoted.Value ?? "",
+            _ => "",
+        };
+
+        if (key is null)
+        {
+            return "";
+        }
+
+        string name = Part(key.Key);
+        foreach (DottedKeyItemSyntax dotted in key.DotKeys)
+        {
+            name += "." + Part(dotted.Key);
+        }
+
+        return name;
+    }
+
+    // SyntaxList<T> is enumerable with foreach only (it does not implement IEnumerable<T>).
+    private static IEnumerable<KeyValueSyntax> KeyValues(SyntaxList<KeyValueSyntax> list)
+    {
+        foreach (KeyValueSyntax item in list)
+        {
+            yield return item;
+        }
+    }
+
+    private static IEnumerable<KeyValueSyntax> KeyValues(InlineTableSyntax table)
+    {
+        foreach (InlineTableItemSyntax item in table.Items)
+        {
+            if (item.KeyValue is { } keyValue)
+            {
+                yield return keyValue;
+            }
+        }
+    }
+
+    private static string Join(string prefix, string name) => prefix.Length == 0 ? name : prefix + "." + name;
+
+    /// <summary>One key = value, flattened: <c>partners[2].id</c> with pattern <c>partners[].id</c> and index 2.</summary>
+    private sealed record Entry(string Key, string Pattern, int Index, ValueSyntax Value, int Line);
+
+    private sealed record Result(RelayOptions Options, List<ConfigError> Errors, Dictionary<string, int> Lines);
+
+    /// <summary>Flattens the syntax tree into <see cref="Entry"/>s, remembering the line of every key and table.</summary>
+    private sealed class Collector(string source, List<ConfigError> errors)
+    {
+        public List<Entry> Entries { get; } = [];
+
+        /// <summary>Key path or table ("tls", "partners[0]") → 1-based line.</summary>
+        public Dictionary<string, int> Lines { get; } = new(StringComparer.Ordinal);
+
+        public int PartnerCount { get; private set; }
+
+        public void AddTable(TableSyntaxBase table)
+        {
+            string name = NameOf(table.Name);
+            int line = LineOf(table);
+            if (table is TableArraySyntax && name == "partners")
+            {
+                AddPartner(line, KeyValues(table.Items));
+            }
+            else if (table is TableSyntax && Tables.Contains(name))
+            {
+                Lines[name] = line;
+                AddItems(name, name, 0, KeyValues(table.Items));
+            }
+            else
+            {
+                errors.Add(new ConfigError(source, line, name, "unknown table (expected [relay], [tls], [limits] or [[partners]])"));
+            }
+        }
+
+        public void AddItems(string prefix, string pattern, int index, IEnumerable<KeyValueSyntax> items)
+        {
+            foreach (KeyValueSyntax item in items)
+            {
+                Add(prefix, pattern, index, item);
+            }
+        }
+
+        private void Add(string prefix, string pattern, int index, KeyValueSyntax item)
+        {
+            string key = Join(prefix, NameOf(item.Key));
+            string keyPattern = Join(pattern, NameOf(item.Key));
+            int line = LineOf(item.Key ?? (SyntaxNode)item);
+            Lines.TryAdd(key, line);
+            switch (item.Value)
+            {
+                case null:
+                    break;
+                case InlineTableSyntax inline:
+                    AddItems(key, keyPattern, index, KeyValues(inline));
+                    break;
+                case ArraySyntax array when keyPattern == "partners":
+                    // partners = [{ id = "a" }, …] is the inline spelling of [[partners]].
+                    Lines[key] = line;
+                    foreach (ArrayItemSyntax element in array.Items)
+                    {
+                        if (element.Value is InlineTableSyntax partner)
+                        {
+                            AddPartner(LineOf(partner), KeyValues(partner));
+                        }
+                        else
+                        {
+                            errors.Add(new ConfigError(source, line, key, "expected [[partners]] tables"));
+                        }
+                    }
+
+                    break;
+                default:
+                    Entries.Add(new Entry(key, keyPattern, index, item.Value, line));
+                    break;
+            }
+        }
+
+        private void AddPartner(int line, IEnumerable<KeyValueSyntax> items)
+        {
+            string key = $"partners[{PartnerCount}]";
+            Lines[key] = line;
+            Lines.TryAdd("partners", line);
+            AddItems(key, "partners[]", PartnerCount++, items);
+        }
+    }
+}

@@ -1,0 +1,38 @@
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Relayd.Hosting;
+
+/// <summary>The generic host relayd runs in: systemd integration (notify, journald format), console logs, SIGTERM.</summary>
+internal static class RelayHost
+{
+    public static IHost Build(RelayOptions options, LogLevel minimumLevel = LogLevel.Information)
+    {
+        HostApplicationBuilder builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+        {
+            DisableDefaults = true,
+            ApplicationName = "relayd",
+        });
+        builder.Services.AddSystemd();
+        builder.Logging.ClearProviders();
+        builder.Logging.SetMinimumLevel(minimumLevel);
+        if (Microsoft.Extensions.Hosting.Systemd.SystemdHelpers.IsSystemdService())
+        {
+            builder.Logging.AddConsole(); // AddSystemd switches it to journald's format with priorities
+        }
+        else
+        {
+            builder.Logging.AddSimpleConsole(console =>
+            {
+                console.SingleLine = true;
+                console.TimestampFormat = "HH:mm:ss.fff ";
+            });
+        }
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.Limits.ShutdownTimeout + TimeSpan.FromSeconds(5));
+        builder.Services.AddSingleton(options);
+        builder.Services.AddSingleton<RelayHostedService>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<RelayHostedService>());
+        return builder.Build();
+    }
+}

@@ -1,0 +1,54 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Relayd.Protocol.V1;
+
+namespace Relayd.Hosting;
+
+/// <summary>
+/// Every log line relayd writes, with fixed event ids (1xx lifecycle, 2xx admission, 3xx sessions, 4xx routing).
+/// Never logs ciphertext or user ids.
+/// </summary>
+internal static partial class RelayLog
+{
+    [LoggerMessage(100, LogLevel.Information, "relayd {RelayId} listening on {Endpoint} for {PartnerCount} approved partners, {ShardCount} shards per partner")]
+    public static partial void Listening(ILogger logger, string relayId, EndPoint endpoint, int partnerCount, int shardCount);
+
+    [LoggerMessage(101, LogLevel.Information, "Shutting down: GoAway sent to {SessionCount} sessions")]
+    public static partial void ShuttingDown(ILogger logger, int sessionCount);
+
+    [LoggerMessage(102, LogLevel.Information, "Stopped; {SessionCount} sessions were still open at the deadline")]
+    public static partial void Stopped(ILogger logger, int sessionCount);
+
+    [LoggerMessage(103, LogLevel.Error, "Accept loop failed")]
+    public static partial void AcceptFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(200, LogLevel.Warning, "Connection {ConnectionId} from {Remote} refused during TLS: {Reason}")]
+    public static partial void TlsRefused(ILogger logger, long connectionId, EndPoint? remote, string reason);
+
+    [LoggerMessage(201, LogLevel.Warning, "Connection {ConnectionId} from {Remote} closed: no TLS handshake within {TimeoutMs} ms")]
+    public static partial void HandshakeTimedOut(ILogger logger, long connectionId, EndPoint? remote, double timeoutMs);
+
+    [LoggerMessage(202, LogLevel.Warning, "Connection {ConnectionId} from {Remote} refused with {Code}: {Reason}")]
+    public static partial void PartnerRefused(ILogger logger, long connectionId, EndPoint? remote, ErrorCode code, string reason);
+
+    [LoggerMessage(300, LogLevel.Information, "Session {ConnectionId} opened for partner {PartnerId} from {Remote} ({Agent})")]
+    public static partial void SessionOpened(ILogger logger, long connectionId, string partnerId, EndPoint? remote, string agent);
+
+    [LoggerMessage(301, LogLevel.Information, "Session {ConnectionId} of partner {PartnerId} closed: {Reason}")]
+    public static partial void SessionClosed(ILogger logger, long connectionId, string partnerId, string reason);
+
+    [LoggerMessage(302, LogLevel.Warning, "Session {ConnectionId} of partner {PartnerId} sent a bad frame, closing with {Code}: {Detail}")]
+    public static partial void ProtocolViolation(ILogger logger, long connectionId, string partnerId, ErrorCode code, string detail);
+
+    [LoggerMessage(303, LogLevel.Information, "Session {ConnectionId} of partner {PartnerId} idle, closing")]
+    public static partial void IdleClosed(ILogger logger, long connectionId, string partnerId);
+
+    [LoggerMessage(304, LogLevel.Debug, "Session {ConnectionId} write failed")]
+    public static partial void WriteFailed(ILogger logger, long connectionId, Exception exception);
+
+    [LoggerMessage(400, LogLevel.Debug, "Envelope from partner {PartnerId} refused with {Code}: {Detail}")]
+    public static partial void EnvelopeRefused(ILogger logger, string partnerId, ErrorCode code, string detail);
+
+    [LoggerMessage(401, LogLevel.Debug, "{Count} receipts for partner {PartnerId} dropped: no session connected")]
+    public static partial void ReceiptsDropped(ILogger logger, int count, string partnerId);
+}

@@ -1,0 +1,13 @@
+using System.CommandLine;
+using Relayd.Hosting.Commands;
+
+var root = new RootCommand("relayd: the exchange between messaging providers (DMA interoperability relay)")
+{
+    ServeCommands.Run(),
+    ServeCommands.CheckConfig(),
+    ServeCommands.Dev(),
+    DemoCommand.Create(),
+    PkiCommands.Create(),
+};
+
+return await root.Parse(args).InvokeAsync();

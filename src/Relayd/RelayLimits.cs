@@ -1,0 +1,162 @@
+namespace Relayd;
+
+/// <summary>
+/// Every hard limit of the relay in one place. Each has a safe default; setters reject values that cannot work.
+/// </summary>
+public sealed class RelayLimits
+{
+    private int _maxFrameBytes = 1024 * 1024;
+    private TimeSpan _handshakeTimeout = TimeSpan.FromSeconds(5);
+    private TimeSpan _idleTimeout = TimeSpan.FromSeconds(30);
+    private int _maxConnectionsPerPartner = 16;
+    private int _shardCount = Environment.ProcessorCount;
+    private long _maxQueuedBytesPerPartner = 256L * 1024 * 1024;
+    private int _maxQueuedEnvelopesPerPartner = 1_000_000;
+    private int _deliveryWindowEnvelopes = 8192;
+    private int _deliveryWindowBytes = 8 * 1024 * 1024;
+    private int _controlPauseBytes = 1024 * 1024;
+    private int _inputBufferBytes = 64 * 1024;
+    private TimeSpan _dedupWindow = TimeSpan.FromHours(24);
+    private int _dedupCapacityPerPartner = 1_000_000;
+    private TimeSpan _defaultRetention = TimeSpan.FromDays(30);
+    private TimeSpan _shutdownTimeout = TimeSpan.FromSeconds(10);
+    private TimeSpan _queueFullRetryAfter = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// Largest frame body a partner may send, in bytes. Checked against the declared length before the body is read.
+    /// Media travels as chunks within this limit. Defaults to 1 MiB.
+    /// </summary>
+    public int MaxFrameBytes
+    {
+        get => _maxFrameBytes;
+        set => _maxFrameBytes = InRange(value, 1024, 64 * 1024 * 1024, nameof(MaxFrameBytes));
+    }
+
+    /// <summary>Time allowed from TCP accept to a completed TLS handshake and Hello. Defaults to 5 seconds.</summary>
+    public TimeSpan HandshakeTimeout
+    {
+        get => _handshakeTimeout;
+        set => _handshakeTimeout = Positive(value, nameof(HandshakeTimeout));
+    }
+
+    /// <summary>
+    /// After this much silence from a partner the relay sends a Ping; after twice it, it closes the connection with
+    /// IDLE_TIMEOUT. Defaults to 30 seconds.
+    /// </summary>
+    public TimeSpan IdleTimeout
+    {
+        get => _idleTimeout;
+        set => _idleTimeout = Positive(value, nameof(IdleTimeout));
+    }
+
+    /// <summary>Concurrent connections one partner may hold. Defaults to 16.</summary>
+    public int MaxConnectionsPerPartner
+    {
+        get => _maxConnectionsPerPartner;
+        set => _maxConnectionsPerPartner = InRange(value, 1, 10_000, nameof(MaxConnectionsPerPartner));
+    }
+
+    /// <summary>
+    /// Shard queues per recipient partner; a conversation (recipient partner, recipient user) always maps to one
+    /// shard, which keeps its order. Defaults to the processor count.
+    /// </summary>
+    public int ShardCount
+    {
+        get => _shardCount;
+        set => _shardCount = InRange(value, 1, 1024, nameof(ShardCount));
+    }
+
+    /// <summary>
+    /// Bytes of envelopes held in memory for one recipient partner (offline, or not acknowledging). Beyond it senders
+    /// get QUEUE_FULL. Defaults to 256 MiB.
+    /// </summary>
+    public long MaxQueuedBytesPerPartner
+    {
+        get => _maxQueuedBytesPerPartner;
+        set => _maxQueuedBytesPerPartner = value >= 1024 * 1024 ? value : throw new ArgumentOutOfRangeException(nameof(MaxQueuedBytesPerPartner), value, "must be at least 1 MiB");
+    }
+
+    /// <summary>Envelopes held in memory for one recipient partner. Defaults to 1,000,000.</summary>
+    public int MaxQueuedEnvelopesPerPartner
+    {
+        get => _maxQueuedEnvelopesPerPartner;
+        set => _maxQueuedEnvelopesPerPartner = InRange(value, 16, int.MaxValue, nameof(MaxQueuedEnvelopesPerPartner));
+    }
+
+    /// <summary>Deliveries sent to one session but not yet acknowledged, per shard. Defaults to 8192.</summary>
+    public int DeliveryWindowEnvelopes
+    {
+        get => _deliveryWindowEnvelopes;
+        set => _deliveryWindowEnvelopes = InRange(value, 1, 1_000_000, nameof(DeliveryWindowEnvelopes));
+    }
+
+    /// <summary>Bytes sent to one session but not yet acknowledged, per shard. Defaults to 8 MiB.</summary>
+    public int DeliveryWindowBytes
+    {
+        get => _deliveryWindowBytes;
+        set => _deliveryWindowBytes = InRange(value, 64 * 1024, int.MaxValue, nameof(DeliveryWindowBytes));
+    }
+
+    /// <summary>
+    /// Acks and other replies buffered for a partner that is not reading them. Past it the relay stops reading that
+    /// partner's socket until it catches up. Defaults to 1 MiB.
+    /// </summary>
+    public int ControlPauseBytes
+    {
+        get => _controlPauseBytes;
+        set => _controlPauseBytes = InRange(value, 4096, 256 * 1024 * 1024, nameof(ControlPauseBytes));
+    }
+
+    /// <summary>Size of each read from a partner's TLS stream. Defaults to 64 KiB.</summary>
+    public int InputBufferBytes
+    {
+        get => _inputBufferBytes;
+        set => _inputBufferBytes = InRange(value, 4096, 16 * 1024 * 1024, nameof(InputBufferBytes));
+    }
+
+    /// <summary>
+    /// How long a (sender partner, message id) is remembered so that a resend gets the original Ack. Defaults to 24 hours.
+    /// </summary>
+    public TimeSpan DedupWindow
+    {
+        get => _dedupWindow;
+        set => _dedupWindow = Positive(value, nameof(DedupWindow));
+    }
+
+    /// <summary>Most message ids remembered per sender partner; the oldest are forgotten first. Defaults to 1,000,000.</summary>
+    public int DedupCapacityPerPartner
+    {
+        get => _dedupCapacityPerPartner;
+        set => _dedupCapacityPerPartner = InRange(value, 16, 100_000_000, nameof(DedupCapacityPerPartner));
+    }
+
+    /// <summary>
+    /// How long an envelope without its own expiry waits for its recipient. Defaults to 30 days (Signal's offline
+    /// queue TTL).
+    /// </summary>
+    public TimeSpan DefaultRetention
+    {
+        get => _defaultRetention;
+        set => _defaultRetention = Positive(value, nameof(DefaultRetention));
+    }
+
+    /// <summary>On SIGTERM, time allowed for in-flight writes after GoAway. Defaults to 10 seconds.</summary>
+    public TimeSpan ShutdownTimeout
+    {
+        get => _shutdownTimeout;
+        set => _shutdownTimeout = Positive(value, nameof(ShutdownTimeout));
+    }
+
+    /// <summary>retry_after_ms given with QUEUE_FULL. Defaults to 250 ms.</summary>
+    public TimeSpan QueueFullRetryAfter
+    {
+        get => _queueFullRetryAfter;
+        set => _queueFullRetryAfter = Positive(value, nameof(QueueFullRetryAfter));
+    }
+
+    private static int InRange(int value, int min, int max, string name) =>
+        value >= min && value <= max ? value : throw new ArgumentOutOfRangeException(name, value, $"must be between {min} and {max}");
+
+    private static TimeSpan Positive(TimeSpan value, string name) =>
+        value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(name, value, "must be positive");
+}

@@ -1,0 +1,124 @@
+using System.Buffers;
+using System.IO.Hashing;
+using Relayd.Protocol.V1;
+
+namespace Relayd.Routing;
+
+/// <summary>The answer to one envelope: accepted (with its Ack time) or refused with a code.</summary>
+internal readonly record struct RouteOutcome(ErrorCode Refusal, long AcceptedAtMs, bool Duplicate, string? Detail = null)
+{
+    public bool Accepted => Refusal == ErrorCode.Unspecified;
+
+    public static RouteOutcome Refused(ErrorCode code, string detail) => new(code, 0, false, detail);
+}
+
+/// <summary>
+/// The route step: checks an envelope against the interop rules and puts it into the recipient's shard queue.
+/// Allocates nothing for an accepted envelope.
+/// </summary>
+internal sealed class EnvelopeRouter
+{
+    private readonly PartnerDirectory _partners;
+    private readonly TimeProvider _clock;
+    private readonly long _retentionMs;
+
+    public EnvelopeRouter(PartnerDirectory partners, RelayLimits limits, TimeProvider clock)
+    {
+        _partners = partners;
+        _clock = clock;
+        _retentionMs = (long)limits.DefaultRetention.TotalMilliseconds;
+    }
+
+    /// <summary>Shard of a conversation: stable across processes (xxHash3), so a later on-disk log can rely on it.</summary>
+    public static int ShardOf(in ReadOnlySequence<byte> recipientUser, int shardCount)
+    {
+        ulong hash;
+        if (recipientUser.IsSingleSegment)
+        {
+            hash = XxHash3.HashToUInt64(recipientUser.FirstSpan);
+        }
+        else if (recipientUser.Length <= 1024)
+        {
+            Span<byte> copy = stackalloc byte[(int)recipientUser.Length];
+            recipientUser.CopyTo(copy);
+            hash = XxHash3.HashToUInt64(copy);
+        }
+        else
+        {
+            hash = XxHash3.HashToUInt64(recipientUser.ToArray());
+        }
+
+        return (int)(hash % (ulong)shardCount);
+    }
+
+    public RouteOutcome Route(PartnerInfo sender, in ReadOnlySequence<byte> frame, in EnvelopeHeader header)
+    {
+        if (!SequenceEquals(frame.Slice(header.SenderPartner.Offset, header.SenderPartner.Length), sender.IdUtf8))
+        {
+            return RouteOutcome.Refused(ErrorCode.SenderMismatch, $"sender_partner is not the authenticated partner '{sender.Id}'");
+        }
+
+        if (!header.HasValidMessageId)
+        {
+            return RouteOutcome.Refused(ErrorCode.InvalidEnvelope, $"message_id must be {EnvelopeHeader.MessageIdBytes} bytes, got {header.MessageIdSlice.Length}");
+        }
+
+        if (header.RecipientUser.IsEmpty)
+        {
+            return RouteOutcome.Refused(ErrorCode.InvalidEnvelope, "recipient_user is empty");
+        }
+
+        PartnerInfo? recipient = _partners.Find(frame.Slice(header.RecipientPartner.Offset, header.RecipientPartner.Length));
+        if (recipient is null)
+        {
+            return RouteOutcome.Refused(ErrorCode.UnknownRecipientPartner, "recipient_partner is not an approved partner of this relay");
+        }
+
+        if (!recipient.Accepts(header.ContentKind))
+        {
+            return RouteOutcome.Refused(ErrorCode.ContentKindUnsupported, $"partner '{recipient.Id}' does not accept content kind {(ContentKind)header.ContentKind}");
+        }
+
+        long now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
+        long expiresAt = now + _retentionMs;
+        if (header.ExpiresAtMs != 0)
+        {
+            if (header.ExpiresAtMs <= now)
+            {
+                return RouteOutcome.Refused(ErrorCode.Expired, "expires_at_ms is in the past");
+            }
+
+            expiresAt = Math.Min(expiresAt, header.ExpiresAtMs);
+        }
+
+        IdempotencyIndex dedup = sender.Idempotency;
+        lock (dedup.SyncRoot)
+        {
+            if (dedup.TryGet(header.MessageId, now, out long originalAcceptedAt))
+            {
+                return new RouteOutcome(ErrorCode.Unspecified, originalAcceptedAt, Duplicate: true);
+            }
+
+            ShardQueue[] shards = recipient.Mailbox.Shards;
+            int shard = ShardOf(frame.Slice(header.RecipientUser.Offset, header.RecipientUser.Length), shards.Length);
+            if (shards[shard].TryAppend(frame, header.Envelope, header.MessageId, sender.Index, now, expiresAt) != AppendResult.Appended)
+            {
+                return RouteOutcome.Refused(ErrorCode.QueueFull, $"the queue for partner '{recipient.Id}' is full");
+            }
+
+            dedup.Record(header.MessageId, now);
+        }
+
+        return new RouteOutcome(ErrorCode.Unspecified, now, Duplicate: false);
+    }
+
+    private static bool SequenceEquals(in ReadOnlySequence<byte> value, ReadOnlySpan<byte> expected) =>
+        value.IsSingleSegment ? value.FirstSpan.SequenceEqual(expected) : value.Length == expected.Length && SlowEquals(value, expected);
+
+    private static bool SlowEquals(in ReadOnlySequence<byte> value, ReadOnlySpan<byte> expected)
+    {
+        Span<byte> copy = stackalloc byte[expected.Length];
+        value.CopyTo(copy);
+        return copy.SequenceEqual(expected);
+    }
+}

@@ -1,0 +1,27 @@
+namespace Relayd.Routing;
+
+/// <summary>What a shard queue hands its deliveries to: a connected session of the recipient partner.</summary>
+internal interface IDeliveryConsumer
+{
+    /// <summary>Wakes the consumer's writer; called with no lock held.</summary>
+    void OnDeliveriesAvailable();
+}
+
+/// <summary>A run of consecutive Deliver frames in one slab, taken by a consumer to write with one call.</summary>
+internal readonly record struct DeliveryRange(DeliverySlab Slab, int Offset, int Length, int Count, int Epoch)
+{
+    public ReadOnlyMemory<byte> Memory => Slab.Buffer.AsMemory(Offset, Length);
+}
+
+internal enum AppendResult
+{
+    Appended,
+    QueueFull,
+}
+
+internal enum AckResult
+{
+    Acknowledged,
+    AlreadyAcknowledged,
+    UnknownDelivery,
+}

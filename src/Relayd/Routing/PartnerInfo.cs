@@ -1,0 +1,45 @@
+using System.Text;
+using Relayd.Protocol.V1;
+
+namespace Relayd.Routing;
+
+/// <summary>An approved partner as the relay knows it at run time.</summary>
+internal sealed class PartnerInfo
+{
+    public PartnerInfo(int index, PartnerOptions options, RelayLimits limits)
+    {
+        Index = index;
+        Id = options.Id;
+        IdUtf8 = Encoding.UTF8.GetBytes(options.Id);
+        MaxConnections = options.MaxConnections ?? limits.MaxConnectionsPerPartner;
+        foreach (ContentKind kind in options.AcceptedKinds)
+        {
+            AcceptedKindsMask |= 1UL << (int)kind;
+        }
+
+        AcceptedKinds = [.. options.AcceptedKinds];
+        Mailbox = new PartnerMailbox(limits.ShardCount, limits);
+        Idempotency = new IdempotencyIndex(limits.DedupCapacityPerPartner, limits.DedupWindow);
+    }
+
+    /// <summary>Position in <see cref="PartnerDirectory.Partners"/>; what queues record instead of the id string.</summary>
+    public int Index { get; }
+
+    public string Id { get; }
+
+    public byte[] IdUtf8 { get; }
+
+    public int MaxConnections { get; }
+
+    /// <summary>Bit k set: content kind k accepted. 0 = every kind.</summary>
+    public ulong AcceptedKindsMask { get; }
+
+    public IReadOnlyList<ContentKind> AcceptedKinds { get; }
+
+    public PartnerMailbox Mailbox { get; }
+
+    public IdempotencyIndex Idempotency { get; }
+
+    public bool Accepts(int contentKind) =>
+        AcceptedKindsMask == 0 || (contentKind is >= 0 and < 64 && (AcceptedKindsMask & (1UL << contentKind)) != 0);
+}

@@ -1,0 +1,91 @@
+namespace Relayd.Routing;
+
+/// <summary>
+/// Everything waiting for one recipient partner: its shard queues and the sessions that drain them. Each shard is
+/// drained by exactly one connected session at a time (shard i → session i mod n), which keeps conversation order
+/// when a partner holds several connections.
+/// </summary>
+internal sealed class PartnerMailbox
+{
+    private readonly Lock _lock = new();
+    private readonly List<IDeliveryConsumer> _consumers = [];
+
+    public PartnerMailbox(int shardCount, RelayLimits limits)
+    {
+        long perShardBytes = Math.Max(limits.MaxQueuedBytesPerPartner / shardCount, DeliverySlab.DefaultBytes * 2L);
+        int perShardEntries = Math.Max(limits.MaxQueuedEnvelopesPerPartner / shardCount, 16);
+        Shards = new ShardQueue[shardCount];
+        for (int i = 0; i < shardCount; i++)
+        {
+            Shards[i] = new ShardQueue(i, perShardBytes, perShardEntries, limits.DeliveryWindowEnvelopes, limits.DeliveryWindowBytes);
+        }
+    }
+
+    public ShardQueue[] Shards { get; }
+
+    public int ConsumerCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _consumers.Count;
+            }
+        }
+    }
+
+    /// <summary>Adds a session; false when the partner already holds <paramref name="maxConsumers"/> sessions.</summary>
+    public bool TryAttach(IDeliveryConsumer consumer, int maxConsumers)
+    {
+        lock (_lock)
+        {
+            if (_consumers.Count >= maxConsumers)
+            {
+                return false;
+            }
+
+            _consumers.Add(consumer);
+            Reassign();
+            return true;
+        }
+    }
+
+    public void Detach(IDeliveryConsumer consumer)
+    {
+        lock (_lock)
+        {
+            if (_consumers.Remove(consumer))
+            {
+                Reassign();
+            }
+        }
+    }
+
+    /// <summary>Any connected session, chosen by <paramref name="hint"/> (for receipts, which have no order to keep).</summary>
+    public IDeliveryConsumer? PickConsumer(int hint)
+    {
+        lock (_lock)
+        {
+            return _consumers.Count == 0 ? null : _consumers[(int)((uint)hint % (uint)_consumers.Count)];
+        }
+    }
+
+    public int QueuedEnvelopes()
+    {
+        int total = 0;
+        foreach (ShardQueue shard in Shards)
+        {
+            total += shard.Count;
+        }
+
+        return total;
+    }
+
+    private void Reassign()
+    {
+        for (int i = 0; i < Shards.Length; i++)
+        {
+            Shards[i].SetOwner(_consumers.Count == 0 ? null : _consumers[i % _consumers.Count]);
+        }
+    }
+}

@@ -1,0 +1,244 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using Google.Protobuf;
+using Relayd.Delivery;
+using Relayd.Hosting;
+using Relayd.Protocol;
+using Relayd.Protocol.Framing;
+using Relayd.Protocol.V1;
+using Relayd.Routing;
+
+namespace Relayd.Transport;
+
+internal sealed partial class PartnerSession
+{
+    private readonly List<(int SenderPartner, ReceiptItem Item)> _ackReceipts = [];
+
+    /// <summary>Reads the first frame, which must be a Hello, and answers it with Welcome.</summary>
+    private async Task<bool> ReceiveHelloAsync(CancellationToken deadline)
+    {
+        int maxFrame = _server.Limits.MaxFrameBytes;
+        while (true)
+        {
+            ReadResult result = await _input.ReadAsync(deadline);
+            ReadOnlySequence<byte> buffer = result.Buffer;
+            Frame? hello = null;
+            try
+            {
+                if (FrameReader.TryReadFrame(ref buffer, maxFrame, out ReadOnlySequence<byte> frame))
+                {
+                    hello = ParseFrame(frame);
+                }
+            }
+            catch (RelayException ex)
+            {
+                Refuse(ex.Code, ex.Detail);
+                await FlushControlAsync();
+                return false;
+            }
+
+            _input.AdvanceTo(buffer.Start, buffer.End);
+            if (hello is not null)
+            {
+                bool welcomed = AnswerHello(hello);
+                await FlushControlAsync();
+                return welcomed;
+            }
+
+            if (result.IsCompleted)
+            {
+                return false;
+            }
+        }
+    }
+
+    private bool AnswerHello(Frame frame)
+    {
+        if (frame.BodyCase != Frame.BodyOneofCase.Hello)
+        {
+            Refuse(ErrorCode.HelloRequired, $"the first frame must be Hello, got {frame.BodyCase}");
+            return false;
+        }
+
+        Hello hello = frame.Hello;
+        if (!hello.Versions.Contains(ProtocolVersion._1))
+        {
+            Refuse(ErrorCode.ProtocolVersionUnsupported, "this relay speaks protocol version 1 only");
+            return false;
+        }
+
+        Agent = hello.Agent.Length > 128 ? hello.Agent[..128] : hello.Agent;
+        var welcome = new Welcome
+        {
+            Version = ProtocolVersion._1,
+            PartnerId = Partner.Id,
+            MaxFrameBytes = (uint)_server.Limits.MaxFrameBytes,
+            IdleTimeoutMs = (uint)_server.Limits.IdleTimeout.TotalMilliseconds,
+            RelayId = _server.RelayId,
+        };
+        welcome.AcceptedKinds.AddRange(Partner.AcceptedKinds);
+        WriteFrame(new Frame { Welcome = welcome });
+        return true;
+    }
+
+    /// <summary>Reads frames until the partner closes, sends GoAway, or breaks the protocol. Returns why it ended.</summary>
+    private async Task<string> ReadLoopAsync()
+    {
+        int maxFrame = _server.Limits.MaxFrameBytes;
+        CancellationToken abort = _abort.Token;
+        while (true)
+        {
+            ReadResult result = await _input.ReadAsync(abort);
+            Volatile.Write(ref _lastInputTicks, Environment.TickCount64);
+            Volatile.Write(ref _pingOutstanding, 0);
+            ReadOnlySequence<byte> buffer = result.Buffer;
+            string? stop = null;
+            try
+            {
+                while (stop is null && FrameReader.TryReadFrame(ref buffer, maxFrame, out ReadOnlySequence<byte> frame))
+                {
+                    stop = HandleFrame(frame);
+                }
+            }
+            catch (RelayException ex)
+            {
+                RelayLog.ProtocolViolation(_logger, ConnectionId, Partner.Id, ex.Code, ex.Detail);
+                WriteError(ex.Code, ex.Detail, fatal: true);
+                stop = ex.Code.ToString();
+            }
+
+            // Consumed what was handled; examined everything, so a partial frame waits for more bytes.
+            _input.AdvanceTo(buffer.Start, buffer.End);
+            await FlushControlAsync();
+            if (stop is not null)
+            {
+                return stop;
+            }
+
+            if (result.IsCompleted)
+            {
+                return buffer.IsEmpty ? "closed by peer" : "closed by peer mid-frame";
+            }
+        }
+    }
+
+    /// <summary>Handles one frame; returns non-null when the session must stop reading.</summary>
+    private string? HandleFrame(in ReadOnlySequence<byte> frame)
+    {
+        if (EnvelopeHeader.TryRead(frame, out EnvelopeHeader header))
+        {
+            HandleEnvelope(frame, header);
+            return null;
+        }
+
+        Frame parsed = ParseFrame(frame);
+        switch (parsed.BodyCase)
+        {
+            case Frame.BodyOneofCase.Envelope:
+                // Valid protobuf but not in the canonical single-field layout: re-encode it and take the same path.
+                var canonical = new ReadOnlySequence<byte>(new Frame { Envelope = parsed.Envelope }.ToByteArray());
+                if (!EnvelopeHeader.TryRead(canonical, out EnvelopeHeader reencoded))
+                {
+                    throw new RelayException(ErrorCode.MalformedFrame, "envelope could not be read");
+                }
+
+                HandleEnvelope(canonical, reencoded);
+                return null;
+            case Frame.BodyOneofCase.DeliveryAck:
+                HandleDeliveryAck(parsed.DeliveryAck);
+                return null;
+            case Frame.BodyOneofCase.Ping:
+                WriteFrame(new Frame { Pong = new Pong { Nonce = parsed.Ping.Nonce } });
+                return null;
+            case Frame.BodyOneofCase.Pong:
+                return null;
+            case Frame.BodyOneofCase.GoAway:
+                return "GoAway from partner";
+            case Frame.BodyOneofCase.Error:
+                return $"partner reported {parsed.Error.Code}: {parsed.Error.Detail}";
+            case Frame.BodyOneofCase.None:
+                throw new RelayException(ErrorCode.MalformedFrame, "frame has no body");
+            default:
+                throw new RelayException(ErrorCode.UnexpectedFrame, $"partners do not send {parsed.BodyCase} frames");
+        }
+    }
+
+    private void HandleEnvelope(in ReadOnlySequence<byte> frame, in EnvelopeHeader header)
+    {
+        RouteOutcome outcome = _server.IsShuttingDown
+            ? RouteOutcome.Refused(ErrorCode.ShuttingDown, "the relay is shutting down")
+            : _server.Router.Route(Partner, frame, header);
+        if (outcome.Accepted)
+        {
+            Span<byte> span = _control.Writer.GetSpan(WireFrames.MaxAckFrameBytes);
+            _control.Writer.Advance(WireFrames.WriteAck(span, header.MessageId, outcome.AcceptedAtMs, outcome.Duplicate));
+            return;
+        }
+
+        string detail = outcome.Detail ?? outcome.Refusal.ToString();
+        RelayLog.EnvelopeRefused(_logger, Partner.Id, outcome.Refusal, detail);
+        uint retryAfter = outcome.Refusal is ErrorCode.QueueFull or ErrorCode.ShuttingDown
+            ? (uint)_server.Limits.QueueFullRetryAfter.TotalMilliseconds
+            : 0;
+        WriteFrame(new Frame
+        {
+            Error = new Error
+            {
+                Code = outcome.Refusal,
+                Detail = detail,
+                RetryAfterMs = retryAfter,
+                MessageId = ByteString.CopyFrom(frame.Slice(header.MessageIdSlice.Offset, header.MessageIdSlice.Length).ToArray()),
+            },
+        });
+    }
+
+    private void HandleDeliveryAck(DeliveryAck ack)
+    {
+        ShardQueue[] shards = Partner.Mailbox.Shards;
+        _ackReceipts.Clear();
+        foreach (ulong deliveryId in ack.DeliveryIds)
+        {
+            int shard = ShardQueue.ShardOf(deliveryId);
+            AckResult result = shard < shards.Length ? shards[shard].Acknowledge(deliveryId, _ackReceipts) : AckResult.UnknownDelivery;
+            if (result == AckResult.UnknownDelivery)
+            {
+                WriteFrame(new Frame { Error = new Error { Code = ErrorCode.UnknownDelivery, Detail = $"delivery id {deliveryId} was never delivered to partner '{Partner.Id}'" } });
+            }
+        }
+
+        _server.DispatchReceipts(_ackReceipts);
+    }
+
+    private static Frame ParseFrame(in ReadOnlySequence<byte> frame)
+    {
+        try
+        {
+            return Frame.Parser.ParseFrom(frame);
+        }
+        catch (InvalidProtocolBufferException ex)
+        {
+            throw new RelayException(ErrorCode.MalformedFrame, "not a valid relayd.v1.Frame: " + ex.Message);
+        }
+    }
+
+    private void Refuse(ErrorCode code, string detail)
+    {
+        RelayLog.PartnerRefused(_logger, ConnectionId, Remote, code, detail);
+        WriteError(code, detail, fatal: true);
+    }
+
+    private void WriteError(ErrorCode code, string detail, bool fatal) =>
+        WriteFrame(new Frame { Error = new Error { Code = code, Detail = detail, Fatal = fatal } });
+
+    private void WriteFrame(Frame frame) => FrameWriter.Write(_control.Writer, frame);
+
+    /// <summary>Publishes replies to the writer; waits while the partner is not reading them (backpressure).</summary>
+    private async ValueTask FlushControlAsync()
+    {
+#pragma warning disable CA2012 // Awaited exactly once, after the writer is woken to consume what it made visible.
+        ValueTask<FlushResult> flush = _control.Writer.FlushAsync(_abort.Token);
+#pragma warning restore CA2012
+        _writerSignal.Set();
+        await flush;
+    }
+}

@@ -1,0 +1,181 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using Google.Protobuf;
+using Relayd.Delivery;
+using Relayd.Hosting;
+using Relayd.Protocol.V1;
+using Relayd.Routing;
+
+namespace Relayd.Transport;
+
+internal sealed partial class PartnerSession
+{
+    private readonly Lock _receiptLock = new();
+    private List<ReceiptItem> _pendingReceipts = [];
+    private List<ReceiptItem> _sendingReceipts = [];
+    private readonly List<(int SenderPartner, ReceiptItem Item)> _expiredReceipts = [];
+
+    /// <summary>Queues receipts for this partner's messages; the writer sends them batched.</summary>
+    public void EnqueueReceipt(in ReceiptItem item)
+    {
+        lock (_receiptLock)
+        {
+            _pendingReceipts.Add(item);
+        }
+
+        _writerSignal.Set();
+    }
+
+    /// <summary>
+    /// Sends replies, receipts and deliveries until the control pipe is completed and drained. Each source is written
+    /// in large blocks (a TLS record and a syscall per write are the main cost per message).
+    /// </summary>
+    private async Task WriteLoopAsync()
+    {
+        await Task.Yield();
+        byte[] scratch = ArrayPool<byte>.Shared.Rent(WireFrames.MaxReceiptFrameBytes);
+        CancellationToken abort = _abort.Token;
+        try
+        {
+            bool controlCompleted = false;
+            while (!controlCompleted)
+            {
+                await _writerSignal.WaitAsync();
+                bool progressed;
+                do
+                {
+                    progressed = false;
+                    if (_control.Reader.TryRead(out ReadResult control))
+                    {
+                        foreach (ReadOnlyMemory<byte> segment in control.Buffer)
+                        {
+                            await _stream.WriteAsync(segment, abort);
+                        }
+
+                        progressed = !control.Buffer.IsEmpty;
+                        _control.Reader.AdvanceTo(control.Buffer.End);
+                        controlCompleted = control.IsCompleted;
+                    }
+
+                    progressed |= await WriteReceiptsAsync(scratch, abort);
+                    progressed |= await WriteDeliveriesAsync(abort);
+                    progressed |= await WritePingOrCloseAsync(abort);
+                }
+                while (progressed && !controlCompleted);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            RelayLog.WriteFailed(_logger, ConnectionId, ex);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(scratch);
+            await _control.Reader.CompleteAsync();
+            _abort.Cancel();
+        }
+    }
+
+    private async ValueTask<bool> WriteDeliveriesAsync(CancellationToken abort)
+    {
+        bool wrote = false;
+        long now = _server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        foreach (ShardQueue shard in Partner.Mailbox.Shards)
+        {
+            while (shard.TryTakeRange(this, now, _expiredReceipts, out DeliveryRange range))
+            {
+                try
+                {
+                    await _stream.WriteAsync(range.Memory, abort);
+                }
+                finally
+                {
+                    shard.CompleteWrite(range);
+                }
+
+                wrote = true;
+            }
+        }
+
+        if (_expiredReceipts.Count > 0)
+        {
+            _server.DispatchReceipts(_expiredReceipts);
+            _expiredReceipts.Clear();
+        }
+
+        return wrote;
+    }
+
+    private async ValueTask<bool> WriteReceiptsAsync(byte[] scratch, CancellationToken abort)
+    {
+        lock (_receiptLock)
+        {
+            if (_pendingReceipts.Count == 0)
+            {
+                return false;
+            }
+
+            (_pendingReceipts, _sendingReceipts) = (_sendingReceipts, _pendingReceipts);
+        }
+
+        long now = _server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        int start = 0;
+        while (start < _sendingReceipts.Count)
+        {
+            // One frame per run of equal status and code, at most MaxIdsPerReceipt ids.
+            ReceiptItem first = _sendingReceipts[start];
+            int end = start + 1;
+            while (end < _sendingReceipts.Count && end - start < WireFrames.MaxIdsPerReceipt
+                && _sendingReceipts[end].Status == first.Status && _sendingReceipts[end].Code == first.Code)
+            {
+                end++;
+            }
+
+            int length = WireFrames.WriteReceipt(scratch, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_sendingReceipts)[start..end], now);
+            await _stream.WriteAsync(scratch.AsMemory(0, length), abort);
+            start = end;
+        }
+
+        _sendingReceipts.Clear();
+        return true;
+    }
+
+    private async ValueTask<bool> WritePingOrCloseAsync(CancellationToken abort)
+    {
+        if (Volatile.Read(ref _closeRequested) == 1 && Interlocked.Exchange(ref _closeRequested, 2) == 1)
+        {
+            var code = (ErrorCode)Volatile.Read(ref _closeCode);
+            Frame frame = code == ErrorCode.ShuttingDown
+                ? new Frame { GoAway = new GoAway { Code = code, Detail = _closeDetail } }
+                : new Frame { Error = new Error { Code = code, Detail = _closeDetail, Fatal = true } };
+            await _stream.WriteAsync(frame.ToDelimitedArray(), abort);
+            if (code != ErrorCode.ShuttingDown)
+            {
+                // A fatal error ends the session now; after GoAway the partner closes when its work is done.
+                await _abort.CancelAsync();
+            }
+
+            return true;
+        }
+
+        if (Interlocked.CompareExchange(ref _pingOutstanding, 2, 1) == 1)
+        {
+            var ping = new Frame { Ping = new Ping { Nonce = (ulong)Environment.TickCount64 } };
+            await _stream.WriteAsync(ping.ToDelimitedArray(), abort);
+            return true;
+        }
+
+        return false;
+    }
+}
+
+/// <summary>Encoding of rare control frames (Ping, GoAway) outside the pipes.</summary>
+internal static class FrameEncoding
+{
+    public static byte[] ToDelimitedArray(this Frame frame)
+    {
+        using var buffer = new MemoryStream();
+        frame.WriteDelimitedTo(buffer);
+        return buffer.ToArray();
+    }
+}

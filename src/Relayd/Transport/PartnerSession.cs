@@ -1,0 +1,182 @@
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Security;
+using Microsoft.Extensions.Logging;
+using Relayd.Delivery;
+using Relayd.Hosting;
+using Relayd.Internal;
+using Relayd.Protocol.V1;
+using Relayd.Routing;
+
+namespace Relayd.Transport;
+
+/// <summary>
+/// One authenticated partner connection. The reader (<c>.Reader.cs</c>) turns frames from the TLS stream into
+/// routed envelopes, acks and receipts; the writer (<c>.Writer.cs</c>) sends replies and deliveries.
+/// </summary>
+/// <remarks>
+/// Data path of one envelope, and its one copy: TLS stream → input <see cref="PipeReader"/> (decrypted into pooled
+/// pipe buffers) → header read in place → <see cref="ShardQueue.TryAppend"/> copies the envelope bytes once into a
+/// pooled slab of the recipient's shard → the recipient's writer hands that slab memory to its TLS stream, which
+/// encrypts from it. Nothing else touches the ciphertext.
+/// </remarks>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "RunAsync owns the session's lifetime and disposes everything when it ends.")]
+internal sealed partial class PartnerSession : IDeliveryConsumer
+{
+    private readonly RelayServer _server;
+    private readonly SslStream _stream;
+    private readonly PipeReader _input;
+    private readonly Pipe _control;
+    private readonly AsyncSignal _writerSignal = new();
+    private readonly CancellationTokenSource _abort = new();
+    private readonly ILogger _logger;
+
+    private long _lastInputTicks = Environment.TickCount64;
+    private int _pingOutstanding;
+    private int _closeCode;   // an ErrorCode, set once: GoAway / fatal error the writer must send before closing
+    private string _closeDetail = "";
+    private int _closeRequested;
+
+    public PartnerSession(RelayServer server, long connectionId, SslStream stream, PartnerInfo partner, EndPoint? remote)
+    {
+        _server = server;
+        _stream = stream;
+        _logger = server.Logger;
+        ConnectionId = connectionId;
+        Partner = partner;
+        Remote = remote;
+        RelayLimits limits = server.Limits;
+        _input = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: limits.InputBufferBytes, minimumReadSize: 4096, leaveOpen: true));
+
+        // Only this session's reader writes replies into the control pipe; when the partner stops reading them the
+        // pipe pauses and the reader stops reading the partner's socket: that is the backpressure on senders.
+        _control = new Pipe(new PipeOptions(
+            pauseWriterThreshold: limits.ControlPauseBytes,
+            resumeWriterThreshold: limits.ControlPauseBytes / 2,
+            minimumSegmentSize: 16 * 1024,
+            useSynchronizationContext: false));
+    }
+
+    public long ConnectionId { get; }
+
+    public PartnerInfo Partner { get; }
+
+    public EndPoint? Remote { get; }
+
+    public string Agent { get; private set; } = "";
+
+    public DateTimeOffset OpenedAt { get; } = DateTimeOffset.UtcNow;
+
+    /// <summary>Runs the session until either side closes; never throws.</summary>
+    public async Task RunAsync(CancellationToken helloDeadline)
+    {
+        string reason = "closed by peer";
+        Task writer = Task.CompletedTask;
+        bool attached = false;
+        try
+        {
+            // The writer starts first so that a refusal of the Hello still reaches the partner.
+            writer = WriteLoopAsync();
+            if (!await ReceiveHelloAsync(helloDeadline))
+            {
+                reason = "bad Hello";
+                return;
+            }
+
+            if (!Partner.Mailbox.TryAttach(this, Partner.MaxConnections))
+            {
+                reason = "connection limit";
+                WriteError(ErrorCode.ConnectionLimit, $"partner '{Partner.Id}' already holds {Partner.MaxConnections} connections", fatal: true);
+                return;
+            }
+
+            attached = true;
+            _server.Register(this);
+            RelayLog.SessionOpened(_logger, ConnectionId, Partner.Id, Remote, Agent);
+            reason = await ReadLoopAsync();
+        }
+        catch (OperationCanceledException)
+        {
+            reason = _closeCode == 0 ? "aborted" : ((ErrorCode)_closeCode).ToString();
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+            reason = "connection lost: " + ex.Message;
+        }
+        finally
+        {
+            if (attached)
+            {
+                Partner.Mailbox.Detach(this);
+                _server.Unregister(this);
+            }
+
+            await CloseAsync(writer);
+            RelayLog.SessionClosed(_logger, ConnectionId, Partner.Id, reason);
+        }
+    }
+
+    /// <summary>Closes the session after sending GoAway (shutdown) or a fatal Error (idle timeout).</summary>
+    public void RequestClose(ErrorCode code, string detail)
+    {
+        if (Interlocked.CompareExchange(ref _closeRequested, 1, 0) == 0)
+        {
+            _closeDetail = detail;
+            Volatile.Write(ref _closeCode, (int)code);
+            _writerSignal.Set();
+        }
+    }
+
+    /// <summary>Called by the server's heartbeat: pings an idle partner, closes a silent one.</summary>
+    public void CheckIdle(long nowTicks, TimeSpan idleTimeout)
+    {
+        long idleMs = nowTicks - Volatile.Read(ref _lastInputTicks);
+        if (idleMs > 2 * idleTimeout.TotalMilliseconds)
+        {
+            RelayLog.IdleClosed(_logger, ConnectionId, Partner.Id);
+            RequestClose(ErrorCode.IdleTimeout, $"no frame for {idleMs} ms");
+        }
+        else if (idleMs > idleTimeout.TotalMilliseconds && Interlocked.CompareExchange(ref _pingOutstanding, 1, 0) == 0)
+        {
+            _writerSignal.Set();
+        }
+    }
+
+    public void Abort() => _abort.Cancel();
+
+    void IDeliveryConsumer.OnDeliveriesAvailable() => _writerSignal.Set();
+
+    private async Task CloseAsync(Task writer)
+    {
+        await _control.Writer.CompleteAsync();
+        _writerSignal.Set();
+        Task finished = await Task.WhenAny(writer, Task.Delay(_server.Limits.ShutdownTimeout));
+        if (finished != writer)
+        {
+            await _abort.CancelAsync();
+        }
+
+        try
+        {
+            await writer;
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            RelayLog.WriteFailed(_logger, ConnectionId, ex);
+        }
+
+        await _input.CompleteAsync();
+        try
+        {
+            using var shutdownDeadline = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            await _stream.ShutdownAsync().WaitAsync(shutdownDeadline.Token);
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)
+        {
+            // The peer may already be gone; closing the socket below is all that is left to do.
+        }
+
+        await _stream.DisposeAsync();
+        _abort.Dispose();
+    }
+}

@@ -1,0 +1,295 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.Logging;
+using Relayd.Delivery;
+using Relayd.Hosting;
+using Relayd.Protocol.V1;
+using Relayd.Routing;
+using Relayd.Security;
+
+namespace Relayd.Transport;
+
+/// <summary>
+/// The relay: accepts TCP connections, runs mutual TLS 1.3, admits approved partners and hosts their sessions.
+/// </summary>
+internal sealed class RelayServer : IAsyncDisposable
+{
+    private readonly RelayOptions _options;
+    private readonly SslStreamCertificateContext _serverCertificate;
+    private readonly PartnerCertificateValidator _validator;
+    private readonly ConcurrentDictionary<long, PartnerSession> _sessions = new();
+    private readonly ConcurrentDictionary<long, Task> _connections = new();
+    private readonly CancellationTokenSource _stopping = new();
+    private Socket? _listenSocket;
+    private Task _acceptLoop = Task.CompletedTask;
+    private Task _heartbeat = Task.CompletedTask;
+    private long _nextConnectionId;
+    private volatile bool _shuttingDown;
+
+    public RelayServer(RelayOptions options, X509Certificate2 serverCertificate, PartnerCertificateValidator validator, ILogger logger, TimeProvider? clock = null)
+    {
+        _options = options;
+        _serverCertificate = SslStreamCertificateContext.Create(serverCertificate, additionalCertificates: null, offline: true);
+        _validator = validator;
+        Logger = logger;
+        Clock = clock ?? TimeProvider.System;
+        Partners = new PartnerDirectory(options);
+        Router = new EnvelopeRouter(Partners, options.Limits, Clock);
+    }
+
+    public RelayLimits Limits => _options.Limits;
+
+    public string RelayId => _options.RelayId;
+
+    public ILogger Logger { get; }
+
+    public TimeProvider Clock { get; }
+
+    public PartnerDirectory Partners { get; }
+
+    public EnvelopeRouter Router { get; }
+
+    public bool IsShuttingDown => _shuttingDown;
+
+    /// <summary>Where the relay listens (the real port when 0 was configured).</summary>
+    public IPEndPoint LocalEndPoint => (IPEndPoint)(_listenSocket?.LocalEndPoint ?? throw new InvalidOperationException("not started"));
+
+    public IReadOnlyCollection<PartnerSession> Sessions => (IReadOnlyCollection<PartnerSession>)_sessions.Values;
+
+    public void Start(IPEndPoint endpoint)
+    {
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        if (endpoint.AddressFamily == AddressFamily.InterNetworkV6 && endpoint.Address.Equals(IPAddress.IPv6Any))
+        {
+            socket.DualMode = true;
+        }
+
+        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        socket.Bind(endpoint);
+        socket.Listen(512);
+        _listenSocket = socket;
+        RelayLog.Listening(Logger, RelayId, socket.LocalEndPoint!, Partners.Partners.Length, Limits.ShardCount);
+        _acceptLoop = AcceptLoopAsync(_stopping.Token);
+        _heartbeat = HeartbeatAsync(_stopping.Token);
+    }
+
+    /// <summary>Graceful stop: GoAway to every session, then up to <see cref="RelayLimits.ShutdownTimeout"/> for them to finish.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        if (_shuttingDown)
+        {
+            return;
+        }
+
+        _shuttingDown = true;
+        _listenSocket?.Dispose();
+        foreach (PartnerSession session in _sessions.Values)
+        {
+            session.RequestClose(ErrorCode.ShuttingDown, "the relay is shutting down");
+        }
+
+        RelayLog.ShuttingDown(Logger, _sessions.Count);
+        Task all = Task.WhenAll(_connections.Values);
+        await Task.WhenAny(all, Task.Delay(Limits.ShutdownTimeout, cancellationToken));
+        int remaining = _sessions.Count;
+        foreach (PartnerSession session in _sessions.Values)
+        {
+            session.Abort();
+        }
+
+        await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
+        await _stopping.CancelAsync();
+        await Task.WhenAll(_acceptLoop, _heartbeat);
+        RelayLog.Stopped(Logger, remaining);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        _stopping.Dispose();
+    }
+
+    internal void Register(PartnerSession session) => _sessions[session.ConnectionId] = session;
+
+    internal void Unregister(PartnerSession session) => _sessions.TryRemove(session.ConnectionId, out _);
+
+    /// <summary>Sends receipts to a connected session of each sender partner.</summary>
+    internal void DispatchReceipts(List<(int SenderPartner, ReceiptItem Item)> receipts)
+    {
+        PartnerInfo[] partners = Partners.Partners;
+        foreach ((int senderPartner, ReceiptItem item) in receipts)
+        {
+            PartnerInfo sender = partners[senderPartner];
+            if (sender.Mailbox.PickConsumer(0) is PartnerSession session)
+            {
+                session.EnqueueReceipt(item);
+            }
+            else
+            {
+                // In-memory mode keeps no receipts for offline senders; the write-ahead log will.
+                RelayLog.ReceiptsDropped(Logger, 1, sender.Id);
+            }
+        }
+    }
+
+    private async Task AcceptLoopAsync(CancellationToken stopping)
+    {
+        Socket listener = _listenSocket!;
+        while (!stopping.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await listener.AcceptAsync(stopping);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException || _shuttingDown)
+            {
+                return;
+            }
+            catch (SocketException ex)
+            {
+                RelayLog.AcceptFailed(Logger, ex);
+                continue;
+            }
+
+            socket.NoDelay = true;
+            long id = Interlocked.Increment(ref _nextConnectionId);
+            Task connection = HandleConnectionAsync(id, socket);
+            _connections[id] = connection;
+            _ = connection.ContinueWith((_, state) => _connections.TryRemove((long)state!, out Task? _), id, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        }
+    }
+
+    private async Task HandleConnectionAsync(long id, Socket socket)
+    {
+        await Task.Yield();
+        EndPoint? remote = socket.RemoteEndPoint;
+        var stream = new SslStream(new NetworkStream(socket, ownsSocket: true), leaveInnerStreamOpen: false);
+        string? refusal = null;
+        var tls = new SslServerAuthenticationOptions
+        {
+            ServerCertificateContext = _serverCertificate,
+            ClientCertificateRequired = true,
+            EnabledSslProtocols = SslProtocols.Tls13,
+            CertificateChainPolicy = _validator.CreatePolicy(),
+            RemoteCertificateValidationCallback = (_, certificate, chain, errors) =>
+            {
+                refusal = _validator.Validate(certificate, chain, errors);
+                return refusal is null;
+            },
+        };
+
+        // One deadline for the TLS handshake and the Hello that must follow it.
+        using var handshakeDeadline = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+        handshakeDeadline.CancelAfter(Limits.HandshakeTimeout);
+        try
+        {
+            await stream.AuthenticateAsServerAsync(tls, handshakeDeadline.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            RelayLog.HandshakeTimedOut(Logger, id, remote, Limits.HandshakeTimeout.TotalMilliseconds);
+            await stream.DisposeAsync();
+            return;
+        }
+        catch (Exception ex) when (ex is AuthenticationException or IOException or System.ComponentModel.Win32Exception)
+        {
+            RelayLog.TlsRefused(Logger, id, remote, refusal ?? ex.Message);
+            await stream.DisposeAsync();
+            return;
+        }
+
+        PartnerInfo? partner = Admit(id, remote, stream, out ErrorCode code, out string reason);
+        if (partner is null)
+        {
+            await RefuseAsync(stream, code, reason);
+            return;
+        }
+
+        var session = new PartnerSession(this, id, stream, partner, remote);
+        try
+        {
+            await session.RunAsync(handshakeDeadline.Token);
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            RelayLog.WriteFailed(Logger, id, ex);
+        }
+    }
+
+    private PartnerInfo? Admit(long id, EndPoint? remote, SslStream stream, out ErrorCode code, out string reason)
+    {
+        var certificate = stream.RemoteCertificate as X509Certificate2;
+        string? partnerId = certificate is null ? null : PartnerIdentity.TryRead(certificate, out reason);
+        if (partnerId is null)
+        {
+            code = ErrorCode.UnknownPartner;
+            reason = certificate is null ? "no client certificate" : PartnerIdentityReason(certificate);
+            RelayLog.PartnerRefused(Logger, id, remote, code, reason);
+            return null;
+        }
+
+        PartnerInfo? partner = Partners.Find(partnerId);
+        if (partner is null)
+        {
+            code = ErrorCode.PartnerNotApproved;
+            reason = $"partner '{partnerId}' is not approved on this relay";
+            RelayLog.PartnerRefused(Logger, id, remote, code, reason);
+            return null;
+        }
+
+        code = ErrorCode.Unspecified;
+        reason = "";
+        return partner;
+    }
+
+    private static string PartnerIdentityReason(X509Certificate2 certificate)
+    {
+        PartnerIdentity.TryRead(certificate, out string reason);
+        return reason;
+    }
+
+    private static async Task RefuseAsync(SslStream stream, ErrorCode code, string reason)
+    {
+        try
+        {
+            var frame = new Frame { Error = new Error { Code = code, Detail = reason, Fatal = true } };
+            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            await stream.WriteAsync(frame.ToDelimitedArray(), deadline.Token);
+            await stream.ShutdownAsync();
+        }
+        catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
+        {
+            // The refusal is logged already; the peer left first.
+        }
+        finally
+        {
+            await stream.DisposeAsync();
+        }
+    }
+
+    private async Task HeartbeatAsync(CancellationToken stopping)
+    {
+        TimeSpan period = TimeSpan.FromMilliseconds(Math.Clamp(Limits.IdleTimeout.TotalMilliseconds / 4, 50, 1000));
+        using var timer = new PeriodicTimer(period);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stopping))
+            {
+                long now = Environment.TickCount64;
+                foreach (PartnerSession session in _sessions.Values)
+                {
+                    session.CheckIdle(now, Limits.IdleTimeout);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+}

@@ -1,0 +1,130 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Relayd.Hosting;
+using Relayd.Protocol;
+using Relayd.Transport;
+
+namespace Relayd.Tests.Infrastructure;
+
+/// <summary>
+/// A real relay on a loopback port with real TLS, in this process, configured per test. Logs go to the test output.
+/// </summary>
+public sealed class TestRelay : IAsyncDisposable
+{
+    private readonly ILoggerFactory _logging;
+
+    private TestRelay(TestPki pki, RelayOptions options, ILoggerFactory logging)
+    {
+        Pki = pki;
+        Options = options;
+        _logging = logging;
+        Server = RelayServerFactory.Create(options, logging.CreateLogger("relayd"));
+        Server.Start(new IPEndPoint(IPAddress.Loopback, 0));
+    }
+
+    public TestPki Pki { get; }
+
+    public RelayOptions Options { get; }
+
+    internal RelayServer Server { get; }
+
+    public int Port => Server.LocalEndPoint.Port;
+
+    /// <summary>Every line the relay logged, for tests that check a refusal's reason.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> Logs { get; private init; } = new();
+
+    /// <summary>Waits until the relay has logged a line containing <paramref name="text"/>.</summary>
+    public async Task<string> WaitForLogAsync(string text, int seconds = 10)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (DateTime.UtcNow < deadline)
+        {
+            string? line = Logs.FirstOrDefault(l => l.Contains(text, StringComparison.Ordinal));
+            if (line is not null)
+            {
+                return line;
+            }
+
+            await Task.Delay(20, TestContext.Current.CancellationToken);
+        }
+
+        throw new Xunit.Sdk.XunitException($"the relay never logged '{text}'; it logged:\n{string.Join("\n", Logs)}");
+    }
+
+    /// <summary>Starts a relay approving alpha, beta and gamma unless <paramref name="configure"/> says otherwise.</summary>
+    public static TestRelay Start(TestPki pki, Action<RelayOptions>? configure = null)
+    {
+        var options = new RelayOptions
+        {
+            Listen = "127.0.0.1:0",
+            RelayId = "relayd-test",
+            Tls = new TlsOptions { CertificatePath = pki.ServerCertPath, KeyPath = pki.ServerKeyPath, PartnerCaPath = pki.CaPath },
+        };
+        foreach (string id in (string[])["alpha", "beta", "gamma"])
+        {
+            options.Partners.Add(new PartnerOptions { Id = id });
+        }
+
+        options.Limits.ShutdownTimeout = TimeSpan.FromSeconds(2);
+        configure?.Invoke(options);
+        var logs = new TestOutputLoggerProvider();
+        ILoggerFactory logging = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Information));
+        return new TestRelay(pki, options, logging) { Logs = logs.Lines };
+    }
+
+    public RelayClientOptions ClientOptions(string partnerId) => ClientOptions(Pki.Partner(partnerId));
+
+    public RelayClientOptions ClientOptions(System.Security.Cryptography.X509Certificates.X509Certificate2 certificate) => new()
+    {
+        Host = "localhost",
+        Port = Port,
+        ClientCertificate = certificate,
+        RelayRoots = [Pki.Ca],
+        ConnectTimeout = TimeSpan.FromSeconds(10),
+    };
+
+    public Task<RelayClient> ConnectAsync(string partnerId, Func<RelayClientOptions, RelayClientOptions>? adjust = null)
+    {
+        RelayClientOptions options = ClientOptions(partnerId);
+        return RelayClient.ConnectAsync(adjust is null ? options : adjust(options), TestContext.Current.CancellationToken);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Server.DisposeAsync();
+        _logging.Dispose();
+    }
+}
+
+/// <summary>Sends relay logs to xunit's test output, so a failing test shows what the relay saw.</summary>
+internal sealed class TestOutputLoggerProvider : ILoggerProvider
+{
+    public System.Collections.Concurrent.ConcurrentQueue<string> Lines { get; } = new();
+
+    public ILogger CreateLogger(string categoryName) => new TestOutputLogger(Lines);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class TestOutputLogger(System.Collections.Concurrent.ConcurrentQueue<string> lines) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            string line = $"[relay {logLevel} {eventId.Id}] {formatter(state, exception)}{(exception is null ? "" : " " + exception.Message)}";
+            lines.Enqueue(line);
+            try
+            {
+                TestContext.Current.TestOutputHelper?.WriteLine(line);
+            }
+            catch (InvalidOperationException)
+            {
+                // No test is running (output after the test ended).
+            }
+        }
+    }
+}

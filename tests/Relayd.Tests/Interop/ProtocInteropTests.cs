@@ -1,0 +1,125 @@
+using Relayd.Protocol.V1;
+using Relayd.Tests.Infrastructure;
+
+namespace Relayd.Tests.Interop;
+
+/// <summary>
+/// An independent peer: frames encoded and decoded by protoc from text format, sent over a bare TLS connection.
+/// Proves the wire format is standard protobuf delimited framing, usable from any language.
+/// </summary>
+public sealed class ProtocInteropTests : IClassFixture<Functional.PkiFixture>
+{
+    private readonly TestPki _pki;
+
+    public ProtocInteropTests(Functional.PkiFixture fixture) => _pki = fixture.Pki;
+
+    private static string ProtoRoot => Path.Combine(ExternalProcess.RepositoryRoot, "src", "Relayd.Protocol", "Protos");
+
+    [Fact]
+    public async Task Frames_encoded_by_protoc_are_understood_and_the_replies_decode_with_protoc()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki);
+        await using RawPartnerConnection alpha = await RawPartnerConnection.ConnectAsync(relay.Port, _pki.Partner("alpha"), _pki.Ca);
+        await using RawPartnerConnection beta = await RawPartnerConnection.ConnectAsync(relay.Port, _pki.Partner("beta"), _pki.Ca);
+
+        await alpha.Stream.WriteAsync(Delimit(await EncodeAsync("hello { versions: PROTOCOL_VERSION_1 agent: \"protoc\" }")), TestContext.Current.CancellationToken);
+        await beta.Stream.WriteAsync(Delimit(await EncodeAsync("hello { versions: PROTOCOL_VERSION_1 agent: \"protoc\" }")), TestContext.Current.CancellationToken);
+        string welcome = await DecodeAsync(await ReadRawFrameAsync(alpha));
+        await ReadRawFrameAsync(beta);
+
+        const string envelope = """
+            envelope {
+              message_id: "\001\002\003\004\005\006\007\010\011\012\013\014\015\016\017\020"
+              sender_partner: "alpha"
+              sender_user: "alice"
+              recipient_partner: "beta"
+              recipient_user: "bob"
+              content_kind: CONTENT_KIND_TEXT
+              ciphertext: "opaque signal ciphertext"
+              client_timestamp_ms: 1765000000000
+            }
+            """;
+        await alpha.Stream.WriteAsync(Delimit(await EncodeAsync(envelope)), TestContext.Current.CancellationToken);
+        string ack = await DecodeAsync(await ReadRawFrameAsync(alpha));
+        string deliver = await DecodeAsync(await ReadRawFrameAsync(beta));
+
+        Assert.Contains("welcome {", welcome, StringComparison.Ordinal);
+        Assert.Contains("partner_id: \"alpha\"", welcome, StringComparison.Ordinal);
+        Assert.Contains("version: PROTOCOL_VERSION_1", welcome, StringComparison.Ordinal);
+        Assert.Contains("ack {", ack, StringComparison.Ordinal);
+        Assert.Contains("message_id: \"\\001\\002\\003\\004\\005\\006\\007\\010\\t\\n\\013\\014\\r\\016\\017\\020\"", ack, StringComparison.Ordinal);
+        Assert.Contains("deliver {", deliver, StringComparison.Ordinal);
+        Assert.Contains("ciphertext: \"opaque signal ciphertext\"", deliver, StringComparison.Ordinal);
+        Assert.Contains("recipient_user: \"bob\"", deliver, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_envelope_with_a_forged_sender_encoded_by_protoc_gets_an_Error_naming_SENDER_MISMATCH()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki);
+        await using RawPartnerConnection alpha = await RawPartnerConnection.ConnectAsync(relay.Port, _pki.Partner("alpha"), _pki.Ca);
+        await alpha.Stream.WriteAsync(Delimit(await EncodeAsync("hello { versions: PROTOCOL_VERSION_1 }")), TestContext.Current.CancellationToken);
+        await ReadRawFrameAsync(alpha);
+
+        await alpha.Stream.WriteAsync(Delimit(await EncodeAsync("envelope { message_id: \"0123456789abcdef\" sender_partner: \"beta\" recipient_partner: \"gamma\" recipient_user: \"x\" }")), TestContext.Current.CancellationToken);
+        string error = await DecodeAsync(await ReadRawFrameAsync(alpha));
+
+        Assert.Contains("code: SENDER_MISMATCH", error, StringComparison.Ordinal);
+    }
+
+    private static async Task<byte[]> EncodeAsync(string textFormat)
+    {
+        ExternalProcess.Result result = await ExternalProcess.RunAsync(
+            "protoc", [$"-I{ProtoRoot}", "--encode=relayd.v1.Frame", "relayd/v1/relayd.proto"], System.Text.Encoding.UTF8.GetBytes(textFormat));
+        Assert.True(result.ExitCode == 0, "protoc --encode failed: " + result.StandardError);
+        return result.RawOutput;
+    }
+
+    private static async Task<string> DecodeAsync(byte[] frame)
+    {
+        ExternalProcess.Result result = await ExternalProcess.RunAsync("protoc", [$"-I{ProtoRoot}", "--decode=relayd.v1.Frame", "relayd/v1/relayd.proto"], frame);
+        Assert.True(result.ExitCode == 0, "protoc --decode failed: " + result.StandardError);
+        return result.StandardOutput;
+    }
+
+    /// <summary>Prefixes the varint length by hand: independent of the library's framing code.</summary>
+    private static byte[] Delimit(byte[] message)
+    {
+        var bytes = new List<byte>();
+        uint length = (uint)message.Length;
+        while (length >= 0x80)
+        {
+            bytes.Add((byte)(length | 0x80));
+            length >>= 7;
+        }
+
+        bytes.Add((byte)length);
+        bytes.AddRange(message);
+        return [.. bytes];
+    }
+
+    private static async Task<byte[]> ReadRawFrameAsync(RawPartnerConnection connection)
+    {
+        int length = 0;
+        for (int shift = 0; ; shift += 7)
+        {
+            int b = await ReadByteAsync(connection);
+            length |= (b & 0x7F) << shift;
+            if (b < 0x80)
+            {
+                break;
+            }
+        }
+
+        byte[] body = new byte[length];
+        await connection.Stream.ReadExactlyAsync(body, TestContext.Current.CancellationToken).AsTask().WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+        return body;
+    }
+
+    private static async Task<int> ReadByteAsync(RawPartnerConnection connection)
+    {
+        byte[] one = new byte[1];
+        await connection.Stream.ReadExactlyAsync(one, TestContext.Current.CancellationToken).AsTask().WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+        return one[0];
+    }
+}

@@ -1,0 +1,151 @@
+using System.Buffers;
+using Google.Protobuf;
+using Relayd.Delivery;
+using Relayd.Protocol.V1;
+using Relayd.Routing;
+using Relayd.Tests.Framing;
+
+namespace Relayd.Tests.Routing;
+
+/// <summary>A shard queue: FIFO per shard, bounded memory, at-least-once across sessions, receipts on ack.</summary>
+public sealed class ShardQueueTests
+{
+    private sealed class Consumer : IDeliveryConsumer
+    {
+        public int Signals;
+
+        public void OnDeliveriesAvailable() => Interlocked.Increment(ref Signals);
+    }
+
+    private readonly List<(int SenderPartner, ReceiptItem Item)> _receipts = [];
+
+    [Fact]
+    public void Deliveries_come_out_in_the_order_they_went_in_as_parseable_Deliver_frames()
+    {
+        var queue = NewQueue();
+        var consumer = new Consumer();
+        queue.SetOwner(consumer);
+        Frame[] sent = [.. Enumerable.Range(0, 100).Select(FrameReaderTests.SampleFrame)];
+        foreach (Frame frame in sent)
+        {
+            Assert.Equal(AppendResult.Appended, Append(queue, frame));
+        }
+
+        List<Deliver> delivered = TakeAll(queue, consumer);
+
+        Assert.Equal(sent.Select(f => f.Envelope), delivered.Select(d => d.Envelope));
+        Assert.True(consumer.Signals > 0);
+    }
+
+    [Fact]
+    public void Acknowledging_a_delivery_yields_a_DELIVERED_receipt_for_its_sender_and_frees_its_memory()
+    {
+        var queue = NewQueue();
+        var consumer = new Consumer();
+        queue.SetOwner(consumer);
+        Frame frame = FrameReaderTests.SampleFrame(1);
+        Append(queue, frame, senderPartner: 4);
+        Deliver delivered = Assert.Single(TakeAll(queue, consumer));
+
+        Assert.Equal(AckResult.Acknowledged, queue.Acknowledge(delivered.DeliveryId, _receipts));
+        Assert.Equal(AckResult.AlreadyAcknowledged, queue.Acknowledge(delivered.DeliveryId, _receipts));
+
+        (int sender, ReceiptItem item) = Assert.Single(_receipts);
+        Assert.Equal(4, sender);
+        Assert.Equal(ReceiptStatus.Delivered, item.Status);
+        Assert.Equal(0, queue.Count);
+    }
+
+    [Fact]
+    public void A_delivery_id_never_sent_cannot_be_acknowledged()
+    {
+        var queue = NewQueue();
+        Append(queue, FrameReaderTests.SampleFrame(1));
+
+        Assert.Equal(AckResult.UnknownDelivery, queue.Acknowledge(1, _receipts)); // appended, not yet sent
+        Assert.Equal(AckResult.UnknownDelivery, queue.Acknowledge(99, _receipts));
+        Assert.Empty(_receipts);
+    }
+
+    [Fact]
+    public void When_the_memory_bound_is_reached_appends_are_refused_and_the_bound_holds()
+    {
+        const long bound = 2L * 1024 * 1024;
+        var queue = new ShardQueue(0, bound, maxEntries: 1_000_000, windowEnvelopes: 1000, windowBytes: 1 << 20);
+        var big = new Frame { Envelope = FrameReaderTests.SampleFrame(1).Envelope.Clone() };
+        big.Envelope.Ciphertext = ByteString.CopyFrom(new byte[10_000]);
+
+        int accepted = 0;
+        while (Append(queue, big) == AppendResult.Appended)
+        {
+            accepted++;
+        }
+
+        Assert.InRange(accepted, 150, 210);
+        Assert.True(queue.SlabBytes <= bound, $"{queue.SlabBytes} bytes held, bound {bound}");
+    }
+
+    [Fact]
+    public void A_new_owner_gets_every_unacknowledged_delivery_again_in_order()
+    {
+        var queue = NewQueue();
+        var first = new Consumer();
+        var second = new Consumer();
+        queue.SetOwner(first);
+        for (int i = 0; i < 10; i++)
+        {
+            Append(queue, FrameReaderTests.SampleFrame(i));
+        }
+
+        List<Deliver> firstTry = TakeAll(queue, first);
+        queue.Acknowledge(firstTry[0].DeliveryId, _receipts);
+        queue.Acknowledge(firstTry[1].DeliveryId, _receipts);
+        queue.SetOwner(second);
+
+        Assert.False(queue.TryTakeRange(first, 0, _receipts, out _));
+        List<Deliver> secondTry = TakeAll(queue, second);
+        Assert.Equal(firstTry.Skip(2).Select(d => d.DeliveryId), secondTry.Select(d => d.DeliveryId));
+    }
+
+    [Fact]
+    public void Expired_envelopes_are_never_delivered_and_their_senders_hear_EXPIRED()
+    {
+        var queue = NewQueue();
+        var consumer = new Consumer();
+        Append(queue, FrameReaderTests.SampleFrame(1), expiresAtMs: 1_000);
+        Append(queue, FrameReaderTests.SampleFrame(2), expiresAtMs: long.MaxValue);
+        queue.SetOwner(consumer);
+
+        Assert.True(queue.TryTakeRange(consumer, nowMs: 2_000, _receipts, out DeliveryRange range));
+        queue.CompleteWrite(range);
+
+        Assert.Equal(1, range.Count);
+        Assert.Equal(ReceiptStatus.ExpiredUndelivered, Assert.Single(_receipts).Item.Status);
+    }
+
+    private static ShardQueue NewQueue() => new(0, 64L * 1024 * 1024, 1_000_000, windowEnvelopes: 100_000, windowBytes: 64 << 20);
+
+    private static AppendResult Append(ShardQueue queue, Frame frame, int senderPartner = 0, long expiresAtMs = long.MaxValue)
+    {
+        var wire = new ReadOnlySequence<byte>(frame.ToByteArray());
+        Assert.True(EnvelopeHeader.TryRead(wire, out EnvelopeHeader header));
+        return queue.TryAppend(wire, header.Envelope, header.MessageId, senderPartner, 1, expiresAtMs);
+    }
+
+    private List<Deliver> TakeAll(ShardQueue queue, IDeliveryConsumer consumer)
+    {
+        var delivered = new List<Deliver>();
+        while (queue.TryTakeRange(consumer, 0, _receipts, out DeliveryRange range))
+        {
+            var stream = new MemoryStream(range.Memory.ToArray());
+            while (stream.Position < stream.Length)
+            {
+                delivered.Add(Frame.Parser.ParseDelimitedFrom(stream).Deliver);
+            }
+
+            queue.CompleteWrite(range);
+        }
+
+        return delivered;
+    }
+}
