@@ -86,8 +86,8 @@ public sealed partial class RelayClient : IAsyncDisposable
         {
             TargetHost = options.TargetHost ?? options.Host,
             EnabledSslProtocols = SslProtocols.Tls13,
-            ClientCertificates = [options.ClientCertificate],
-            LocalCertificateSelectionCallback = (_, _, _, _, _) => options.ClientCertificate,
+            // Offline: building the client certificate's chain must not fetch AIA URLs from the network.
+            ClientCertificateContext = SslStreamCertificateContext.Create(options.ClientCertificate, additionalCertificates: null, offline: true),
         };
         if (options.RelayRoots is { } roots)
         {

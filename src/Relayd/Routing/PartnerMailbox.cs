@@ -9,6 +9,7 @@ internal sealed class PartnerMailbox
 {
     private readonly Lock _lock = new();
     private readonly List<IDeliveryConsumer> _consumers = [];
+    private int _reservedConnections;
 
     public PartnerMailbox(int shardCount, RelayLimits limits)
     {
@@ -34,19 +35,39 @@ internal sealed class PartnerMailbox
         }
     }
 
-    /// <summary>Adds a session; false when the partner already holds <paramref name="maxConsumers"/> sessions.</summary>
-    public bool TryAttach(IDeliveryConsumer consumer, int maxConsumers)
+    /// <summary>
+    /// Claims one of the partner's <paramref name="maxConnections"/> connection slots, before the Hello is answered;
+    /// false when all are taken. Every successful claim is paired with <see cref="ReleaseConnection"/>.
+    /// </summary>
+    public bool TryReserveConnection(int maxConnections)
     {
         lock (_lock)
         {
-            if (_consumers.Count >= maxConsumers)
+            if (_reservedConnections >= maxConnections)
             {
                 return false;
             }
 
+            _reservedConnections++;
+            return true;
+        }
+    }
+
+    public void ReleaseConnection()
+    {
+        lock (_lock)
+        {
+            _reservedConnections--;
+        }
+    }
+
+    /// <summary>Starts delivering to a session (after its Welcome is written).</summary>
+    public void Attach(IDeliveryConsumer consumer)
+    {
+        lock (_lock)
+        {
             _consumers.Add(consumer);
             Reassign();
-            return true;
         }
     }
 

@@ -72,24 +72,28 @@ internal sealed partial class PartnerSession : IDeliveryConsumer
     {
         string reason = "closed by peer";
         Task writer = Task.CompletedTask;
+        bool reserved = false;
         bool attached = false;
         try
         {
-            // The writer starts first so that a refusal of the Hello still reaches the partner.
+            // The writer starts first so that refusals before Welcome still reach the partner.
             writer = WriteLoopAsync();
+            reserved = Partner.Mailbox.TryReserveConnection(Partner.MaxConnections);
+            if (!reserved)
+            {
+                reason = "connection limit";
+                Refuse(ErrorCode.ConnectionLimit, $"partner '{Partner.Id}' already holds {Partner.MaxConnections} connections");
+                await FlushControlAsync();
+                return;
+            }
+
             if (!await ReceiveHelloAsync(helloDeadline))
             {
                 reason = "bad Hello";
                 return;
             }
 
-            if (!Partner.Mailbox.TryAttach(this, Partner.MaxConnections))
-            {
-                reason = "connection limit";
-                WriteError(ErrorCode.ConnectionLimit, $"partner '{Partner.Id}' already holds {Partner.MaxConnections} connections", fatal: true);
-                return;
-            }
-
+            Partner.Mailbox.Attach(this);
             attached = true;
             _server.Register(this);
             RelayLog.SessionOpened(_logger, ConnectionId, Partner.Id, Remote, Agent);
@@ -109,6 +113,11 @@ internal sealed partial class PartnerSession : IDeliveryConsumer
             {
                 Partner.Mailbox.Detach(this);
                 _server.Unregister(this);
+            }
+
+            if (reserved)
+            {
+                Partner.Mailbox.ReleaseConnection();
             }
 
             await CloseAsync(writer);

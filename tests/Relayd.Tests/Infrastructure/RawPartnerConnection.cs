@@ -35,8 +35,7 @@ internal sealed class RawPartnerConnection : IAsyncDisposable
         {
             TargetHost = "localhost",
             EnabledSslProtocols = protocols,
-            ClientCertificates = certificate is null ? null : [certificate],
-            LocalCertificateSelectionCallback = certificate is null ? null : (_, _, _, _, _) => certificate,
+            ClientCertificateContext = certificate is null ? null : SslStreamCertificateContext.Create(certificate, additionalCertificates: null, offline: true),
             CertificateChainPolicy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, CustomTrustStore = { relayCa }, RevocationMode = X509RevocationMode.NoCheck },
         };
         await stream.AuthenticateAsClientAsync(options, TestContext.Current.CancellationToken);

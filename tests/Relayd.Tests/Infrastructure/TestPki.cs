@@ -17,7 +17,7 @@ public sealed class TestPki : IDisposable
     {
         Directory = System.IO.Directory.CreateTempSubdirectory("relayd-test-pki-").FullName;
         DateTimeOffset now = DateTimeOffset.UtcNow;
-        Ca = CertificateFactory.CreateCa("relayd test partner CA", now.AddDays(-1), now.AddYears(1));
+        Ca = CertificateFactory.CreateCa("relayd test partner CA", now.AddDays(-90), now.AddYears(1));
         OtherCa = CertificateFactory.CreateCa("some other CA", now.AddDays(-1), now.AddYears(1));
         Server = CertificateFactory.IssueServer(Ca, ["localhost"], [IPAddress.Loopback, IPAddress.IPv6Loopback], now.AddDays(-1), now.AddYears(1));
         CertificateFactory.WritePem(Ca, CaPath, keyPath: null);
