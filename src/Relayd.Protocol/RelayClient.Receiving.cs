@@ -115,7 +115,10 @@ public sealed partial class RelayClient
                 _options.OnRelayError?.Invoke(error);
                 return true;
             case Frame.BodyOneofCase.GoAway:
-                // The relay is leaving: answers to what was sent still arrive; the relay closes when done.
+                // The relay is leaving: new sends fail fast, answers to what was sent still arrive, then this side
+                // says GoAway too and closes, which lets the relay finish without waiting for its deadline.
+                Interlocked.CompareExchange(ref _failure, RelayException.FromError(new Error { Code = frame.GoAway.Code, Detail = "the relay sent GoAway: " + frame.GoAway.Detail, RetryAfterMs = 1000 }), null);
+                _ = Task.Run(() => CloseAsync(), CancellationToken.None);
                 return true;
             default:
                 return true;

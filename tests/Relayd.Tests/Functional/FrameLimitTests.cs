@@ -101,3 +101,38 @@ public sealed class FrameLimitTests : IClassFixture<PkiFixture>
 /// <summary>Tests that measure process memory run alone.</summary>
 [CollectionDefinition(nameof(MemorySensitiveCollection), DisableParallelization = true)]
 public sealed class MemorySensitiveCollection;
+
+/// <summary>Silent partners are pinged, then closed.</summary>
+public sealed class IdleTimeoutTests : IClassFixture<PkiFixture>
+{
+    private readonly TestPki _pki;
+
+    public IdleTimeoutTests(PkiFixture fixture) => _pki = fixture.Pki;
+
+    [Fact]
+    public async Task A_silent_partner_gets_a_Ping_then_IDLE_TIMEOUT_and_a_close()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki, o => o.Limits.IdleTimeout = TimeSpan.FromMilliseconds(300));
+        await using RawPartnerConnection raw = await RawPartnerConnection.ConnectAsync(relay.Port, _pki.Partner("alpha"), _pki.Ca);
+        await raw.SendHelloAsync();
+
+        List<Frame> frames = await raw.ReadUntilClosedAsync();
+
+        Assert.Equal(Frame.BodyOneofCase.Welcome, frames[0].BodyCase);
+        Assert.Contains(frames, f => f.BodyCase == Frame.BodyOneofCase.Ping);
+        Assert.Equal(ErrorCode.IdleTimeout, frames[^1].Error?.Code);
+    }
+
+    [Fact]
+    public async Task A_partner_that_answers_pings_stays_connected()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki, o => o.Limits.IdleTimeout = TimeSpan.FromMilliseconds(200));
+        await using Relayd.Protocol.RelayClient alpha = await relay.ConnectAsync("alpha");
+
+        await Task.Delay(1500, TestContext.Current.CancellationToken);
+        Ack ack = await alpha.SendAsync(Envelopes.New("alpha", "beta")).Within();
+
+        Assert.NotNull(ack);
+        Assert.False(alpha.Completion.IsCompleted);
+    }
+}

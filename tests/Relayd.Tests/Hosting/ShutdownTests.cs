@@ -1,0 +1,65 @@
+using Relayd.Protocol;
+using Relayd.Protocol.V1;
+using Relayd.Tests.Functional;
+using Relayd.Tests.Infrastructure;
+
+namespace Relayd.Tests.Hosting;
+
+/// <summary>The daemon as systemd runs it: SIGTERM means GoAway to every partner, finish, exit 0.</summary>
+public sealed class ShutdownTests : IClassFixture<PkiFixture>
+{
+    private readonly TestPki _pki;
+
+    public ShutdownTests(PkiFixture fixture) => _pki = fixture.Pki;
+
+    [Fact]
+    public async Task On_SIGTERM_the_relay_sends_GoAway_to_every_session_and_exits_0()
+    {
+        await using RelaydProcess relay = await RelaydProcess.StartAsync(_pki);
+        await using RawPartnerConnection alpha = await RawPartnerConnection.ConnectAsync(relay.Port, _pki.Partner("alpha"), _pki.Ca);
+        await using RawPartnerConnection beta = await RawPartnerConnection.ConnectAsync(relay.Port, _pki.Partner("beta"), _pki.Ca);
+        await alpha.SendHelloAsync();
+        await beta.SendHelloAsync();
+        Assert.NotNull((await alpha.ReadFrameAsync())?.Welcome);
+        Assert.NotNull((await beta.ReadFrameAsync())?.Welcome);
+
+        await relay.SignalAsync("TERM");
+        Frame? alphaGoAway = await alpha.ReadFrameAsync();
+        Frame? betaGoAway = await beta.ReadFrameAsync();
+        await alpha.SendAsync(new Frame { GoAway = new GoAway() });
+        await beta.SendAsync(new Frame { GoAway = new GoAway() });
+        int exitCode = await relay.WaitForExitAsync(seconds: 20);
+
+        Assert.Equal(ErrorCode.ShuttingDown, alphaGoAway?.GoAway?.Code);
+        Assert.Equal(ErrorCode.ShuttingDown, betaGoAway?.GoAway?.Code);
+        Assert.Equal(0, exitCode);
+    }
+
+    [Fact]
+    public async Task Envelopes_accepted_before_SIGTERM_are_still_delivered_and_clients_close_cleanly()
+    {
+        await using RelaydProcess relay = await RelaydProcess.StartAsync(_pki);
+        RelayClient alpha = await RelayClient.ConnectAsync(ClientOptions(relay, "alpha"), TestContext.Current.CancellationToken);
+        RelayClient beta = await RelayClient.ConnectAsync(ClientOptions(relay, "beta"), TestContext.Current.CancellationToken);
+        Envelope sent = Envelopes.New("alpha", "beta");
+        await alpha.SendAsync(sent).Within();
+
+        Deliver delivered = await beta.Deliveries.ReadAsync().Within();
+        await relay.SignalAsync("TERM");
+        int exitCode = await relay.WaitForExitAsync(seconds: 20);
+
+        Assert.Equal(sent, delivered.Envelope);
+        Assert.Equal(0, exitCode);
+        await alpha.Completion.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
+        await beta.DisposeAsync();
+        await alpha.DisposeAsync();
+    }
+
+    private RelayClientOptions ClientOptions(RelaydProcess relay, string partner) => new()
+    {
+        Host = "localhost",
+        Port = relay.Port,
+        ClientCertificate = _pki.Partner(partner),
+        RelayRoots = [_pki.Ca],
+    };
+}

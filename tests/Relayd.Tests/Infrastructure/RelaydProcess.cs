@@ -1,0 +1,131 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Relayd.Tests.Infrastructure;
+
+/// <summary>relayd started as a real process (<c>relayd run --config FILE</c>), for signals and crashes.</summary>
+internal sealed class RelaydProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly ConcurrentQueue<string> _output = new();
+
+    private RelaydProcess(Process process, int port)
+    {
+        _process = process;
+        Port = port;
+        process.OutputDataReceived += (_, e) => Record(e.Data);
+        process.ErrorDataReceived += (_, e) => Record(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+    }
+
+    public int Port { get; }
+
+    public int Pid => _process.Id;
+
+    public string Output => string.Join('\n', _output);
+
+    /// <summary>Writes a config approving alpha, beta and gamma on a free loopback port and starts relayd on it.</summary>
+    public static async Task<RelaydProcess> StartAsync(TestPki pki, string extraToml = "")
+    {
+        int port = FreePort();
+        string config = Path.Combine(pki.Directory, $"relayd-{port}.toml");
+        await File.WriteAllTextAsync(config, $"""
+            [relay]
+            listen = "127.0.0.1:{port}"
+            relay_id = "relayd-process-test"
+
+            [tls]
+            certificate = "{pki.ServerCertPath}"
+            key = "{pki.ServerKeyPath}"
+            partner_ca = "{pki.CaPath}"
+
+            {extraToml}
+
+            [[partners]]
+            id = "alpha"
+
+            [[partners]]
+            id = "beta"
+
+            [[partners]]
+            id = "gamma"
+            """);
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "relayd.dll"));
+        start.ArgumentList.Add("run");
+        start.ArgumentList.Add("--config");
+        start.ArgumentList.Add(config);
+        var relay = new RelaydProcess(Process.Start(start)!, port);
+        await relay.WaitForOutputAsync("listening on");
+        return relay;
+    }
+
+    public async Task WaitForOutputAsync(string text, int seconds = 30)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (!_output.Any(l => l.Contains(text, StringComparison.Ordinal)))
+        {
+            if (DateTime.UtcNow > deadline || _process.HasExited)
+            {
+                throw new Xunit.Sdk.XunitException($"relayd did not print '{text}'; output:\n{Output}");
+            }
+
+            await Task.Delay(25);
+        }
+    }
+
+    /// <summary>Sends a signal with kill(1), as systemd would.</summary>
+    public async Task SignalAsync(string signal) =>
+        await ExternalProcess.RunAsync("kill", [$"-{signal}", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+
+    public async Task<int> WaitForExitAsync(int seconds)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
+        await _process.WaitForExitAsync(timeout.Token);
+        return _process.ExitCode;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+    }
+
+    private void Record(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        _output.Enqueue(line);
+        try
+        {
+            TestContext.Current.TestOutputHelper?.WriteLine("[relayd] " + line);
+        }
+        catch (InvalidOperationException)
+        {
+            // Output after the test ended.
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+}
