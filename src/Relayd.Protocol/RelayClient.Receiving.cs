@@ -96,9 +96,9 @@ public sealed partial class RelayClient
                 lock (_writeLock)
                 {
                     FrameWriter.Write(_output.Writer, new Frame { Pong = new Pong { Nonce = frame.Ping.Nonce } });
+                    FlushUnderLock();
                 }
 
-                await FlushAsync(cancellationToken);
                 return true;
             case Frame.BodyOneofCase.Error:
                 if (FailSend(frame.Error))
@@ -125,6 +125,8 @@ public sealed partial class RelayClient
         }
     }
 
+    private const int CoalesceBelowBytes = 16 * 1024;
+
     private async Task WriteLoopAsync()
     {
         await Task.Yield();
@@ -134,6 +136,15 @@ public sealed partial class RelayClient
             while (true)
             {
                 ReadResult result = await output.ReadAsync(_closed.Token);
+                if (result.Buffer.Length < CoalesceBelowBytes && !result.IsCompleted)
+                {
+                    // Give concurrent senders one scheduling turn to add to this write: every write is a TLS record
+                    // and a syscall, the largest cost per message.
+                    output.AdvanceTo(result.Buffer.Start);
+                    await Task.Yield();
+                    result = await output.ReadAsync(_closed.Token);
+                }
+
                 foreach (ReadOnlyMemory<byte> segment in result.Buffer)
                 {
                     await _stream.WriteAsync(segment, _closed.Token);

@@ -58,10 +58,11 @@ public sealed partial class RelayClient
 
         lock (_writeLock)
         {
-            FrameWriter.Write(_output.Writer, frame);
+            FrameWriter.Write(_output.Writer, frame, size);
+            FlushUnderLock();
         }
 
-        return FlushThenAwait(pending.Task, cancellationToken);
+        return cancellationToken.CanBeCanceled ? pending.Task.WaitAsync(cancellationToken) : pending.Task;
     }
 
     /// <summary>Tells the relay these deliveries are stored on this partner's side; the senders get DELIVERED receipts.</summary>
@@ -77,9 +78,10 @@ public sealed partial class RelayClient
         lock (_writeLock)
         {
             FrameWriter.Write(_output.Writer, new Frame { DeliveryAck = ack });
+            FlushUnderLock();
         }
 
-        return FlushAsync(cancellationToken);
+        return ValueTask.CompletedTask;
     }
 
     /// <summary>Acknowledges one delivery.</summary>
@@ -89,22 +91,19 @@ public sealed partial class RelayClient
         return AcknowledgeAsync([delivery.DeliveryId], cancellationToken);
     }
 
-    private async Task<Ack> FlushThenAwait(Task<Ack> ack, CancellationToken cancellationToken)
+    /// <summary>
+    /// Makes what was written visible to the write loop, which sends everything pending in one go. The output pipe
+    /// never pauses, so the flush completes synchronously; callers hold <c>_writeLock</c>.
+    /// </summary>
+    private void FlushUnderLock()
     {
-        await FlushAsync(cancellationToken);
-        return await ack.WaitAsync(cancellationToken);
-    }
-
-    private async ValueTask FlushAsync(CancellationToken cancellationToken)
-    {
-        // Pipe flushes from several threads must not overlap; the write loop drains whatever is there in one go.
-        Task flush;
-        lock (_writeLock)
+        ValueTask<System.IO.Pipelines.FlushResult> flush = _output.Writer.FlushAsync(CancellationToken.None);
+        if (!flush.IsCompleted)
         {
-            flush = _output.Writer.FlushAsync(cancellationToken).AsTask();
+            throw new InvalidOperationException("the output pipe paused; it is configured never to");
         }
 
-        await flush;
+        flush.GetAwaiter().GetResult();
     }
 
     private async Task WaitForPendingAcksAsync(TimeSpan timeout)

@@ -157,10 +157,10 @@ public sealed partial class RelayClient : IAsyncDisposable
             lock (_writeLock)
             {
                 FrameWriter.Write(_output.Writer, new Frame { GoAway = new GoAway { Code = ErrorCode.Unspecified, Detail = "client closing" } });
+                FlushUnderLock();
+                _output.Writer.Complete();
             }
 
-            await _output.Writer.FlushAsync();
-            await _output.Writer.CompleteAsync();
             await _writeLoop.WaitAsync(wait);
             await _readLoop.WaitAsync(wait);
         }

@@ -10,7 +10,7 @@ public sealed class RelayLimits
     private TimeSpan _idleTimeout = TimeSpan.FromSeconds(30);
     private int _maxConnectionsPerPartner = 16;
     private int _shardCount = Environment.ProcessorCount;
-    private long _maxQueuedBytesPerPartner = 256L * 1024 * 1024;
+    private long _maxQueuedBytesPerPartner = 64L * 1024 * 1024;
     private int _maxQueuedEnvelopesPerPartner = 1_000_000;
     private int _deliveryWindowEnvelopes = 8192;
     private int _deliveryWindowBytes = 8 * 1024 * 1024;
@@ -68,7 +68,7 @@ public sealed class RelayLimits
 
     /// <summary>
     /// Bytes of envelopes held in memory for one recipient partner (offline, or not acknowledging). Beyond it senders
-    /// get QUEUE_FULL. Defaults to 256 MiB.
+    /// get QUEUE_FULL. Defaults to 64 MiB: with every partner offline at once, memory stays predictable.
     /// </summary>
     public long MaxQueuedBytesPerPartner
     {

@@ -9,9 +9,11 @@ public static class FrameWriter
 {
     /// <summary>Serializes <paramref name="frame"/> with its length prefix straight into <paramref name="output"/>.</summary>
     /// <returns>Bytes written, prefix included.</returns>
-    public static int Write(IBufferWriter<byte> output, Frame frame)
+    public static int Write(IBufferWriter<byte> output, Frame frame) => Write(output, frame, frame.CalculateSize());
+
+    /// <summary>As <see cref="Write(IBufferWriter{byte}, Frame)"/>, with the size the caller already computed.</summary>
+    public static int Write(IBufferWriter<byte> output, Frame frame, int size)
     {
-        int size = frame.CalculateSize();
         int prefix = CodedOutputStream.ComputeLengthSize(size);
         Span<byte> header = output.GetSpan(prefix);
         int written = ProtoWire.WriteVarint(header, (ulong)size);

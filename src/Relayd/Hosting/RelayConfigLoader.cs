@@ -31,7 +31,7 @@ namespace Relayd.Hosting;
 /// idle_timeout_ms = 30000
 /// max_connections_per_partner = 16
 /// shard_count = 0                       # 0 = processor count
-/// max_queued_bytes_per_partner = 268435456
+/// max_queued_bytes_per_partner = 67108864
 /// max_queued_envelopes_per_partner = 1000000
 /// delivery_window_envelopes = 8192
 /// delivery_window_bytes = 8388608

@@ -16,11 +16,14 @@ internal sealed partial class PartnerSession
     private readonly List<(int SenderPartner, ReceiptItem Item)> _expiredReceipts = [];
 
     /// <summary>Queues receipts for this partner's messages; the writer sends them batched.</summary>
-    public void EnqueueReceipt(in ReceiptItem item)
+    public void EnqueueReceipts(ReadOnlySpan<(int SenderPartner, ReceiptItem Item)> receipts)
     {
         lock (_receiptLock)
         {
-            _pendingReceipts.Add(item);
+            foreach (ref readonly (int SenderPartner, ReceiptItem Item) receipt in receipts)
+            {
+                _pendingReceipts.Add(receipt.Item);
+            }
         }
 
         _writerSignal.Set();
@@ -41,6 +44,9 @@ internal sealed partial class PartnerSession
             while (!controlCompleted)
             {
                 await _writerSignal.WaitAsync();
+
+                // One scheduling turn lets the reader finish its batch, so this pass writes more per TLS record.
+                await Task.Yield();
                 bool progressed;
                 do
                 {

@@ -117,22 +117,31 @@ internal sealed class RelayServer : IAsyncDisposable
 
     internal void Unregister(PartnerSession session) => _sessions.TryRemove(session.ConnectionId, out _);
 
-    /// <summary>Sends receipts to a connected session of each sender partner.</summary>
+    /// <summary>Sends receipts to a connected session of each sender partner, one lock per run of the same sender.</summary>
     internal void DispatchReceipts(List<(int SenderPartner, ReceiptItem Item)> receipts)
     {
+        ReadOnlySpan<(int SenderPartner, ReceiptItem Item)> all = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(receipts);
         PartnerInfo[] partners = Partners.Partners;
-        foreach ((int senderPartner, ReceiptItem item) in receipts)
+        while (!all.IsEmpty)
         {
-            PartnerInfo sender = partners[senderPartner];
-            if (sender.Mailbox.PickConsumer(0) is PartnerSession session)
+            int sender = all[0].SenderPartner;
+            int run = 1;
+            while (run < all.Length && all[run].SenderPartner == sender)
             {
-                session.EnqueueReceipt(item);
+                run++;
+            }
+
+            if (partners[sender].Mailbox.PickConsumer(0) is PartnerSession session)
+            {
+                session.EnqueueReceipts(all[..run]);
             }
             else
             {
                 // In-memory mode keeps no receipts for offline senders; the write-ahead log will.
-                RelayLog.ReceiptsDropped(Logger, 1, sender.Id);
+                RelayLog.ReceiptsDropped(Logger, run, partners[sender].Id);
             }
+
+            all = all[run..];
         }
     }
 

@@ -140,7 +140,7 @@ internal sealed class DemoRun(ILogger logger, TextWriter output)
         for (int i = 0; i < count; i++)
         {
             await inFlight.WaitAsync(cancellationToken);
-            Envelope envelope = NewEnvelope(sender.PartnerId, "load", recipient.PartnerId, "user-" + (i % 64), payload);
+            Envelope envelope = NewEnvelope(sender.PartnerId, "load", recipient.PartnerId, Users[i % Users.Length], payload);
             _ = sender.SendAsync(envelope, cancellationToken).ContinueWith(
                 (t, state) => ((SemaphoreSlim)state!).Release(), inFlight, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
@@ -150,6 +150,8 @@ internal sealed class DemoRun(ILogger logger, TextWriter output)
         await receipts.WaitAsync(TimeSpan.FromMinutes(1), cancellationToken);
         return count / seconds;
     }
+
+    private static readonly string[] Users = [.. Enumerable.Range(0, 64).Select(i => "user-" + i)];
 
     private static async Task ConsumeAsync(RelayClient recipient, int count, CancellationToken cancellationToken)
     {
@@ -185,9 +187,21 @@ internal sealed class DemoRun(ILogger logger, TextWriter output)
     internal static Envelope NewEnvelope(string senderPartner, string senderUser, string recipientPartner, string recipientUser, ReadOnlySpan<byte> ciphertext) =>
         NewEnvelope(senderPartner, senderUser, recipientPartner, recipientUser, ByteString.CopyFrom(ciphertext));
 
+    private static readonly long RunPrefix = BitConverter.ToInt64(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8));
+    private static long _messageCounter;
+
+    /// <summary>A unique 16-byte id: a random prefix for this run and a counter (no syscall per id, unlike Guid.NewGuid).</summary>
+    private static ByteString NextMessageId()
+    {
+        Span<byte> id = stackalloc byte[16];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(id, RunPrefix);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(id[8..], Interlocked.Increment(ref _messageCounter));
+        return ByteString.CopyFrom(id);
+    }
+
     internal static Envelope NewEnvelope(string senderPartner, string senderUser, string recipientPartner, string recipientUser, ByteString ciphertext) => new()
     {
-        MessageId = ByteString.CopyFrom(Guid.NewGuid().ToByteArray()),
+        MessageId = NextMessageId(),
         SenderPartner = senderPartner,
         SenderUser = ByteString.CopyFromUtf8(senderUser),
         RecipientPartner = recipientPartner,
