@@ -30,13 +30,73 @@ internal sealed class DeliverySlab
 
     public bool IsReleasable => LiveEntries == 0 && WritesInProgress == 0;
 
-    public static DeliverySlab Rent(int minimumBytes) =>
-        new(ArrayPool<byte>.Shared.Rent(Math.Max(minimumBytes, DefaultBytes)));
+    /// <summary>True while the slab sits in the pool (guards against returning it twice).</summary>
+    public bool IsPooled { get; private set; }
+
+    public static DeliverySlab Rent(int minimumBytes)
+    {
+        if (minimumBytes > DefaultBytes)
+        {
+            return new DeliverySlab(ArrayPool<byte>.Shared.Rent(minimumBytes));
+        }
+
+        DeliverySlab slab = SlabPool.Rent() ?? new DeliverySlab(GC.AllocateUninitializedArray<byte>(DefaultBytes));
+        slab.IsPooled = false;
+        return slab;
+    }
 
     public void Return()
     {
-        ArrayPool<byte>.Shared.Return(Buffer);
-        Buffer = [];
         Written = 0;
+        LiveEntries = 0;
+        WritesInProgress = 0;
+        IsPooled = true;
+        if (Buffer.Length != DefaultBytes)
+        {
+            ArrayPool<byte>.Shared.Return(Buffer);
+            Buffer = [];
+            return;
+        }
+
+        SlabPool.Return(this);
+    }
+
+    /// <summary>
+    /// Default-size slabs kept for reuse, buffer and all. ArrayPool.Shared keeps only a few arrays of this size per
+    /// core and drops the rest, which under load turned into fresh large-object allocations; this pool keeps up to
+    /// <see cref="RetainedSlabs"/> of them (64 MiB).
+    /// </summary>
+    private static class SlabPool
+    {
+        public const int RetainedSlabs = 256;
+        private static readonly DeliverySlab?[] Slabs = new DeliverySlab?[RetainedSlabs];
+        private static readonly Lock Guard = new();
+        private static int _count;
+
+        public static DeliverySlab? Rent()
+        {
+            lock (Guard)
+            {
+                if (_count == 0)
+                {
+                    return null;
+                }
+
+                DeliverySlab slab = Slabs[--_count]!;
+                Slabs[_count] = null;
+                return slab;
+            }
+        }
+
+        public static void Return(DeliverySlab slab)
+        {
+            lock (Guard)
+            {
+                if (_count < RetainedSlabs)
+                {
+                    Slabs[_count++] = slab;
+                }
+            }
+        }
     }
 }

@@ -332,7 +332,7 @@ internal sealed class ShardQueue
 
     private void ReleaseIfUnused(DeliverySlab slab)
     {
-        if (slab.IsReleasable && !ReferenceEquals(slab, _tail) && slab.Capacity > 0)
+        if (slab.IsReleasable && !ReferenceEquals(slab, _tail) && !slab.IsPooled)
         {
             _slabBytes -= slab.Capacity;
             slab.Return();

@@ -13,7 +13,7 @@ namespace Relayd.Security;
 public static class CertificateFactory
 {
     /// <summary>The SAN URI prefix that names a partner: <c>relayd://partner/&lt;id&gt;</c>.</summary>
-    public const string PartnerUriPrefix = "relayd://partner/";
+    public const string PartnerUriPrefix = PartnerIdentity.UriPrefix;
 
     private const string ServerAuthOid = "1.3.6.1.5.5.7.3.1";
     private const string ClientAuthOid = "1.3.6.1.5.5.7.3.2";
