@@ -2,7 +2,6 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
-using System.Threading.Channels;
 using Google.Protobuf;
 using HdrHistogram;
 using Relayd.Protocol;
@@ -40,7 +39,7 @@ internal sealed class ClosedLoopRun(LoadSettings settings)
         var histogram = new LongHistogram(TimeSpan.TicksPerMinute, 3);
         var window = new SemaphoreSlim(settings.Window);
         int refused = 0;
-        Task<int> consumer = Task.Run(() => ConsumeAsync(recipient, settings.Count, cancellationToken), cancellationToken);
+        Task<long> consumer = Task.Run(() => recipient.ConsumeAsync(_ => { }, settings.Count, cancellationToken), cancellationToken);
         Task receipts = Task.Run(() => DrainReceiptsAsync(sender, cancellationToken), cancellationToken);
 
         var stopwatch = Stopwatch.StartNew();
@@ -81,7 +80,7 @@ internal sealed class ClosedLoopRun(LoadSettings settings)
                 CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
 
-        int delivered = await consumer;
+        int delivered = (int)await consumer;
         double seconds = stopwatch.Elapsed.TotalSeconds;
         return new LoadResult(seconds, settings.Count - refused, delivered, refused, histogram);
     }
@@ -94,26 +93,6 @@ internal sealed class ClosedLoopRun(LoadSettings settings)
         return RelayClient.ConnectAsync(
             new RelayClientOptions { Host = hostPort[0], Port = int.Parse(hostPort[1], System.Globalization.CultureInfo.InvariantCulture), ClientCertificate = certificate, RelayRoots = [ca], ReceiveReceipts = true },
             cancellationToken);
-    }
-
-    private static async Task<int> ConsumeAsync(RelayClient recipient, int count, CancellationToken cancellationToken)
-    {
-        ChannelReader<Deliver> deliveries = recipient.Deliveries;
-        var ids = new List<ulong>(1024);
-        int received = 0;
-        while (received < count && await deliveries.WaitToReadAsync(cancellationToken))
-        {
-            while (ids.Count < 1024 && deliveries.TryRead(out Deliver? delivery))
-            {
-                ids.Add(delivery.DeliveryId);
-            }
-
-            received += ids.Count;
-            await recipient.AcknowledgeAsync(ids, cancellationToken);
-            ids.Clear();
-        }
-
-        return received;
     }
 
     private static async Task DrainReceiptsAsync(RelayClient sender, CancellationToken cancellationToken)

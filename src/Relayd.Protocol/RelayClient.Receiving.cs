@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
+using System.Threading.Channels;
 using Google.Protobuf;
 using Relayd.Protocol.Framing;
 using Relayd.Protocol.V1;
@@ -12,11 +13,40 @@ public sealed partial class RelayClient
     public IAsyncEnumerable<Deliver> ReadDeliveriesAsync(CancellationToken cancellationToken = default) =>
         _deliveries.Reader.ReadAllAsync(cancellationToken);
 
+    /// <summary>
+    /// Hands each delivery to <paramref name="store"/> and acknowledges them in batches (up to 1024 per DeliveryAck,
+    /// sent once <paramref name="store"/> returned for each, so returning means "stored on our side"). Ends after
+    /// <paramref name="limit"/> deliveries or when the connection closes; returns how many it handled.
+    /// </summary>
+    public async Task<long> ConsumeAsync(Action<Deliver> store, long limit = long.MaxValue, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ChannelReader<Deliver> deliveries = _deliveries.Reader;
+        var ids = new List<ulong>(MaxIdsPerDeliveryAck);
+        long handled = 0;
+        while (handled < limit && await deliveries.WaitToReadAsync(cancellationToken))
+        {
+            while (ids.Count < MaxIdsPerDeliveryAck && handled + ids.Count < limit && deliveries.TryRead(out Deliver? delivery))
+            {
+                store(delivery);
+                ids.Add(delivery.DeliveryId);
+            }
+
+            handled += ids.Count;
+            await AcknowledgeAsync(ids, cancellationToken);
+            ids.Clear();
+        }
+
+        return handled;
+    }
+
+    private const int MaxIdsPerDeliveryAck = 1024;
+
     /// <summary>The same deliveries as a channel, for consumers that acknowledge in batches (TryRead until empty, then ack).</summary>
-    public System.Threading.Channels.ChannelReader<Deliver> Deliveries => _deliveries.Reader;
+    public ChannelReader<Deliver> Deliveries => _deliveries.Reader;
 
     /// <summary>The same receipts as a channel.</summary>
-    public System.Threading.Channels.ChannelReader<Receipt> Receipts => _receipts.Reader;
+    public ChannelReader<Receipt> Receipts => _receipts.Reader;
 
     /// <summary>Receipts for envelopes this partner sent: delivered, expired, refused.</summary>
     public IAsyncEnumerable<Receipt> ReadReceiptsAsync(CancellationToken cancellationToken = default) =>

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Threading.Channels;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
 using Relayd.Tests.Infrastructure;
@@ -57,20 +56,7 @@ public sealed class OrderingTests : IClassFixture<PkiFixture>
     private static async Task<List<Envelope>> ReceiveAsync(RelayClient beta, int expected)
     {
         var received = new List<Envelope>(expected);
-        var ids = new List<ulong>();
-        ChannelReader<Deliver> deliveries = beta.Deliveries;
-        while (received.Count < expected && await deliveries.WaitToReadAsync(TestContext.Current.CancellationToken))
-        {
-            while (deliveries.TryRead(out Deliver? delivery))
-            {
-                received.Add(delivery.Envelope);
-                ids.Add(delivery.DeliveryId);
-            }
-
-            await beta.AcknowledgeAsync(ids, TestContext.Current.CancellationToken);
-            ids.Clear();
-        }
-
+        await beta.ConsumeAsync(d => received.Add(d.Envelope), expected, TestContext.Current.CancellationToken);
         return received;
     }
 }

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Net;
-using System.Threading.Channels;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
 using Relayd.Protocol;
@@ -134,7 +133,7 @@ internal sealed class DemoRun(ILogger logger, TextWriter output)
         Random.Shared.NextBytes(ciphertext);
         ByteString payload = ByteString.CopyFrom(ciphertext);
         var receipts = Task.Run(() => DrainReceiptsAsync(sender, count, cancellationToken), cancellationToken);
-        var consumer = Task.Run(() => ConsumeAsync(recipient, count, cancellationToken), cancellationToken);
+        var consumer = Task.Run(() => recipient.ConsumeAsync(_ => { }, count, cancellationToken), cancellationToken);
         using var inFlight = new SemaphoreSlim(window);
         var stopwatch = Stopwatch.StartNew();
         for (int i = 0; i < count; i++)
@@ -152,24 +151,6 @@ internal sealed class DemoRun(ILogger logger, TextWriter output)
     }
 
     private static readonly string[] Users = [.. Enumerable.Range(0, 64).Select(i => "user-" + i)];
-
-    private static async Task ConsumeAsync(RelayClient recipient, int count, CancellationToken cancellationToken)
-    {
-        ChannelReader<Deliver> deliveries = recipient.Deliveries;
-        var ids = new List<ulong>(1024);
-        int received = 0;
-        while (received < count && await deliveries.WaitToReadAsync(cancellationToken))
-        {
-            while (ids.Count < 1024 && deliveries.TryRead(out Deliver? delivery))
-            {
-                ids.Add(delivery.DeliveryId);
-            }
-
-            received += ids.Count;
-            await recipient.AcknowledgeAsync(ids, cancellationToken);
-            ids.Clear();
-        }
-    }
 
     private static async Task DrainReceiptsAsync(RelayClient sender, int count, CancellationToken cancellationToken)
     {
