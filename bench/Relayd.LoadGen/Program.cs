@@ -1,25 +1,104 @@
 using System.CommandLine;
 using Relayd.LoadGen;
+using Relayd.LoadGen.Output;
+using Relayd.LoadGen.Peers;
+using Relayd.LoadGen.Targets;
+using Relayd.Security;
 
-var relay = new Option<string>("--relay") { Description = "Relay address host:port (e.g. a `relayd dev` relay)", Required = true };
-var pki = new Option<DirectoryInfo>("--pki") { Description = "Dev PKI directory (ca.crt, partners/<id>.crt|.key)", Required = true };
-var sender = new Option<string>("--sender") { Description = "Sending partner id", DefaultValueFactory = _ => "alpha" };
-var recipient = new Option<string>("--recipient") { Description = "Receiving partner id", DefaultValueFactory = _ => "beta" };
-var count = new Option<int>("--count") { Description = "Envelopes to send", DefaultValueFactory = _ => 1_000_000 };
-var size = new Option<int>("--size") { Description = "Ciphertext bytes per envelope", DefaultValueFactory = _ => 1024 };
-var window = new Option<int>("--window") { Description = "Unacknowledged envelopes in flight (closed loop)", DefaultValueFactory = _ => 4096 };
-var users = new Option<int>("--users") { Description = "Distinct recipient users (conversations)", DefaultValueFactory = _ => 64 };
-var root = new RootCommand("relayd load generator: 1 sender, 1 recipient, closed loop; prints throughput and ack latency")
+var relay = new Option<string?>("--relay") { Description = "host:port of a running relay; default: start one (relayd dev) with a fresh dev PKI" };
+var pki = new Option<DirectoryInfo?>("--pki") { Description = "Dev PKI directory (with --relay: the one that relay uses); default: a temporary one" };
+var relayPid = new Option<int?>("--relay-pid") { Description = "Pid of the running relay given with --relay, for RSS/CPU figures" };
+var partners = new Option<int>("--partners") { Description = "Partners P (each sends to the next)", DefaultValueFactory = _ => 2 };
+var connections = new Option<int>("--connections") { Description = "Sending connections in all (spread over the partners)", DefaultValueFactory = _ => 1 };
+var size = new Option<int>("--size") { Description = "Message (ciphertext) bytes", DefaultValueFactory = _ => 1024 };
+var count = new Option<long>("--count") { Description = "Messages to send in all, warm-up included (0: use --duration)", DefaultValueFactory = _ => 0 };
+var duration = new Option<double>("--duration") { Description = "Seconds to send after warm-up", DefaultValueFactory = _ => 10 };
+var warmup = new Option<double>("--warmup") { Description = "Warm-up seconds (sent, not measured)", DefaultValueFactory = _ => 2 };
+var window = new Option<int>("--window") { Description = "Closed loop: unacknowledged messages per connection", DefaultValueFactory = _ => 1024 };
+var rate = new Option<int>("--rate") { Description = "Open loop: messages per second in all (latency from intended send time); 0 = closed loop", DefaultValueFactory = _ => 0 };
+var users = new Option<int>("--users") { Description = "Recipient users (conversations)", DefaultValueFactory = _ => 64 };
+var durable = new Option<bool>("--durable") { Description = "Acks after fsync (needs relayd's write-ahead log)" };
+var peers = new Option<string?>("--peers") { Description = "Also run the same workload against: nats, redis (comma-separated; needs Debian nats-server / redis-server)" };
+var json = new Option<string?>("--json") { Description = "Write results as JSON to FILE ('-' = stdout)" };
+var csv = new Option<string?>("--csv") { Description = "Write results as CSV to FILE" };
+var plotFile = new Option<string?>("--plot") { Description = "Draw ack-latency percentile curves to FILE.png or FILE.svg" };
+var root = new RootCommand("relayd load generator: end-to-end throughput and latency of relayd, optionally beside NATS and Redis")
 {
-    relay, pki, sender, recipient, count, size, window, users,
+    relay, pki, relayPid, partners, connections, size, count, duration, warmup, window, rate, users, durable, peers, json, csv, plotFile,
 };
 root.SetAction(async (parse, cancellationToken) =>
 {
-    var settings = new LoadSettings(
-        parse.GetValue(relay)!, parse.GetValue(pki)!.FullName, parse.GetValue(sender)!, parse.GetValue(recipient)!,
-        parse.GetValue(count), parse.GetValue(size), parse.GetValue(window), parse.GetValue(users));
-    LoadResult result = await new ClosedLoopRun(settings).RunAsync(cancellationToken);
-    Console.WriteLine(result.Format(settings));
+    if (parse.GetValue(durable))
+    {
+        await Console.Error.WriteLineAsync("--durable: relayd has no write-ahead log yet, so no mode acks after fsync; run without --durable.");
+        return 2;
+    }
+
+    var workload = new Workload(
+        parse.GetValue(size), parse.GetValue(count), TimeSpan.FromSeconds(parse.GetValue(duration)), parse.GetValue(window), parse.GetValue(rate),
+        Math.Max(1, parse.GetValue(connections)), Math.Max(1, parse.GetValue(users)), TimeSpan.FromSeconds(parse.GetValue(warmup)));
+    string pkiDirectory = parse.GetValue(pki)?.FullName ?? Directory.CreateTempSubdirectory("relayd-loadgen-").FullName;
+    var devPki = new DevPki(pkiDirectory);
+    if (parse.GetValue(relay) is null)
+    {
+        devPki.Init();
+    }
+
+    bool toStdout = parse.GetValue(json) == "-";
+    TextWriter log = toStdout ? Console.Error : Console.Out;
+    var targets = new List<Func<ILoadTarget>> { () => new RelaydTarget(devPki, parse.GetValue(relay), parse.GetValue(partners), parse.GetValue(relayPid)) };
+    if (parse.GetValue(peers) is { Length: > 0 } peerNames)
+    {
+        devPki.Init();
+        if (!devPki.HasPartner("peer-client"))
+        {
+            devPki.IssuePartner("peer-client");
+        }
+
+        var peerPki = new PeerPki(devPki.CaCertPath, devPki.ServerCertPath, devPki.ServerKeyPath, devPki.PartnerCertPath("peer-client"), devPki.PartnerKeyPath("peer-client"));
+        string[] names = peerNames.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        int peerCount = PeerFactory.Create(names, peerPki).Count;
+        for (int i = 0; i < peerCount; i++)
+        {
+            int index = i;
+            targets.Add(() => PeerFactory.Create(names, peerPki)[index]);
+        }
+    }
+
+    log.WriteLine($"workload: {Report.Describe(workload)}");
+    var results = new List<RunResult>();
+    foreach (Func<ILoadTarget> create in targets)
+    {
+        await using ILoadTarget target = create();
+        log.WriteLine($"running {target.Name} ({target.Durability}) ...");
+        results.Add(await new LoadDriver(workload, log).RunAsync(target, cancellationToken));
+    }
+
+    var report = new Report(workload, results, $"{Environment.ProcessorCount} cores, {Environment.OSVersion.VersionString}, .NET {Environment.Version}");
+    log.Write(report.ToTable());
+    if (parse.GetValue(json) is { } jsonPath)
+    {
+        if (toStdout)
+        {
+            Console.Out.WriteLine(report.ToJson());
+        }
+        else
+        {
+            await File.WriteAllTextAsync(jsonPath, report.ToJson(), cancellationToken);
+        }
+    }
+
+    if (parse.GetValue(csv) is { } csvPath)
+    {
+        await File.WriteAllTextAsync(csvPath, report.ToCsv(), cancellationToken);
+    }
+
+    if (parse.GetValue(plotFile) is { } plotPath)
+    {
+        LatencyPlot.Save(results, Report.Describe(workload), plotPath);
+        log.WriteLine($"plot: {plotPath}");
+    }
+
     return 0;
 });
 return await root.Parse(args).InvokeAsync();

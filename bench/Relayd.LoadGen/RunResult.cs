@@ -1,0 +1,54 @@
+using HdrHistogram;
+
+namespace Relayd.LoadGen;
+
+/// <summary>What one system did with one workload.</summary>
+public sealed class RunResult
+{
+    public required string System { get; init; }
+
+    public required string Durability { get; init; }
+
+    public required double Seconds { get; init; }
+
+    public required long Sent { get; init; }
+
+    public required long Acked { get; init; }
+
+    public required long Refused { get; init; }
+
+    public required long Delivered { get; init; }
+
+    public required int MessageBytes { get; init; }
+
+    /// <summary>Acks for messages sent after the warm-up: what the rates are computed from.</summary>
+    public required long MeasuredAcked { get; init; }
+
+    /// <summary>Deliveries that arrived after the warm-up.</summary>
+    public required long MeasuredDelivered { get; init; }
+
+    public required LongHistogram AckLatency { get; init; }
+
+    public required LongHistogram EndToEndLatency { get; init; }
+
+    public required IReadOnlyDictionary<string, long> ErrorsByCode { get; init; }
+
+    /// <summary>Peak resident set of the server process, bytes; null when unknown.</summary>
+    public long? ServerPeakRssBytes { get; init; }
+
+    /// <summary>Server CPU time during the measurement divided by wall time (1.0 = one core busy); null when unknown.</summary>
+    public double? ServerCpuCores { get; init; }
+
+    public double AckedPerSecond => MeasuredAcked / Seconds;
+
+    public double DeliveredPerSecond => MeasuredDelivered / Seconds;
+
+    public double AckedMiBPerSecond => MeasuredAcked * (double)MessageBytes / Seconds / (1024 * 1024);
+
+    public static readonly double[] Percentiles = [50, 90, 99, 99.9];
+
+    /// <summary>Latency in milliseconds at <paramref name="percentile"/> (100 = max); NaN when nothing was recorded.</summary>
+    public static double Milliseconds(LongHistogram histogram, double percentile) =>
+        histogram.TotalCount == 0 ? double.NaN
+        : (percentile >= 100 ? histogram.GetMaxValue() : histogram.GetValueAtPercentile(percentile)) / (double)TimeSpan.TicksPerMillisecond;
+}

@@ -1,0 +1,203 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography.X509Certificates;
+using Google.Protobuf;
+using Relayd.Protocol;
+using Relayd.Protocol.V1;
+using Relayd.Security;
+
+namespace Relayd.LoadGen.Targets;
+
+/// <summary>
+/// relayd, driven through the partner client library. Starts its own relay process (<c>relayd dev</c> with a fresh
+/// dev PKI) unless given the address of a running relay and its PKI directory.
+/// Partners partner-0 … partner-(P-1) each hold the sending connections assigned to them round-robin and one
+/// receiving connection; partner p sends to partner (p + 1) mod P.
+/// </summary>
+public sealed class RelaydTarget : ILoadTarget
+{
+    private readonly DevPki _pki;
+    private readonly string? _address;
+    private readonly int _partners;
+    private readonly List<RelayClient> _senders = [];
+    private readonly List<RelayClient> _receivers = [];
+    private readonly List<Task> _consumers = [];
+    private readonly CancellationTokenSource _stop = new();
+    private Process? _relay;
+    private ByteString[] _users = [];
+    private long _messageCounter;
+    private readonly long _runPrefix = Random.Shared.NextInt64();
+
+    /// <param name="pki">Dev PKI directory (created when the target starts its own relay).</param>
+    /// <param name="address">host:port of a running relay, or null to start one.</param>
+    /// <param name="partners">Partner count (at least 2).</param>
+    /// <param name="relayPid">Pid of a running relay, for RSS/CPU sampling.</param>
+    public RelaydTarget(DevPki pki, string? address, int partners, int? relayPid = null)
+    {
+        _pki = pki;
+        _address = address;
+        _partners = Math.Max(2, partners);
+        ServerPid = relayPid;
+    }
+
+    public string Name => "relayd";
+
+    public string Durability => "in-memory queues: acked when queued (write-ahead log not built yet)";
+
+    public int? ServerPid { get; private set; }
+
+    public static string PartnerId(int index) => "partner-" + index;
+
+    public async Task StartAsync(Workload workload, Action<ReadOnlySpan<byte>> onDelivered, CancellationToken cancellationToken)
+    {
+        string address = _address ?? await StartRelayAsync(cancellationToken);
+        string[] hostPort = address.Split(':');
+        X509Certificate2 ca = X509CertificateLoader.LoadCertificateFromFile(_pki.CaCertPath);
+        _users = [.. Enumerable.Range(0, workload.Users).Select(i => ByteString.CopyFromUtf8("user-" + i))];
+        for (int p = 0; p < _partners; p++)
+        {
+            RelayClient receiver = await ConnectAsync(hostPort, ca, PartnerId(p), cancellationToken);
+            _receivers.Add(receiver);
+            _consumers.Add(Task.Run(() => receiver.ConsumeAsync(d => onDelivered(d.Envelope.Ciphertext.Span), long.MaxValue, _stop.Token), CancellationToken.None));
+            _consumers.Add(Task.Run(() => DrainReceiptsAsync(receiver, _stop.Token), CancellationToken.None));
+        }
+
+        for (int c = 0; c < workload.Connections; c++)
+        {
+            _senders.Add(await ConnectAsync(hostPort, ca, PartnerId(c % _partners), cancellationToken));
+        }
+    }
+
+    public Task SendAsync(int connection, int recipient, ReadOnlyMemory<byte> payload)
+    {
+        RelayClient sender = _senders[connection];
+        int senderPartner = connection % _partners;
+        long n = Interlocked.Increment(ref _messageCounter);
+        byte[] id = new byte[16];
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(id, _runPrefix);
+        System.Buffers.Binary.BinaryPrimitives.WriteInt64BigEndian(id.AsSpan(8), n);
+        var envelope = new Envelope
+        {
+            MessageId = UnsafeByteOperations.UnsafeWrap(id),
+            SenderPartner = sender.PartnerId,
+            SenderUser = _users[0],
+            RecipientPartner = PartnerId((senderPartner + 1) % _partners),
+            RecipientUser = _users[recipient],
+            ContentKind = ContentKind.Text,
+            Ciphertext = UnsafeByteOperations.UnsafeWrap(payload),
+        };
+        return Translate(sender.SendAsync(envelope, CancellationToken.None));
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        foreach (RelayClient client in _senders.Concat(_receivers))
+        {
+            await client.DisposeAsync();
+        }
+
+        try
+        {
+            await Task.WhenAll(_consumers).WaitAsync(TimeSpan.FromSeconds(5));
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or RelayException or TimeoutException)
+        {
+            // Stopping.
+        }
+
+        if (_relay is not null)
+        {
+            _relay.Kill(entireProcessTree: true);
+            await _relay.WaitForExitAsync();
+            _relay.Dispose();
+        }
+
+        _stop.Dispose();
+    }
+
+    private static async Task Translate(Task<Ack> send)
+    {
+        try
+        {
+            await send;
+        }
+        catch (RelayException ex)
+        {
+            throw new LoadRefusedException(ex.Code.ToString(), ex.Detail);
+        }
+    }
+
+    private async Task<string> StartRelayAsync(CancellationToken cancellationToken)
+    {
+        int port = FreePort();
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string argument in (string[])[Path.Combine(AppContext.BaseDirectory, "relayd.dll"), "dev", "--dir", _pki.Directory, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)])
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        for (int p = 0; p < _partners; p++)
+        {
+            start.ArgumentList.Add("--partner");
+            start.ArgumentList.Add(PartnerId(p));
+        }
+
+        _relay = Process.Start(start) ?? throw new InvalidOperationException("could not start relayd");
+        ServerPid = _relay.Id;
+        var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _relay.OutputDataReceived += (_, e) =>
+        {
+            if (e.Data?.Contains("listening on", StringComparison.Ordinal) == true)
+            {
+                ready.TrySetResult();
+            }
+        };
+        _relay.ErrorDataReceived += (_, e) => { };
+        _relay.BeginOutputReadLine();
+        _relay.BeginErrorReadLine();
+        await ready.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
+        return $"localhost:{port}";
+    }
+
+    private Task<RelayClient> ConnectAsync(string[] hostPort, X509Certificate2 ca, string partner, CancellationToken cancellationToken)
+    {
+        if (!_pki.HasPartner(partner))
+        {
+            throw new InvalidOperationException($"no certificate for {partner} in {_pki.Directory}: run 'relayd pki issue-partner --dir {_pki.Directory} --id {partner}'");
+        }
+
+        return RelayClient.ConnectAsync(
+            new RelayClientOptions
+            {
+                Host = hostPort[0],
+                Port = int.Parse(hostPort[1], System.Globalization.CultureInfo.InvariantCulture),
+                ClientCertificate = _pki.LoadPartner(partner),
+                RelayRoots = [ca],
+                Agent = "relayd-loadgen",
+            },
+            cancellationToken);
+    }
+
+    private static async Task DrainReceiptsAsync(RelayClient client, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await foreach (Receipt _ in client.ReadReceiptsAsync(cancellationToken))
+            {
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or RelayException)
+        {
+            // Connection closed.
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+}
