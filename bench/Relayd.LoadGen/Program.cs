@@ -8,8 +8,8 @@ using Relayd.Security;
 var relay = new Option<string?>("--relay") { Description = "host:port of a running relay; default: start one (relayd dev) with a fresh dev PKI" };
 var pki = new Option<DirectoryInfo?>("--pki") { Description = "Dev PKI directory (with --relay: the one that relay uses); default: a temporary one" };
 var relayPid = new Option<int?>("--relay-pid") { Description = "Pid of the running relay given with --relay, for RSS/CPU figures" };
-var partners = new Option<int>("--partners") { Description = "Partners P (each sends to the next)", DefaultValueFactory = _ => 2 };
-var connections = new Option<int>("--connections") { Description = "Sending connections in all (spread over the partners)", DefaultValueFactory = _ => 1 };
+var partners = new Option<int>("--partners") { Description = "Partners P, at least 2 (each sends to the next)", DefaultValueFactory = _ => 2 };
+var connections = new Option<int>("--connections") { Description = "Sending connections per partner (peers get the same total)", DefaultValueFactory = _ => 1 };
 var size = new Option<int>("--size") { Description = "Message (ciphertext) bytes", DefaultValueFactory = _ => 1024 };
 var count = new Option<long>("--count") { Description = "Messages to send in all, warm-up included (0: use --duration)", DefaultValueFactory = _ => 0 };
 var duration = new Option<double>("--duration") { Description = "Seconds to send after warm-up", DefaultValueFactory = _ => 10 };
@@ -36,7 +36,7 @@ root.SetAction(async (parse, cancellationToken) =>
 
     var workload = new Workload(
         parse.GetValue(size), parse.GetValue(count), TimeSpan.FromSeconds(parse.GetValue(duration)), parse.GetValue(window), parse.GetValue(rate),
-        Math.Max(1, parse.GetValue(connections)), Math.Max(1, parse.GetValue(users)), TimeSpan.FromSeconds(parse.GetValue(warmup)));
+        Math.Max(1, parse.GetValue(connections)) * Math.Max(2, parse.GetValue(partners)), Math.Max(1, parse.GetValue(users)), TimeSpan.FromSeconds(parse.GetValue(warmup)));
     string pkiDirectory = parse.GetValue(pki)?.FullName ?? Directory.CreateTempSubdirectory("relayd-loadgen-").FullName;
     var devPki = new DevPki(pkiDirectory);
     if (parse.GetValue(relay) is null)
@@ -71,7 +71,9 @@ root.SetAction(async (parse, cancellationToken) =>
     {
         await using ILoadTarget target = create();
         log.WriteLine($"running {target.Name} ({target.Durability}) ...");
-        results.Add(await new LoadDriver(workload, log).RunAsync(target, cancellationToken));
+        // The \r progress line only makes sense on a terminal.
+        TextWriter? progress = (toStdout ? Console.IsErrorRedirected : Console.IsOutputRedirected) ? null : log;
+        results.Add(await new LoadDriver(workload, progress).RunAsync(target, cancellationToken));
     }
 
     var report = new Report(workload, results, $"{Environment.ProcessorCount} cores, {Environment.OSVersion.VersionString}, .NET {Environment.Version}");

@@ -13,6 +13,11 @@ namespace Relayd.Protocol;
 /// Ack) and deliveries and receipts in. Thread-safe: any number of concurrent <see cref="SendAsync"/> calls share the
 /// connection, and their frames are written in combined blocks.
 /// </summary>
+/// <remarks>
+/// The relay spreads a partner's deliveries over all of its connections, so every connection must consume
+/// (<see cref="ConsumeAsync"/>, <see cref="ReadDeliveriesAsync"/> or <see cref="Deliveries"/>) and acknowledge, or the
+/// conversations assigned to it wait. Deliveries not acknowledged when a connection closes go to another one.
+/// </remarks>
 public sealed partial class RelayClient : IAsyncDisposable
 {
     private readonly RelayClientOptions _options;

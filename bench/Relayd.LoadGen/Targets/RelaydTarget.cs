@@ -13,7 +13,7 @@ namespace Relayd.LoadGen.Targets;
 /// relayd, driven through the partner client library. Starts its own relay process (<c>relayd dev</c> with a fresh
 /// dev PKI) unless given the address of a running relay and its PKI directory.
 /// Partners partner-0 … partner-(P-1) each hold the sending connections assigned to them round-robin and one
-/// receiving connection; partner p sends to partner (p + 1) mod P.
+/// receiving connection; partner p sends to partner (p + 1) mod P. Every connection consumes deliveries.
 /// </summary>
 public sealed class RelaydTarget : ILoadTarget
 {
@@ -65,7 +65,12 @@ public sealed class RelaydTarget : ILoadTarget
 
         for (int c = 0; c < workload.Connections; c++)
         {
-            _senders.Add(await ConnectAsync(hostPort, ca, PartnerId(c % _partners), cancellationToken));
+            // Every connection of a partner receives deliveries (the relay spreads shards over them), so every
+            // sending connection consumes and acknowledges too.
+            RelayClient sender = await ConnectAsync(hostPort, ca, PartnerId(c % _partners), cancellationToken);
+            _senders.Add(sender);
+            _consumers.Add(Task.Run(() => sender.ConsumeAsync(d => onDelivered(d.Envelope.Ciphertext.Span), long.MaxValue, _stop.Token), CancellationToken.None));
+            _consumers.Add(Task.Run(() => DrainReceiptsAsync(sender, _stop.Token), CancellationToken.None));
         }
     }
 
