@@ -44,9 +44,6 @@ internal sealed partial class PartnerSession
             while (!controlCompleted)
             {
                 await _writerSignal.WaitAsync();
-
-                // One scheduling turn lets the reader finish its batch, so this pass writes more per TLS record.
-                await Task.Yield();
                 bool progressed;
                 do
                 {
