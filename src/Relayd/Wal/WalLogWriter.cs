@@ -1,0 +1,158 @@
+namespace Relayd.Wal;
+
+/// <summary>
+/// The one log-writer thread. It takes everything appended while its previous write and fdatasync ran, writes it with
+/// pwrite and syncs it, then publishes the new durable position. No timer: under load the batches grow by themselves
+/// (PERFORMANCE.md lesson 1). A failed pwrite or fdatasync is fatal and is never retried (PostgreSQL's rule: after
+/// a failed fsync the kernel may have dropped the dirty pages and a retry could falsely succeed).
+/// </summary>
+internal sealed class WalLogWriter
+{
+    private readonly WriteAheadLog _log;
+    private readonly IWalFileSync _sync;
+    private readonly bool _syncs;
+    private readonly Thread _thread;
+    private readonly object _gate = new();
+    private WalWriteBuffer _free;
+    private volatile bool _stopping;
+    private int _parking; // 1 while the writer found nothing to write and is about to wait or waiting
+    private bool _woken; // guarded by _gate
+    private long _syncCount;
+
+    public WalLogWriter(WriteAheadLog log, WalOptions options, WalWriteBuffer free)
+    {
+        _log = log;
+        _sync = options.FileSync;
+        _syncs = options.CommitPolicy.Syncs;
+        _free = free;
+        _thread = new Thread(Run) { IsBackground = true, Name = "wal-writer" };
+    }
+
+    /// <summary>Successful fdatasync calls made for commits.</summary>
+    public long SyncCount => Interlocked.Read(ref _syncCount);
+
+    public void Start() => _thread.Start();
+
+    /// <summary>Called after every append; a single volatile read unless the writer is idle.</summary>
+    public void Wake()
+    {
+        if (Volatile.Read(ref _parking) != 0)
+        {
+            Signal();
+        }
+    }
+
+    /// <summary>Writes what is still buffered, then ends the thread.</summary>
+    public void Stop()
+    {
+        _stopping = true;
+        Signal();
+        if (_thread.IsAlive)
+        {
+            _thread.Join();
+        }
+    }
+
+    private void Run()
+    {
+        try
+        {
+            Loop();
+        }
+        catch (Exception ex)
+        {
+            _log.Fail("the log writer", ex);
+        }
+    }
+
+    private void Loop()
+    {
+        while (true)
+        {
+            WalWriteBuffer? batch = _log.TakeBatch(_free);
+            if (batch is null)
+            {
+                // Announce the wait before looking again: an append that lands after this second look sees the flag
+                // (both take the log's append lock) and wakes the writer.
+                Interlocked.Exchange(ref _parking, 1);
+                batch = _log.TakeBatch(_free);
+                if (batch is null)
+                {
+                    if (_stopping)
+                    {
+                        return;
+                    }
+
+                    lock (_gate)
+                    {
+                        while (!_woken && !_stopping)
+                        {
+                            Monitor.Wait(_gate);
+                        }
+
+                        _woken = false;
+                    }
+                }
+
+                Volatile.Write(ref _parking, 0);
+                if (batch is null)
+                {
+                    continue;
+                }
+            }
+
+            batch.WaitForWriters();
+            if (_log.Failure is not null || !WriteAndSync(batch))
+            {
+                return;
+            }
+
+            _log.OnCommitted(batch.End);
+            batch.Reset();
+            _free = batch;
+        }
+    }
+
+    private void Signal()
+    {
+        lock (_gate)
+        {
+            _woken = true;
+            Monitor.Pulse(_gate);
+        }
+    }
+
+    private bool WriteAndSync(WalWriteBuffer batch)
+    {
+        ReadOnlySpan<WalWriteBuffer.Run> runs = batch.Runs;
+        for (int i = 0; i < runs.Length; i++)
+        {
+            WalWriteBuffer.Run run = runs[i];
+            try
+            {
+                RandomAccess.Write(run.Segment.Handle, batch.Data.AsSpan(run.Start, run.Length), run.FileOffset);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
+            {
+                _log.Fail("pwrite", new IOException($"pwrite to {run.Segment.Path} at offset {run.FileOffset} failed: {ex.Message}", ex));
+                return false;
+            }
+
+            // A segment is synced before anything is written to the next one, so after a crash only the last
+            // segment holding data can end in a torn write; damage anywhere earlier is corruption.
+            if (_syncs && (i == runs.Length - 1 || runs[i + 1].Segment != run.Segment))
+            {
+                int errno = _sync.FDataSync(run.Segment.Handle);
+                if (errno != 0)
+                {
+                    _log.Fail("fdatasync", WalDirectorySync.Error("fdatasync", run.Segment.Path, errno));
+                    return false;
+                }
+
+                Interlocked.Increment(ref _syncCount);
+            }
+        }
+
+        return true;
+    }
+}
