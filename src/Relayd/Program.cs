@@ -8,6 +8,7 @@ var root = new RootCommand("relayd: the exchange between messaging providers (DM
     ServeCommands.Dev(),
     DemoCommand.Create(),
     PkiCommands.Create(),
+    WalCommands.Create(),
 };
 
 return await root.Parse(args).InvokeAsync();
