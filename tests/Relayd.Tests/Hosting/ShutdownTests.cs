@@ -23,7 +23,7 @@ public sealed class ShutdownTests : IClassFixture<PkiFixture>
         Assert.NotNull((await alpha.ReadFrameAsync())?.Welcome);
         Assert.NotNull((await beta.ReadFrameAsync())?.Welcome);
 
-        await relay.SignalAsync("TERM");
+        await relay.TerminateAsync();
         Frame? alphaGoAway = await alpha.ReadFrameAsync();
         Frame? betaGoAway = await beta.ReadFrameAsync();
         await alpha.SendAsync(new Frame { GoAway = new GoAway() });
@@ -45,7 +45,7 @@ public sealed class ShutdownTests : IClassFixture<PkiFixture>
         await alpha.SendAsync(sent).Within();
 
         Deliver delivered = await beta.Deliveries.ReadAsync().Within();
-        await relay.SignalAsync("TERM");
+        await relay.TerminateAsync();
         int exitCode = await relay.WaitForExitAsync(seconds: 20);
 
         Assert.Equal(sent, delivered.Envelope);

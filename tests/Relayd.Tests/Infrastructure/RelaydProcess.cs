@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 
 namespace Relayd.Tests.Infrastructure;
 
@@ -82,9 +83,17 @@ internal sealed class RelaydProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Sends a signal with kill(1), as systemd would.</summary>
-    public async Task SignalAsync(string signal) =>
-        await ExternalProcess.RunAsync("kill", [$"-{signal}", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+    /// <summary>Sends SIGTERM, as systemd does on stop (kill(2) directly: minimal CI images may lack kill(1)).</summary>
+    public Task TerminateAsync()
+    {
+        const int SigTerm = 15;
+        if (NativeMethods.kill(_process.Id, SigTerm) != 0)
+        {
+            throw new InvalidOperationException($"kill({_process.Id}, SIGTERM) failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+
+        return Task.CompletedTask;
+    }
 
     public async Task<int> WaitForExitAsync(int seconds)
     {
@@ -128,4 +137,10 @@ internal sealed class RelaydProcess : IAsyncDisposable
         probe.Start();
         return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
+}
+
+internal static partial class NativeMethods
+{
+    [LibraryImport("libc", SetLastError = true)]
+    internal static partial int kill(int pid, int signal);
 }
