@@ -81,24 +81,7 @@ public sealed class NatsCoreTarget : ILoadTarget
         _disposed = true;
         await _stopping.CancelAsync();
         await _receiving;
-        // A slot is still null when StartAsync failed before opening that connection.
-        foreach (NatsConnection? sender in _senders)
-        {
-            if (sender is not null)
-            {
-                await sender.DisposeAsync();
-            }
-        }
-
-        if (_receiver is not null)
-        {
-            await _receiver.DisposeAsync();
-        }
-
-        if (_server is not null)
-        {
-            await _server.DisposeAsync();
-        }
+        await AsyncDisposables.DisposeAllAsync([.. _senders, _receiver, _server]);
 
         _stopping.Dispose();
     }
