@@ -150,14 +150,27 @@ public sealed partial class WriteAheadLog : IDisposable
     private static SafeFileHandle LockDirectory(string directory)
     {
         string path = Path.Combine(directory, LockFileName);
-        try
+        // Retried briefly: a process that forked while holding the lock (a child between fork and exec, or a
+        // relayd still exiting) keeps the flock for a moment after the log was closed.
+        for (int attempt = 0; ; attempt++)
         {
-            // FileShare.None takes flock(LOCK_EX) on Linux: a second relayd (or a repair) on the same log fails here.
-            return File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
-        }
-        catch (IOException ex) when (ex is not FileNotFoundException and not DirectoryNotFoundException)
-        {
-            throw new IOException($"the WAL in {directory} is in use by another process ({path} is locked)", ex);
+            try
+            {
+                // FileShare.None takes flock(LOCK_EX) on Linux: a second relayd (or a repair) on the same log fails here.
+                return File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException ex) when (ex is not FileNotFoundException and not DirectoryNotFoundException)
+            {
+                if (attempt >= LockAttempts)
+                {
+                    throw new IOException($"the WAL in {directory} is in use by another process ({path} is locked)", ex);
+                }
+
+                Thread.Sleep(LockRetryDelay);
+            }
         }
     }
+
+    private const int LockAttempts = 100;
+    private static readonly TimeSpan LockRetryDelay = TimeSpan.FromMilliseconds(20);
 }
