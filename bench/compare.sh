@@ -13,7 +13,9 @@ if ((${#missing[@]})); then
     echo "missing: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2
     exit 1
   fi
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
   # The packages start system services on their default ports; the benchmark runs its own instances.
   systemctl stop nats-server redis-server >/dev/null 2>&1 || true
 fi

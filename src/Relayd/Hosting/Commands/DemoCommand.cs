@@ -108,7 +108,8 @@ internal sealed class DemoRun(ILogger logger, TextWriter output)
             // The relay never reads this: in real use it is Signal-protocol ciphertext.
             byte[] ciphertext = System.Text.Encoding.UTF8.GetBytes(text);
             Envelope envelope = NewEnvelope(from.PartnerId, "user-1", to.PartnerId, "user-2", ciphertext);
-            string id = Convert.ToHexString(envelope.MessageId.Span)[..12];
+            string hex = Convert.ToHexString(envelope.MessageId.Span);
+            string id = hex[..6] + "-" + hex[^5..]; // run prefix and counter: short, and unique in the table
             Ack ack = await from.SendAsync(envelope, cancellationToken);
             string accepted = DateTimeOffset.FromUnixTimeMilliseconds(ack.AcceptedAtMs).ToString("HH:mm:ss.fff");
 
