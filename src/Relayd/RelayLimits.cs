@@ -21,6 +21,7 @@ public sealed class RelayLimits
     private TimeSpan _defaultRetention = TimeSpan.FromDays(30);
     private TimeSpan _shutdownTimeout = TimeSpan.FromSeconds(10);
     private TimeSpan _queueFullRetryAfter = TimeSpan.FromMilliseconds(250);
+    private int _heldReceiptsPerPartner = 100_000;
 
     /// <summary>
     /// Largest frame body a partner may send, in bytes. Checked against the declared length before the body is read.
@@ -152,6 +153,16 @@ public sealed class RelayLimits
     {
         get => _queueFullRetryAfter;
         set => _queueFullRetryAfter = Positive(value, nameof(QueueFullRetryAfter));
+    }
+
+    /// <summary>
+    /// Receipts kept for a sender partner while none of its connections is open; delivered when it reconnects.
+    /// Beyond it the oldest are dropped (and logged). Defaults to 100,000 (about 3 MiB).
+    /// </summary>
+    public int HeldReceiptsPerPartner
+    {
+        get => _heldReceiptsPerPartner;
+        set => _heldReceiptsPerPartner = InRange(value, 0, 100_000_000, nameof(HeldReceiptsPerPartner));
     }
 
     private static int InRange(int value, int min, int max, string name) =>

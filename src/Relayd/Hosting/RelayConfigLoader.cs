@@ -89,6 +89,7 @@ public static partial class RelayConfigLoader
         ["limits.default_retention_seconds"] = (o, _, v) => o.Limits.DefaultRetention = Seconds(v),
         ["limits.shutdown_timeout_ms"] = (o, _, v) => o.Limits.ShutdownTimeout = Ms(v),
         ["limits.queue_full_retry_after_ms"] = (o, _, v) => o.Limits.QueueFullRetryAfter = Ms(v),
+        ["limits.held_receipts_per_partner"] = (o, _, v) => o.Limits.HeldReceiptsPerPartner = Int(v),
         ["partners[].id"] = (o, i, v) => o.Partners[i].Id = PartnerId(v),
         // Same bounds as the global limit: let RelayLimits check them so the rule lives in one place.
         ["partners[].max_connections"] = (o, i, v) => o.Partners[i].MaxConnections = new RelayLimits { MaxConnectionsPerPartner = Int(v) }.MaxConnectionsPerPartner,

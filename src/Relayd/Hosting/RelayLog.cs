@@ -49,6 +49,6 @@ internal static partial class RelayLog
     [LoggerMessage(400, LogLevel.Debug, "Envelope from partner {PartnerId} refused with {Code}: {Detail}")]
     public static partial void EnvelopeRefused(ILogger logger, string partnerId, ErrorCode code, string detail);
 
-    [LoggerMessage(401, LogLevel.Debug, "{Count} receipts for partner {PartnerId} dropped: no session connected")]
+    [LoggerMessage(401, LogLevel.Warning, "{Count} receipts for partner {PartnerId} dropped: it has been away for longer than held_receipts_per_partner covers")]
     public static partial void ReceiptsDropped(ILogger logger, int count, string partnerId);
 }

@@ -20,7 +20,11 @@ internal sealed class PartnerInfo
         AcceptedKinds = [.. options.AcceptedKinds];
         Mailbox = new PartnerMailbox(limits.ShardCount, limits);
         Idempotency = new IdempotencyIndex(limits.DedupCapacityPerPartner, limits.DedupWindow);
+        HeldReceipts = new Delivery.HeldReceipts(limits.HeldReceiptsPerPartner);
     }
+
+    /// <summary>Receipts for this partner's messages that arrived while it had no open connection.</summary>
+    public Delivery.HeldReceipts HeldReceipts { get; }
 
     /// <summary>Position in <see cref="PartnerDirectory.Partners"/>; what queues record instead of the id string.</summary>
     public int Index { get; }

@@ -29,6 +29,23 @@ internal sealed partial class PartnerSession
         _writerSignal.Set();
     }
 
+    /// <summary>Hands over receipts held while the partner had no connection.</summary>
+    public void EnqueueHeldReceipts()
+    {
+        ReceiptItem[] held = Partner.HeldReceipts.TakeAll();
+        if (held.Length == 0)
+        {
+            return;
+        }
+
+        lock (_receiptLock)
+        {
+            _pendingReceipts.AddRange(held);
+        }
+
+        _writerSignal.Set();
+    }
+
     /// <summary>
     /// Sends replies, receipts and deliveries until the control pipe is completed and drained. Each source is written
     /// in large blocks (a TLS record and a syscall per write are the main cost per message).

@@ -95,6 +95,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer
 
             Partner.Mailbox.Attach(this);
             attached = true;
+            EnqueueHeldReceipts();
             _server.Register(this);
             RelayLog.SessionOpened(_logger, ConnectionId, Partner.Id, Remote, Agent);
             reason = await ReadLoopAsync();

@@ -131,14 +131,24 @@ internal sealed class RelayServer : IAsyncDisposable
                 run++;
             }
 
-            if (partners[sender].Mailbox.PickConsumer(0) is PartnerSession session)
+            PartnerInfo partner = partners[sender];
+            if (partner.Mailbox.PickConsumer(0) is PartnerSession session)
             {
                 session.EnqueueReceipts(all[..run]);
             }
             else
             {
-                // In-memory mode keeps no receipts for offline senders; the write-ahead log will.
-                RelayLog.ReceiptsDropped(Logger, run, partners[sender].Id);
+                int dropped = partner.HeldReceipts.Hold(all[..run]);
+                if (dropped > 0)
+                {
+                    RelayLog.ReceiptsDropped(Logger, dropped, partner.Id);
+                }
+
+                // A session may have opened and taken the held receipts between the check and the hold.
+                if (partner.Mailbox.PickConsumer(0) is PartnerSession late)
+                {
+                    late.EnqueueHeldReceipts();
+                }
             }
 
             all = all[run..];

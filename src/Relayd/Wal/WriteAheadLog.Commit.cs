@@ -107,12 +107,8 @@ public sealed partial class WriteAheadLog
         }
 
         WalLog.LogFailed(_logger, operation, DurablePosition, error);
-        FailWaiters(FailedException());
-        lock (_appendLock)
-        {
-            SignalSpace(always: true);
-        }
 
+        // The host hears first (it logs critical and stops the process), then everyone waiting is failed.
         try
         {
             Failed?.Invoke(error);
@@ -120,6 +116,12 @@ public sealed partial class WriteAheadLog
         catch (Exception ex)
         {
             WalLog.HandlerFailed(_logger, nameof(Failed), ex);
+        }
+
+        FailWaiters(FailedException());
+        lock (_appendLock)
+        {
+            SignalSpace(always: true);
         }
     }
 

@@ -177,3 +177,40 @@ public sealed class PkiFixture : IDisposable
 
     public void Dispose() => Pki.Dispose();
 }
+
+/// <summary>A sender that was away when its message was delivered still learns it when it comes back.</summary>
+public sealed class HeldReceiptTests : IClassFixture<PkiFixture>
+{
+    private readonly TestPki _pki;
+
+    public HeldReceiptTests(PkiFixture fixture) => _pki = fixture.Pki;
+
+    [Fact]
+    public async Task Receipts_for_a_disconnected_sender_are_held_and_sent_when_it_reconnects()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki);
+        Envelope sent = Envelopes.New("alpha", "beta");
+        RelayClient alpha = await relay.ConnectAsync("alpha");
+        await alpha.SendAsync(sent).Within();
+        await alpha.CloseAsync();
+
+        await using RelayClient beta = await relay.ConnectAsync("beta");
+        await beta.AcknowledgeAsync(await beta.Deliveries.ReadAsync().Within());
+        await WaitUntilAsync(() => relay.Server.Partners.Find("alpha")!.HeldReceipts.Count == 1);
+        await using RelayClient alphaAgain = await relay.ConnectAsync("alpha");
+        Receipt receipt = await alphaAgain.Receipts.ReadAsync().Within();
+
+        Assert.Equal(ReceiptStatus.Delivered, receipt.Status);
+        Assert.Equal([sent.MessageId], receipt.MessageIds);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        for (int i = 0; i < 500 && !condition(); i++)
+        {
+            await Task.Delay(10, TestContext.Current.CancellationToken);
+        }
+
+        Assert.True(condition());
+    }
+}
