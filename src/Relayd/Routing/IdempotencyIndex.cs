@@ -24,8 +24,6 @@ internal sealed class IdempotencyIndex
     /// <summary>Serialises check-route-record for one sender partner, so a concurrent resend cannot slip between.</summary>
     public object SyncRoot { get; } = new();
 
-    public int Count => _acceptedAtById.Count;
-
     public bool TryGet(UInt128 messageId, long nowMs, out long acceptedAtMs)
     {
         Expire(nowMs);

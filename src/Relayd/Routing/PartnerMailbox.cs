@@ -24,17 +24,6 @@ internal sealed class PartnerMailbox
 
     public ShardQueue[] Shards { get; }
 
-    public int ConsumerCount
-    {
-        get
-        {
-            lock (_lock)
-            {
-                return _consumers.Count;
-            }
-        }
-    }
-
     /// <summary>
     /// Claims one of the partner's <paramref name="maxConnections"/> connection slots, before the Hello is answered;
     /// false when all are taken. Every successful claim is paired with <see cref="ReleaseConnection"/>.
@@ -89,17 +78,6 @@ internal sealed class PartnerMailbox
         {
             return _consumers.Count == 0 ? null : _consumers[(int)((uint)hint % (uint)_consumers.Count)];
         }
-    }
-
-    public int QueuedEnvelopes()
-    {
-        int total = 0;
-        foreach (ShardQueue shard in Shards)
-        {
-            total += shard.Count;
-        }
-
-        return total;
     }
 
     private void Reassign()

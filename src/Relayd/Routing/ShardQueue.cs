@@ -46,8 +46,6 @@ internal sealed class ShardQueue
         _windowBytes = windowBytes;
     }
 
-    public int ShardIndex => _shardIndex;
-
     /// <summary>Envelopes waiting or in flight (not yet acknowledged).</summary>
     public int Count
     {

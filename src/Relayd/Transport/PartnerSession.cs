@@ -65,8 +65,6 @@ internal sealed partial class PartnerSession : IDeliveryConsumer
 
     public string Agent { get; private set; } = "";
 
-    public DateTimeOffset OpenedAt { get; } = DateTimeOffset.UtcNow;
-
     /// <summary>Runs the session until either side closes; never throws.</summary>
     public async Task RunAsync(CancellationToken helloDeadline)
     {
