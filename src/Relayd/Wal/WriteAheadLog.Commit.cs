@@ -6,6 +6,7 @@ public sealed partial class WriteAheadLog
     private readonly PriorityQueue<TaskCompletionSource, WalPosition> _waiters = new();
     private ulong _durable;
     private Exception? _failure;
+    private bool _failing; // guarded by _commitLock: Fail runs once
 
     /// <summary>
     /// Raised on the log-writer thread after each successful commit with the new <see cref="DurablePosition"/>.
@@ -98,17 +99,19 @@ public sealed partial class WriteAheadLog
     {
         lock (_commitLock)
         {
-            if (_failure is not null)
+            if (_failing)
             {
                 return;
             }
 
-            Volatile.Write(ref _failure, error);
+            _failing = true;
         }
 
         WalLog.LogFailed(_logger, operation, DurablePosition, error);
 
-        // The host hears first (it logs critical and stops the process), then everyone waiting is failed.
+        // The host hears first (it logs critical and stops the process); only then does anyone else see the failure,
+        // so no caller can observe a failed log before Failed was raised. Nothing appended meanwhile becomes durable:
+        // the writer has stopped, and its waiters are failed below.
         try
         {
             Failed?.Invoke(error);
@@ -116,6 +119,11 @@ public sealed partial class WriteAheadLog
         catch (Exception ex)
         {
             WalLog.HandlerFailed(_logger, nameof(Failed), ex);
+        }
+
+        lock (_commitLock)
+        {
+            Volatile.Write(ref _failure, error);
         }
 
         FailWaiters(FailedException());

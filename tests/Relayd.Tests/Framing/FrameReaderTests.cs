@@ -3,6 +3,7 @@ using Google.Protobuf;
 using Relayd.Protocol;
 using Relayd.Protocol.Framing;
 using Relayd.Protocol.V1;
+using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Framing;
 
@@ -18,8 +19,8 @@ public sealed class FrameReaderTests
         byte[] wire = Delimited(frames);
 
         List<Frame> coalesced = ReadAll(new ReadOnlySequence<byte>(wire));
-        List<Frame> byteByByte = ReadAll(ChunkedSequence(wire, chunkSize: 1));
-        List<Frame> oddChunks = ReadAll(ChunkedSequence(wire, chunkSize: 7));
+        List<Frame> byteByByte = ReadAll(SegmentedSequence.Of(wire, chunkSize: 1));
+        List<Frame> oddChunks = ReadAll(SegmentedSequence.Of(wire, chunkSize: 7));
 
         Assert.Equal(frames, coalesced);
         Assert.Equal(frames, byteByByte);
@@ -154,29 +155,5 @@ public sealed class FrameReaderTests
 
         Assert.True(buffer.IsEmpty);
         return frames;
-    }
-
-    internal static ReadOnlySequence<byte> ChunkedSequence(byte[] data, int chunkSize)
-    {
-        var first = new Chunk(data.AsMemory(0, Math.Min(chunkSize, data.Length)));
-        Chunk last = first;
-        for (int offset = chunkSize; offset < data.Length; offset += chunkSize)
-        {
-            last = last.Append(data.AsMemory(offset, Math.Min(chunkSize, data.Length - offset)));
-        }
-
-        return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
-    }
-
-    private sealed class Chunk : ReadOnlySequenceSegment<byte>
-    {
-        public Chunk(ReadOnlyMemory<byte> memory) => Memory = memory;
-
-        public Chunk Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Chunk(memory) { RunningIndex = RunningIndex + Memory.Length };
-            Next = next;
-            return next;
-        }
     }
 }

@@ -5,6 +5,7 @@ using Relayd.Delivery;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
 using Relayd.Tests.Framing;
+using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Routing;
 
@@ -37,7 +38,7 @@ public sealed class WireFormatTests
     {
         byte[] bytes = FrameReaderTests.SampleFrame(7).ToByteArray();
         var whole = new ReadOnlySequence<byte>(bytes);
-        ReadOnlySequence<byte> split = FrameReaderTests.ChunkedSequence(bytes, chunkSize: 3);
+        ReadOnlySequence<byte> split = SegmentedSequence.Of(bytes, chunkSize: 3);
 
         Assert.True(EnvelopeHeader.TryRead(whole, out EnvelopeHeader a));
         Assert.True(EnvelopeHeader.TryRead(split, out EnvelopeHeader b));

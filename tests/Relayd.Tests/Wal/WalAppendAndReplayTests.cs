@@ -43,7 +43,7 @@ public sealed class WalAppendAndReplayTests : IDisposable
         WalPosition position;
         using (WriteAheadLog log = WalTestKit.Open(_dir.Path))
         {
-            ReadOnlySequence<byte> sequence = WalTestKit.Chunked(body, chunk: 700);
+            ReadOnlySequence<byte> sequence = Relayd.Tests.Infrastructure.SegmentedSequence.Of(body, chunkSize: 700);
             Assert.False(sequence.IsSingleSegment);
             Assert.True(log.TryAppend(3, header, sequence, out position));
             await log.WaitForCommitAsync(WriteAheadLog.EndOf(position, header.Length + body.Length), TestContext.Current.CancellationToken);
@@ -106,7 +106,7 @@ public sealed class WalAppendAndReplayTests : IDisposable
     {
         using WriteAheadLog log = WalTestKit.Open(_dir.Path, segmentBytes: 16 * 1024 * 1024);
         byte[] header = new byte[24];
-        ReadOnlySequence<byte> body = WalTestKit.Chunked(WalTestKit.Payload(1, 1000), chunk: 400);
+        ReadOnlySequence<byte> body = Relayd.Tests.Infrastructure.SegmentedSequence.Of(WalTestKit.Payload(1, 1000), chunkSize: 400);
         await CountAllocatingAppends(2000); // warm-up: JIT, tiering, lazily created lock state
 
         int allocating = await CountAllocatingAppends(10_000);

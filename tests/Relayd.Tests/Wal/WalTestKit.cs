@@ -98,36 +98,6 @@ internal static class WalTestKit
             Assert.True(expected[i].Payload.AsSpan().SequenceEqual(actual[i].Payload.Span), $"record {i} differs");
         }
     }
-
-    /// <summary>A sequence of several segments, as a pipe would hand out.</summary>
-    public static ReadOnlySequence<byte> Chunked(byte[] bytes, int chunk)
-    {
-        if (bytes.Length == 0)
-        {
-            return ReadOnlySequence<byte>.Empty;
-        }
-
-        var first = new Chunk(bytes.AsMemory(0, Math.Min(chunk, bytes.Length)));
-        Chunk last = first;
-        for (int at = chunk; at < bytes.Length; at += chunk)
-        {
-            last = last.Append(bytes.AsMemory(at, Math.Min(chunk, bytes.Length - at)));
-        }
-
-        return new ReadOnlySequence<byte>(first, 0, last, last.Memory.Length);
-    }
-
-    private sealed class Chunk : ReadOnlySequenceSegment<byte>
-    {
-        public Chunk(ReadOnlyMemory<byte> memory) => Memory = memory;
-
-        public Chunk Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Chunk(memory) { RunningIndex = RunningIndex + Memory.Length };
-            Next = next;
-            return next;
-        }
-    }
 }
 
 /// <summary>An ILogger that keeps every entry, to assert on what was logged.</summary>
