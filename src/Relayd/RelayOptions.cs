@@ -17,6 +17,8 @@ public sealed class RelayOptions
     public IList<PartnerOptions> Partners { get; } = new List<PartnerOptions>();
 
     public RelayLimits Limits { get; set; } = new();
+
+    public MediaOptions Media { get; set; } = new();
 }
 
 /// <summary>Server certificate and partner trust.</summary>
@@ -49,4 +51,7 @@ public sealed class PartnerOptions
 
     /// <summary>Content kinds this partner's users can receive; empty = all kinds.</summary>
     public IList<ContentKind> AcceptedKinds { get; } = new List<ContentKind>();
+
+    /// <summary>Per-partner override of <see cref="MediaOptions.MaxBytes"/> (largest blob this partner may send); null = the global limit.</summary>
+    public long? MaxMediaBytes { get; set; }
 }

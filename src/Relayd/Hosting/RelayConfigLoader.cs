@@ -43,16 +43,25 @@ namespace Relayd.Hosting;
 /// shutdown_timeout_ms = 10000
 /// queue_full_retry_after_ms = 250
 ///
+/// [media]                               # see MediaOptions
+/// spool_dir = "/var/lib/relayd/spool"   # relative to the config file's directory when relative
+/// max_bytes = 2147483648
+/// spool_quota_bytes_per_partner = 21474836480
+/// max_concurrent_transfers_per_partner = 64
+/// transfer_idle_timeout_ms = 120000
+/// window_bytes = 4194304
+///
 /// [[partners]]                          # at least one
 /// id = "alpha"                          # required, unique, ^[a-z0-9][a-z0-9._-]{0,62}$
 /// max_connections = 4                   # default: limits.max_connections_per_partner
 /// accepted_kinds = ["text", "image", "video", "voice", "file"]   # default (absent or empty): all
+/// max_media_bytes = 2147483648          # default: media.max_bytes
 /// </code>
 /// Unknown tables and keys are errors, so a typo is never silently ignored.
 /// </remarks>
 public static partial class RelayConfigLoader
 {
-    private static readonly string[] Tables = ["relay", "tls", "limits"];
+    private static readonly string[] Tables = ["relay", "tls", "limits", "media"];
 
     private static readonly Dictionary<string, ContentKind> KindNames = new(StringComparer.Ordinal)
     {
@@ -94,6 +103,13 @@ public static partial class RelayConfigLoader
         // Same bounds as the global limit: let RelayLimits check them so the rule lives in one place.
         ["partners[].max_connections"] = (o, i, v) => o.Partners[i].MaxConnections = new RelayLimits { MaxConnectionsPerPartner = Int(v) }.MaxConnectionsPerPartner,
         ["partners[].accepted_kinds"] = (o, i, v) => SetKinds(o.Partners[i].AcceptedKinds, v),
+        ["partners[].max_media_bytes"] = (o, i, v) => o.Partners[i].MaxMediaBytes = new MediaOptions { MaxBytes = Long(v) }.MaxBytes,
+        ["media.spool_dir"] = (o, _, v) => o.Media.SpoolDirectory = NonEmpty(v),
+        ["media.max_bytes"] = (o, _, v) => o.Media.MaxBytes = Long(v),
+        ["media.spool_quota_bytes_per_partner"] = (o, _, v) => o.Media.SpoolQuotaBytesPerPartner = Long(v),
+        ["media.max_concurrent_transfers_per_partner"] = (o, _, v) => o.Media.MaxConcurrentTransfersPerPartner = Int(v),
+        ["media.transfer_idle_timeout_ms"] = (o, _, v) => o.Media.TransferIdleTimeout = Ms(v),
+        ["media.window_bytes"] = (o, _, v) => o.Media.WindowBytes = Int(v),
     };
 
     /// <summary>Reads and validates the configuration file at <paramref name="path"/>.</summary>
@@ -222,6 +238,11 @@ public static partial class RelayConfigLoader
 
         CheckPartners(options, lines, source, errors);
         ResolvePaths(options.Tls, Path.GetDirectoryName(source));
+        if (Path.GetDirectoryName(source) is { Length: > 0 } configDirectory && !Path.IsPathRooted(options.Media.SpoolDirectory))
+        {
+            options.Media.SpoolDirectory = Path.GetFullPath(Path.Combine(configDirectory, options.Media.SpoolDirectory));
+        }
+
         return new Result(options, [.. errors.OrderBy(e => e.Line)], lines); // file order (OrderBy is stable)
     }
 

@@ -131,6 +131,11 @@ internal sealed partial class PartnerSession
             return null;
         }
 
+        if (TryHandleMediaChunk(frame))
+        {
+            return null;
+        }
+
         Frame parsed = ParseFrame(frame);
         switch (parsed.BodyCase)
         {
@@ -143,6 +148,10 @@ internal sealed partial class PartnerSession
                 }
 
                 HandleEnvelope(canonical, reencoded);
+                return null;
+            case Frame.BodyOneofCase.MediaOpen or Frame.BodyOneofCase.MediaChunk or Frame.BodyOneofCase.MediaClose
+                or Frame.BodyOneofCase.MediaResume or Frame.BodyOneofCase.MediaReceived:
+                HandleMediaFrame(parsed);
                 return null;
             case Frame.BodyOneofCase.DeliveryAck:
                 HandleDeliveryAck(parsed.DeliveryAck);

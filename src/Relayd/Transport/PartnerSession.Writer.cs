@@ -79,6 +79,7 @@ internal sealed partial class PartnerSession
 
                     progressed |= await WriteReceiptsAsync(scratch, abort);
                     progressed |= await WriteDeliveriesAsync(abort);
+                    progressed |= await WriteMediaAsync(abort);
                     progressed |= await WritePingOrCloseAsync(abort);
                 }
                 while (progressed && !controlCompleted);

@@ -93,6 +93,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer
 
             Partner.Mailbox.Attach(this);
             attached = true;
+            _server.Media.Attach(this);
             EnqueueHeldReceipts();
             _server.Register(this);
             RelayLog.SessionOpened(_logger, ConnectionId, Partner.Id, Remote, Agent);
@@ -120,6 +121,11 @@ internal sealed partial class PartnerSession : IDeliveryConsumer
             }
 
             await CloseAsync(writer);
+            if (attached)
+            {
+                ReleaseMedia();
+            }
+
             RelayLog.SessionClosed(_logger, ConnectionId, Partner.Id, reason);
         }
     }

@@ -39,6 +39,7 @@ internal sealed class RelayServer : IAsyncDisposable
         Clock = clock ?? TimeProvider.System;
         Partners = new PartnerDirectory(options);
         Router = new EnvelopeRouter(Partners, options.Limits, Clock);
+        Media = new Media.MediaRouter(options.Media, options.Partners, Partners, options.Limits, logger, Clock);
     }
 
     public RelayLimits Limits => _options.Limits;
@@ -52,6 +53,8 @@ internal sealed class RelayServer : IAsyncDisposable
     public PartnerDirectory Partners { get; }
 
     public EnvelopeRouter Router { get; }
+
+    public Media.MediaRouter Media { get; }
 
     public bool IsShuttingDown => _shuttingDown;
 
@@ -110,6 +113,7 @@ internal sealed class RelayServer : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync();
+        Media.Dispose();
         _stopping.Dispose();
     }
 

@@ -71,6 +71,7 @@ internal static class ServeCommands
                 Listen = $"127.0.0.1:{parse.GetValue(port)}",
                 RelayId = "relayd-dev",
                 Tls = new TlsOptions { CertificatePath = pki.ServerCertPath, KeyPath = pki.ServerKeyPath, PartnerCaPath = pki.CaCertPath },
+                Media = new MediaOptions { SpoolDirectory = Path.Combine(parse.GetValue(dir)!.FullName, "spool") },
             };
             Console.WriteLine($"dev relay on {options.Listen}; relay CA (trust it for the server certificate): {pki.CaCertPath}");
             foreach (string id in parse.GetValue(partners)!)

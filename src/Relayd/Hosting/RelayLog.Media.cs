@@ -1,0 +1,41 @@
+using Microsoft.Extensions.Logging;
+using Relayd.Protocol.V1;
+
+namespace Relayd.Hosting;
+
+/// <summary>Media log lines: event ids 600-699. Sizes and partner ids only, never user ids or blob bytes.</summary>
+internal static partial class RelayLog
+{
+    [LoggerMessage(600, LogLevel.Information, "Session {ConnectionId}: media transfer {SenderId} -> {RecipientId} opened, {TotalBytes} bytes declared")]
+    public static partial void MediaOpened(ILogger logger, long connectionId, string senderId, string recipientId, long totalBytes);
+
+    [LoggerMessage(601, LogLevel.Information, "Session {ConnectionId}: media transfer {SenderId} -> {RecipientId} verified and spooled, {TotalBytes} bytes")]
+    public static partial void MediaSpooled(ILogger logger, long connectionId, string senderId, string recipientId, long totalBytes);
+
+    [LoggerMessage(602, LogLevel.Information, "Session {ConnectionId}: media transfer {SenderId} -> {RecipientId} delivered, {TotalBytes} bytes; spool copy deleted")]
+    public static partial void MediaDelivered(ILogger logger, long connectionId, string senderId, string recipientId, long totalBytes);
+
+    [LoggerMessage(603, LogLevel.Information, "Session {ConnectionId}: media transfer of partner {SenderId} resumed at {NextOffset} of {TotalBytes} bytes")]
+    public static partial void MediaResumed(ILogger logger, long connectionId, string senderId, long nextOffset, long totalBytes);
+
+    [LoggerMessage(604, LogLevel.Warning, "Session {ConnectionId}: media from partner {PartnerId} refused with {Code}: {Detail}")]
+    public static partial void MediaRefused(ILogger logger, long connectionId, string partnerId, ErrorCode code, string detail);
+
+    [LoggerMessage(605, LogLevel.Warning, "Session {ConnectionId}: media transfer {SenderId} -> {RecipientId} of {TotalBytes} bytes failed its SHA-256 check; discarded")]
+    public static partial void MediaDigestMismatch(ILogger logger, long connectionId, string senderId, string recipientId, long totalBytes);
+
+    [LoggerMessage(606, LogLevel.Warning, "Media transfer of partner {SenderId} stalled at {Received} of {TotalBytes} bytes; dropped")]
+    public static partial void MediaIdleTimeout(ILogger logger, string senderId, long received, long totalBytes);
+
+    [LoggerMessage(607, LogLevel.Information, "Spooled media {SenderId} -> {RecipientId} of {TotalBytes} bytes expired undelivered; deleted")]
+    public static partial void MediaExpired(ILogger logger, string senderId, string recipientId, long totalBytes);
+
+    [LoggerMessage(608, LogLevel.Error, "Media spool I/O failed at {Path}")]
+    public static partial void MediaSpoolFailed(ILogger logger, string path, Exception exception);
+
+    [LoggerMessage(609, LogLevel.Warning, "Media spool entry {Path} discarded: {Reason}")]
+    public static partial void MediaSpoolDiscarded(ILogger logger, string path, string reason);
+
+    [LoggerMessage(610, LogLevel.Information, "Media spool {Directory}: {Blobs} blobs to deliver and {Partials} partial transfers to resume")]
+    public static partial void MediaRecovered(ILogger logger, string directory, int blobs, int partials);
+}

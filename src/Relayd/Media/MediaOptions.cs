@@ -1,0 +1,69 @@
+namespace Relayd;
+
+/// <summary>Media transfers: where blobs are spooled and the limits on them. The <c>[media]</c> table of the config.</summary>
+public sealed class MediaOptions
+{
+    /// <summary>The default spool directory of an installed relay (the .deb creates it, owned by the relayd user).</summary>
+    public const string DefaultSpoolDirectory = "/var/lib/relayd/spool";
+
+    private string _spoolDirectory = DefaultSpoolDirectory;
+    private long _maxBytes = 2L * 1024 * 1024 * 1024;
+    private long _spoolQuotaBytesPerPartner = 20L * 1024 * 1024 * 1024;
+    private int _maxConcurrentTransfersPerPartner = 64;
+    private TimeSpan _transferIdleTimeout = TimeSpan.FromSeconds(120);
+    private int _windowBytes = 4 * 1024 * 1024;
+
+    /// <summary>Directory that holds spooled blobs, one subdirectory per recipient partner. Defaults to "/var/lib/relayd/spool".</summary>
+    public string SpoolDirectory
+    {
+        get => _spoolDirectory;
+        set => _spoolDirectory = string.IsNullOrWhiteSpace(value) ? throw new ArgumentException("the spool directory must not be empty", nameof(value)) : value;
+    }
+
+    /// <summary>
+    /// Largest blob a partner may send, in bytes; larger ones are refused with MEDIA_TOO_LARGE at MediaOpen.
+    /// Per-partner override: <see cref="PartnerOptions.MaxMediaBytes"/>. Defaults to 2 GiB (a long video).
+    /// </summary>
+    public long MaxBytes
+    {
+        get => _maxBytes;
+        set => _maxBytes = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "must be positive");
+    }
+
+    /// <summary>
+    /// Spool space one sender partner may hold at a time (declared sizes of its open and undelivered transfers), in bytes;
+    /// beyond it MediaOpen is refused with SPOOL_FULL, which affects no other partner. Defaults to 20 GiB.
+    /// </summary>
+    public long SpoolQuotaBytesPerPartner
+    {
+        get => _spoolQuotaBytesPerPartner;
+        set => _spoolQuotaBytesPerPartner = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "must be positive");
+    }
+
+    /// <summary>Transfers one partner may have open (opened, not yet closed) at a time. Defaults to 64.</summary>
+    public int MaxConcurrentTransfersPerPartner
+    {
+        get => _maxConcurrentTransfersPerPartner;
+        set => _maxConcurrentTransfersPerPartner = value is >= 1 and <= 100_000 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "must be 1-100000");
+    }
+
+    /// <summary>
+    /// An open transfer that receives no chunk for this long is dropped and its partial spool deleted (MEDIA_IDLE_TIMEOUT).
+    /// Long enough for a phone to reconnect and resume. Defaults to 120 s.
+    /// </summary>
+    public TimeSpan TransferIdleTimeout
+    {
+        get => _transferIdleTimeout;
+        set => _transferIdleTimeout = value >= TimeSpan.FromMilliseconds(100) ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "must be at least 100 ms");
+    }
+
+    /// <summary>
+    /// Credit window per transfer, in bytes: the sender never has more than this in flight beyond what the relay has
+    /// written out. Defaults to 4 MiB (about 3 ms at 1.1 GiB/s TLS, enough to keep the link busy).
+    /// </summary>
+    public int WindowBytes
+    {
+        get => _windowBytes;
+        set => _windowBytes = value is >= 64 * 1024 and <= 256 * 1024 * 1024 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "must be 64 KiB-256 MiB");
+    }
+}

@@ -1,0 +1,121 @@
+using System.Security.Cryptography;
+using Microsoft.Win32.SafeHandles;
+using Relayd.Protocol.V1;
+using Relayd.Routing;
+
+namespace Relayd.Media;
+
+/// <summary>Where a transfer is in its life. Transitions happen under the router's lock.</summary>
+internal enum MediaTransferState
+{
+    /// <summary>Opened by the sender; chunks are arriving (or will, after a MediaResume).</summary>
+    Receiving,
+
+    /// <summary>Verified, fsynced and waiting in the recipient partner's outbox.</summary>
+    Spooled,
+
+    /// <summary>A session of the recipient partner is streaming it.</summary>
+    Sending,
+
+    /// <summary>Streamed completely; waiting for the recipient's MediaReceived.</summary>
+    Sent,
+
+    /// <summary>Delivered, expired, aborted: its files are deleted.</summary>
+    Gone,
+}
+
+/// <summary>
+/// One media blob moving through the relay. While it arrives, the chunk path (under <c>lock(this)</c>) appends to its
+/// spool file and its running SHA-256; the relay never holds more of it in memory than the chunk in hand.
+/// </summary>
+internal sealed class MediaTransfer
+{
+    public MediaTransfer(UInt128 id, MediaOpen open, PartnerInfo sender, PartnerInfo recipient, string basePath, long expiresAtMs)
+    {
+        Id = id;
+        Open = open;
+        Sender = sender;
+        Recipient = recipient;
+        BasePath = basePath;
+        ExpiresAtMs = expiresAtMs;
+        TotalSize = (long)open.TotalSize;
+    }
+
+    public UInt128 Id { get; }
+
+    /// <summary>The MediaOpen as the sender wrote it; sent on to the recipient unchanged.</summary>
+    public MediaOpen Open { get; }
+
+    public PartnerInfo Sender { get; }
+
+    public PartnerInfo Recipient { get; }
+
+    /// <summary>Spool path without extension (see <see cref="MediaSpool"/>).</summary>
+    public string BasePath { get; }
+
+    public long TotalSize { get; }
+
+    public long ExpiresAtMs { get; }
+
+    public MediaTransferState State { get; set; }
+
+    // ---- receiving (guarded by lock(this)) ----
+
+    /// <summary>The open <c>.part</c> file; null before a resume after a restart, and once committed.</summary>
+    public SafeFileHandle? Part { get; set; }
+
+    /// <summary>SHA-256 of bytes [0, <see cref="Received"/>); null after a restart until a resume rebuilds it from the file.</summary>
+    public IncrementalHash? Hash { get; set; }
+
+    /// <summary>Next offset the relay expects; everything below it is written to the spool file.</summary>
+    public long Received { get; set; }
+
+    /// <summary>The sender may send bytes below this offset (the credit window's end).</summary>
+    public long CreditLimit { get; set; }
+
+    /// <summary>
+    /// Set after a refused chunk (wrong offset, beyond the window): further chunks are dropped silently until the
+    /// sender asks where to continue with MediaResume, so one mistake costs one Error frame, not one per chunk.
+    /// </summary>
+    public bool AwaitingResume { get; set; }
+
+    /// <summary>The session the sender uses now; credit and errors go there. Null while the sender is away.</summary>
+    public IMediaPeer? Uploader { get; set; }
+
+    /// <summary>Environment.TickCount64 of the last chunk, open or resume (idle timeout).</summary>
+    public long LastActivityTicks { get; set; } = Environment.TickCount64;
+
+    // ---- delivering (transitions under the router's lock) ----
+
+    /// <summary>The recipient session streaming it (state Sending or Sent).</summary>
+    public IMediaPeer? Downloader { get; set; }
+
+    /// <summary>Offset the next delivery starts from (a recipient's MediaResume sets it).</summary>
+    public long DeliveryStartOffset { get; set; }
+
+    /// <summary>Closes the spool file and the hash (under <c>lock(this)</c>).</summary>
+    public void ReleaseReceiving()
+    {
+        Part?.Dispose();
+        Part = null;
+        Hash?.Dispose();
+        Hash = null;
+    }
+}
+
+/// <summary>A partner session as the media code sees it.</summary>
+internal interface IMediaPeer
+{
+    PartnerInfo Partner { get; }
+
+    long ConnectionId { get; }
+
+    /// <summary>Queues a frame for the partner; only from this peer's own read loop (it shares the reply pipe).</summary>
+    void Reply(Frame frame);
+
+    /// <summary>Queues a frame for the partner from any thread (timers, other sessions).</summary>
+    void Post(Frame frame);
+
+    /// <summary>Tells the peer's writer that media may be waiting for it.</summary>
+    void WakeMediaWriter();
+}
