@@ -130,8 +130,12 @@ public sealed partial class RelayClient
                 }
 
                 return true;
+            case Frame.BodyOneofCase.MediaCredit or Frame.BodyOneofCase.MediaResumed or Frame.BodyOneofCase.MediaComplete
+                or Frame.BodyOneofCase.MediaOpen or Frame.BodyOneofCase.MediaChunk or Frame.BodyOneofCase.MediaClose:
+                await DispatchMediaAsync(frame, cancellationToken);
+                return true;
             case Frame.BodyOneofCase.Error:
-                if (FailSend(frame.Error))
+                if (FailSend(frame.Error) || FailMedia(frame.Error))
                 {
                     return true;
                 }

@@ -173,6 +173,7 @@ public sealed partial class RelayClient
             p.TrySetException(_failure!);
         }
 
+        FailAllMedia(_failure!);
         _deliveries.Writer.TryComplete(_failure is RelayException { Code: ErrorCode.Unspecified } ? null : _failure);
         _receipts.Writer.TryComplete(_failure is RelayException { Code: ErrorCode.Unspecified } ? null : _failure);
     }

@@ -110,7 +110,8 @@ internal sealed partial class PartnerSession : IMediaPeer
         if (!_mediaOpenSent)
         {
             _mediaFile = File.OpenHandle(transfer.BasePath + MediaSpool.BlobExtension, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-            await _stream.WriteAsync(new Frame { MediaOpen = transfer.Open }.ToDelimitedArray(), abort);
+            MediaOpen open = _mediaOffset == 0 ? transfer.Open : new MediaOpen(transfer.Open) { DeliveryOffset = (ulong)_mediaOffset };
+            await _stream.WriteAsync(new Frame { MediaOpen = open }.ToDelimitedArray(), abort);
             _mediaOpenSent = true;
             return true;
         }

@@ -66,6 +66,7 @@ public sealed class TestRelay : IAsyncDisposable
         }
 
         options.Limits.ShutdownTimeout = TimeSpan.FromSeconds(2);
+        options.Media.SpoolDirectory = Path.Combine(pki.Directory, "spool-" + Guid.NewGuid().ToString("N"));
         configure?.Invoke(options);
         var logs = new TestOutputLoggerProvider();
         ILoggerFactory logging = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Information));
