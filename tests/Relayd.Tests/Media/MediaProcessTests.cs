@@ -1,0 +1,144 @@
+using System.Globalization;
+using Relayd.Protocol;
+using Relayd.Protocol.V1;
+using Relayd.Tests.Functional;
+using Relayd.Tests.Infrastructure;
+
+namespace Relayd.Tests.Media;
+
+/// <summary>Media through the real daemon process: bounded memory for a 1 GiB blob, and spooled blobs survive a restart.</summary>
+[Collection(nameof(MemorySensitiveCollection))]
+public sealed class MediaProcessTests : IClassFixture<PkiFixture>
+{
+    private readonly TestPki _pki;
+
+    public MediaProcessTests(PkiFixture fixture) => _pki = fixture.Pki;
+
+    [Fact]
+    public async Task A_1_GiB_blob_to_a_connected_recipient_matches_its_digest_and_the_relay_RSS_grows_by_less_than_64_MiB()
+    {
+        string spool = Path.Combine(_pki.Directory, "spool-" + Guid.NewGuid().ToString("N"));
+        await using RelaydProcess relay = await RelaydProcess.StartAsync(_pki, $"[media]\nspool_dir = \"{spool}\"\n");
+        await using RelayClient alpha = await RelayClient.ConnectAsync(Options(relay, "alpha"), TestContext.Current.CancellationToken);
+        await using RelayClient beta = await RelayClient.ConnectAsync(Options(relay, "beta"), TestContext.Current.CancellationToken);
+        // Warm the relay's media path with a small blob first, so the baseline includes its one-off costs (JIT, pools).
+        using (var warm = new PatternStream(8 * 1024 * 1024, seed: 20))
+        {
+            MediaOpen warmOpen = MediaBlobs.Open("alpha", "beta", warm);
+            warm.Position = 0;
+            Task<(MediaOpen, long, byte[])> warmReceived = MediaBlobs.ReceiveAsync(beta);
+            await alpha.SendMediaAsync(warmOpen, warm).Within(60);
+            await warmReceived;
+        }
+
+        long baseline = ReadRssBytes(relay.Pid);
+        long peak = baseline;
+        using var sampling = new CancellationTokenSource();
+        Task sampler = Task.Run(async () =>
+        {
+            while (!sampling.IsCancellationRequested)
+            {
+                peak = Math.Max(peak, ReadRssBytes(relay.Pid));
+                await Task.Delay(50, CancellationToken.None);
+            }
+        }, CancellationToken.None);
+
+        const long Size = 1024L * 1024 * 1024;
+        using var blob = new PatternStream(Size, seed: 21);
+        MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
+        blob.Position = 0;
+        Task<(MediaOpen Open, long Length, byte[] Sha256)> received = MediaBlobs.ReceiveAsync(beta, seconds: 300);
+        await alpha.SendMediaAsync(open, blob).Within(300);
+        (_, long length, byte[] sha) = await received;
+        await sampling.CancelAsync();
+        await sampler;
+
+        long growth = peak - baseline;
+        TestContext.Current.TestOutputHelper?.WriteLine($"relay RSS baseline {baseline >> 20} MiB, peak {peak >> 20} MiB, growth {growth >> 20} MiB");
+        Assert.Equal(Size, length);
+        Assert.Equal(open.Sha256.ToByteArray(), sha);
+        Assert.InRange(growth, long.MinValue, 64L * 1024 * 1024);
+    }
+
+    [Fact]
+    public async Task A_blob_spooled_for_an_offline_recipient_survives_a_relay_crash_and_restart_and_arrives_intact()
+    {
+        string spool = Path.Combine(_pki.Directory, "spool-" + Guid.NewGuid().ToString("N"));
+        string media = $"[media]\nspool_dir = \"{spool}\"\n";
+        using var blob = new PatternStream(64L * 1024 * 1024 + 7, seed: 22);
+        MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
+        await using (RelaydProcess first = await RelaydProcess.StartAsync(_pki, media))
+        {
+            await using RelayClient alpha = await RelayClient.ConnectAsync(Options(first, "alpha"), TestContext.Current.CancellationToken);
+            blob.Position = 0;
+            await alpha.SendMediaAsync(open, blob).Within(60);
+            // Disposing kills the process (SIGKILL): what MediaComplete acknowledged must already be on disk.
+        }
+
+        await using RelaydProcess second = await RelaydProcess.StartAsync(_pki, media);
+        await second.WaitForOutputAsync("1 blobs to deliver");
+        await using RelayClient beta = await RelayClient.ConnectAsync(Options(second, "beta"), TestContext.Current.CancellationToken);
+        (MediaOpen atBeta, long length, byte[] sha) = await MediaBlobs.ReceiveAsync(beta);
+
+        Assert.Equal(open, atBeta);
+        Assert.Equal((long)open.TotalSize, length);
+        Assert.Equal(open.Sha256.ToByteArray(), sha);
+    }
+
+    [Fact]
+    public async Task A_partial_upload_survives_a_relay_restart_and_the_sender_resumes_it_from_the_durable_offset()
+    {
+        string spool = Path.Combine(_pki.Directory, "spool-" + Guid.NewGuid().ToString("N"));
+        string media = $"[media]\nspool_dir = \"{spool}\"\nwindow_bytes = 1048576\n";
+        const long Size = 16L * 1024 * 1024;
+        using var blob = new PatternStream(Size, seed: 23);
+        MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
+        await using (RelaydProcess first = await RelaydProcess.StartAsync(_pki, media))
+        {
+            RelayClient alpha = await RelayClient.ConnectAsync(Options(first, "alpha"), TestContext.Current.CancellationToken);
+            blob.Position = 0;
+            blob.BeforeRead = position =>
+            {
+                if (position >= Size / 2)
+                {
+                    blob.BeforeRead = null;
+                    _ = alpha.DisposeAsync().AsTask();
+                }
+            };
+            await Assert.ThrowsAnyAsync<Exception>(() => alpha.SendMediaAsync(open, blob).Within(60));
+            await alpha.DisposeAsync();
+        }
+
+        await using RelaydProcess second = await RelaydProcess.StartAsync(_pki, media);
+        await second.WaitForOutputAsync("1 partial transfers to resume");
+        await using RelayClient again = await RelayClient.ConnectAsync(Options(second, "alpha"), TestContext.Current.CancellationToken);
+        await using RelayClient beta = await RelayClient.ConnectAsync(Options(second, "beta"), TestContext.Current.CancellationToken);
+        Task<(MediaOpen Open, long Length, byte[] Sha256)> received = MediaBlobs.ReceiveAsync(beta);
+        await again.ResumeMediaAsync(open, blob).Within(60);
+        (_, long length, byte[] sha) = await received;
+
+        Assert.Equal(Size, length);
+        Assert.Equal(open.Sha256.ToByteArray(), sha);
+    }
+
+    private RelayClientOptions Options(RelaydProcess relay, string partner) => new()
+    {
+        Host = "localhost",
+        Port = relay.Port,
+        ClientCertificate = _pki.Partner(partner),
+        RelayRoots = [_pki.Ca],
+    };
+
+    private static long ReadRssBytes(int pid)
+    {
+        foreach (string line in File.ReadLines($"/proc/{pid}/status"))
+        {
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+            {
+                return long.Parse(line.AsSpan(6).Trim().ToString().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
+            }
+        }
+
+        throw new InvalidOperationException($"no VmRSS in /proc/{pid}/status");
+    }
+}
