@@ -17,6 +17,9 @@ public sealed class RelayOptions
     public IList<PartnerOptions> Partners { get; } = new List<PartnerOptions>();
 
     public RelayLimits Limits { get; set; } = new();
+
+    /// <summary>The write-ahead log: where envelopes are made durable before they are acknowledged.</summary>
+    public StorageOptions Storage { get; set; } = new();
 }
 
 /// <summary>Server certificate and partner trust.</summary>

@@ -52,7 +52,7 @@ namespace Relayd.Hosting;
 /// </remarks>
 public static partial class RelayConfigLoader
 {
-    private static readonly string[] Tables = ["relay", "tls", "limits"];
+    private static readonly string[] Tables = ["relay", "tls", "limits", "wal"];
 
     private static readonly Dictionary<string, ContentKind> KindNames = new(StringComparer.Ordinal)
     {
@@ -90,6 +90,11 @@ public static partial class RelayConfigLoader
         ["limits.shutdown_timeout_ms"] = (o, _, v) => o.Limits.ShutdownTimeout = Ms(v),
         ["limits.queue_full_retry_after_ms"] = (o, _, v) => o.Limits.QueueFullRetryAfter = Ms(v),
         ["limits.held_receipts_per_partner"] = (o, _, v) => o.Limits.HeldReceiptsPerPartner = Int(v),
+        ["wal.dir"] = (o, _, v) => o.Storage.Directory = NonEmpty(v),
+        ["wal.segment_bytes"] = (o, _, v) => o.Storage.SegmentBytes = Int(v),
+        ["wal.reserve_bytes"] = (o, _, v) => o.Storage.ReserveBytes = Long(v),
+        ["wal.sync"] = (o, _, v) => o.Storage.Sync = Bool(v),
+        ["wal.retention_interval_ms"] = (o, _, v) => o.Storage.RetentionInterval = Ms(v),
         ["partners[].id"] = (o, i, v) => o.Partners[i].Id = PartnerId(v),
         // Same bounds as the global limit: let RelayLimits check them so the rule lives in one place.
         ["partners[].max_connections"] = (o, i, v) => o.Partners[i].MaxConnections = new RelayLimits { MaxConnectionsPerPartner = Int(v) }.MaxConnectionsPerPartner,
@@ -221,7 +226,7 @@ public static partial class RelayConfigLoader
         }
 
         CheckPartners(options, lines, source, errors);
-        ResolvePaths(options.Tls, Path.GetDirectoryName(source));
+        ResolvePaths(options, Path.GetDirectoryName(source));
         return new Result(options, [.. errors.OrderBy(e => e.Line)], lines); // file order (OrderBy is stable)
     }
 
@@ -277,8 +282,9 @@ public static partial class RelayConfigLoader
         }
     }
 
-    private static void ResolvePaths(TlsOptions tls, string? directory)
+    private static void ResolvePaths(RelayOptions options, string? directory)
     {
+        TlsOptions tls = options.Tls;
         if (string.IsNullOrEmpty(directory))
         {
             return;
@@ -289,11 +295,14 @@ public static partial class RelayConfigLoader
         tls.KeyPath = Resolve(tls.KeyPath);
         tls.PartnerCaPath = Resolve(tls.PartnerCaPath);
         tls.CrlPath = tls.CrlPath is null ? null : Resolve(tls.CrlPath);
+        options.Storage.Directory = Resolve(options.Storage.Directory);
     }
 
     private static string Str(ValueSyntax v) => v is StringValueSyntax { Value: { } s } ? s : throw Mismatch("a string", v);
 
     private static string NonEmpty(ValueSyntax v) => Str(v) is { Length: > 0 } s ? s : throw new FormatException("must not be empty");
+
+    private static bool Bool(ValueSyntax v) => v is BooleanValueSyntax b ? b.Value : throw Mismatch("true or false", v);
 
     private static long Long(ValueSyntax v) => v is IntegerValueSyntax i ? i.Value : throw Mismatch("an integer", v);
 

@@ -12,6 +12,7 @@ namespace Relayd.Tests.Infrastructure;
 public sealed class TestRelay : IAsyncDisposable
 {
     private readonly ILoggerFactory _logging;
+    private string? _temporaryWal;
 
     private TestRelay(TestPki pki, RelayOptions options, ILoggerFactory logging)
     {
@@ -66,10 +67,19 @@ public sealed class TestRelay : IAsyncDisposable
         }
 
         options.Limits.ShutdownTimeout = TimeSpan.FromSeconds(2);
+        string wal = Directory.CreateTempSubdirectory("relayd-test-wal-").FullName;
+        options.Storage.Directory = wal;
+        options.Storage.ReserveBytes = 16L * 1024 * 1024;
+        options.Storage.SegmentBytes = 4 * 1024 * 1024;
         configure?.Invoke(options);
         var logs = new TestOutputLoggerProvider();
         ILoggerFactory logging = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Information));
-        return new TestRelay(pki, options, logging) { Logs = logs.Lines };
+        if (options.Storage.Directory != wal)
+        {
+            Directory.Delete(wal);
+        }
+
+        return new TestRelay(pki, options, logging) { Logs = logs.Lines, _temporaryWal = options.Storage.Directory == wal ? wal : null };
     }
 
     public RelayClientOptions ClientOptions(string partnerId) => ClientOptions(Pki.Partner(partnerId));
@@ -93,6 +103,10 @@ public sealed class TestRelay : IAsyncDisposable
     {
         await Server.DisposeAsync();
         _logging.Dispose();
+        if (_temporaryWal is not null)
+        {
+            Directory.Delete(_temporaryWal, recursive: true);
+        }
     }
 }
 
