@@ -29,6 +29,9 @@ internal static partial class StorageLog
     [LoggerMessage(707, LogLevel.Error, "Maintenance of the write-ahead log failed")]
     public static partial void MaintenanceFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(709, LogLevel.Information, "Storage: {Metrics}")]
+    public static partial void Summary(ILogger logger, string metrics);
+
     [LoggerMessage(708, LogLevel.Debug, "Dedup snapshot written: {Count} message ids in {ElapsedMs:F0} ms")]
     public static partial void DedupSnapshotWritten(ILogger logger, int count, double elapsedMs);
 }

@@ -77,6 +77,8 @@ internal sealed class RelayServer : IAsyncDisposable
 
     public StorageMaintenance Maintenance { get; }
 
+    public StorageMetrics StorageMetrics => StorageMetrics.Capture(Store, Partners);
+
     public bool IsShuttingDown => _shuttingDown;
 
     /// <summary>Where the relay listens (the real port when 0 was configured).</summary>
@@ -129,6 +131,7 @@ internal sealed class RelayServer : IAsyncDisposable
         await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
         await _stopping.CancelAsync();
         await Task.WhenAll(_acceptLoop, _heartbeat, _maintenance);
+        StorageLog.Summary(Logger, StorageMetrics.ToString());
         CloseStore();
         RelayLog.Stopped(Logger, remaining);
     }

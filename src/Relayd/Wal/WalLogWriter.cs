@@ -31,6 +31,9 @@ internal sealed class WalLogWriter
     /// <summary>Successful fdatasync calls made for commits.</summary>
     public long SyncCount => Interlocked.Read(ref _syncCount);
 
+    /// <summary>fdatasync durations in microseconds (1 µs .. 60 s, 3 significant digits); safe to read while recording.</summary>
+    public HdrHistogram.LongConcurrentHistogram SyncLatency { get; } = new(1, 60_000_000, 3);
+
     public void Start() => _thread.Start();
 
     /// <summary>Called after every append; a single volatile read unless the writer is idle.</summary>
@@ -142,7 +145,9 @@ internal sealed class WalLogWriter
             // segment holding data can end in a torn write; damage anywhere earlier is corruption.
             if (_syncs && (i == runs.Length - 1 || runs[i + 1].Segment != run.Segment))
             {
+                long started = System.Diagnostics.Stopwatch.GetTimestamp();
                 int errno = _sync.FDataSync(run.Segment.Handle);
+                SyncLatency.RecordValue(Math.Max(1, (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMicroseconds));
                 if (errno != 0)
                 {
                     _log.Fail("fdatasync", WalDirectorySync.Error("fdatasync", run.Segment.Path, errno));

@@ -43,6 +43,11 @@ public sealed class RestartTests : IClassFixture<PkiFixture>, IDisposable
 
             await Task.WhenAll(acks).Within(60);
             Assert.Contains(relay.Server.Partners.Find("beta")!.Mailbox.Shards, s => s.IsSpilled); // beyond memory: in the log only
+            Relayd.Storage.StorageMetrics metrics = relay.Server.StorageMetrics;
+            Relayd.Storage.PartnerBacklog beta = Assert.Single(metrics.Backlog, b => b.Partner == "beta");
+            Assert.Equal(Count, beta.InMemory + beta.InLogOnly);
+            Assert.True(beta.InLogOnly > 0);
+            Assert.True(metrics.Syncs > 0 && metrics.SyncP50Microseconds > 0 && metrics.Segments > 0 && metrics.LogBytes > 0, metrics.ToString());
         }
 
         await using (TestRelay restarted = StartOnLog())
