@@ -206,6 +206,46 @@ public sealed class RestartTests : IClassFixture<PkiFixture>, IDisposable
         Assert.Contains("relayd wal verify --dir", run.StandardError, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task A_torn_last_record_is_cut_away_at_start_and_every_earlier_envelope_is_delivered()
+    {
+        Envelope[] envelopes = [.. Enumerable.Range(0, 10).Select(i => Envelopes.New("alpha", "beta", toUser: "user-" + i))];
+        await using (TestRelay relay = StartOnLog())
+        await using (RelayClient alpha = await relay.ConnectAsync("alpha"))
+        {
+            foreach (Envelope envelope in envelopes)
+            {
+                await alpha.SendAsync(envelope).Within();
+            }
+        }
+
+        // Damage the end of the last record, as a write cut short by power loss would: nothing valid follows it.
+        string segment = _wal.Segment(1);
+        byte[] data = await File.ReadAllBytesAsync(segment, TestContext.Current.CancellationToken);
+        int last = 0;
+        for (int offset = 0; BitConverter.ToInt32(data, offset) is int length and > 0; offset += 16 + ((length + 7) & ~7))
+        {
+            last = offset;
+        }
+
+        int payloadLength = BitConverter.ToInt32(data, last);
+        await using (var file = new FileStream(segment, FileMode.Open, FileAccess.Write))
+        {
+            file.Position = last + 16 + (payloadLength / 2);
+            file.Write(new byte[(payloadLength / 2) + 1]); // the second half of the payload never reached the disk
+        }
+
+        await using TestRelay restarted = StartOnLog();
+        await restarted.WaitForLogAsync("torn");
+        await using RelayClient beta = await restarted.ConnectAsync("beta");
+        var received = new List<ByteString>();
+        await beta.ConsumeAsync(d => received.Add(d.Envelope.MessageId), limit: 9, TestContext.Current.CancellationToken).Within();
+
+        Assert.Equal(envelopes.Take(9).Select(e => e.MessageId).ToHashSet(), received.ToHashSet());
+        Assert.Equal(9, received.Count);
+        Assert.True(await Envelopes.StaysEmpty(beta.Deliveries, 300), "the torn envelope was delivered");
+    }
+
     private TestRelay StartOnLog(Action<RelayOptions>? configure = null) => TestRelay.Start(_pki, o =>
     {
         o.Storage.Directory = _wal.Path;
