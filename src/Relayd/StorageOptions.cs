@@ -35,7 +35,10 @@ public sealed class StorageOptions
     /// </summary>
     public bool Sync { get; set; } = true;
 
-    /// <summary>How often delivered segments are deleted and expired envelopes settled. 5 s.</summary>
+    /// <summary>
+    /// How often expired envelopes are settled. Delivered segments are deleted every sixth pass (each deletion writes
+    /// the dedup snapshot), at once when 16 or more are deletable, and every second while storage is full. 5 s.
+    /// </summary>
     public TimeSpan RetentionInterval
     {
         get => _retentionInterval;

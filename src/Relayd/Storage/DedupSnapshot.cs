@@ -25,43 +25,47 @@ internal static class DedupSnapshot
     public static void Write(string directory, PartnerDirectory partners, long nowMs, ILogger logger)
     {
         var stopwatch = Stopwatch.StartNew();
-        var ids = new List<(UInt128 Id, long AcceptedAtMs)>();
-        using var buffer = new MemoryStream();
-        buffer.Write(Magic);
-        Span<byte> scratch = stackalloc byte[24];
-        int total = 0;
-        foreach (PartnerInfo partner in partners.Partners)
-        {
-            ids.Clear();
-            lock (partner.Idempotency.SyncRoot)
-            {
-                partner.Idempotency.CopyTo(ids, nowMs);
-            }
-
-            BinaryPrimitives.WriteUInt16LittleEndian(scratch, (ushort)partner.IdUtf8.Length);
-            buffer.Write(scratch[..2]);
-            buffer.Write(partner.IdUtf8);
-            BinaryPrimitives.WriteInt32LittleEndian(scratch, ids.Count);
-            buffer.Write(scratch[..4]);
-            foreach ((UInt128 id, long acceptedAt) in ids)
-            {
-                BinaryPrimitives.WriteUInt128LittleEndian(scratch, id);
-                BinaryPrimitives.WriteInt64LittleEndian(scratch[16..], acceptedAt);
-                buffer.Write(scratch);
-            }
-
-            total += ids.Count;
-        }
-
-        BinaryPrimitives.WriteUInt32LittleEndian(scratch, Crc32C.Compute(buffer.GetBuffer().AsSpan(0, (int)buffer.Length)));
-        buffer.Write(scratch[..4]);
-
         string path = Path.Combine(directory, FileName);
         string temporary = path + ".new";
-        using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
+        var ids = new List<(UInt128 Id, long AcceptedAtMs)>();
+        int total = 0;
+        using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
         {
-            buffer.Position = 0;
-            buffer.CopyTo(file);
+            // Streamed through a fixed buffer with a running CRC: the snapshot can hold millions of ids.
+            uint crc = Crc32C.Seed;
+            Span<byte> scratch = stackalloc byte[24];
+            void Put(FileStream to, ReadOnlySpan<byte> bytes)
+            {
+                crc = Crc32C.Append(crc, bytes);
+                to.Write(bytes);
+            }
+
+            Put(file, Magic);
+            foreach (PartnerInfo partner in partners.Partners)
+            {
+                ids.Clear();
+                lock (partner.Idempotency.SyncRoot)
+                {
+                    partner.Idempotency.CopyTo(ids, nowMs);
+                }
+
+                BinaryPrimitives.WriteUInt16LittleEndian(scratch, (ushort)partner.IdUtf8.Length);
+                Put(file, scratch[..2]);
+                Put(file, partner.IdUtf8);
+                BinaryPrimitives.WriteInt32LittleEndian(scratch, ids.Count);
+                Put(file, scratch[..4]);
+                foreach ((UInt128 id, long acceptedAt) in ids)
+                {
+                    BinaryPrimitives.WriteUInt128LittleEndian(scratch, id);
+                    BinaryPrimitives.WriteInt64LittleEndian(scratch[16..], acceptedAt);
+                    Put(file, scratch);
+                }
+
+                total += ids.Count;
+            }
+
+            BinaryPrimitives.WriteUInt32LittleEndian(scratch, Crc32C.Finish(crc));
+            file.Write(scratch[..4]);
             file.Flush();
             int result = LibcFileSync.Instance.FDataSync(file.SafeFileHandle);
             if (result != 0)

@@ -22,7 +22,10 @@ internal sealed class StorageMaintenance
     private readonly Action<List<SettledEnvelope>> _settle;
     private readonly TimeProvider _clock;
     private readonly ILogger _logger;
+    private const int DeletionEvery = 6; // retention passes (30 s at the default interval)
+
     private readonly List<SettledEnvelope> _settled = [];
+    private long _lastDeletion = Environment.TickCount64;
 
     public StorageMaintenance(MessageStore store, PartnerDirectory partners, Action<List<SettledEnvelope>> settle, TimeProvider clock, ILogger logger)
     {
@@ -100,8 +103,14 @@ internal sealed class StorageMaintenance
         IReadOnlyList<ulong> segments = _store.Log.Segments;
         ulong first = segments[0];
         ulong keepFrom = _store.Usage.LowestLive(first, _store.DurablePosition.Segment);
-        if (keepFrom > first)
+
+        // Deleting costs a dedup snapshot (all remembered ids), so under steady load it is batched; under disk
+        // pressure it happens at once.
+        long now = Environment.TickCount64;
+        bool due = _store.IsFull || now - _lastDeletion >= DeletionEvery * _store.Options.RetentionInterval.TotalMilliseconds || keepFrom - first >= 16;
+        if (keepFrom > first && due)
         {
+            _lastDeletion = now;
             DedupSnapshot.Write(_store.Options.Directory, _partners, nowMs, _logger);
             _store.Log.DeleteSegmentsBefore(keepFrom);
             _store.CheckSpace();

@@ -246,10 +246,48 @@ public sealed class RestartTests : IClassFixture<PkiFixture>, IDisposable
         Assert.True(await Envelopes.StaysEmpty(beta.Deliveries, 300), "the torn envelope was delivered");
     }
 
+    [Fact]
+    public async Task Delivered_segments_are_deleted_and_their_message_ids_are_still_recognised_after_a_restart()
+    {
+        Envelope first = Envelopes.New("alpha", "beta");
+        Ack original;
+        await using (TestRelay relay = StartOnLog(o => o.Storage.RetentionInterval = TimeSpan.FromMilliseconds(50)))
+        await using (RelayClient alpha = await relay.ConnectAsync("alpha"))
+        await using (RelayClient beta = await relay.ConnectAsync("beta"))
+        {
+            original = await alpha.SendAsync(first).Within();
+            byte[] ciphertext = Envelopes.RandomCiphertext(16 * 1024);
+            await Task.WhenAll(Enumerable.Range(0, 400).Select(_ => alpha.SendAsync(Envelopes.New("alpha", "beta", ciphertext: ciphertext)))).Within(30);
+            await beta.ConsumeAsync(_ => { }, limit: 401, TestContext.Current.CancellationToken).Within(30);
+
+            // 6.4 MiB through 1 MiB segments, all delivered: retention deletes the segments behind the writer.
+            DateTime deadline = DateTime.UtcNow.AddSeconds(20);
+            while (relay.Server.Store.Log.Segments[0] < 4 && DateTime.UtcNow < deadline)
+            {
+                await Task.Delay(50, TestContext.Current.CancellationToken);
+            }
+
+            Assert.True(relay.Server.Store.Log.Segments[0] >= 4, $"segments still in the log: {string.Join(", ", relay.Server.Store.Log.Segments)}");
+            Assert.False(File.Exists(_wal.Segment(1)));
+        }
+
+        await using (TestRelay restarted = StartOnLog())
+        await using (RelayClient alpha = await restarted.ConnectAsync("alpha"))
+        await using (RelayClient beta = await restarted.ConnectAsync("beta"))
+        {
+            Ack resent = await alpha.SendAsync(first).Within();
+
+            Assert.True(resent.Duplicate, "the id of an envelope in a deleted segment was forgotten");
+            Assert.Equal(original.AcceptedAtMs, resent.AcceptedAtMs);
+            Assert.True(await Envelopes.StaysEmpty(beta.Deliveries, 300), "a delivered envelope came back");
+        }
+    }
+
     private TestRelay StartOnLog(Action<RelayOptions>? configure = null) => TestRelay.Start(_pki, o =>
     {
         o.Storage.Directory = _wal.Path;
         o.Storage.ReserveBytes = 0;
+        o.Storage.SegmentBytes = 1024 * 1024;
         o.Limits.MaxQueuedBytesPerPartner = 1024 * 1024;
         o.Limits.ShardCount = 2;
         configure?.Invoke(o);
