@@ -29,6 +29,10 @@ internal sealed class WalLogWriter
     }
 
     /// <summary>Successful fdatasync calls made for commits.</summary>
+    private const int PageBytes = 4096;
+    private static readonly byte[] ZeroPage = new byte[PageBytes];
+    private readonly ReadOnlyMemory<byte>[] _vector = new ReadOnlyMemory<byte>[2];
+
     public long SyncCount => Interlocked.Read(ref _syncCount);
 
     /// <summary>fdatasync durations in microseconds (1 µs .. 60 s, 3 significant digits); safe to read while recording.</summary>
@@ -133,7 +137,21 @@ internal sealed class WalLogWriter
             WalWriteBuffer.Run run = runs[i];
             try
             {
-                RandomAccess.Write(run.Segment.Handle, batch.Data.AsSpan(run.Start, run.Length), run.FileOffset);
+                // Pad to the end of the last page with zeros (which is what the disk holds there): segments are
+                // pre-written with O_DIRECT and not cached, and a partial write to an uncached page would make the
+                // kernel read it from disk first. The next batch rewrites that page from the cache.
+                long end = run.FileOffset + run.Length;
+                int pad = (int)(((end + PageBytes - 1) & ~(PageBytes - 1L)) - end);
+                if (pad > 0 && end + pad <= run.Segment.Length)
+                {
+                    _vector[0] = batch.Data.AsMemory(run.Start, run.Length);
+                    _vector[1] = ZeroPage.AsMemory(0, pad);
+                    RandomAccess.Write(run.Segment.Handle, _vector, run.FileOffset);
+                }
+                else
+                {
+                    RandomAccess.Write(run.Segment.Handle, batch.Data.AsSpan(run.Start, run.Length), run.FileOffset);
+                }
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
             {
