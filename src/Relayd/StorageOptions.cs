@@ -9,6 +9,7 @@ public sealed class StorageOptions
     private int _segmentBytes = 64 * 1024 * 1024;
     private long _reserveBytes = 512L * 1024 * 1024;
     private TimeSpan _retentionInterval = TimeSpan.FromSeconds(5);
+    private TimeSpan _commitDelay = TimeSpan.FromMicroseconds(200);
 
     /// <summary>Size of each segment file (multiple of 4096, 1 MiB .. 1 GiB). Whole segments are the unit of retention. 64 MiB.</summary>
     public int SegmentBytes
@@ -43,6 +44,18 @@ public sealed class StorageOptions
     {
         get => _retentionInterval;
         set => _retentionInterval = value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(RetentionInterval), value, "must be > 0");
+    }
+
+    /// <summary>
+    /// Under load, how long a small group commit may wait for more records before its fdatasync (never when the log
+    /// is idle). Fewer syncs leave more CPU for TLS; the price is up to this much ack latency. Zero disables. 200 µs.
+    /// </summary>
+    public TimeSpan CommitDelay
+    {
+        get => _commitDelay;
+        set => _commitDelay = value >= TimeSpan.Zero && value <= TimeSpan.FromMilliseconds(10)
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(CommitDelay), value, "must be between 0 and 10000 µs");
     }
 
     /// <summary>Fault injection for tests: the fdatasync the log calls. Null = the real syscall.</summary>

@@ -94,6 +94,7 @@ public static partial class RelayConfigLoader
         ["wal.segment_bytes"] = (o, _, v) => o.Storage.SegmentBytes = Int(v),
         ["wal.reserve_bytes"] = (o, _, v) => o.Storage.ReserveBytes = Long(v),
         ["wal.sync"] = (o, _, v) => o.Storage.Sync = Bool(v),
+        ["wal.commit_delay_us"] = (o, _, v) => o.Storage.CommitDelay = TimeSpan.FromMicroseconds(Long(v)),
         ["wal.retention_interval_ms"] = (o, _, v) => o.Storage.RetentionInterval = Ms(v),
         ["partners[].id"] = (o, i, v) => o.Partners[i].Id = PartnerId(v),
         // Same bounds as the global limit: let RelayLimits check them so the rule lives in one place.

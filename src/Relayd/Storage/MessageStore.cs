@@ -60,7 +60,9 @@ internal sealed class MessageStore : IDisposable
             SegmentBytes = options.SegmentBytes,
             WriteBufferBytes = Math.Min(4 * 1024 * 1024, options.SegmentBytes),
             FileSync = options.FileSync ?? LibcFileSync.Instance,
-            CommitPolicy = options.Sync ? WalCommitPolicy.GroupCommit : WalCommitPolicy.WriteWithoutSync,
+            CommitPolicy = !options.Sync ? WalCommitPolicy.WriteWithoutSync
+                : options.CommitDelay > TimeSpan.Zero ? WalCommitPolicy.GroupCommitWithDelay(options.CommitDelay)
+                : WalCommitPolicy.GroupCommit,
         };
         if (!options.Sync)
         {
