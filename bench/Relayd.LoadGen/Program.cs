@@ -31,7 +31,24 @@ root.SetAction(async (parse, cancellationToken) =>
     var workload = new Workload(
         parse.GetValue(size), parse.GetValue(count), TimeSpan.FromSeconds(parse.GetValue(duration)), parse.GetValue(window), parse.GetValue(rate),
         Math.Max(1, parse.GetValue(connections)) * Math.Max(2, parse.GetValue(partners)), Math.Max(1, parse.GetValue(users)), TimeSpan.FromSeconds(parse.GetValue(warmup)));
+    bool temporaryPki = parse.GetValue(pki) is null;
     string pkiDirectory = parse.GetValue(pki)?.FullName ?? Directory.CreateTempSubdirectory("relayd-loadgen-").FullName;
+    try
+    {
+        return await RunAsync(parse, workload, pkiDirectory, cancellationToken);
+    }
+    finally
+    {
+        if (temporaryPki)
+        {
+            Directory.Delete(pkiDirectory, recursive: true); // the relay's write-ahead log lives in it too
+        }
+    }
+});
+return await root.Parse(args).InvokeAsync();
+
+async Task<int> RunAsync(ParseResult parse, Workload workload, string pkiDirectory, CancellationToken cancellationToken)
+{
     var devPki = new DevPki(pkiDirectory);
     if (parse.GetValue(relay) is null)
     {
@@ -96,5 +113,4 @@ root.SetAction(async (parse, cancellationToken) =>
     }
 
     return 0;
-});
-return await root.Parse(args).InvokeAsync();
+}
