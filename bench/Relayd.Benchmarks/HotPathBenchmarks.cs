@@ -36,6 +36,13 @@ public class HotPathBenchmarks : IDeliveryConsumer, IDisposable
     [Params(1024, 64 * 1024)]
     public int CiphertextBytes { get; set; }
 
+    /// <summary>
+    /// fdatasync per group commit (true), or pwrite only (false): the log writer thread then never holds the route
+    /// step back, so the figure is the CPU cost of the path itself.
+    /// </summary>
+    [Params(true, false)]
+    public bool Sync { get; set; }
+
     [GlobalSetup]
     public void Setup()
     {
@@ -46,7 +53,7 @@ public class HotPathBenchmarks : IDeliveryConsumer, IDisposable
         options.Limits.DedupCapacityPerPartner = 65_536; // reach the steady state (evicting) during warm-up
         var directory = new PartnerDirectory(options);
         _walDirectory = Directory.CreateTempSubdirectory("relayd-bench-wal-").FullName;
-        _store = MessageStore.Open(new StorageOptions { Directory = _walDirectory, ReserveBytes = 0 }, NullLogger.Instance);
+        _store = MessageStore.Open(new StorageOptions { Directory = _walDirectory, ReserveBytes = 0, Sync = Sync }, NullLogger.Instance);
         _router = new EnvelopeRouter(directory, _store, options.Limits, TimeProvider.System);
         _alpha = directory.Find("alpha")!;
         _betaShards = directory.Find("beta")!.Mailbox.Shards;
