@@ -27,6 +27,24 @@ internal static class DedupSnapshot
         var stopwatch = Stopwatch.StartNew();
         string path = Path.Combine(directory, FileName);
         string temporary = path + ".new";
+        int total;
+        try
+        {
+            total = WriteTemporary(temporary, partners, nowMs);
+        }
+        catch
+        {
+            File.Delete(temporary); // a half-written snapshot must not hold on to space the relay is short of
+            throw;
+        }
+
+        File.Move(temporary, path, overwrite: true);
+        WalDirectorySync.Sync(directory);
+        StorageLog.DedupSnapshotWritten(logger, total, stopwatch.Elapsed.TotalMilliseconds);
+    }
+
+    private static int WriteTemporary(string temporary, PartnerDirectory partners, long nowMs)
+    {
         var ids = new List<(UInt128 Id, long AcceptedAtMs)>();
         int total = 0;
         using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
@@ -74,9 +92,7 @@ internal static class DedupSnapshot
             }
         }
 
-        File.Move(temporary, path, overwrite: true);
-        WalDirectorySync.Sync(directory);
-        StorageLog.DedupSnapshotWritten(logger, total, stopwatch.Elapsed.TotalMilliseconds);
+        return total;
     }
 
     /// <summary>Loads the snapshot (if any) into the partners' dedup indexes; returns how many ids it held.</summary>

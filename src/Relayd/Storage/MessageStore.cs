@@ -28,6 +28,7 @@ internal sealed class MessageStore : IDisposable
     private readonly List<ulong> _unwrittenSettled = [];
     private byte[] _settledPayload = [];
     private volatile bool _full;
+    private ulong _appendSegment;
 
     private MessageStore(WriteAheadLog log, StorageOptions options, ILogger logger)
     {
@@ -95,6 +96,14 @@ internal sealed class MessageStore : IDisposable
         }
 
         Usage.Add(position.Segment);
+        if (position.Segment != Volatile.Read(ref _appendSegment))
+        {
+            // The log took its next segment, and started pre-writing another: look at the disk now rather than at
+            // the next periodic check, so the reserve is not eaten by a fast sender in between.
+            Volatile.Write(ref _appendSegment, position.Segment);
+            CheckSpace();
+        }
+
         return true;
     }
 
