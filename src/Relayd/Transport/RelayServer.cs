@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
+using System.Runtime;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
@@ -49,6 +50,10 @@ internal sealed class RelayServer : IAsyncDisposable
             var expired = new List<SettledEnvelope>();
             StoreRecovery.Run(Store, Partners, Clock.GetUtcNow().ToUnixTimeMilliseconds(), expired, logger);
             Settle(expired);
+
+            // Replaying a large log allocates a buffer per record; give that memory back before serving.
+            GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
+            GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         }
         catch
         {
