@@ -90,6 +90,19 @@ internal sealed class ShardQueue
         }
     }
 
+    /// <summary>Whether memory has room for more envelopes (a free slab, or 64 KiB left in the last one).</summary>
+    public bool HasRoom
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _count < _maxEntries
+                    && (_slabBytes + DeliverySlab.DefaultBytes <= _maxSlabBytes || (_tail is not null && _tail.Free >= 64 * 1024));
+            }
+        }
+    }
+
     /// <summary>True while envelopes of this shard wait in the log only; the backlog loader brings them back in order.</summary>
     public bool IsSpilled => Volatile.Read(ref _spilled);
 

@@ -25,6 +25,7 @@ internal sealed class StorageMaintenance
     private const int DeletionEvery = 6; // retention passes (30 s at the default interval)
 
     private readonly List<SettledEnvelope> _settled = [];
+    private readonly WalReadBuffer _readBuffer = new();
     private long _lastDeletion = Environment.TickCount64;
 
     public StorageMaintenance(MessageStore store, PartnerDirectory partners, Action<List<SettledEnvelope>> settle, TimeProvider clock, ILogger logger)
@@ -126,7 +127,7 @@ internal sealed class StorageMaintenance
             ShardQueue[] shards = partner.Mailbox.Shards;
             for (int i = 0; i < shards.Length; i++)
             {
-                if (shards[i].IsSpilled)
+                if (shards[i].IsSpilled && shards[i].HasRoom)
                 {
                     LoadBacklog(partner, shards, i, nowMs);
                 }
@@ -148,7 +149,7 @@ internal sealed class StorageMaintenance
             return;
         }
 
-        foreach (WalRecord record in _store.Log.ReadAll(from))
+        foreach (WalRecord record in _store.Log.ReadAll(from, _readBuffer))
         {
             if (record.Type != StoredRecords.Envelope
                 || _store.SettledBeforeStart.Contains(record.Position.ToUInt64())

@@ -23,7 +23,8 @@ internal static class StoreRecovery
 
         // Pass 1: what was settled. Pass 2 then streams the envelopes in order without holding them.
         var settled = new HashSet<ulong>();
-        foreach (WalRecord record in store.Log.ReadAll())
+        var buffer = new WalReadBuffer();
+        foreach (WalRecord record in store.Log.ReadAll(default, buffer))
         {
             if (record.Type == StoredRecords.Settled)
             {
@@ -38,7 +39,7 @@ internal static class StoreRecovery
         long live = 0;
         long settledCount = 0;
         var gone = new Dictionary<string, long>();
-        foreach (WalRecord record in store.Log.ReadAll())
+        foreach (WalRecord record in store.Log.ReadAll(default, buffer))
         {
             if (record.Type != StoredRecords.Envelope)
             {
