@@ -16,14 +16,13 @@ internal sealed class StorageMaintenance
     private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(25);
     private static readonly TimeSpan SpaceCheckInterval = TimeSpan.FromMilliseconds(250);
     private static readonly TimeSpan FullRetentionInterval = TimeSpan.FromSeconds(1);
+    private const int DeletionEvery = 6; // retention passes between segment deletions (30 s at the default interval)
 
     private readonly MessageStore _store;
     private readonly PartnerDirectory _partners;
     private readonly Action<List<SettledEnvelope>> _settle;
     private readonly TimeProvider _clock;
     private readonly ILogger _logger;
-    private const int DeletionEvery = 6; // retention passes (30 s at the default interval)
-
     private readonly List<SettledEnvelope> _settled = [];
     private readonly WalReadBuffer _readBuffer = new();
     private long _lastDeletion = Environment.TickCount64;
