@@ -17,27 +17,38 @@ var warmup = new Option<double>("--warmup") { Description = "Warm-up seconds (se
 var window = new Option<int>("--window") { Description = "Closed loop: unacknowledged messages per connection", DefaultValueFactory = _ => 1024 };
 var rate = new Option<int>("--rate") { Description = "Open loop: messages per second in all (latency from intended send time); 0 = closed loop", DefaultValueFactory = _ => 0 };
 var users = new Option<int>("--users") { Description = "Recipient users (conversations)", DefaultValueFactory = _ => 64 };
-var durable = new Option<bool>("--durable") { Description = "Acks after fsync (needs relayd's write-ahead log)" };
+var noSync = new Option<bool>("--no-sync") { Description = "Start relayd with its write-ahead log not fdatasync'ed (acks survive a relay crash, not a power loss): the non-durable ceiling" };
 var peers = new Option<string?>("--peers") { Description = "Also run the same workload against: nats, redis (comma-separated; needs Debian nats-server / redis-server)" };
 var json = new Option<string?>("--json") { Description = "Write results as JSON to FILE ('-' = stdout)" };
 var csv = new Option<string?>("--csv") { Description = "Write results as CSV to FILE" };
 var plotFile = new Option<string?>("--plot") { Description = "Draw ack-latency percentile curves to FILE.png or FILE.svg" };
 var root = new RootCommand("relayd load generator: end-to-end throughput and latency of relayd, optionally beside NATS and Redis")
 {
-    relay, pki, relayPid, partners, connections, size, count, duration, warmup, window, rate, users, durable, peers, json, csv, plotFile,
+    relay, pki, relayPid, partners, connections, size, count, duration, warmup, window, rate, users, noSync, peers, json, csv, plotFile,
 };
 root.SetAction(async (parse, cancellationToken) =>
 {
-    if (parse.GetValue(durable))
-    {
-        await Console.Error.WriteLineAsync("--durable: relayd has no write-ahead log yet, so no mode acks after fsync; run without --durable.");
-        return 2;
-    }
-
     var workload = new Workload(
         parse.GetValue(size), parse.GetValue(count), TimeSpan.FromSeconds(parse.GetValue(duration)), parse.GetValue(window), parse.GetValue(rate),
         Math.Max(1, parse.GetValue(connections)) * Math.Max(2, parse.GetValue(partners)), Math.Max(1, parse.GetValue(users)), TimeSpan.FromSeconds(parse.GetValue(warmup)));
+    bool temporaryPki = parse.GetValue(pki) is null;
     string pkiDirectory = parse.GetValue(pki)?.FullName ?? Directory.CreateTempSubdirectory("relayd-loadgen-").FullName;
+    try
+    {
+        return await RunAsync(parse, workload, pkiDirectory, cancellationToken);
+    }
+    finally
+    {
+        if (temporaryPki)
+        {
+            Directory.Delete(pkiDirectory, recursive: true); // the relay's write-ahead log lives in it too
+        }
+    }
+});
+return await root.Parse(args).InvokeAsync();
+
+async Task<int> RunAsync(ParseResult parse, Workload workload, string pkiDirectory, CancellationToken cancellationToken)
+{
     var devPki = new DevPki(pkiDirectory);
     if (parse.GetValue(relay) is null)
     {
@@ -46,7 +57,7 @@ root.SetAction(async (parse, cancellationToken) =>
 
     bool toStdout = parse.GetValue(json) == "-";
     TextWriter log = toStdout ? Console.Error : Console.Out;
-    var targets = new List<Func<ILoadTarget>> { () => new RelaydTarget(devPki, parse.GetValue(relay), parse.GetValue(partners), parse.GetValue(relayPid)) };
+    var targets = new List<Func<ILoadTarget>> { () => new RelaydTarget(devPki, parse.GetValue(relay), parse.GetValue(partners), parse.GetValue(relayPid), sync: !parse.GetValue(noSync)) };
     if (parse.GetValue(peers) is { Length: > 0 } peerNames)
     {
         devPki.Init();
@@ -102,5 +113,4 @@ root.SetAction(async (parse, cancellationToken) =>
     }
 
     return 0;
-});
-return await root.Parse(args).InvokeAsync();
+}

@@ -68,8 +68,9 @@ public sealed class RelayLimits
     }
 
     /// <summary>
-    /// Bytes of envelopes held in memory for one recipient partner (offline, or not acknowledging). Beyond it senders
-    /// get QUEUE_FULL. Defaults to 64 MiB: with every partner offline at once, memory stays predictable.
+    /// Bytes of envelopes held in memory for one recipient partner (offline, or not acknowledging). Beyond it envelopes
+    /// wait in the write-ahead log only and are read back in order as memory frees. Defaults to 64 MiB: with every
+    /// partner offline at once, memory stays predictable whatever the backlog on disk.
     /// </summary>
     public long MaxQueuedBytesPerPartner
     {
@@ -77,7 +78,7 @@ public sealed class RelayLimits
         set => _maxQueuedBytesPerPartner = value >= 1024 * 1024 ? value : throw new ArgumentOutOfRangeException(nameof(MaxQueuedBytesPerPartner), value, "must be at least 1 MiB");
     }
 
-    /// <summary>Envelopes held in memory for one recipient partner. Defaults to 1,000,000.</summary>
+    /// <summary>Envelopes held in memory for one recipient partner (beyond it, as above). Defaults to 1,000,000.</summary>
     public int MaxQueuedEnvelopesPerPartner
     {
         get => _maxQueuedEnvelopesPerPartner;
@@ -148,7 +149,7 @@ public sealed class RelayLimits
         set => _shutdownTimeout = Positive(value, nameof(ShutdownTimeout));
     }
 
-    /// <summary>retry_after_ms given with QUEUE_FULL. Defaults to 250 ms.</summary>
+    /// <summary>retry_after_ms given with STORAGE_FULL, RETRY_LATER and SHUTTING_DOWN. Defaults to 250 ms.</summary>
     public TimeSpan QueueFullRetryAfter
     {
         get => _queueFullRetryAfter;

@@ -18,6 +18,9 @@ public sealed class RelayOptions
 
     public RelayLimits Limits { get; set; } = new();
 
+    /// <summary>The write-ahead log: where envelopes are made durable before they are acknowledged.</summary>
+    public StorageOptions Storage { get; set; } = new();
+
     public MediaOptions Media { get; set; } = new();
 }
 

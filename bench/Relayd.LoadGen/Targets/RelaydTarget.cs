@@ -28,13 +28,16 @@ public sealed class RelaydTarget : ILoadTarget
     private ByteString[] _users = [];
     private long _messageCounter;
     private readonly long _runPrefix = Random.Shared.NextInt64();
+    private readonly bool _sync;
 
     /// <param name="pki">Dev PKI directory (created when the target starts its own relay).</param>
     /// <param name="address">host:port of a running relay, or null to start one.</param>
     /// <param name="partners">Partner count (at least 2).</param>
     /// <param name="relayPid">Pid of a running relay, for RSS/CPU sampling.</param>
-    public RelaydTarget(DevPki pki, string? address, int partners, int? relayPid = null)
+    /// <param name="sync">Whether the relay this target starts fdatasyncs its write-ahead log (the durable default).</param>
+    public RelaydTarget(DevPki pki, string? address, int partners, int? relayPid = null, bool sync = true)
     {
+        _sync = sync;
         _pki = pki;
         _address = address;
         _partners = Math.Max(2, partners);
@@ -43,7 +46,9 @@ public sealed class RelaydTarget : ILoadTarget
 
     public string Name => "relayd";
 
-    public string Durability => "in-memory queues: acked when queued (write-ahead log not built yet)";
+    public string Durability => _address is not null ? "as the running relay is configured ([wal] sync)"
+        : _sync ? "durable: acked after write-ahead log group commit with fdatasync"
+        : "write-ahead log without fdatasync (--no-sync): survives a relay crash, not a power loss";
 
     public int? ServerPid { get; private set; }
 
@@ -141,6 +146,11 @@ public sealed class RelaydTarget : ILoadTarget
         foreach (string argument in (string[])[Path.Combine(AppContext.BaseDirectory, "relayd.dll"), "dev", "--dir", _pki.Directory, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)])
         {
             start.ArgumentList.Add(argument);
+        }
+
+        if (!_sync)
+        {
+            start.ArgumentList.Add("--no-sync");
         }
 
         for (int p = 0; p < _partners; p++)

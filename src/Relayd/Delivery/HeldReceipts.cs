@@ -21,14 +21,14 @@ internal sealed class HeldReceipts(int capacity)
     }
 
     /// <summary>Keeps the receipts; returns how many older ones had to be dropped to stay within capacity.</summary>
-    public int Hold(ReadOnlySpan<(int SenderPartner, ReceiptItem Item)> receipts)
+    public int Hold(ReadOnlySpan<SettledEnvelope> receipts)
     {
         int dropped = 0;
         lock (_lock)
         {
-            foreach (ref readonly (int SenderPartner, ReceiptItem Item) receipt in receipts)
+            foreach (ref readonly SettledEnvelope receipt in receipts)
             {
-                _items.Enqueue(receipt.Item);
+                _items.Enqueue(receipt.Receipt);
             }
 
             while (_items.Count > capacity)

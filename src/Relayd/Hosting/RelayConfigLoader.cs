@@ -61,7 +61,7 @@ namespace Relayd.Hosting;
 /// </remarks>
 public static partial class RelayConfigLoader
 {
-    private static readonly string[] Tables = ["relay", "tls", "limits", "media"];
+    private static readonly string[] Tables = ["relay", "tls", "limits", "wal", "media"];
 
     private static readonly Dictionary<string, ContentKind> KindNames = new(StringComparer.Ordinal)
     {
@@ -99,6 +99,12 @@ public static partial class RelayConfigLoader
         ["limits.shutdown_timeout_ms"] = (o, _, v) => o.Limits.ShutdownTimeout = Ms(v),
         ["limits.queue_full_retry_after_ms"] = (o, _, v) => o.Limits.QueueFullRetryAfter = Ms(v),
         ["limits.held_receipts_per_partner"] = (o, _, v) => o.Limits.HeldReceiptsPerPartner = Int(v),
+        ["wal.dir"] = (o, _, v) => o.Storage.Directory = NonEmpty(v),
+        ["wal.segment_bytes"] = (o, _, v) => o.Storage.SegmentBytes = Int(v),
+        ["wal.reserve_bytes"] = (o, _, v) => o.Storage.ReserveBytes = Long(v),
+        ["wal.sync"] = (o, _, v) => o.Storage.Sync = Bool(v),
+        ["wal.commit_delay_us"] = (o, _, v) => o.Storage.CommitDelay = TimeSpan.FromMicroseconds(Long(v)),
+        ["wal.retention_interval_ms"] = (o, _, v) => o.Storage.RetentionInterval = Ms(v),
         ["partners[].id"] = (o, i, v) => o.Partners[i].Id = PartnerId(v),
         // Same bounds as the global limit: let RelayLimits check them so the rule lives in one place.
         ["partners[].max_connections"] = (o, i, v) => o.Partners[i].MaxConnections = new RelayLimits { MaxConnectionsPerPartner = Int(v) }.MaxConnectionsPerPartner,
@@ -237,12 +243,7 @@ public static partial class RelayConfigLoader
         }
 
         CheckPartners(options, lines, source, errors);
-        ResolvePaths(options.Tls, Path.GetDirectoryName(source));
-        if (Path.GetDirectoryName(source) is { Length: > 0 } configDirectory && !Path.IsPathRooted(options.Media.SpoolDirectory))
-        {
-            options.Media.SpoolDirectory = Path.GetFullPath(Path.Combine(configDirectory, options.Media.SpoolDirectory));
-        }
-
+        ResolvePaths(options, Path.GetDirectoryName(source));
         return new Result(options, [.. errors.OrderBy(e => e.Line)], lines); // file order (OrderBy is stable)
     }
 
@@ -298,8 +299,9 @@ public static partial class RelayConfigLoader
         }
     }
 
-    private static void ResolvePaths(TlsOptions tls, string? directory)
+    private static void ResolvePaths(RelayOptions options, string? directory)
     {
+        TlsOptions tls = options.Tls;
         if (string.IsNullOrEmpty(directory))
         {
             return;
@@ -310,11 +312,15 @@ public static partial class RelayConfigLoader
         tls.KeyPath = Resolve(tls.KeyPath);
         tls.PartnerCaPath = Resolve(tls.PartnerCaPath);
         tls.CrlPath = tls.CrlPath is null ? null : Resolve(tls.CrlPath);
+        options.Storage.Directory = Resolve(options.Storage.Directory);
+        options.Media.SpoolDirectory = Resolve(options.Media.SpoolDirectory);
     }
 
     private static string Str(ValueSyntax v) => v is StringValueSyntax { Value: { } s } ? s : throw Mismatch("a string", v);
 
     private static string NonEmpty(ValueSyntax v) => Str(v) is { Length: > 0 } s ? s : throw new FormatException("must not be empty");
+
+    private static bool Bool(ValueSyntax v) => v is BooleanValueSyntax b ? b.Value : throw Mismatch("true or false", v);
 
     private static long Long(ValueSyntax v) => v is IntegerValueSyntax i ? i.Value : throw Mismatch("an integer", v);
 

@@ -1,30 +1,39 @@
 using System.Buffers;
 using System.IO.Hashing;
 using Relayd.Protocol.V1;
+using Relayd.Storage;
+using Relayd.Wal;
 
 namespace Relayd.Routing;
 
-/// <summary>The answer to one envelope: accepted (with its Ack time) or refused with a code.</summary>
-internal readonly record struct RouteOutcome(ErrorCode Refusal, long AcceptedAtMs, bool Duplicate, string? Detail = null)
+/// <summary>
+/// The answer to one envelope: accepted (with its Ack time and the log position its Ack waits for), refused with a
+/// code, or <see cref="LogBusy"/> (retry the same envelope once the log has buffer space).
+/// </summary>
+internal readonly record struct RouteOutcome(ErrorCode Refusal, long AcceptedAtMs, bool Duplicate, ulong DurableAt, string? Detail = null)
 {
-    public bool Accepted => Refusal == ErrorCode.Unspecified;
+    public bool Accepted => Refusal == ErrorCode.Unspecified && !LogBusy;
 
-    public static RouteOutcome Refused(ErrorCode code, string detail) => new(code, 0, false, detail);
+    public bool LogBusy { get; init; }
+
+    public static RouteOutcome Refused(ErrorCode code, string detail) => new(code, 0, false, 0, detail);
 }
 
 /// <summary>
-/// The route step: checks an envelope against the interop rules and puts it into the recipient's shard queue.
-/// Allocates nothing for an accepted envelope.
+/// The route step: checks an envelope against the interop rules, appends it to the write-ahead log and puts it into
+/// the recipient's shard queue. Allocates nothing for an accepted envelope.
 /// </summary>
 internal sealed class EnvelopeRouter
 {
     private readonly PartnerDirectory _partners;
+    private readonly MessageStore _store;
     private readonly TimeProvider _clock;
     private readonly long _retentionMs;
 
-    public EnvelopeRouter(PartnerDirectory partners, RelayLimits limits, TimeProvider clock)
+    public EnvelopeRouter(PartnerDirectory partners, MessageStore store, RelayLimits limits, TimeProvider clock)
     {
         _partners = partners;
+        _store = store;
         _clock = clock;
         _retentionMs = (long)limits.DefaultRetention.TotalMilliseconds;
     }
@@ -94,22 +103,40 @@ internal sealed class EnvelopeRouter
         IdempotencyIndex dedup = sender.Idempotency;
         lock (dedup.SyncRoot)
         {
-            if (dedup.TryGet(header.MessageId, now, out long originalAcceptedAt))
+            if (dedup.TryGet(header.MessageId, now, out IdempotencyIndex.Accepted original))
             {
-                return new RouteOutcome(ErrorCode.Unspecified, originalAcceptedAt, Duplicate: true);
+                return new RouteOutcome(ErrorCode.Unspecified, original.AcceptedAtMs, Duplicate: true, original.DurableAt);
+            }
+
+            // Checked after dedup: a resend of something already stored still gets its Ack while the disk is full.
+            if (_store.IsFull)
+            {
+                return RouteOutcome.Refused(ErrorCode.StorageFull, "the relay's disk is below its reserve; retry later");
             }
 
             ShardQueue[] shards = recipient.Mailbox.Shards;
             int shard = ShardOf(frame.Slice(header.RecipientUser.Offset, header.RecipientUser.Length), shards.Length);
-            if (shards[shard].TryAppend(frame, header.Envelope, header.MessageId, sender.Index, now, expiresAt) != AppendResult.Appended)
+            WalPosition position;
+            try
             {
-                return RouteOutcome.Refused(ErrorCode.QueueFull, $"the queue for partner '{recipient.Id}' is full");
+                if (shards[shard].TryAppend(_store, frame, header, sender.Index, now, expiresAt, out position) == AppendResult.LogBusy)
+                {
+                    return new RouteOutcome(ErrorCode.Unspecified, 0, false, 0) { LogBusy = true };
+                }
+            }
+            catch (WalDiskFullException)
+            {
+                return RouteOutcome.Refused(ErrorCode.StorageFull, "the relay's disk is full; retry later");
+            }
+            catch (WalFailedException)
+            {
+                return RouteOutcome.Refused(ErrorCode.RetryLater, "the relay's storage failed and the relay is stopping; retry on another connection later");
             }
 
-            dedup.Record(header.MessageId, now);
+            ulong durableAt = MessageStore.DurableAt(position, frame.Length);
+            dedup.Record(header.MessageId, now, durableAt);
+            return new RouteOutcome(ErrorCode.Unspecified, now, Duplicate: false, durableAt);
         }
-
-        return new RouteOutcome(ErrorCode.Unspecified, now, Duplicate: false);
     }
 
     private static bool SequenceEquals(in ReadOnlySequence<byte> value, ReadOnlySpan<byte> expected) =>

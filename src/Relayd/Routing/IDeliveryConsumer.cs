@@ -15,8 +15,18 @@ internal readonly record struct DeliveryRange(DeliverySlab Slab, int Offset, int
 
 internal enum AppendResult
 {
+    /// <summary>In the log (and in memory unless the shard has spilled); the Ack waits for the commit.</summary>
     Appended,
-    QueueFull,
+
+    /// <summary>The log's write buffer is full: wait for space and retry.</summary>
+    LogBusy,
+}
+
+internal enum SpillLoad
+{
+    Loaded,
+    NoRoom,
+    NotSpilled,
 }
 
 internal enum AckResult

@@ -5,9 +5,13 @@ namespace Relayd.Routing;
 /// (as Matrix does with transaction ids) and is not routed twice. Fixed capacity: the oldest ids are forgotten first.
 /// Capacity is reserved up front, so steady-state inserts allocate nothing.
 /// </summary>
+/// <remarks>
+/// Rebuilt at start from the envelope records still in the write-ahead log and from the dedup snapshot written
+/// before retention deletes segments (<see cref="Storage.DedupSnapshot"/>), so it survives restarts.
+/// </remarks>
 internal sealed class IdempotencyIndex
 {
-    private readonly Dictionary<UInt128, long> _acceptedAtById;
+    private readonly Dictionary<UInt128, Accepted> _byId;
     private readonly Queue<(UInt128 Id, long AcceptedAtMs)> _byAge;
     private readonly int _capacity;
     private readonly long _windowMs;
@@ -17,30 +21,43 @@ internal sealed class IdempotencyIndex
         _capacity = capacity;
         _windowMs = (long)window.TotalMilliseconds;
         int initial = Math.Min(capacity, 1 << 16);
-        _acceptedAtById = new Dictionary<UInt128, long>(initial);
+        _byId = new Dictionary<UInt128, Accepted>(initial);
         _byAge = new Queue<(UInt128, long)>(initial);
     }
 
     /// <summary>Serialises check-route-record for one sender partner, so a concurrent resend cannot slip between.</summary>
     public object SyncRoot { get; } = new();
 
-    public bool TryGet(UInt128 messageId, long nowMs, out long acceptedAtMs)
+    public int Count => _byId.Count;
+
+    /// <summary>
+    /// Finds an id accepted within the window: when it was accepted, and the log position its Ack must wait for
+    /// (0 when it is durable already).
+    /// </summary>
+    public bool TryGet(UInt128 messageId, long nowMs, out Accepted accepted)
     {
         Expire(nowMs);
-        return _acceptedAtById.TryGetValue(messageId, out acceptedAtMs);
+        return _byId.TryGetValue(messageId, out accepted);
     }
 
-    public void Record(UInt128 messageId, long acceptedAtMs)
+    public void Record(UInt128 messageId, long acceptedAtMs, ulong durableAt)
     {
-        if (_acceptedAtById.Count >= _capacity)
+        if (_byId.Count >= _capacity)
         {
-            _acceptedAtById.Remove(_byAge.Dequeue().Id);
+            _byId.Remove(_byAge.Dequeue().Id);
         }
 
-        if (_acceptedAtById.TryAdd(messageId, acceptedAtMs))
+        if (_byId.TryAdd(messageId, new Accepted(acceptedAtMs, durableAt)))
         {
             _byAge.Enqueue((messageId, acceptedAtMs));
         }
+    }
+
+    /// <summary>Copies the remembered ids, oldest first, for the dedup snapshot. Call under <see cref="SyncRoot"/>.</summary>
+    public void CopyTo(List<(UInt128 Id, long AcceptedAtMs)> destination, long nowMs)
+    {
+        Expire(nowMs);
+        destination.AddRange(_byAge);
     }
 
     private void Expire(long nowMs)
@@ -48,7 +65,10 @@ internal sealed class IdempotencyIndex
         while (_byAge.TryPeek(out var oldest) && nowMs - oldest.AcceptedAtMs > _windowMs)
         {
             _byAge.Dequeue();
-            _acceptedAtById.Remove(oldest.Id);
+            _byId.Remove(oldest.Id);
         }
     }
+
+    /// <summary>When an id was accepted, and the end of its log record (its Ack is sent once that is durable).</summary>
+    internal readonly record struct Accepted(long AcceptedAtMs, ulong DurableAt);
 }

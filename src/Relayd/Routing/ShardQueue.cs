@@ -1,6 +1,8 @@
 using System.Buffers;
 using Relayd.Delivery;
 using Relayd.Protocol.V1;
+using Relayd.Storage;
+using Relayd.Wal;
 
 namespace Relayd.Routing;
 
@@ -9,9 +11,11 @@ namespace Relayd.Routing;
 /// conversation (recipient partner, recipient user) maps to exactly one shard, so FIFO here is conversation order.
 /// </summary>
 /// <remarks>
-/// Entries live from <see cref="TryAppend"/> until the recipient acknowledges them; a session that disconnects
-/// leaves its unacknowledged entries here for the next session (at-least-once). Memory is bounded by the slabs the
-/// shard may hold (<c>maxSlabBytes</c>), not by how many messages wait.
+/// The queue is a cache over the write-ahead log: every envelope is in the log; entries live in memory from
+/// <see cref="TryAppend"/> until the recipient acknowledges them, and a session that disconnects leaves its
+/// unacknowledged entries here for the next session (at-least-once). Memory is bounded by the slabs the shard may
+/// hold (<c>maxSlabBytes</c>); beyond that envelopes stay in the log only ("spilled") and the backlog loader reads
+/// them back in order as memory frees, so a backlog of any size costs a few fields here.
 /// Delivery ids are <c>(shard index &lt;&lt; 48) | sequence</c>, opaque to partners.
 /// </remarks>
 internal sealed class ShardQueue
@@ -36,6 +40,10 @@ internal sealed class ShardQueue
     private long _slabBytes;
     private IDeliveryConsumer? _owner;
     private int _epoch;
+    private bool _spilled;           // envelopes from _spillFrom to _spillTail are in the log only
+    private WalPosition _spillFrom;
+    private WalPosition _spillTail;
+    private int _spilledCount;
 
     public ShardQueue(int shardIndex, long maxSlabBytes, int maxEntries, int windowEnvelopes, long windowBytes)
     {
@@ -70,60 +78,148 @@ internal sealed class ShardQueue
         }
     }
 
+    /// <summary>Envelopes of this shard that are only in the log (the memory bound was reached), not yet loaded back.</summary>
+    public int SpilledCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _spilledCount;
+            }
+        }
+    }
+
+    /// <summary>Whether memory has room for more envelopes (a free slab, or 64 KiB left in the last one).</summary>
+    public bool HasRoom
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _count < _maxEntries
+                    && (_slabBytes + DeliverySlab.DefaultBytes <= _maxSlabBytes || (_tail is not null && _tail.Free >= 64 * 1024));
+            }
+        }
+    }
+
+    /// <summary>True while envelopes of this shard wait in the log only; the backlog loader brings them back in order.</summary>
+    public bool IsSpilled => Volatile.Read(ref _spilled);
+
     public static int ShardOf(ulong deliveryId) => (int)(deliveryId >> SequenceBits);
 
     /// <summary>
-    /// Encodes a Deliver frame for the envelope into the shard. This is the one copy of the ciphertext on its way
-    /// from the sender's socket to the recipient's: from the sender's input pipe into the slab; the session writes
-    /// the slab to the recipient's TLS stream directly.
+    /// Appends the envelope to the write-ahead log and, while memory allows, encodes a Deliver frame for it into the
+    /// shard: the one copy of the ciphertext on its way to the recipient (from the sender's input pipe into a slab,
+    /// which the recipient's session writes to its TLS stream directly). Both happen under the shard lock, so log
+    /// order is queue order. Beyond the memory bound the envelope stays in the log only, and every later one of
+    /// this shard too until the backlog loader has caught up (conversation order).
     /// </summary>
-    public AppendResult TryAppend(in ReadOnlySequence<byte> frame, FieldSlice envelope, UInt128 messageId, int senderPartner, long acceptedAtMs, long expiresAtMs)
+    /// <returns><see cref="AppendResult.LogBusy"/>: the log's buffer is full; wait for space and retry.</returns>
+    /// <exception cref="Wal.WalException">The log refused the record (disk full, or failed).</exception>
+    public AppendResult TryAppend(MessageStore store, in ReadOnlySequence<byte> frame, in EnvelopeHeader header, int senderPartner, long acceptedAtMs, long expiresAtMs, out WalPosition position)
     {
         IDeliveryConsumer? owner;
         lock (_lock)
         {
-            if (_count >= _maxEntries)
+            if (!store.TryAppendEnvelope(frame, acceptedAtMs, expiresAtMs, out position))
             {
-                return AppendResult.QueueFull;
+                return AppendResult.LogBusy;
             }
 
-            ulong sequence = _headSequence + (ulong)_count;
-            ulong deliveryId = ((ulong)_shardIndex << SequenceBits) | (sequence & SequenceMask);
-            int size = WireFrames.DeliverFrameSize(envelope.Length, deliveryId, acceptedAtMs);
-            DeliverySlab? slab = SlabWithRoom(size);
-            if (slab is null)
+            if (_spilled || !TryInsertLocked(frame, header.Envelope, header.MessageId, senderPartner, acceptedAtMs, expiresAtMs, position.ToUInt64()))
             {
-                return AppendResult.QueueFull;
+                SpillLocked(position);
+                return AppendResult.Appended;
             }
 
-            Span<byte> destination = slab.Buffer.AsSpan(slab.Written, size);
-            int n = WireFrames.WriteDeliverHeader(destination, envelope.Length, deliveryId, acceptedAtMs);
-            frame.Slice(envelope.Offset, envelope.Length).CopyTo(destination[n..]);
-            n += envelope.Length;
-            WireFrames.WriteDeliverTrailer(destination[n..], acceptedAtMs);
-
-            if (_count == _entries.Length)
-            {
-                GrowRing();
-            }
-
-            _entries[(_head + _count) % _entries.Length] = new Entry
-            {
-                Slab = slab,
-                Offset = slab.Written,
-                Length = size,
-                MessageId = messageId,
-                SenderPartner = senderPartner,
-                ExpiresAtMs = expiresAtMs,
-            };
-            _count++;
-            slab.Written += size;
-            slab.LiveEntries++;
             owner = _owner;
         }
 
         owner?.OnDeliveriesAvailable();
         return AppendResult.Appended;
+    }
+
+    /// <summary>Takes an unsettled envelope found by recovery: into memory while it fits, else left in the log.</summary>
+    public void Restore(in StoredEnvelope envelope, int senderPartner, WalPosition position)
+    {
+        lock (_lock)
+        {
+            if (_spilled || !TryInsertLocked(envelope.Frame, envelope.Header.Envelope, envelope.Header.MessageId, senderPartner, envelope.AcceptedAtMs, envelope.ExpiresAtMs, position.ToUInt64()))
+            {
+                SpillLocked(position);
+            }
+        }
+    }
+
+    /// <summary>Where the backlog loader resumes reading the log for this shard; false when nothing is spilled.</summary>
+    public bool TryGetSpillCursor(out WalPosition from)
+    {
+        lock (_lock)
+        {
+            from = _spillFrom;
+            return _spilled;
+        }
+    }
+
+    /// <summary>
+    /// The backlog loader found this shard's record at <paramref name="position"/> (in log order): loads it into
+    /// memory if it fits, or passes over it when <paramref name="skip"/> (settled before a restart, or expired).
+    /// </summary>
+    public SpillLoad TryLoadSpilled(in StoredEnvelope envelope, int senderPartner, WalPosition position, WalPosition next, bool skip)
+    {
+        IDeliveryConsumer? owner;
+        lock (_lock)
+        {
+            if (!_spilled || position < _spillFrom)
+            {
+                return SpillLoad.NotSpilled;
+            }
+
+            if (!skip && !TryInsertLocked(envelope.Frame, envelope.Header.Envelope, envelope.Header.MessageId, senderPartner, envelope.AcceptedAtMs, envelope.ExpiresAtMs, position.ToUInt64()))
+            {
+                _spillFrom = position;
+                return SpillLoad.NoRoom;
+            }
+
+            _spilledCount--;
+            _spillFrom = next;
+            if (position >= _spillTail)
+            {
+                Volatile.Write(ref _spilled, false); // caught up: appends go to memory again
+            }
+
+            owner = _owner;
+        }
+
+        if (!skip)
+        {
+            owner?.OnDeliveriesAvailable();
+        }
+
+        return SpillLoad.Loaded;
+    }
+
+    /// <summary>
+    /// Settles every envelope held in memory whose expiry has passed and that is not out to a session (retention for
+    /// a recipient that is away). Their EXPIRED receipts go into <paramref name="settled"/>.
+    /// </summary>
+    public void ExpireDue(long nowMs, List<SettledEnvelope> settled)
+    {
+        lock (_lock)
+        {
+            for (int i = 0; i < _count; i++)
+            {
+                ref Entry entry = ref _entries[(_head + i) % _entries.Length];
+                if (!entry.Acked && !entry.Sent && entry.ExpiresAtMs <= nowMs)
+                {
+                    entry.Acked = true;
+                    settled.Add(new SettledEnvelope(entry.SenderPartner, new ReceiptItem(entry.MessageId, ReceiptStatus.ExpiredUndelivered, ErrorCode.Expired), entry.WalPosition));
+                }
+            }
+
+            AdvanceHead();
+        }
     }
 
     /// <summary>Makes <paramref name="consumer"/> the session this shard delivers to (null: none connected).</summary>
@@ -155,7 +251,7 @@ internal sealed class ShardQueue
     /// Takes the next run of consecutive deliveries for <paramref name="consumer"/>, within the delivery window.
     /// Expired envelopes met on the way are dropped and reported into <paramref name="receipts"/>.
     /// </summary>
-    public bool TryTakeRange(IDeliveryConsumer consumer, long nowMs, List<(int SenderPartner, ReceiptItem Item)> receipts, out DeliveryRange range)
+    public bool TryTakeRange(IDeliveryConsumer consumer, long nowMs, List<SettledEnvelope> receipts, out DeliveryRange range)
     {
         range = default;
         lock (_lock)
@@ -178,7 +274,7 @@ internal sealed class ShardQueue
                 if (entry.ExpiresAtMs <= nowMs)
                 {
                     entry.Acked = true;
-                    receipts.Add((entry.SenderPartner, new ReceiptItem(entry.MessageId, ReceiptStatus.ExpiredUndelivered, ErrorCode.Expired)));
+                    receipts.Add(new SettledEnvelope(entry.SenderPartner, new ReceiptItem(entry.MessageId, ReceiptStatus.ExpiredUndelivered, ErrorCode.Expired), entry.WalPosition));
                     _sent++;
                     continue;
                 }
@@ -230,7 +326,7 @@ internal sealed class ShardQueue
     }
 
     /// <summary>Records the recipient's acknowledgement of one delivery; a DELIVERED receipt goes into <paramref name="receipts"/>.</summary>
-    public AckResult Acknowledge(ulong deliveryId, List<(int SenderPartner, ReceiptItem Item)> receipts)
+    public AckResult Acknowledge(ulong deliveryId, List<SettledEnvelope> receipts)
     {
         ulong sequence = deliveryId & SequenceMask;
         IDeliveryConsumer? owner;
@@ -259,7 +355,7 @@ internal sealed class ShardQueue
             }
 
             entry.Acked = true;
-            receipts.Add((entry.SenderPartner, new ReceiptItem(entry.MessageId, ReceiptStatus.Delivered, ErrorCode.Unspecified)));
+            receipts.Add(new SettledEnvelope(entry.SenderPartner, new ReceiptItem(entry.MessageId, ReceiptStatus.Delivered, ErrorCode.Unspecified), entry.WalPosition));
             AdvanceHead();
             owner = _owner;
         }
@@ -267,6 +363,62 @@ internal sealed class ShardQueue
         // The window may have opened.
         owner?.OnDeliveriesAvailable();
         return AckResult.Acknowledged;
+    }
+
+    /// <summary>Encodes the Deliver frame into a slab; false when the shard's memory bound is reached.</summary>
+    private bool TryInsertLocked(in ReadOnlySequence<byte> frame, FieldSlice envelope, UInt128 messageId, int senderPartner, long acceptedAtMs, long expiresAtMs, ulong walPosition)
+    {
+        if (_count >= _maxEntries)
+        {
+            return false;
+        }
+
+        ulong sequence = _headSequence + (ulong)_count;
+        ulong deliveryId = ((ulong)_shardIndex << SequenceBits) | (sequence & SequenceMask);
+        int size = WireFrames.DeliverFrameSize(envelope.Length, deliveryId, acceptedAtMs);
+        DeliverySlab? slab = SlabWithRoom(size);
+        if (slab is null)
+        {
+            return false;
+        }
+
+        Span<byte> destination = slab.Buffer.AsSpan(slab.Written, size);
+        int n = WireFrames.WriteDeliverHeader(destination, envelope.Length, deliveryId, acceptedAtMs);
+        frame.Slice(envelope.Offset, envelope.Length).CopyTo(destination[n..]);
+        n += envelope.Length;
+        WireFrames.WriteDeliverTrailer(destination[n..], acceptedAtMs);
+
+        if (_count == _entries.Length)
+        {
+            GrowRing();
+        }
+
+        _entries[(_head + _count) % _entries.Length] = new Entry
+        {
+            Slab = slab,
+            Offset = slab.Written,
+            Length = size,
+            MessageId = messageId,
+            SenderPartner = senderPartner,
+            ExpiresAtMs = expiresAtMs,
+            WalPosition = walPosition,
+        };
+        _count++;
+        slab.Written += size;
+        slab.LiveEntries++;
+        return true;
+    }
+
+    private void SpillLocked(WalPosition position)
+    {
+        if (!_spilled)
+        {
+            Volatile.Write(ref _spilled, true);
+            _spillFrom = position;
+        }
+
+        _spillTail = position;
+        _spilledCount++;
     }
 
     private void AdvanceHead()
@@ -357,6 +509,7 @@ internal sealed class ShardQueue
         public UInt128 MessageId;
         public int SenderPartner;
         public long ExpiresAtMs;
+        public ulong WalPosition;
         public bool Acked;
         public bool Sent;
         public bool EverSent;

@@ -12,7 +12,9 @@ namespace Relayd.Transport;
 
 internal sealed partial class PartnerSession
 {
-    private readonly List<(int SenderPartner, ReceiptItem Item)> _ackReceipts = [];
+    private readonly List<SettledEnvelope> _ackReceipts = [];
+    private readonly PendingAcks _acks = new();
+    private bool _logBusy;
 
     /// <summary>Reads the first frame, which must be a Hello, and answers it with Welcome.</summary>
     private async Task<bool> ReceiveHelloAsync(CancellationToken deadline)
@@ -95,9 +97,20 @@ internal sealed partial class PartnerSession
             string? stop = null;
             try
             {
-                while (stop is null && FrameReader.TryReadFrame(ref buffer, maxFrame, out ReadOnlySequence<byte> frame))
+                while (stop is null)
                 {
+                    ReadOnlySequence<byte> unread = buffer;
+                    if (!FrameReader.TryReadFrame(ref buffer, maxFrame, out ReadOnlySequence<byte> frame))
+                    {
+                        break;
+                    }
+
                     stop = HandleFrame(frame);
+                    if (_logBusy)
+                    {
+                        buffer = unread; // this frame is handled again once the log has room
+                        break;
+                    }
                 }
             }
             catch (RelayException ex)
@@ -107,9 +120,24 @@ internal sealed partial class PartnerSession
                 stop = ex.Code.ToString();
             }
 
+            if (_logBusy)
+            {
+                // Consumed what was handled and examined no further, so the next read returns the rest at once.
+                _input.AdvanceTo(buffer.Start);
+                await FlushControlAsync();
+                await _server.Store.WaitForSpaceAsync(abort);
+                _logBusy = false;
+                continue;
+            }
+
             // Consumed what was handled; examined everything, so a partial frame waits for more bytes.
             _input.AdvanceTo(buffer.Start, buffer.End);
             await FlushControlAsync();
+            if (_acks.IsFull)
+            {
+                await _acks.WaitForRoomAsync(abort);
+            }
+
             if (stop is not null)
             {
                 return stop;
@@ -177,16 +205,22 @@ internal sealed partial class PartnerSession
         RouteOutcome outcome = _server.IsShuttingDown
             ? RouteOutcome.Refused(ErrorCode.ShuttingDown, "the relay is shutting down")
             : _server.Router.Route(Partner, frame, header);
+        if (outcome.LogBusy)
+        {
+            _logBusy = true;
+            return;
+        }
+
         if (outcome.Accepted)
         {
-            Span<byte> span = _control.Writer.GetSpan(WireFrames.MaxAckFrameBytes);
-            _control.Writer.Advance(WireFrames.WriteAck(span, header.MessageId, outcome.AcceptedAtMs, outcome.Duplicate));
+            // Sent by the writer once the log has made the envelope durable (see PendingAcks).
+            _acks.Add(header.MessageId, outcome.AcceptedAtMs, outcome.Duplicate, outcome.DurableAt);
             return;
         }
 
         string detail = outcome.Detail ?? outcome.Refusal.ToString();
         RelayLog.EnvelopeRefused(_logger, Partner.Id, outcome.Refusal, detail);
-        uint retryAfter = outcome.Refusal is ErrorCode.QueueFull or ErrorCode.ShuttingDown
+        uint retryAfter = outcome.Refusal is ErrorCode.QueueFull or ErrorCode.ShuttingDown or ErrorCode.StorageFull or ErrorCode.RetryLater
             ? (uint)_server.Limits.QueueFullRetryAfter.TotalMilliseconds
             : 0;
         WriteFrame(new Frame
@@ -215,7 +249,7 @@ internal sealed partial class PartnerSession
             }
         }
 
-        _server.DispatchReceipts(_ackReceipts);
+        _server.Settle(_ackReceipts);
     }
 
     private static Frame ParseFrame(in ReadOnlySequence<byte> frame)

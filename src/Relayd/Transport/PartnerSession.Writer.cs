@@ -5,6 +5,7 @@ using Relayd.Delivery;
 using Relayd.Hosting;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
+using Relayd.Storage;
 
 namespace Relayd.Transport;
 
@@ -13,16 +14,18 @@ internal sealed partial class PartnerSession
     private readonly Lock _receiptLock = new();
     private List<ReceiptItem> _pendingReceipts = [];
     private List<ReceiptItem> _sendingReceipts = [];
-    private readonly List<(int SenderPartner, ReceiptItem Item)> _expiredReceipts = [];
+    private const int AckWriteBytes = 32 * 1024;
+    private readonly List<SettledEnvelope> _expiredReceipts = [];
+    private int _commitWaitRegistered;
 
     /// <summary>Queues receipts for this partner's messages; the writer sends them batched.</summary>
-    public void EnqueueReceipts(ReadOnlySpan<(int SenderPartner, ReceiptItem Item)> receipts)
+    public void EnqueueReceipts(ReadOnlySpan<SettledEnvelope> receipts)
     {
         lock (_receiptLock)
         {
-            foreach (ref readonly (int SenderPartner, ReceiptItem Item) receipt in receipts)
+            foreach (ref readonly SettledEnvelope receipt in receipts)
             {
-                _pendingReceipts.Add(receipt.Item);
+                _pendingReceipts.Add(receipt.Receipt);
             }
         }
 
@@ -54,11 +57,12 @@ internal sealed partial class PartnerSession
     {
         await Task.Yield();
         byte[] scratch = ArrayPool<byte>.Shared.Rent(WireFrames.MaxReceiptFrameBytes);
+        byte[] ackBuffer = ArrayPool<byte>.Shared.Rent(AckWriteBytes);
         CancellationToken abort = _abort.Token;
         try
         {
             bool controlCompleted = false;
-            while (!controlCompleted)
+            while (!controlCompleted || (_acks.Count > 0 && _server.Store.Log.Failure is null))
             {
                 await _writerSignal.WaitAsync();
                 bool progressed;
@@ -77,12 +81,13 @@ internal sealed partial class PartnerSession
                         controlCompleted = control.IsCompleted;
                     }
 
+                    progressed |= await WriteAcksAsync(ackBuffer, abort);
                     progressed |= await WriteReceiptsAsync(scratch, abort);
                     progressed |= await WriteDeliveriesAsync(abort);
                     progressed |= await WriteMediaAsync(abort);
                     progressed |= await WritePingOrCloseAsync(abort);
                 }
-                while (progressed && !controlCompleted);
+                while (progressed);
             }
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException)
@@ -92,6 +97,7 @@ internal sealed partial class PartnerSession
         finally
         {
             ArrayPool<byte>.Shared.Return(scratch);
+            ArrayPool<byte>.Shared.Return(ackBuffer);
             await _control.Reader.CompleteAsync();
             _abort.Cancel();
         }
@@ -120,11 +126,48 @@ internal sealed partial class PartnerSession
 
         if (_expiredReceipts.Count > 0)
         {
-            _server.DispatchReceipts(_expiredReceipts);
+            _server.Settle(_expiredReceipts);
             _expiredReceipts.Clear();
         }
 
         return wrote;
+    }
+
+    /// <summary>
+    /// Sends the Acks whose envelopes the log has made durable, many per write. When some still wait, asks the store
+    /// for a call after the next commit (and checks again, in case that commit happened just before asking).
+    /// </summary>
+    private async ValueTask<bool> WriteAcksAsync(byte[] buffer, CancellationToken abort)
+    {
+        bool wrote = false;
+        while (_acks.Count > 0)
+        {
+            int length = _acks.TakeDurable(_server.Store.DurablePosition.ToUInt64(), buffer);
+            if (length > 0)
+            {
+                await _stream.WriteAsync(buffer.AsMemory(0, length), abort);
+                wrote = true;
+                continue;
+            }
+
+            if (Interlocked.Exchange(ref _commitWaitRegistered, 1) == 0)
+            {
+                _server.Store.NotifyOnCommit(this);
+            }
+
+            if (!_acks.HasDurable(_server.Store.DurablePosition.ToUInt64()))
+            {
+                break;
+            }
+        }
+
+        return wrote;
+    }
+
+    void ICommitListener.OnCommitted()
+    {
+        Volatile.Write(ref _commitWaitRegistered, 0);
+        _writerSignal.Set();
     }
 
     private async ValueTask<bool> WriteReceiptsAsync(byte[] scratch, CancellationToken abort)

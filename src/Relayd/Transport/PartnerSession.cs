@@ -7,6 +7,7 @@ using Relayd.Hosting;
 using Relayd.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
+using Relayd.Storage;
 
 namespace Relayd.Transport;
 
@@ -16,12 +17,13 @@ namespace Relayd.Transport;
 /// </summary>
 /// <remarks>
 /// Data path of one envelope, and its one copy: TLS stream → input <see cref="PipeReader"/> (decrypted into pooled
-/// pipe buffers) → header read in place → <see cref="ShardQueue.TryAppend"/> copies the envelope bytes once into a
-/// pooled slab of the recipient's shard → the recipient's writer hands that slab memory to its TLS stream, which
-/// encrypts from it. Nothing else touches the ciphertext.
+/// pipe buffers) → header read in place → <see cref="ShardQueue.TryAppend"/> copies the frame into the write-ahead
+/// log's buffer and the envelope bytes into a pooled slab of the recipient's shard → the log writer makes it durable
+/// and the session's writer sends the Ack (<see cref="PendingAcks"/>) → the recipient's writer hands the slab memory
+/// to its TLS stream, which encrypts from it.
 /// </remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "RunAsync owns the session's lifetime and disposes everything when it ends.")]
-internal sealed partial class PartnerSession : IDeliveryConsumer
+internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListener
 {
     private readonly RelayServer _server;
     private readonly SslStream _stream;

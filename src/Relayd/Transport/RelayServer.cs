@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
+using System.Runtime;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
@@ -9,6 +10,7 @@ using Relayd.Delivery;
 using Relayd.Hosting;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
+using Relayd.Storage;
 using Relayd.Security;
 
 namespace Relayd.Transport;
@@ -27,6 +29,8 @@ internal sealed class RelayServer : IAsyncDisposable
     private Socket? _listenSocket;
     private Task _acceptLoop = Task.CompletedTask;
     private Task _heartbeat = Task.CompletedTask;
+    private Task _maintenance = Task.CompletedTask;
+    private bool _storeClosed;
     private long _nextConnectionId;
     private volatile bool _shuttingDown;
 
@@ -38,7 +42,27 @@ internal sealed class RelayServer : IAsyncDisposable
         Logger = logger;
         Clock = clock ?? TimeProvider.System;
         Partners = new PartnerDirectory(options);
-        Router = new EnvelopeRouter(Partners, options.Limits, Clock);
+
+        // Recovery runs before the relay listens: every envelope acknowledged before a crash is back in its queue.
+        Store = MessageStore.Open(options.Storage, logger);
+        try
+        {
+            var expired = new List<SettledEnvelope>();
+            StoreRecovery.Run(Store, Partners, Clock.GetUtcNow().ToUnixTimeMilliseconds(), expired, logger);
+            Settle(expired);
+
+            // Replaying a large log allocates a buffer per record; give that memory back before serving.
+            GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
+            GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        }
+        catch
+        {
+            Store.Dispose();
+            throw;
+        }
+
+        Router = new EnvelopeRouter(Partners, Store, options.Limits, Clock);
+        Maintenance = new StorageMaintenance(Store, Partners, Settle, Clock, logger);
         Media = new Media.MediaRouter(options.Media, options.Partners, Partners, options.Limits, logger, Clock);
     }
 
@@ -53,6 +77,13 @@ internal sealed class RelayServer : IAsyncDisposable
     public PartnerDirectory Partners { get; }
 
     public EnvelopeRouter Router { get; }
+
+    /// <summary>The write-ahead log and what the relay keeps in it.</summary>
+    public MessageStore Store { get; }
+
+    public StorageMaintenance Maintenance { get; }
+
+    public StorageMetrics StorageMetrics => StorageMetrics.Capture(Store, Partners);
 
     public Media.MediaRouter Media { get; }
 
@@ -78,6 +109,7 @@ internal sealed class RelayServer : IAsyncDisposable
         RelayLog.Listening(Logger, RelayId, socket.LocalEndPoint!, Partners.Partners.Length, Limits.ShardCount);
         _acceptLoop = AcceptLoopAsync(_stopping.Token);
         _heartbeat = HeartbeatAsync(_stopping.Token);
+        _maintenance = Maintenance.RunAsync(_stopping.Token);
     }
 
     /// <summary>Graceful stop: GoAway to every session, then up to <see cref="RelayLimits.ShutdownTimeout"/> for them to finish.</summary>
@@ -106,15 +138,42 @@ internal sealed class RelayServer : IAsyncDisposable
 
         await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
         await _stopping.CancelAsync();
-        await Task.WhenAll(_acceptLoop, _heartbeat);
+        await Task.WhenAll(_acceptLoop, _heartbeat, _maintenance);
+        StorageLog.Summary(Logger, StorageMetrics.ToString());
+        CloseStore();
         RelayLog.Stopped(Logger, remaining);
     }
 
     public async ValueTask DisposeAsync()
     {
         await StopAsync();
+        CloseStore(); // also when the relay never started
         Media.Dispose();
         _stopping.Dispose();
+    }
+
+    /// <summary>
+    /// The fate of envelopes is decided (acknowledged or expired): receipts to their senders, and the log told they
+    /// are settled so that they are not delivered again and their segments can go.
+    /// </summary>
+    internal void Settle(List<SettledEnvelope> settled)
+    {
+        if (settled.Count == 0)
+        {
+            return;
+        }
+
+        DispatchReceipts(settled);
+        Store.Settle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(settled));
+    }
+
+    private void CloseStore()
+    {
+        if (!_storeClosed)
+        {
+            _storeClosed = true;
+            Store.Dispose();
+        }
     }
 
     internal void Register(PartnerSession session) => _sessions[session.ConnectionId] = session;
@@ -122,9 +181,9 @@ internal sealed class RelayServer : IAsyncDisposable
     internal void Unregister(PartnerSession session) => _sessions.TryRemove(session.ConnectionId, out _);
 
     /// <summary>Sends receipts to a connected session of each sender partner, one lock per run of the same sender.</summary>
-    internal void DispatchReceipts(List<(int SenderPartner, ReceiptItem Item)> receipts)
+    internal void DispatchReceipts(List<SettledEnvelope> receipts)
     {
-        ReadOnlySpan<(int SenderPartner, ReceiptItem Item)> all = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(receipts);
+        ReadOnlySpan<SettledEnvelope> all = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(receipts);
         PartnerInfo[] partners = Partners.Partners;
         while (!all.IsEmpty)
         {
@@ -133,6 +192,12 @@ internal sealed class RelayServer : IAsyncDisposable
             while (run < all.Length && all[run].SenderPartner == sender)
             {
                 run++;
+            }
+
+            if (sender < 0)
+            {
+                all = all[run..]; // the sender partner is no longer approved: nobody to tell
+                continue;
             }
 
             PartnerInfo partner = partners[sender];

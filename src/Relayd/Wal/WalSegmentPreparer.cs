@@ -12,6 +12,8 @@ internal sealed class WalSegmentPreparer : IDisposable
     private readonly ILogger _logger;
     private readonly Action _settled;
     private Task<WalSegment>? _task;
+    private Exception? _lastError;
+    private long _retryAt;
 
     /// <param name="settled">Called (on a pool thread) whenever a preparation finishes, successfully or not.</param>
     public WalSegmentPreparer(WalOptions options, ILogger logger, Action settled)
@@ -20,6 +22,8 @@ internal sealed class WalSegmentPreparer : IDisposable
         _logger = logger;
         _settled = settled;
     }
+
+    private const int RetryPauseMs = 1000;
 
     public enum Outcome
     {
@@ -43,8 +47,9 @@ internal sealed class WalSegmentPreparer : IDisposable
     }
 
     /// <summary>
-    /// Takes segment <paramref name="number"/> if it is ready and starts preparing the one after it. A failure is
-    /// handed out once; the next call starts a new attempt (the disk may have room again by then).
+    /// Takes segment <paramref name="number"/> if it is ready and starts preparing the one after it. After a failure
+    /// the same error is handed out for a second; then the next call starts a new attempt (the disk may have room
+    /// again by then). Without that pause every append would start, and log, another doomed attempt.
     /// </summary>
     public Outcome TryTake(ulong number, out WalSegment? segment, out Exception? error)
     {
@@ -52,6 +57,12 @@ internal sealed class WalSegmentPreparer : IDisposable
         error = null;
         if (_task is null)
         {
+            if (_lastError is not null && Environment.TickCount64 < _retryAt)
+            {
+                error = _lastError;
+                return Outcome.Failed;
+            }
+
             Start(number);
             return Outcome.Pending;
         }
@@ -66,8 +77,12 @@ internal sealed class WalSegmentPreparer : IDisposable
         if (!task.IsCompletedSuccessfully)
         {
             error = task.Exception?.InnerException ?? new OperationCanceledException();
+            _lastError = error;
+            _retryAt = Environment.TickCount64 + RetryPauseMs;
             return Outcome.Failed;
         }
+
+        _lastError = null;
 
         segment = task.Result;
         if (segment.Number != number)

@@ -11,20 +11,26 @@ internal sealed class WalSegmentReader
     private const int WindowBytes = 1024 * 1024;
 
     private readonly SafeFileHandle _handle;
-    private byte[] _window = [];
+    private readonly WalReadBuffer? _shared;
+    private byte[] _window;
     private long _windowStart;
     private int _windowLength;
 
-    public WalSegmentReader(WalSegment segment)
+    public WalSegmentReader(WalSegment segment, WalReadBuffer? buffer = null)
     {
         _handle = segment.Handle;
         Length = segment.Length;
+        _shared = buffer;
+        _window = buffer?.Window ?? [];
     }
 
     public long Length { get; }
 
     /// <summary>Bytes [offset, offset + count), which must lie inside the segment.</summary>
-    public ReadOnlySpan<byte> Read(long offset, int count)
+    public ReadOnlySpan<byte> Read(long offset, int count) => ReadMemory(offset, count).Span;
+
+    /// <summary>As <see cref="Read"/>, as memory (valid until the next call).</summary>
+    public ReadOnlyMemory<byte> ReadMemory(long offset, int count)
     {
         if (offset < _windowStart || offset + count > _windowStart + _windowLength)
         {
@@ -32,6 +38,10 @@ internal sealed class WalSegmentReader
             if (_window.Length < length)
             {
                 _window = new byte[Math.Max(length, WindowBytes)];
+                if (_shared is not null)
+                {
+                    _shared.Window = _window;
+                }
             }
 
             int read = 0;
@@ -50,7 +60,7 @@ internal sealed class WalSegmentReader
             _windowLength = length;
         }
 
-        return _window.AsSpan((int)(offset - _windowStart), count);
+        return _window.AsMemory((int)(offset - _windowStart), count);
     }
 
     /// <summary>The offset of the first non-zero byte at or after <paramref name="from"/>, or -1.</summary>
@@ -89,4 +99,13 @@ internal sealed class WalSegmentReader
 
         return last;
     }
+}
+
+/// <summary>
+/// A read window to reuse across <see cref="WriteAheadLog.ReadAll(WalPosition, WalReadBuffer)"/> calls, so that
+/// replaying or re-reading a large log allocates nothing per record or per call. Not thread-safe.
+/// </summary>
+public sealed class WalReadBuffer
+{
+    internal byte[] Window { get; set; } = new byte[1024 * 1024];
 }

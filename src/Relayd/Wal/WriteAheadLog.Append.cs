@@ -98,6 +98,9 @@ public sealed partial class WriteAheadLog
         return new ValueTask(cancellationToken.CanBeCanceled ? signal.WaitAsync(cancellationToken) : signal);
     }
 
+    /// <summary>Bytes appended and not yet taken by the log writer (a racy read, for the commit policy).</summary>
+    internal int PendingBytes => Volatile.Read(ref _filling).Used;
+
     /// <summary>The log writer takes the filled buffer as its next batch and leaves <paramref name="empty"/> in its place.</summary>
     internal WalWriteBuffer? TakeBatch(WalWriteBuffer empty)
     {

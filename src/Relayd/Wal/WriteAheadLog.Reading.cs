@@ -20,10 +20,27 @@ public sealed partial class WriteAheadLog
             throw new ArgumentOutOfRangeException(nameof(from), from, $"segment {from.Segment} was deleted; the log starts at segment {first}");
         }
 
-        return ReadRecords(from, DurablePosition);
+        return ReadRecords(from, DurablePosition, buffer: null);
     }
 
-    private IEnumerable<WalRecord> ReadRecords(WalPosition from, WalPosition limit)
+    /// <summary>
+    /// As <see cref="ReadAll(WalPosition)"/>, but each record's payload is a view into <paramref name="buffer"/>,
+    /// valid only until the enumeration moves on: nothing is allocated per record. For replay loops that use each
+    /// payload at once.
+    /// </summary>
+    public IEnumerable<WalRecord> ReadAll(WalPosition from, WalReadBuffer buffer)
+    {
+        ArgumentNullException.ThrowIfNull(buffer);
+        ulong first = _segments[0].Number;
+        if (from != default && from.Segment < first)
+        {
+            throw new ArgumentOutOfRangeException(nameof(from), from, $"segment {from.Segment} was deleted; the log starts at segment {first}");
+        }
+
+        return ReadRecords(from, DurablePosition, buffer);
+    }
+
+    private IEnumerable<WalRecord> ReadRecords(WalPosition from, WalPosition limit, WalReadBuffer? buffer)
     {
         foreach (WalSegment segment in _segments)
         {
@@ -37,7 +54,7 @@ public sealed partial class WriteAheadLog
                 yield break;
             }
 
-            var reader = new WalSegmentReader(segment);
+            var reader = new WalSegmentReader(segment, buffer);
             long offset = segment.Number == from.Segment ? from.Offset : 0;
             long end = segment.Number == limit.Segment ? limit.Offset : segment.Length;
             while (offset < end)
@@ -53,7 +70,9 @@ public sealed partial class WriteAheadLog
                     throw new WalCorruptionException(segment.Path, offset, $"no valid record at this position ({check.Describe()})");
                 }
 
-                byte[] payload = reader.Read(offset + WalRecordHeader.Size, check.PayloadLength).ToArray();
+                ReadOnlyMemory<byte> payload = buffer is null
+                    ? reader.Read(offset + WalRecordHeader.Size, check.PayloadLength).ToArray()
+                    : reader.ReadMemory(offset + WalRecordHeader.Size, check.PayloadLength);
                 yield return new WalRecord(new WalPosition(segment.Number, (uint)offset), check.Type, payload);
                 offset += check.RecordSize;
             }

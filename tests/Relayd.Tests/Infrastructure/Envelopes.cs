@@ -33,6 +33,9 @@ internal static class Envelopes
     public static async Task<T> Within<T>(this Task<T> task, int seconds = 10) =>
         await task.WaitAsync(TimeSpan.FromSeconds(seconds), TestContext.Current.CancellationToken);
 
+    public static async Task Within(this Task task, int seconds = 10) =>
+        await task.WaitAsync(TimeSpan.FromSeconds(seconds), TestContext.Current.CancellationToken);
+
     public static async Task<RelayException> RefusedAsync(Func<Task> action)
     {
         try

@@ -33,6 +33,12 @@ internal sealed class RelaydProcess : IAsyncDisposable
     {
         int port = FreePort();
         string config = Path.Combine(pki.Directory, $"relayd-{port}.toml");
+        if (!extraToml.Contains("[wal]", StringComparison.Ordinal))
+        {
+            // Each relay its own write-ahead log, unless the test brings one (e.g. to restart on it).
+            extraToml += $"\n[wal]\ndir = \"{Path.Combine(pki.Directory, $"wal-{port}")}\"\nreserve_bytes = 16777216\n";
+        }
+
         await File.WriteAllTextAsync(config, $"""
             [relay]
             listen = "127.0.0.1:{port}"

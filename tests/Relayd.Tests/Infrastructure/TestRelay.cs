@@ -12,6 +12,7 @@ namespace Relayd.Tests.Infrastructure;
 public sealed class TestRelay : IAsyncDisposable
 {
     private readonly ILoggerFactory _logging;
+    private string? _temporaryWal;
 
     private TestRelay(TestPki pki, RelayOptions options, ILoggerFactory logging)
     {
@@ -54,6 +55,22 @@ public sealed class TestRelay : IAsyncDisposable
     /// <summary>Starts a relay approving alpha, beta and gamma unless <paramref name="configure"/> says otherwise.</summary>
     public static TestRelay Start(TestPki pki, Action<RelayOptions>? configure = null)
     {
+        RelayOptions options = DefaultOptions(pki);
+        string wal = options.Storage.Directory;
+        configure?.Invoke(options);
+        var logs = new TestOutputLoggerProvider();
+        ILoggerFactory logging = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Information));
+        if (options.Storage.Directory != wal)
+        {
+            Directory.Delete(wal);
+        }
+
+        return new TestRelay(pki, options, logging) { Logs = logs.Lines, _temporaryWal = options.Storage.Directory == wal ? wal : null };
+    }
+
+    /// <summary>What <see cref="Start"/> configures: alpha, beta and gamma approved, a fresh write-ahead log directory.</summary>
+    public static RelayOptions DefaultOptions(TestPki pki)
+    {
         var options = new RelayOptions
         {
             Listen = "127.0.0.1:0",
@@ -66,11 +83,11 @@ public sealed class TestRelay : IAsyncDisposable
         }
 
         options.Limits.ShutdownTimeout = TimeSpan.FromSeconds(2);
+        options.Storage.Directory = Directory.CreateTempSubdirectory("relayd-test-wal-").FullName;
+        options.Storage.ReserveBytes = 16L * 1024 * 1024;
+        options.Storage.SegmentBytes = 4 * 1024 * 1024;
         options.Media.SpoolDirectory = Path.Combine(pki.Directory, "spool-" + Guid.NewGuid().ToString("N"));
-        configure?.Invoke(options);
-        var logs = new TestOutputLoggerProvider();
-        ILoggerFactory logging = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Information));
-        return new TestRelay(pki, options, logging) { Logs = logs.Lines };
+        return options;
     }
 
     public RelayClientOptions ClientOptions(string partnerId) => ClientOptions(Pki.Partner(partnerId));
@@ -94,6 +111,10 @@ public sealed class TestRelay : IAsyncDisposable
     {
         await Server.DisposeAsync();
         _logging.Dispose();
+        if (_temporaryWal is not null)
+        {
+            Directory.Delete(_temporaryWal, recursive: true);
+        }
     }
 }
 

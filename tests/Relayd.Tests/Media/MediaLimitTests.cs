@@ -152,7 +152,7 @@ public sealed class MediaLimitTests : IClassFixture<PkiFixture>
 
         await using RelayClient beta = await relay.ConnectAsync("beta");
         await MediaBlobs.ReceiveAsync(beta);
-        await relay.WaitForLogAsync("delivered");
+        await relay.WaitForLogAsync("spool copy deleted");
         blob.Position = 0;
         MediaComplete again = await alpha.SendMediaAsync(second, blob).Within();
 

@@ -31,7 +31,7 @@ public sealed class MediaTransferTests : IClassFixture<PkiFixture>
         Assert.Equal(open, atBeta); // every field as the sender wrote it
         Assert.Equal((long)open.TotalSize, length);
         Assert.Equal(open.Sha256.ToByteArray(), sha);
-        await relay.WaitForLogAsync("delivered");
+        await relay.WaitForLogAsync("spool copy deleted");
         Assert.Empty(MediaBlobs.SpoolFiles(relay.Options.Media.SpoolDirectory));
     }
 
@@ -45,11 +45,11 @@ public sealed class MediaTransferTests : IClassFixture<PkiFixture>
         blob.Position = 0;
 
         await alpha.SendMediaAsync(open, blob).Within(30);
-        string[] spooled = MediaBlobs.SpoolFiles(relay.Options.Media.SpoolDirectory);
+        long[] spooledBlobSizes = [.. MediaBlobs.SpoolFiles(relay.Options.Media.SpoolDirectory).Where(f => f.EndsWith(".blob", StringComparison.Ordinal)).Select(f => new FileInfo(f).Length)];
         await using RelayClient beta = await relay.ConnectAsync("beta");
         (MediaOpen atBeta, long length, byte[] sha) = await MediaBlobs.ReceiveAsync(beta);
 
-        Assert.Contains(spooled, f => f.EndsWith(".blob", StringComparison.Ordinal) && new FileInfo(f).Length == (long)open.TotalSize);
+        Assert.Equal([(long)open.TotalSize], spooledBlobSizes);
         Assert.Equal(open.TransferId, atBeta.TransferId);
         Assert.Equal((long)open.TotalSize, length);
         Assert.Equal(open.Sha256.ToByteArray(), sha);

@@ -3,13 +3,26 @@ using Google.Protobuf;
 using Relayd.Delivery;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
+using Relayd.Storage;
 using Relayd.Tests.Framing;
 
 namespace Relayd.Tests.Routing;
 
 /// <summary>A shard queue: FIFO per shard, bounded memory, at-least-once across sessions, receipts on ack.</summary>
-public sealed class ShardQueueTests
+public sealed class ShardQueueTests : IDisposable
 {
+    private readonly Relayd.Tests.Wal.TempWalDirectory _wal = new();
+    private readonly MessageStore _store;
+
+    public ShardQueueTests() =>
+        _store = MessageStore.Open(new StorageOptions { Directory = _wal.Path, SegmentBytes = 4 * 1024 * 1024, ReserveBytes = 0 }, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+
+    public void Dispose()
+    {
+        _store.Dispose();
+        _wal.Dispose();
+    }
+
     private sealed class Consumer : IDeliveryConsumer
     {
         public int Signals;
@@ -17,7 +30,7 @@ public sealed class ShardQueueTests
         public void OnDeliveriesAvailable() => Interlocked.Increment(ref Signals);
     }
 
-    private readonly List<(int SenderPartner, ReceiptItem Item)> _receipts = [];
+    private readonly List<SettledEnvelope> _receipts = [];
 
     [Fact]
     public void Deliveries_come_out_in_the_order_they_went_in_as_parseable_Deliver_frames()
@@ -50,7 +63,8 @@ public sealed class ShardQueueTests
         Assert.Equal(AckResult.Acknowledged, queue.Acknowledge(delivered.DeliveryId, _receipts));
         Assert.Equal(AckResult.AlreadyAcknowledged, queue.Acknowledge(delivered.DeliveryId, _receipts));
 
-        (int sender, ReceiptItem item) = Assert.Single(_receipts);
+        (int sender, ReceiptItem item, ulong walPosition) = Assert.Single(_receipts);
+        Assert.NotEqual(0UL, walPosition);
         Assert.Equal(4, sender);
         Assert.Equal(ReceiptStatus.Delivered, item.Status);
         Assert.Equal(0, queue.Count);
@@ -68,20 +82,21 @@ public sealed class ShardQueueTests
     }
 
     [Fact]
-    public void When_the_memory_bound_is_reached_appends_are_refused_and_the_bound_holds()
+    public void Beyond_the_memory_bound_envelopes_stay_in_the_log_only_and_the_bound_holds()
     {
         const long bound = 2L * 1024 * 1024;
         var queue = new ShardQueue(0, bound, maxEntries: 1_000_000, windowEnvelopes: 1000, windowBytes: 1 << 20);
         var big = new Frame { Envelope = FrameReaderTests.SampleFrame(1).Envelope.Clone() };
         big.Envelope.Ciphertext = ByteString.CopyFrom(new byte[10_000]);
 
-        int accepted = 0;
-        while (Append(queue, big) == AppendResult.Appended)
+        for (int i = 0; i < 500; i++)
         {
-            accepted++;
+            Assert.Equal(AppendResult.Appended, Append(queue, big));
         }
 
-        Assert.InRange(accepted, 150, 210);
+        Assert.InRange(queue.Count, 150, 210);
+        Assert.Equal(500 - queue.Count, queue.SpilledCount);
+        Assert.True(queue.IsSpilled);
         Assert.True(queue.SlabBytes <= bound, $"{queue.SlabBytes} bytes held, bound {bound}");
     }
 
@@ -120,16 +135,22 @@ public sealed class ShardQueueTests
         queue.CompleteWrite(range);
 
         Assert.Equal(1, range.Count);
-        Assert.Equal(ReceiptStatus.ExpiredUndelivered, Assert.Single(_receipts).Item.Status);
+        Assert.Equal(ReceiptStatus.ExpiredUndelivered, Assert.Single(_receipts).Receipt.Status);
     }
 
-    private static ShardQueue NewQueue() => new(0, 64L * 1024 * 1024, 1_000_000, windowEnvelopes: 100_000, windowBytes: 64 << 20);
+    private ShardQueue NewQueue() => new(0, 64L * 1024 * 1024, 1_000_000, windowEnvelopes: 100_000, windowBytes: 64 << 20);
 
-    private static AppendResult Append(ShardQueue queue, Frame frame, int senderPartner = 0, long expiresAtMs = long.MaxValue)
+    private AppendResult Append(ShardQueue queue, Frame frame, int senderPartner = 0, long expiresAtMs = long.MaxValue)
     {
         var wire = new ReadOnlySequence<byte>(frame.ToByteArray());
         Assert.True(EnvelopeHeader.TryRead(wire, out EnvelopeHeader header));
-        return queue.TryAppend(wire, header.Envelope, header.MessageId, senderPartner, 1, expiresAtMs);
+        AppendResult result;
+        while ((result = queue.TryAppend(_store, wire, header, senderPartner, 1, expiresAtMs, out _)) == AppendResult.LogBusy)
+        {
+            _store.WaitForSpaceAsync(CancellationToken.None).AsTask().Wait();
+        }
+
+        return result;
     }
 
     private List<Deliver> TakeAll(ShardQueue queue, IDeliveryConsumer consumer)

@@ -49,6 +49,7 @@ internal sealed class DemoRun(ILogger logger, TextWriter output)
                 Listen = "127.0.0.1:0",
                 RelayId = "relayd-demo",
                 Tls = new TlsOptions { CertificatePath = pki.ServerCertPath, KeyPath = pki.ServerKeyPath, PartnerCaPath = pki.CaCertPath },
+                Storage = new StorageOptions { Directory = Path.Combine(dir, "wal"), ReserveBytes = 64L * 1024 * 1024 },
             };
             options.Partners.Add(new PartnerOptions { Id = "alpha" });
             options.Partners.Add(new PartnerOptions { Id = "beta" });
@@ -63,7 +64,7 @@ internal sealed class DemoRun(ILogger logger, TextWriter output)
 
             bool fatesOk = await ShowFatesAsync(alpha, beta, cancellationToken);
             double rate = await MeasureThroughputAsync(alpha, beta, count, size, window, cancellationToken);
-            output.WriteLine($"throughput: {rate:N0} envelopes/s acked and delivered ({count:N0} x {size} B, alpha -> beta, window {window}, in-memory queues, mutual TLS on loopback)");
+            output.WriteLine($"throughput: {rate:N0} envelopes/s acked and delivered ({count:N0} x {size} B, alpha -> beta, window {window}, each acked after fdatasync to the write-ahead log in {options.Storage.Directory}, mutual TLS on loopback)");
 
             await alpha.CloseAsync();
             await beta.CloseAsync();

@@ -1,0 +1,7 @@
+namespace Relayd.Delivery;
+
+/// <summary>
+/// An envelope whose fate is decided (acknowledged by its recipient, or expired): the receipt for its sender and the
+/// position of its record in the write-ahead log, which a Settled record then marks as done.
+/// </summary>
+internal readonly record struct SettledEnvelope(int SenderPartner, ReceiptItem Receipt, ulong WalPosition);

@@ -1,0 +1,136 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Relayd.Routing;
+using Relayd.Wal;
+
+namespace Relayd.Storage;
+
+/// <summary>
+/// The dedup index written to <c>dedup.snapshot</c> in the log directory before retention deletes segments, so the
+/// message ids of deleted envelopes are still recognised after a restart within the dedup window. Written to a
+/// temporary file, fdatasync'ed, renamed over the old one and the directory fsync'ed: a crash leaves the old or the
+/// new snapshot, never a mix.
+/// </summary>
+/// <remarks>
+/// Format (little-endian): "RDD1", then per partner <c>[u16 id length][id UTF-8][u32 count][count × (u128 message
+/// id, i64 accepted_at_ms)]</c>, then a CRC-32C of everything before it.
+/// </remarks>
+internal static class DedupSnapshot
+{
+    public const string FileName = "dedup.snapshot";
+    private static readonly byte[] Magic = "RDD1"u8.ToArray();
+
+    public static void Write(string directory, PartnerDirectory partners, long nowMs, ILogger logger)
+    {
+        var stopwatch = Stopwatch.StartNew();
+        string path = Path.Combine(directory, FileName);
+        string temporary = path + ".new";
+        int total;
+        try
+        {
+            total = WriteTemporary(temporary, partners, nowMs);
+        }
+        catch
+        {
+            File.Delete(temporary); // a half-written snapshot must not hold on to space the relay is short of
+            throw;
+        }
+
+        File.Move(temporary, path, overwrite: true);
+        WalDirectorySync.Sync(directory);
+        StorageLog.DedupSnapshotWritten(logger, total, stopwatch.Elapsed.TotalMilliseconds);
+    }
+
+    private static int WriteTemporary(string temporary, PartnerDirectory partners, long nowMs)
+    {
+        var ids = new List<(UInt128 Id, long AcceptedAtMs)>();
+        int total = 0;
+        using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
+        {
+            // Streamed through a fixed buffer with a running CRC: the snapshot can hold millions of ids.
+            uint crc = Crc32C.Seed;
+            Span<byte> scratch = stackalloc byte[24];
+            void Put(FileStream to, ReadOnlySpan<byte> bytes)
+            {
+                crc = Crc32C.Append(crc, bytes);
+                to.Write(bytes);
+            }
+
+            Put(file, Magic);
+            foreach (PartnerInfo partner in partners.Partners)
+            {
+                ids.Clear();
+                lock (partner.Idempotency.SyncRoot)
+                {
+                    partner.Idempotency.CopyTo(ids, nowMs);
+                }
+
+                BinaryPrimitives.WriteUInt16LittleEndian(scratch, (ushort)partner.IdUtf8.Length);
+                Put(file, scratch[..2]);
+                Put(file, partner.IdUtf8);
+                BinaryPrimitives.WriteInt32LittleEndian(scratch, ids.Count);
+                Put(file, scratch[..4]);
+                foreach ((UInt128 id, long acceptedAt) in ids)
+                {
+                    BinaryPrimitives.WriteUInt128LittleEndian(scratch, id);
+                    BinaryPrimitives.WriteInt64LittleEndian(scratch[16..], acceptedAt);
+                    Put(file, scratch);
+                }
+
+                total += ids.Count;
+            }
+
+            BinaryPrimitives.WriteUInt32LittleEndian(scratch, Crc32C.Finish(crc));
+            file.Write(scratch[..4]);
+            file.Flush();
+            int result = LibcFileSync.Instance.FDataSync(file.SafeFileHandle);
+            if (result != 0)
+            {
+                throw new IOException($"fdatasync of {temporary} failed (errno {result}); the old dedup snapshot stays");
+            }
+        }
+
+        return total;
+    }
+
+    /// <summary>Loads the snapshot (if any) into the partners' dedup indexes; returns how many ids it held.</summary>
+    /// <exception cref="InvalidDataException">The file is damaged (it is only ever replaced whole, so that is not a crash).</exception>
+    public static int Load(string directory, PartnerDirectory partners)
+    {
+        string path = Path.Combine(directory, FileName);
+        if (!File.Exists(path))
+        {
+            return 0;
+        }
+
+        byte[] data = File.ReadAllBytes(path);
+        if (data.Length < Magic.Length + 4 || !data.AsSpan(0, Magic.Length).SequenceEqual(Magic)
+            || Crc32C.Compute(data.AsSpan(0, data.Length - 4)) != BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(data.Length - 4)))
+        {
+            throw new InvalidDataException($"{path} is damaged (bad magic or CRC-32C); move it away to start without the dedup history it holds");
+        }
+
+        int offset = Magic.Length;
+        int end = data.Length - 4;
+        int total = 0;
+        while (offset < end)
+        {
+            int idLength = BinaryPrimitives.ReadUInt16LittleEndian(data.AsSpan(offset));
+            string id = Encoding.UTF8.GetString(data, offset + 2, idLength);
+            offset += 2 + idLength;
+            int count = BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(offset));
+            offset += 4;
+            IdempotencyIndex? index = partners.Find(id)?.Idempotency;
+            for (int i = 0; i < count; i++, offset += 24)
+            {
+                index?.Record(BinaryPrimitives.ReadUInt128LittleEndian(data.AsSpan(offset)), BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(offset + 16)), durableAt: 0);
+            }
+
+            total += count;
+        }
+
+        return total;
+    }
+}

@@ -1,0 +1,97 @@
+using System.Buffers;
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Relayd.Delivery;
+using Relayd.Protocol.V1;
+using Relayd.Routing;
+using Relayd.Wal;
+
+namespace Relayd.Storage;
+
+/// <summary>
+/// Rebuilds the relay's state from the log at start, before it listens: the dedup indexes (snapshot, then every
+/// envelope record), and the shard queues with every envelope not yet settled, in log order (so in conversation
+/// order). Memory stays bounded: a shard takes envelopes while they fit and leaves the rest in the log.
+/// </summary>
+internal static class StoreRecovery
+{
+    /// <summary>Replays the log; envelopes found expired are settled and their receipts added to <paramref name="expired"/>.</summary>
+    public static void Run(MessageStore store, PartnerDirectory partners, long nowMs, List<SettledEnvelope> expired, ILogger logger)
+    {
+        var stopwatch = Stopwatch.StartNew();
+        int dedup = DedupSnapshot.Load(store.Options.Directory, partners);
+
+        // Pass 1: what was settled. Pass 2 then streams the envelopes in order without holding them.
+        var settled = new HashSet<ulong>();
+        var buffer = new WalReadBuffer();
+        foreach (WalRecord record in store.Log.ReadAll(default, buffer))
+        {
+            if (record.Type == StoredRecords.Settled)
+            {
+                ReadOnlySpan<byte> positions = record.Payload.Span;
+                for (int i = 0; i + sizeof(ulong) <= positions.Length; i += sizeof(ulong))
+                {
+                    settled.Add(System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(positions[i..]));
+                }
+            }
+        }
+
+        long live = 0;
+        long settledCount = 0;
+        var gone = new Dictionary<string, long>();
+        foreach (WalRecord record in store.Log.ReadAll(default, buffer))
+        {
+            if (record.Type != StoredRecords.Envelope)
+            {
+                continue;
+            }
+
+            if (!StoredRecords.TryReadEnvelope(record.Payload, out StoredEnvelope envelope))
+            {
+                throw new InvalidDataException($"the envelope record at {record.Position} of the write-ahead log in {store.Options.Directory} has a valid checksum but cannot be read (written by an incompatible version?)");
+            }
+
+            ReadOnlySequence<byte> frame = envelope.Frame;
+            EnvelopeHeader header = envelope.Header;
+            PartnerInfo? sender = partners.Find(frame.Slice(header.SenderPartner.Offset, header.SenderPartner.Length));
+            sender?.Idempotency.Record(header.MessageId, envelope.AcceptedAtMs, durableAt: 0);
+            dedup++;
+
+            ulong position = record.Position.ToUInt64();
+            if (settled.Contains(position))
+            {
+                settledCount++;
+                continue;
+            }
+
+            PartnerInfo? recipient = partners.Find(frame.Slice(header.RecipientPartner.Offset, header.RecipientPartner.Length));
+            if (recipient is null)
+            {
+                string name = System.Text.Encoding.UTF8.GetString(frame.Slice(header.RecipientPartner.Offset, header.RecipientPartner.Length).ToArray());
+                gone[name] = gone.GetValueOrDefault(name) + 1;
+                continue;
+            }
+
+            store.Usage.Add(record.Position.Segment);
+            if (envelope.ExpiresAtMs <= nowMs)
+            {
+                settled.Add(position); // not part of any shard's backlog
+                expired.Add(new SettledEnvelope(sender?.Index ?? -1, new ReceiptItem(header.MessageId, ReceiptStatus.ExpiredUndelivered, ErrorCode.Expired), position));
+                continue;
+            }
+
+            ShardQueue[] shards = recipient.Mailbox.Shards;
+            int shard = EnvelopeRouter.ShardOf(frame.Slice(header.RecipientUser.Offset, header.RecipientUser.Length), shards.Length);
+            shards[shard].Restore(envelope, sender?.Index ?? -1, record.Position);
+            live++;
+        }
+
+        foreach ((string partner, long count) in gone)
+        {
+            StorageLog.RecipientGone(logger, count, partner);
+        }
+
+        store.SettledBeforeStart = settled;
+        StorageLog.Recovered(logger, store.Options.Directory, live, settledCount, expired.Count, dedup, stopwatch.Elapsed.TotalMilliseconds);
+    }
+}

@@ -1,0 +1,62 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using Relayd.Routing;
+
+namespace Relayd.Storage;
+
+/// <summary>
+/// The relay's record types in the write-ahead log (see docs/wal.md, "Relay records"). The log itself only knows
+/// typed payloads; this is what the payloads mean.
+/// </summary>
+internal static class StoredRecords
+{
+    /// <summary>
+    /// An accepted envelope: <c>[accepted_at_ms i64][expires_at_ms i64]</c> followed by the Frame exactly as the
+    /// sender's envelope frame was read (one field, <c>envelope</c>), so recovery reads it with <see cref="EnvelopeHeader"/>.
+    /// </summary>
+    public const byte Envelope = 1;
+
+    /// <summary>
+    /// Envelopes settled (acknowledged by the recipient, or expired): the positions of their Envelope records,
+    /// <c>u64</c> each. Settled envelopes are not delivered again after a restart.
+    /// </summary>
+    public const byte Settled = 2;
+
+    public const int EnvelopePrefixBytes = 16;
+
+    /// <summary>Positions per Settled record; keeps a record far below the smallest segment.</summary>
+    public const int MaxSettledPerRecord = 8192;
+
+    public static void WriteEnvelopePrefix(Span<byte> prefix, long acceptedAtMs, long expiresAtMs)
+    {
+        BinaryPrimitives.WriteInt64LittleEndian(prefix, acceptedAtMs);
+        BinaryPrimitives.WriteInt64LittleEndian(prefix[8..], expiresAtMs);
+    }
+
+    /// <summary>Reads an Envelope record's payload back into its times, frame and routing header.</summary>
+    public static bool TryReadEnvelope(ReadOnlyMemory<byte> payload, out StoredEnvelope envelope)
+    {
+        envelope = default;
+        if (payload.Length <= EnvelopePrefixBytes)
+        {
+            return false;
+        }
+
+        ReadOnlySpan<byte> span = payload.Span;
+        var frame = new ReadOnlySequence<byte>(payload[EnvelopePrefixBytes..]);
+        if (!EnvelopeHeader.TryRead(frame, out EnvelopeHeader header) || !header.HasValidMessageId)
+        {
+            return false;
+        }
+
+        envelope = new StoredEnvelope(
+            BinaryPrimitives.ReadInt64LittleEndian(span),
+            BinaryPrimitives.ReadInt64LittleEndian(span[8..]),
+            frame,
+            header);
+        return true;
+    }
+}
+
+/// <summary>An envelope as recovery or the backlog loader reads it from the log.</summary>
+internal readonly record struct StoredEnvelope(long AcceptedAtMs, long ExpiresAtMs, ReadOnlySequence<byte> Frame, EnvelopeHeader Header);

@@ -1,0 +1,63 @@
+namespace Relayd;
+
+/// <summary>The write-ahead log that makes an Ack mean "on disk": the <c>[wal]</c> table of the configuration.</summary>
+public sealed class StorageOptions
+{
+    /// <summary>Directory of the log's segment files; created when missing. One relay per directory.</summary>
+    public string Directory { get; set; } = "/var/lib/relayd/wal";
+
+    private int _segmentBytes = 64 * 1024 * 1024;
+    private long _reserveBytes = 512L * 1024 * 1024;
+    private TimeSpan _retentionInterval = TimeSpan.FromSeconds(5);
+    private TimeSpan _commitDelay = TimeSpan.FromMicroseconds(200);
+
+    /// <summary>Size of each segment file (multiple of 4096, 1 MiB .. 1 GiB). Whole segments are the unit of retention. 64 MiB.</summary>
+    public int SegmentBytes
+    {
+        get => _segmentBytes;
+        set => _segmentBytes = value is >= 1024 * 1024 and <= 1 << 30 && value % 4096 == 0
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(SegmentBytes), value, "must be a multiple of 4096 between 1048576 and 1073741824");
+    }
+
+    /// <summary>
+    /// Free bytes kept on the log's filesystem. Below it senders get STORAGE_FULL (with retry_after_ms) while
+    /// delivering goes on; accepting resumes when delivered segments are deleted or space is freed. 512 MiB.
+    /// </summary>
+    public long ReserveBytes
+    {
+        get => _reserveBytes;
+        set => _reserveBytes = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(ReserveBytes), value, "must be >= 0");
+    }
+
+    /// <summary>
+    /// fdatasync every group commit (default). False writes without syncing: an Ack then survives a relay crash but not
+    /// a power loss; for benchmarks only, and logged as a warning at start.
+    /// </summary>
+    public bool Sync { get; set; } = true;
+
+    /// <summary>
+    /// How often expired envelopes are settled. Delivered segments are deleted every sixth pass (each deletion writes
+    /// the dedup snapshot), at once when 16 or more are deletable, and every second while storage is full. 5 s.
+    /// </summary>
+    public TimeSpan RetentionInterval
+    {
+        get => _retentionInterval;
+        set => _retentionInterval = value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(RetentionInterval), value, "must be > 0");
+    }
+
+    /// <summary>
+    /// Under load, how long a small group commit may wait for more records before its fdatasync (never when the log
+    /// is idle). Fewer syncs leave more CPU for TLS; the price is up to this much ack latency. Zero disables. 200 µs.
+    /// </summary>
+    public TimeSpan CommitDelay
+    {
+        get => _commitDelay;
+        set => _commitDelay = value >= TimeSpan.Zero && value <= TimeSpan.FromMilliseconds(10)
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(CommitDelay), value, "must be between 0 and 10000 µs");
+    }
+
+    /// <summary>Fault injection for tests: the fdatasync the log calls. Null = the real syscall.</summary>
+    internal Wal.IWalFileSync? FileSync { get; set; }
+}

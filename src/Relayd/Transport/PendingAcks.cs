@@ -1,0 +1,104 @@
+using Relayd.Delivery;
+
+namespace Relayd.Transport;
+
+/// <summary>
+/// One session's Acks that wait for their envelopes to be durable, in the order the envelopes arrived. The reader adds
+/// one per accepted envelope; the writer sends those the log has committed, many per TLS write. Bounded: when
+/// <see cref="Capacity"/> are waiting, the reader stops reading the partner until the writer catches up.
+/// </summary>
+internal sealed class PendingAcks
+{
+    public const int Capacity = 64 * 1024;
+
+    private readonly Lock _lock = new();
+    private Pending[] _ring = new Pending[256]; // grows (to Capacity at most) while a session warms up
+    private int _head;
+    private int _count;
+    private TaskCompletionSource? _roomWaiter;
+
+    public int Count => Volatile.Read(ref _count);
+
+    public bool IsFull => Count >= Capacity;
+
+    public void Add(UInt128 messageId, long acceptedAtMs, bool duplicate, ulong durableAt)
+    {
+        lock (_lock)
+        {
+            if (_count == _ring.Length)
+            {
+                var grown = new Pending[_ring.Length * 2];
+                for (int i = 0; i < _count; i++)
+                {
+                    grown[i] = _ring[(_head + i) % _ring.Length];
+                }
+
+                _ring = grown;
+                _head = 0;
+            }
+
+            _ring[(_head + _count) % _ring.Length] = new Pending(messageId, acceptedAtMs, duplicate, durableAt);
+            Volatile.Write(ref _count, _count + 1);
+        }
+    }
+
+    /// <summary>True when the oldest waiting Ack is durable at <paramref name="durable"/> (a packed log position).</summary>
+    public bool HasDurable(ulong durable)
+    {
+        lock (_lock)
+        {
+            return _count > 0 && _ring[_head].DurableAt <= durable;
+        }
+    }
+
+    /// <summary>
+    /// Encodes, oldest first, the Acks whose envelopes are durable at <paramref name="durable"/>, as many as fit in
+    /// <paramref name="destination"/>. Stops at the first one still waiting, so Acks keep their order.
+    /// </summary>
+    public int TakeDurable(ulong durable, Span<byte> destination)
+    {
+        int written = 0;
+        TaskCompletionSource? room = null;
+        lock (_lock)
+        {
+            while (_count > 0 && destination.Length - written >= WireFrames.MaxAckFrameBytes)
+            {
+                ref Pending ack = ref _ring[_head];
+                if (ack.DurableAt > durable)
+                {
+                    break;
+                }
+
+                written += WireFrames.WriteAck(destination[written..], ack.MessageId, ack.AcceptedAtMs, ack.Duplicate);
+                _head = (_head + 1) % _ring.Length;
+                Volatile.Write(ref _count, _count - 1);
+            }
+
+            if (_roomWaiter is not null && _count <= Capacity / 2)
+            {
+                room = _roomWaiter;
+                _roomWaiter = null;
+            }
+        }
+
+        room?.TrySetResult();
+        return written;
+    }
+
+    /// <summary>Completes when fewer than half of <see cref="Capacity"/> Acks wait.</summary>
+    public Task WaitForRoomAsync(CancellationToken cancellationToken)
+    {
+        lock (_lock)
+        {
+            if (_count <= Capacity / 2)
+            {
+                return Task.CompletedTask;
+            }
+
+            _roomWaiter ??= new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            return _roomWaiter.Task.WaitAsync(cancellationToken);
+        }
+    }
+
+    private readonly record struct Pending(UInt128 MessageId, long AcceptedAtMs, bool Duplicate, ulong DurableAt);
+}

@@ -1,0 +1,72 @@
+using Relayd.Hosting;
+using Relayd.Tests.Infrastructure;
+
+namespace Relayd.Tests.Hosting;
+
+/// <summary>The <c>[wal]</c> table: every key reaches the options, and a bad value is named with its key and line.</summary>
+public sealed class WalConfigTests : IDisposable
+{
+    private readonly TestPki _pki = new();
+
+    public void Dispose() => _pki.Dispose();
+
+    [Fact]
+    public void The_wal_table_sets_the_log_directory_relative_to_the_file_and_its_tuning()
+    {
+        RelayOptions options = RelayConfigLoader.Load(Write("""
+            [wal]
+            dir = "state/wal"
+            segment_bytes = 1048576
+            reserve_bytes = 0
+            sync = false
+            commit_delay_us = 0
+            retention_interval_ms = 250
+            """));
+
+        Assert.Equal(Path.Combine(_pki.Directory, "state", "wal"), options.Storage.Directory);
+        Assert.Equal(1024 * 1024, options.Storage.SegmentBytes);
+        Assert.Equal(0, options.Storage.ReserveBytes);
+        Assert.False(options.Storage.Sync);
+        Assert.Equal(TimeSpan.Zero, options.Storage.CommitDelay);
+        Assert.Equal(TimeSpan.FromMilliseconds(250), options.Storage.RetentionInterval);
+    }
+
+    [Fact]
+    public void Without_a_wal_table_the_log_is_in_var_lib_relayd_and_synced()
+    {
+        RelayOptions options = RelayConfigLoader.Load(Write(""));
+
+        Assert.Equal("/var/lib/relayd/wal", options.Storage.Directory);
+        Assert.True(options.Storage.Sync);
+    }
+
+    [Fact]
+    public void Bad_wal_values_are_reported_with_key_and_line()
+    {
+        IReadOnlyList<ConfigError> errors = RelayConfigLoader.Check(Write("""
+            [wal]
+            segment_bytes = 1000
+            sync = "yes"
+            """));
+
+        Assert.Contains(errors, e => e.Key == "wal.segment_bytes" && e.Line == 2 && e.Message.Contains("4096", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Key == "wal.sync" && e.Line == 3);
+    }
+
+    private string Write(string walTable)
+    {
+        string path = Path.Combine(_pki.Directory, $"relayd-{Guid.NewGuid():N}.toml");
+        File.WriteAllText(path, $"""
+            {walTable}
+
+            [tls]
+            certificate = "{_pki.ServerCertPath}"
+            key = "{_pki.ServerKeyPath}"
+            partner_ca = "{_pki.CaPath}"
+
+            [[partners]]
+            id = "alpha"
+            """);
+        return path;
+    }
+}
