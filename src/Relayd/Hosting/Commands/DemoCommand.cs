@@ -33,7 +33,7 @@ internal static class DemoCommand
     }
 }
 
-internal sealed class DemoRun(ILogger logger, TextWriter output)
+internal sealed partial class DemoRun(ILogger logger, TextWriter output)
 {
     public async Task<bool> RunAsync(int count, int size, int window, CancellationToken cancellationToken)
     {
@@ -50,6 +50,7 @@ internal sealed class DemoRun(ILogger logger, TextWriter output)
                 RelayId = "relayd-demo",
                 Tls = new TlsOptions { CertificatePath = pki.ServerCertPath, KeyPath = pki.ServerKeyPath, PartnerCaPath = pki.CaCertPath },
                 Storage = new StorageOptions { Directory = Path.Combine(dir, "wal"), ReserveBytes = 64L * 1024 * 1024 },
+                Media = new MediaOptions { SpoolDirectory = Path.Combine(dir, "spool") },
             };
             options.Partners.Add(new PartnerOptions { Id = "alpha" });
             options.Partners.Add(new PartnerOptions { Id = "beta" });
@@ -63,6 +64,7 @@ internal sealed class DemoRun(ILogger logger, TextWriter output)
             output.WriteLine($"partners connected: {alpha.PartnerId}, {beta.PartnerId}");
 
             bool fatesOk = await ShowFatesAsync(alpha, beta, cancellationToken);
+            fatesOk &= await ShowMediaFatesAsync(alpha, beta, cancellationToken);
             double rate = await MeasureThroughputAsync(alpha, beta, count, size, window, cancellationToken);
             output.WriteLine($"throughput: {rate:N0} envelopes/s acked and delivered ({count:N0} x {size} B, alpha -> beta, window {window}, each acked after fdatasync to the write-ahead log in {options.Storage.Directory}, mutual TLS on loopback)");
 
