@@ -21,10 +21,12 @@ var noSync = new Option<bool>("--no-sync") { Description = "Start relayd with it
 var peers = new Option<string?>("--peers") { Description = "Also run the same workload against: nats, redis (comma-separated; needs Debian nats-server / redis-server)" };
 var json = new Option<string?>("--json") { Description = "Write results as JSON to FILE ('-' = stdout)" };
 var csv = new Option<string?>("--csv") { Description = "Write results as CSV to FILE" };
+var media = new Option<string?>("--media") { Description = "Media mode: send blobs of SIZE (e.g. 300KiB, 64MiB, 1GiB) partner-0 -> partner-1 and report MiB/s and relay RSS growth" };
+var mediaCount = new Option<int>("--media-count") { Description = "Media mode: blobs to send one after another", DefaultValueFactory = _ => 1 };
 var plotFile = new Option<string?>("--plot") { Description = "Draw ack-latency percentile curves to FILE.png or FILE.svg" };
 var root = new RootCommand("relayd load generator: end-to-end throughput and latency of relayd, optionally beside NATS and Redis")
 {
-    relay, pki, relayPid, partners, connections, size, count, duration, warmup, window, rate, users, noSync, peers, json, csv, plotFile,
+    relay, pki, relayPid, partners, connections, size, count, duration, warmup, window, rate, users, noSync, peers, json, csv, plotFile, media, mediaCount,
 };
 root.SetAction(async (parse, cancellationToken) =>
 {
@@ -53,6 +55,11 @@ async Task<int> RunAsync(ParseResult parse, Workload workload, string pkiDirecto
     if (parse.GetValue(relay) is null)
     {
         devPki.Init();
+    }
+
+    if (parse.GetValue(media) is { } mediaSize)
+    {
+        return await Relayd.LoadGen.Media.MediaRun.RunAsync(devPki, parse.GetValue(relay), parse.GetValue(relayPid), Relayd.LoadGen.Media.MediaRun.ParseSize(mediaSize), Math.Max(1, parse.GetValue(mediaCount)), Console.Out, cancellationToken);
     }
 
     bool toStdout = parse.GetValue(json) == "-";

@@ -139,6 +139,10 @@ public sealed class RelaydTarget : ILoadTarget
         }
     }
 
+    /// <summary>The relay's address: the running one, or a relay process started now (for runs that bring their own clients).</summary>
+    public Task<string> EnsureRelayAsync(CancellationToken cancellationToken) =>
+        _address is not null ? Task.FromResult(_address) : StartRelayAsync(cancellationToken);
+
     private async Task<string> StartRelayAsync(CancellationToken cancellationToken)
     {
         int port = FreePort();
