@@ -66,7 +66,7 @@ internal static class MediaRun
         log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  upload (first byte sent -> MediaComplete, fsynced): {mib / uploadSeconds:0} MiB/s"));
         if (target.ServerPid is not null)
         {
-            log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  relay RSS: baseline {baseline >> 20} MiB, peak {sampler.PeakRssBytes >> 20} MiB, growth {growth >> 20} MiB ({growth / mib * 1024:0.0} MiB per GiB moved); relay CPU {sampler.CpuCores:0.00} cores"));
+            log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  relay RSS: baseline {baseline >> 20} MiB, peak {sampler.PeakRssBytes >> 20} MiB, growth {growth >> 20} MiB ({(growth / 1048576.0) / (mib / 1024):0.0} MiB per GiB moved); relay CPU {sampler.CpuCores:0.00} cores"));
         }
 
         return 0;
