@@ -267,6 +267,14 @@ public sealed partial class RelayClient
             return false;
         }
 
+        if (_currentIncoming is { } incoming && incoming.Open.TransferId == error.TransferId)
+        {
+            // The blob being received failed at the relay (e.g. MEDIA_DIGEST_MISMATCH): its reader gets the error.
+            _currentIncoming = null;
+            incoming.Writer.Complete(RelayException.FromError(error));
+            return true;
+        }
+
         if (FindOutgoing(error.TransferId) is not { } outgoing)
         {
             return false;

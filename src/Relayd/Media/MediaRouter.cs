@@ -99,7 +99,12 @@ internal sealed class MediaRouter : IDisposable
                     transfer.Uploader = null;
                 }
 
-                if (transfer.Downloader == peer && transfer.State is MediaTransferState.Sending or MediaTransferState.Sent)
+                if (transfer.Downloader == peer && transfer.State == MediaTransferState.Receiving)
+                {
+                    // Streaming while it arrived: it goes to the outbox when it is complete.
+                    transfer.Downloader = null;
+                }
+                else if (transfer.Downloader == peer && transfer.State is MediaTransferState.Sending or MediaTransferState.Sent)
                 {
                     // Not acknowledged: deliver again, to the next session of the partner, from the start.
                     transfer.Downloader = null;
@@ -205,6 +210,22 @@ internal sealed class MediaRouter : IDisposable
         }
 
         RelayLog.MediaOpened(_logger, peer.ConnectionId, sender.Id, recipient.Id, size);
+        bool cutThrough;
+        lock (_lock)
+        {
+            // Recipient connected: its session starts streaming now, following the bytes as they reach the spool.
+            cutThrough = _peers[recipient.Index].Count > 0 && transfer.State == MediaTransferState.Receiving;
+            if (cutThrough)
+            {
+                _outbox[recipient.Index].AddLast(transfer);
+            }
+        }
+
+        if (cutThrough)
+        {
+            WakeRecipient(recipient.Index);
+        }
+
         if (transfer.CreditLimit > 0)
         {
             peer.Reply(new Frame { MediaCredit = new MediaCredit { TransferId = open.TransferId, Bytes = (ulong)transfer.CreditLimit } });
@@ -282,6 +303,7 @@ internal sealed class MediaRouter : IDisposable
             {
                 RelayLog.MediaSpoolFailed(_logger, transfer.BasePath, ex);
                 transfer.State = MediaTransferState.Gone;
+                transfer.AbortCode = ErrorCode.StorageFull;
                 Refuse(peer, id, ErrorCode.StorageFull, "the relay could not write the media spool; the transfer is aborted", retryAfterMs: 60_000);
                 AbortOutsideLock(transfer);
                 return;
@@ -289,6 +311,7 @@ internal sealed class MediaRouter : IDisposable
 
             transfer.Received = end;
             transfer.LastActivityTicks = Environment.TickCount64;
+            transfer.Downloader?.WakeMediaWriter();
 
             // Re-grant when half the window is used: like HTTP/2 WINDOW_UPDATE, one credit frame per half window.
             if (transfer.CreditLimit < transfer.TotalSize && transfer.CreditLimit - end <= _options.WindowBytes / 2)
@@ -338,6 +361,7 @@ internal sealed class MediaRouter : IDisposable
             if (!digest.SequenceEqual(transfer.Open.Sha256.Span))
             {
                 transfer.State = MediaTransferState.Gone;
+                transfer.AbortCode = ErrorCode.MediaDigestMismatch;
                 RelayLog.MediaDigestMismatch(_logger, peer.ConnectionId, transfer.Sender.Id, transfer.Recipient.Id, transfer.TotalSize);
                 Refuse(peer, id, ErrorCode.MediaDigestMismatch, "the SHA-256 of the bytes received is not the declared one; the blob is discarded");
                 AbortOutsideLock(transfer);
@@ -361,9 +385,20 @@ internal sealed class MediaRouter : IDisposable
 
             lock (_lock)
             {
-                transfer.State = MediaTransferState.Spooled;
                 _openTransfers[transfer.Sender.Index]--;
-                _outbox[transfer.Recipient.Index].AddLast(transfer);
+                if (transfer.Downloader is not null)
+                {
+                    // Streamed while it arrived: the session sends MediaClose now that the blob is verified.
+                    transfer.State = MediaTransferState.Sending;
+                }
+                else
+                {
+                    transfer.State = MediaTransferState.Spooled;
+                    if (!_outbox[transfer.Recipient.Index].Contains(transfer))
+                    {
+                        _outbox[transfer.Recipient.Index].AddLast(transfer);
+                    }
+                }
             }
         }
 
@@ -454,7 +489,11 @@ internal sealed class MediaRouter : IDisposable
 
             outbox.RemoveFirst();
             MediaTransfer transfer = node.Value;
-            transfer.State = MediaTransferState.Sending;
+            if (transfer.State == MediaTransferState.Spooled)
+            {
+                transfer.State = MediaTransferState.Sending;
+            }
+
             transfer.Downloader = peer;
             return transfer;
         }
@@ -462,14 +501,14 @@ internal sealed class MediaRouter : IDisposable
 
     /// <summary>True while <paramref name="peer"/> still owns the delivery of <paramref name="transfer"/>.</summary>
     public static bool IsSending(MediaTransfer transfer, IMediaPeer peer) =>
-        transfer.State == MediaTransferState.Sending && transfer.Downloader == peer;
+        transfer.Downloader == peer && transfer.State is MediaTransferState.Sending or MediaTransferState.Receiving;
 
     /// <summary>The session wrote the MediaClose; the blob now waits for MediaReceived.</summary>
     public void MarkSent(MediaTransfer transfer, IMediaPeer peer)
     {
         lock (_lock)
         {
-            if (IsSending(transfer, peer))
+            if (IsSending(transfer, peer) && transfer.State == MediaTransferState.Sending)
             {
                 transfer.State = MediaTransferState.Sent;
             }
@@ -558,6 +597,7 @@ internal sealed class MediaRouter : IDisposable
     // Callers hold lock(transfer) or have set State = Gone under it; the files go last.
     private void AbortOutsideLock(MediaTransfer transfer)
     {
+        IMediaPeer? downloader;
         lock (_lock)
         {
             if (_transfers.Remove((transfer.Sender.Index, transfer.Id)))
@@ -565,8 +605,13 @@ internal sealed class MediaRouter : IDisposable
                 _openTransfers[transfer.Sender.Index]--;
                 _spoolBytes[transfer.Sender.Index] -= transfer.TotalSize;
             }
+
+            _outbox[transfer.Recipient.Index].Remove(transfer);
+            downloader = transfer.Downloader;
         }
 
+        // A recipient streaming it is told to discard what it got.
+        downloader?.WakeMediaWriter();
         transfer.ReleaseReceiving();
         DeleteFiles(transfer.BasePath);
     }
@@ -678,6 +723,7 @@ internal sealed class MediaRouter : IDisposable
                 }
 
                 transfer.State = MediaTransferState.Gone;
+                transfer.AbortCode = ErrorCode.MediaIdleTimeout;
                 uploader = transfer.Uploader;
             }
 

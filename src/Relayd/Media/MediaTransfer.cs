@@ -67,8 +67,20 @@ internal sealed class MediaTransfer
     /// <summary>SHA-256 of bytes [0, <see cref="Received"/>); null after a restart until a resume rebuilds it from the file.</summary>
     public IncrementalHash? Hash { get; set; }
 
-    /// <summary>Next offset the relay expects; everything below it is written to the spool file.</summary>
-    public long Received { get; set; }
+    private long _received;
+
+    /// <summary>
+    /// Next offset the relay expects; everything below it is written to the spool file. Written under
+    /// <c>lock(this)</c>, read without it by a recipient session streaming the blob while it arrives.
+    /// </summary>
+    public long Received
+    {
+        get => Volatile.Read(ref _received);
+        set => Volatile.Write(ref _received, value);
+    }
+
+    /// <summary>Why an upload was dropped (State Gone): what a recipient that was streaming it is told.</summary>
+    public ErrorCode AbortCode { get; set; }
 
     /// <summary>The sender may send bytes below this offset (the credit window's end).</summary>
     public long CreditLimit { get; set; }
@@ -87,7 +99,10 @@ internal sealed class MediaTransfer
 
     // ---- delivering (transitions under the router's lock) ----
 
-    /// <summary>The recipient session streaming it (state Sending or Sent).</summary>
+    /// <summary>
+    /// The recipient session streaming it: in state Sending or Sent, or already in state Receiving when the recipient
+    /// was connected at MediaOpen (cut-through: chunks are forwarded as they arrive, MediaClose only once verified).
+    /// </summary>
     public IMediaPeer? Downloader { get; set; }
 
     /// <summary>Offset the next delivery starts from (a recipient's MediaResume sets it).</summary>

@@ -102,24 +102,33 @@ internal sealed partial class PartnerSession : IMediaPeer
         MediaTransfer transfer = _mediaOut;
         if (!MediaRouter.IsSending(transfer, this))
         {
-            // The recipient asked for it again from another offset, or it is gone.
+            if (_mediaOpenSent && transfer.State == MediaTransferState.Gone && transfer.AbortCode != ErrorCode.Unspecified)
+            {
+                // The upload failed while this partner was receiving it: tell it to discard what it got.
+                await _stream.WriteAsync(new Frame { Error = new Error { Code = transfer.AbortCode, Detail = "the blob failed at the relay; discard what was received", TransferId = transfer.Open.TransferId } }.ToDelimitedArray(), abort);
+            }
+
+            // Otherwise the recipient asked for it again from another offset, or it is delivered or expired.
             EndMediaOut();
             return true;
         }
 
         if (!_mediaOpenSent)
         {
-            _mediaFile = File.OpenHandle(transfer.BasePath + MediaSpool.BlobExtension, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            _mediaFile = OpenSpooled(transfer);
             MediaOpen open = _mediaOffset == 0 ? transfer.Open : new MediaOpen(transfer.Open) { DeliveryOffset = (ulong)_mediaOffset };
             await _stream.WriteAsync(new Frame { MediaOpen = open }.ToDelimitedArray(), abort);
             _mediaOpenSent = true;
             return true;
         }
 
-        if (_mediaOffset < transfer.TotalSize)
+        // State before Received: once Sending, every byte is on disk; while Receiving, those below Received are.
+        bool verified = transfer.State == MediaTransferState.Sending;
+        long available = verified ? transfer.TotalSize : transfer.Received;
+        if (_mediaOffset < available)
         {
             _mediaBuffer ??= ArrayPool<byte>.Shared.Rent(MediaChunkWire.MaxHeaderBytes + MediaRouter.DeliveryChunkBytes);
-            int length = (int)Math.Min(MediaRouter.DeliveryChunkBytes, transfer.TotalSize - _mediaOffset);
+            int length = (int)Math.Min(MediaRouter.DeliveryChunkBytes, available - _mediaOffset);
             int header = MediaChunkWire.WriteHeader(_mediaBuffer, transfer.Id, (ulong)_mediaOffset, length);
             int read = RandomAccess.Read(_mediaFile!, _mediaBuffer.AsSpan(header, length), _mediaOffset);
             if (read != length)
@@ -132,10 +141,34 @@ internal sealed partial class PartnerSession : IMediaPeer
             return true;
         }
 
+        if (!verified)
+        {
+            // Caught up with the sender: the next chunk (or the verdict at MediaClose) wakes this writer.
+            return wrote;
+        }
+
         await _stream.WriteAsync(new Frame { MediaClose = new MediaClose { TransferId = transfer.Open.TransferId } }.ToDelimitedArray(), abort);
         _server.Media.MarkSent(transfer, this);
         EndMediaOut();
         return true;
+    }
+
+    private static SafeFileHandle OpenSpooled(MediaTransfer transfer)
+    {
+        // While it arrives the blob is the .part file; the rename at commit keeps an open handle valid.
+        if (transfer.State == MediaTransferState.Receiving)
+        {
+            try
+            {
+                return File.OpenHandle(transfer.BasePath + MediaSpool.PartExtension, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            }
+            catch (FileNotFoundException)
+            {
+                // Committed in the meantime.
+            }
+        }
+
+        return File.OpenHandle(transfer.BasePath + MediaSpool.BlobExtension, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
     }
 
     private void EndMediaOut()

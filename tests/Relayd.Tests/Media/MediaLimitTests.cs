@@ -57,7 +57,27 @@ public sealed class MediaLimitTests : IClassFixture<PkiFixture>
     }
 
     [Fact]
-    public async Task A_wrong_digest_is_refused_with_MEDIA_DIGEST_MISMATCH_and_nothing_is_kept_or_delivered()
+    public async Task A_wrong_digest_is_refused_with_MEDIA_DIGEST_MISMATCH_and_nothing_is_kept_for_an_offline_recipient()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki);
+        await using RelayClient alpha = await relay.ConnectAsync("alpha");
+        using var blob = new PatternStream(3 * 1024 * 1024, seed: 8);
+        byte[] wrong = new byte[32];
+        wrong[0] = 1;
+        MediaOpen open = MediaBlobs.Open("alpha", "beta", blob, sha256: wrong);
+        blob.Position = 0;
+
+        RelayException refused = await Envelopes.RefusedAsync(() => alpha.SendMediaAsync(open, blob).Within(30));
+        await using RelayClient beta = await relay.ConnectAsync("beta");
+
+        Assert.Equal(ErrorCode.MediaDigestMismatch, refused.Code);
+        Assert.Contains(relay.Logs, l => l.Contains(" 605]", StringComparison.Ordinal) && l.Contains("3145728 bytes", StringComparison.Ordinal));
+        Assert.Empty(MediaBlobs.SpoolFiles(relay.Options.Media.SpoolDirectory));
+        Assert.True(await Envelopes.StaysEmpty(beta.IncomingMedia, 300));
+    }
+
+    [Fact]
+    public async Task A_wrong_digest_tells_a_recipient_that_was_streaming_the_blob_to_discard_it()
     {
         await using TestRelay relay = TestRelay.Start(_pki);
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
@@ -68,11 +88,12 @@ public sealed class MediaLimitTests : IClassFixture<PkiFixture>
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob, sha256: wrong);
         blob.Position = 0;
 
-        RelayException refused = await Envelopes.RefusedAsync(() => alpha.SendMediaAsync(open, blob).Within(30));
+        Task<RelayException> atBeta = Envelopes.RefusedAsync(() => MediaBlobs.ReceiveAsync(beta, acknowledge: false));
+        RelayException atAlpha = await Envelopes.RefusedAsync(() => alpha.SendMediaAsync(open, blob).Within(30));
 
-        Assert.Equal(ErrorCode.MediaDigestMismatch, refused.Code);
+        Assert.Equal(ErrorCode.MediaDigestMismatch, atAlpha.Code);
+        Assert.Equal(ErrorCode.MediaDigestMismatch, (await atBeta.Within(30)).Code);
         Assert.Empty(MediaBlobs.SpoolFiles(relay.Options.Media.SpoolDirectory));
-        Assert.True(await Envelopes.StaysEmpty(beta.IncomingMedia, 300));
     }
 
     [Fact]

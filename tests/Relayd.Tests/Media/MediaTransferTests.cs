@@ -36,6 +36,44 @@ public sealed class MediaTransferTests : IClassFixture<PkiFixture>
     }
 
     [Fact]
+    public async Task A_connected_recipient_receives_chunks_while_the_sender_is_still_uploading()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki);
+        await using RelayClient alpha = await relay.ConnectAsync("alpha");
+        await using RelayClient beta = await relay.ConnectAsync("beta");
+        using var blob = new PatternStream(32L * 1024 * 1024, seed: 6);
+        MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
+        blob.Position = 0;
+        var recipientHasBytes = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        bool senderWaited = false;
+        // The sender stops at 8 MiB until beta has read its first MiB: without cut-through this never happens.
+        blob.BeforeRead = position =>
+        {
+            if (position >= 8 * 1024 * 1024 && !senderWaited)
+            {
+                senderWaited = recipientHasBytes.Task.Wait(TimeSpan.FromSeconds(20), TestContext.Current.CancellationToken);
+            }
+        };
+
+        Task<MediaComplete> upload = alpha.SendMediaAsync(open, blob);
+        IncomingMedia incoming = await beta.IncomingMedia.ReadAsync(TestContext.Current.CancellationToken).AsTask().Within(20);
+        byte[] first = new byte[1024 * 1024];
+        await incoming.Content.ReadExactlyAsync(first, TestContext.Current.CancellationToken);
+        bool uploadStillRunning = !upload.IsCompleted;
+        recipientHasBytes.SetResult();
+        await upload.Within(60);
+        using var rest = new MemoryStream();
+        await incoming.Content.CopyToAsync(rest, TestContext.Current.CancellationToken);
+
+        Assert.True(senderWaited);
+        Assert.True(uploadStillRunning);
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        hash.AppendData(first);
+        hash.AppendData(rest.ToArray());
+        Assert.Equal(open.Sha256.ToByteArray(), hash.GetHashAndReset());
+    }
+
+    [Fact]
     public async Task A_blob_for_an_offline_recipient_is_spooled_to_disk_before_MediaComplete_and_delivered_when_it_connects()
     {
         await using TestRelay relay = TestRelay.Start(_pki);
