@@ -14,6 +14,7 @@ public sealed class IncomingMedia
     internal IncomingMedia(MediaOpen open, Pipe pipe)
     {
         Open = open;
+        TransferId = MediaChunkWire.ReadTransferId(open.TransferId);
         _pipe = pipe;
         Content = pipe.Reader.AsStream();
     }
@@ -31,6 +32,8 @@ public sealed class IncomingMedia
     public long StartOffset { get; internal init; }
 
     internal long NextOffset { get; set; }
+
+    internal UInt128 TransferId { get; }
 
     internal PipeWriter Writer => _pipe.Writer;
 }
@@ -241,22 +244,33 @@ public sealed partial class RelayClient
         }
     }
 
-    private async ValueTask ReceiveChunkAsync(MediaChunk chunk, CancellationToken cancellationToken)
+    private ValueTask ReceiveChunkAsync(MediaChunk chunk, CancellationToken cancellationToken) =>
+        chunk.TransferId.Length == MediaChunkWire.TransferIdBytes
+            ? ReceiveChunkAsync(MediaChunkWire.ReadTransferId(chunk.TransferId), (long)chunk.Offset, new ReadOnlySequence<byte>(chunk.Data.Memory), cancellationToken)
+            : ValueTask.CompletedTask;
+
+    private async ValueTask ReceiveChunkAsync(UInt128 transferId, long offset, ReadOnlySequence<byte> data, CancellationToken cancellationToken)
     {
-        if (_currentIncoming is not { } incoming || incoming.Open.TransferId != chunk.TransferId)
+        if (_currentIncoming is not { } incoming || incoming.TransferId != transferId)
         {
             return;
         }
 
-        if ((long)chunk.Offset != incoming.NextOffset)
+        if (offset != incoming.NextOffset)
         {
             _currentIncoming = null;
-            await incoming.Writer.CompleteAsync(new RelayException(ErrorCode.MediaOffsetMismatch, $"chunk at {chunk.Offset}, expected {incoming.NextOffset}"));
+            await incoming.Writer.CompleteAsync(new RelayException(ErrorCode.MediaOffsetMismatch, $"chunk at {offset}, expected {incoming.NextOffset}"));
             return;
         }
 
-        incoming.NextOffset += chunk.Data.Length;
-        await incoming.Writer.WriteAsync(chunk.Data.Memory, cancellationToken);
+        incoming.NextOffset += data.Length;
+        foreach (ReadOnlyMemory<byte> segment in data)
+        {
+            incoming.Writer.Write(segment.Span);
+        }
+
+        // Waits while the blob's reader is more than the pipe's pause threshold behind: that backpressure reaches the relay.
+        await incoming.Writer.FlushAsync(cancellationToken);
     }
 
     /// <summary>An Error naming a transfer this connection is sending: that send fails with it.</summary>

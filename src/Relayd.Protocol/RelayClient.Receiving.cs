@@ -65,6 +65,13 @@ public sealed partial class RelayClient
                 ReadOnlySequence<byte> buffer = result.Buffer;
                 while (FrameReader.TryReadFrame(ref buffer, _options.MaxFrameBytes, out ReadOnlySequence<byte> frame))
                 {
+                    if (_currentIncoming is not null && MediaChunkWire.TryRead(frame, out UInt128 transferId, out ulong offset, out ReadOnlySequence<byte> data))
+                    {
+                        // Media chunks skip the message parser: the data goes from the input buffer into the blob's pipe.
+                        await ReceiveChunkAsync(transferId, (long)offset, data, closed);
+                        continue;
+                    }
+
                     Frame parsed;
                     try
                     {
