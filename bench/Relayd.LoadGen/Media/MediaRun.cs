@@ -28,6 +28,12 @@ internal static class MediaRun
         // Warm-up: JIT, pools and the spool directory, outside the measurement and the RSS baseline.
         await TransferAsync(sender, recipient, new BlobStream(16L * 1024 * 1024, seed: 1), cancellationToken);
 
+        // Text latency on the same connections: idle for 2 s, then during the transfers.
+        var probe = new TextProbe(sender, recipient);
+        using var probing = new CancellationTokenSource();
+        Task consumer = probe.ConsumeAsync(probing.Token);
+        string idleLatency = await probe.MeasureAsync(Task.Delay(2000, cancellationToken), cancellationToken);
+
         using var sampler = new ProcessSampler(target.ServerPid);
         long baseline = sampler.PeakRssBytes ?? 0;
         using var sampling = new CancellationTokenSource();
@@ -44,6 +50,8 @@ internal static class MediaRun
         var digests = blobs.Select(b => b.Sha256()).ToArray(); // outside the timing: the sender hashes before it sends
         var stopwatch = Stopwatch.StartNew();
         double uploadSeconds = 0;
+        var transfersDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Task<string> busyLatency = probe.MeasureAsync(transfersDone.Task, cancellationToken);
         for (int i = 0; i < count; i++)
         {
             (double upload, bool intact) = await TransferAsync(sender, recipient, blobs[i], cancellationToken, digests[i]);
@@ -56,6 +64,10 @@ internal static class MediaRun
         }
 
         double seconds = stopwatch.Elapsed.TotalSeconds;
+        transfersDone.SetResult();
+        string transferLatency = await busyLatency;
+        await probing.CancelAsync();
+        await consumer;
         sampler.MarkEnd();
         await sampling.CancelAsync();
         await sampleLoop;
@@ -64,6 +76,7 @@ internal static class MediaRun
         log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"media: {count} x {size / (1024.0 * 1024):0.#} MiB partner-0 -> partner-1, mutual TLS 1.3 on both hops"));
         log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  end to end (first byte sent -> last byte read, SHA-256 checked by relay and recipient): {mib / seconds:0} MiB/s ({seconds:0.00} s)"));
         log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  upload (first byte sent -> MediaComplete, fsynced): {mib / uploadSeconds:0} MiB/s"));
+        log.WriteLine($"  text envelopes (256 B every 10 ms, same connections), send -> delivered: idle {idleLatency}; during the transfer {transferLatency}");
         if (target.ServerPid is not null)
         {
             log.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  relay RSS: baseline {baseline >> 20} MiB, peak {sampler.PeakRssBytes >> 20} MiB, growth {growth >> 20} MiB ({(growth / 1048576.0) / (mib / 1024):0.0} MiB per GiB moved); relay CPU {sampler.CpuCores:0.00} cores"));
