@@ -59,6 +59,9 @@ internal sealed class MediaRouter : IDisposable
     /// <summary>Bytes of one chunk the relay sends to recipients (below the large-object heap size of .NET clients).</summary>
     public const int DeliveryChunkBytes = 64 * 1024;
 
+    // Writeback of spool files is started every 2^23 bytes = 8 MiB (see MediaSpool.StartWriteback).
+    private const int WritebackShift = 23;
+
     public int TransferCount
     {
         get
@@ -307,6 +310,12 @@ internal sealed class MediaRouter : IDisposable
                 Refuse(peer, id, ErrorCode.StorageFull, "the relay could not write the media spool; the transfer is aborted", retryAfterMs: 60_000);
                 AbortOutsideLock(transfer);
                 return;
+            }
+
+            if ((end >> WritebackShift) != ((long)offset >> WritebackShift))
+            {
+                long block = (end >> WritebackShift) << WritebackShift;
+                MediaSpool.StartWriteback(transfer.Part, block - (1L << WritebackShift), 1L << WritebackShift);
             }
 
             transfer.Received = end;
