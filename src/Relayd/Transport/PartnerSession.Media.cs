@@ -78,6 +78,8 @@ internal sealed partial class PartnerSession : IMediaPeer
     /// Writer source: posted media frames, then one step of the blob being streamed to this partner (MediaOpen, one
     /// chunk, or MediaClose). Returns true when it wrote something.
     /// </summary>
+    // Pooled: this runs once per 64 KiB chunk, and an await that does not complete at once would box a state machine.
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> WriteMediaAsync(CancellationToken abort)
     {
         bool wrote = false;

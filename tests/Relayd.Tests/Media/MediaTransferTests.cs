@@ -94,6 +94,26 @@ public sealed class MediaTransferTests : IClassFixture<PkiFixture>
     }
 
     [Fact]
+    public async Task A_spooled_blob_that_expires_undelivered_is_deleted_and_never_delivered()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki);
+        await using RelayClient alpha = await relay.ConnectAsync("alpha");
+        using var blob = new PatternStream(200_000, seed: 14);
+        MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
+        open.ExpiresAtMs = DateTimeOffset.UtcNow.AddMilliseconds(800).ToUnixTimeMilliseconds();
+        blob.Position = 0;
+
+        await alpha.SendMediaAsync(open, blob).Within();
+        bool spooled = MediaBlobs.SpoolFiles(relay.Options.Media.SpoolDirectory).Length > 0;
+        await relay.WaitForLogAsync("expired undelivered");
+        await using RelayClient beta = await relay.ConnectAsync("beta");
+
+        Assert.True(spooled);
+        Assert.Empty(MediaBlobs.SpoolFiles(relay.Options.Media.SpoolDirectory));
+        Assert.True(await Envelopes.StaysEmpty(beta.IncomingMedia, 300));
+    }
+
+    [Fact]
     public async Task An_unacknowledged_blob_is_delivered_again_after_the_recipient_reconnects()
     {
         await using TestRelay relay = TestRelay.Start(_pki);
