@@ -7,9 +7,10 @@ namespace Relayd.Tests.Infrastructure;
 /// What a sending partner sent, in order, over several conversations (recipient users of one recipient partner), and
 /// which of it the relay acknowledged. Envelopes not yet acknowledged are resent in their original order.
 /// </summary>
-/// <remarks>Not thread-safe: one sending loop at a time uses it.</remarks>
+/// <remarks>Thread-safe: a sending loop adds to it while a receiving loop looks envelopes up.</remarks>
 internal sealed class ConversationLedger
 {
+    private readonly Lock _lock = new();
     private readonly List<Sent> _inOrder = [];
     private readonly Dictionary<ByteString, Sent> _byId = [];
     private readonly long[] _nextSequence;
@@ -40,11 +41,30 @@ internal sealed class ConversationLedger
 
     public int Conversations => _nextSequence.Length;
 
-    public int SentCount => _inOrder.Count;
+    public int SentCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _inOrder.Count;
+            }
+        }
+    }
 
-    public int AckedCount => _inOrder.Count(s => s.Ack is not null);
+    public int AckedCount => Acked.Count;
 
-    public IEnumerable<Sent> Acked => _inOrder.Where(s => s.Ack is not null);
+    /// <summary>A snapshot of the acknowledged envelopes, in send order.</summary>
+    public List<Sent> Acked
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _inOrder.Where(s => s.Ack is not null)];
+            }
+        }
+    }
 
     public static string User(int conversation) => $"user-{conversation}";
 
@@ -56,32 +76,46 @@ internal sealed class ConversationLedger
         long sequence = _nextSequence[conversation]++;
         Envelope envelope = Envelopes.New(_from, _to, toUser: User(conversation), ciphertext: Envelopes.RandomCiphertext(_ciphertextBytes));
         var sent = new Sent(envelope, conversation, sequence);
-        _inOrder.Add(sent);
-        _byId.Add(envelope.MessageId, sent);
+        lock (_lock)
+        {
+            _inOrder.Add(sent);
+            _byId.Add(envelope.MessageId, sent);
+        }
+
         return sent;
     }
 
     /// <summary>Everything sent and not yet acknowledged, in the order it was first sent.</summary>
     public List<Sent> Unacked()
     {
-        while (_firstUnacked < _inOrder.Count && _inOrder[_firstUnacked].Ack is not null)
+        lock (_lock)
         {
-            _firstUnacked++;
-        }
+            while (_firstUnacked < _inOrder.Count && _inOrder[_firstUnacked].Ack is not null)
+            {
+                _firstUnacked++;
+            }
 
-        return [.. _inOrder.Skip(_firstUnacked).Where(s => s.Ack is null)];
+            return [.. _inOrder.Skip(_firstUnacked).Where(s => s.Ack is null)];
+        }
     }
 
-    public Sent? Find(ByteString messageId) => _byId.GetValueOrDefault(messageId);
+    public Sent? Find(ByteString messageId)
+    {
+        lock (_lock)
+        {
+            return _byId.GetValueOrDefault(messageId);
+        }
+    }
 }
 
 /// <summary>
 /// What a recipient received: the first arrival of each message id, how many arrived again (at-least-once
 /// duplicates), and whether first arrivals kept each conversation's order.
 /// </summary>
-/// <remarks>Not thread-safe: one receiving loop at a time records into it.</remarks>
+/// <remarks>Thread-safe: a receiving loop records while the test checks what arrived.</remarks>
 internal sealed class ArrivalLog
 {
+    private readonly Lock _lock = new();
     private readonly ConversationLedger _ledger;
     private readonly HashSet<ByteString> _arrived = [];
     private readonly Dictionary<int, long> _lastFirstArrival = [];
@@ -89,19 +123,51 @@ internal sealed class ArrivalLog
 
     public ArrivalLog(ConversationLedger ledger) => _ledger = ledger;
 
-    public int Distinct => _arrived.Count;
+    public int Distinct
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _arrived.Count;
+            }
+        }
+    }
 
     public int Deliveries { get; private set; }
 
     /// <summary>Deliveries of a message id that had already arrived (the relay's at-least-once window).</summary>
     public int Duplicates { get; private set; }
 
-    /// <summary>Out-of-order first arrivals, unknown ids and altered envelopes, described.</summary>
-    public IReadOnlyList<string> Problems => _problems;
+    /// <summary>Out-of-order first arrivals, unknown ids and altered envelopes, described (a snapshot).</summary>
+    public IReadOnlyList<string> Problems
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return [.. _problems];
+            }
+        }
+    }
 
-    public bool HasArrived(ByteString messageId) => _arrived.Contains(messageId);
+    public bool HasArrived(ByteString messageId)
+    {
+        lock (_lock)
+        {
+            return _arrived.Contains(messageId);
+        }
+    }
 
     public void Record(Deliver delivery)
+    {
+        lock (_lock)
+        {
+            RecordUnderLock(delivery);
+        }
+    }
+
+    private void RecordUnderLock(Deliver delivery)
     {
         Deliveries++;
         Envelope envelope = delivery.Envelope;
