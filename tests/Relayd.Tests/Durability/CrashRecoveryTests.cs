@@ -46,8 +46,18 @@ public sealed class CrashRecoveryTests : IClassFixture<PkiFixture>, IDisposable
         var clock = Stopwatch.StartNew();
         await using var relay = new DurableRelayd(_pki, _walDirectory);
 
+        int killedDuringRecovery = 0;
         for (int cycle = 1; cycle <= cycles; cycle++)
         {
+            if (random.Next(5) == 0)
+            {
+                // Now and then a crash while the previous crash is being recovered from, before "listening on".
+                relay.Launch();
+                await Task.Delay(random.Next(0, 300), TestContext.Current.CancellationToken);
+                await relay.KillAsync();
+                killedDuringRecovery++;
+            }
+
             await relay.StartAsync();
             int lifetimeMs = random.Next(0, MaxLifetimeMs);
             // Beta is online all along, joins late or stays away, so that acked envelopes are often still waiting in
@@ -77,7 +87,7 @@ public sealed class CrashRecoveryTests : IClassFixture<PkiFixture>, IDisposable
         int exitCode = await relay.TerminateAsync();
 
         var lost = ledger.Acked.Where(s => !arrivals.HasArrived(s.Envelope.MessageId)).ToList();
-        Report(cycles, seed, clock.Elapsed, ledger, arrivals, lost.Count, unacked, refusals);
+        Report(cycles, killedDuringRecovery, seed, clock.Elapsed, ledger, arrivals, lost.Count, unacked, refusals);
         Assert.True(unacked == 0, $"{unacked} envelopes were still not acknowledged after the last restart");
         Assert.True(lost.Count == 0, $"{lost.Count} acknowledged envelopes never reached beta, e.g. {Describe(lost.Take(5))}");
         Assert.True(arrivals.Problems.Count == 0, $"{arrivals.Problems.Count} ordering/integrity problems: {string.Join("; ", arrivals.Problems.Take(10))}");
@@ -238,11 +248,11 @@ public sealed class CrashRecoveryTests : IClassFixture<PkiFixture>, IDisposable
         }
     }
 
-    private static void Report(int cycles, int seed, TimeSpan elapsed, ConversationLedger ledger, ArrivalLog arrivals, int lost, int unacked, List<string> refusals)
+    private static void Report(int cycles, int killedDuringRecovery, int seed, TimeSpan elapsed, ConversationLedger ledger, ArrivalLog arrivals, int lost, int unacked, List<string> refusals)
     {
         string wal = DurableRelayd.WithoutWal ? " (RELAYD_DURABILITY_WITHOUT_WAL=1: no [wal] table)" : "";
         TestReport.WriteLine(string.Create(CultureInfo.InvariantCulture, $"""
-            kill test{wal}: {cycles} SIGKILL cycles in {elapsed.TotalSeconds:F1} s (seed {seed}; RELAYD_KILL_CYCLES / RELAYD_KILL_SEED to change)
+            kill test{wal}: {cycles} SIGKILL cycles (+{killedDuringRecovery} kills during start-up/recovery) in {elapsed.TotalSeconds:F1} s (seed {seed}; RELAYD_KILL_CYCLES / RELAYD_KILL_SEED to change)
               envelopes sent: {ledger.SentCount} over {ledger.Conversations} conversations, acked: {ledger.AckedCount} (of which acked as duplicate on resend: {ledger.Acked.Count(s => s.AckedOnResend)}), never acked: {unacked}
               lost (acked, never delivered): {lost}
               delivered to beta: {arrivals.Deliveries}, distinct: {arrivals.Distinct}, duplicates received before dedup: {arrivals.Duplicates}

@@ -9,7 +9,7 @@ namespace Relayd.Tests.Durability;
 
 /// <summary>
 /// Disk full for real: the log on a 16 MiB tmpfs (1 MiB segments, 2 MiB reserve). Before the filesystem runs out the
-/// relay refuses new envelopes with STORAGE_FULL and a retry-after, keeps delivering, loses nothing it acked, and
+/// relay refuses new envelopes with STORAGE_FULL and a retry-after (while the filesystem still has free space), keeps delivering, loses nothing it acked, and
 /// accepts again once beta has drained and the delivered segments are deleted. Needs root to mount; skipped otherwise.
 /// </summary>
 public sealed class DiskFullTests : IClassFixture<PkiFixture>
@@ -51,6 +51,7 @@ public sealed class DiskFullTests : IClassFixture<PkiFixture>
 
         (RelayException? storageFull, List<RelayException> refusals) = await SendUntilRefusedAsync(alpha, ledger);
         int ackedBeforeFull = ledger.AckedCount;
+        long freeAtRefusal = new DriveInfo(tmpfs.Directory).AvailableFreeSpace;
         Assert.True(storageFull is not null, $"{ledger.SentCount} envelopes of {CiphertextBytes} B were accepted on a {TmpfsMiB} MiB filesystem without STORAGE_FULL");
 
         await using RelayClient beta = await relay.ConnectAsync("beta", receipts: false);
@@ -86,7 +87,7 @@ public sealed class DiskFullTests : IClassFixture<PkiFixture>
         await receiving.CancelAsync();
         await receiveLoop;
         TestReport.WriteLine(string.Create(CultureInfo.InvariantCulture, $"""
-            disk full: {ackedBeforeFull} envelopes of {CiphertextBytes} B acked on a {TmpfsMiB} MiB tmpfs before {storageFull?.Code} (retry after {storageFull?.RetryAfterMs} ms); {refusals.Count} refusals in all ({string.Join(", ", refusals.Select(r => r.Code).Distinct())})
+            disk full: {ackedBeforeFull} envelopes of {CiphertextBytes} B acked on a {TmpfsMiB} MiB tmpfs before {storageFull?.Code} (retry after {storageFull?.RetryAfterMs} ms), {freeAtRefusal} bytes then free on the filesystem; {refusals.Count} refusals in all ({string.Join(", ", refusals.Select(r => r.Code).Distinct())})
               beta received {arrivals.Distinct} distinct ({arrivals.Duplicates} duplicates), lost: {lost.Count}, order/integrity problems: {arrivals.Problems.Count}
               accepted again after draining: {(acceptedAgain is null ? "no" : $"yes, after {resumeClock.Elapsed.TotalSeconds:F1} s and {refusedRetries} more STORAGE_FULL")}
             """));
@@ -94,6 +95,7 @@ public sealed class DiskFullTests : IClassFixture<PkiFixture>
         Assert.Equal(ErrorCode.StorageFull, storageFull!.Code);
         Assert.True(storageFull.RetryAfterMs > 0, "STORAGE_FULL without retry_after_ms");
         Assert.All(refusals, r => Assert.Equal(ErrorCode.StorageFull, r.Code));
+        Assert.True(freeAtRefusal > 0, "the filesystem ran completely out before the relay refused: the reserve must stop accepting before that");
         Assert.True(lost.Count == 0, $"{lost.Count} acked envelopes never reached beta");
         Assert.True(arrivals.Problems.Count == 0, string.Join("; ", arrivals.Problems.Take(10)));
         Assert.True(acceptedAgain is not null, "after beta drained, alpha's envelope was still refused after 90 s");

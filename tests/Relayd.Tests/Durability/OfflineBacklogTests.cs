@@ -14,9 +14,9 @@ namespace Relayd.Tests.Durability;
 /// </summary>
 public sealed class OfflineBacklogTests : IClassFixture<PkiFixture>, IDisposable
 {
-    private const int EnvelopeCount = 100_000;
+    private static readonly int EnvelopeCount = EnvironmentInt("RELAYD_BACKLOG_ENVELOPES", 100_000);
     private const int CiphertextBytes = 1024;
-    private const long BacklogBytes = (long)EnvelopeCount * CiphertextBytes;
+    private static readonly long BacklogBytes = (long)EnvelopeCount * CiphertextBytes;
     private const long MaxQueuedBytesPerPartner = 8L * 1024 * 1024;
     private const int Conversations = 10;
     private const int SendWindow = 1024;
@@ -40,6 +40,7 @@ public sealed class OfflineBacklogTests : IClassFixture<PkiFixture>, IDisposable
         CancellationToken cancel = TestContext.Current.CancellationToken;
 
         long peakWhileStoring;
+        string storingDetail;
         RelayException? refusal;
         await using (var memory = ProcessMemory.StartSampling(() => relay.Pid, TimeSpan.FromMilliseconds(50)))
         {
@@ -47,6 +48,7 @@ public sealed class OfflineBacklogTests : IClassFixture<PkiFixture>, IDisposable
             cancel.ThrowIfCancellationRequested();
             refusal = await SendAllAsync(alpha, ledger);
             peakWhileStoring = Math.Max(memory.PeakBytes, relay.ReadRssBytes());
+            storingDetail = Detail(memory);
         }
 
         TimeSpan storing = clock.Elapsed;
@@ -58,19 +60,21 @@ public sealed class OfflineBacklogTests : IClassFixture<PkiFixture>, IDisposable
         TimeSpan recovering = clock.Elapsed;
         long afterRecovery = relay.ReadRssBytes();
         long peakWhileDelivering;
+        string deliveringDetail;
         clock.Restart();
         await using (var memory = ProcessMemory.StartSampling(() => relay.Pid, TimeSpan.FromMilliseconds(50)))
         {
             await using RelayClient beta = await relay.ConnectAsync("beta", receipts: false);
             await ReceiveAllAsync(beta, arrivals);
             peakWhileDelivering = Math.Max(memory.PeakBytes, relay.ReadRssBytes());
+            deliveringDetail = Detail(memory);
         }
 
         TimeSpan delivering = clock.Elapsed;
         TestReport.WriteLine(string.Create(CultureInfo.InvariantCulture, $"""
             offline backlog: {ledger.AckedCount} of {EnvelopeCount} envelopes of {CiphertextBytes} B acked in {storing.TotalSeconds:F1} s; SIGKILL; recovery {recovering.TotalSeconds:F1} s; delivered in {delivering.TotalSeconds:F1} s
               beta received {arrivals.Distinct} distinct ({arrivals.Duplicates} duplicates), order/integrity problems: {arrivals.Problems.Count}
-              relayd VmRSS: {Mib(baseline)} at start, peak {Mib(peakWhileStoring)} while storing, {Mib(afterRecovery)} after recovery, peak {Mib(peakWhileDelivering)} while delivering (backlog {Mib(BacklogBytes)}, memory cache {Mib(MaxQueuedBytesPerPartner)})
+              relayd VmRSS: {Mib(baseline)} at start, peak {Mib(peakWhileStoring)} while storing ({storingDetail}), {Mib(afterRecovery)} after recovery, peak {Mib(peakWhileDelivering)} while delivering ({deliveringDetail}) (backlog {Mib(BacklogBytes)}, memory cache {Mib(MaxQueuedBytesPerPartner)})
             """));
 
         Assert.Equal(EnvelopeCount, ledger.AckedCount);
@@ -138,6 +142,12 @@ public sealed class OfflineBacklogTests : IClassFixture<PkiFixture>, IDisposable
             ids.Clear();
         }
     }
+
+    private static int EnvironmentInt(string name, int fallback) =>
+        int.TryParse(Environment.GetEnvironmentVariable(name), NumberStyles.None, CultureInfo.InvariantCulture, out int value) && value > 0 ? value : fallback;
+
+    private static string Detail(ProcessMemory memory) =>
+        $"peak RssAnon {Mib(memory.PeakAnonBytes)}, peak RssFile {Mib(memory.PeakFileBytes)}, {memory.Samples} samples";
 
     private static string Mib(long bytes) => string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024):F1} MiB");
 }

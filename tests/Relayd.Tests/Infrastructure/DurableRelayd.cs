@@ -114,6 +114,17 @@ internal sealed class DurableRelayd : IAsyncDisposable
         }
     }
 
+    /// <summary>Starts relayd without waiting for it to be ready (to kill it during recovery).</summary>
+    public void Launch()
+    {
+        if (_process is { HasExited: false })
+        {
+            throw new InvalidOperationException("relayd is already running");
+        }
+
+        StartProcess();
+    }
+
     public async Task WaitForOutputAsync(string text, int seconds = 30)
     {
         Process process = _process ?? throw new InvalidOperationException("relayd is not running");

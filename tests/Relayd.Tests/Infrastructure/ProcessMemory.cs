@@ -9,6 +9,8 @@ internal sealed class ProcessMemory : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _sampling;
     private long _peak;
+    private long _peakAnon;
+    private long _peakFile;
     private int _samples;
 
     private ProcessMemory(Func<int> pid, TimeSpan interval)
@@ -20,6 +22,12 @@ internal sealed class ProcessMemory : IAsyncDisposable
     /// <summary>Highest VmRSS seen so far, in bytes.</summary>
     public long PeakBytes => Interlocked.Read(ref _peak);
 
+    /// <summary>Highest RssAnon seen (heap, stacks: what the process itself allocated), in bytes.</summary>
+    public long PeakAnonBytes => Interlocked.Read(ref _peakAnon);
+
+    /// <summary>Highest RssFile seen (resident pages of mapped files: code, and any mapped log segments), in bytes.</summary>
+    public long PeakFileBytes => Interlocked.Read(ref _peakFile);
+
     public int Samples => Volatile.Read(ref _samples);
 
     /// <summary>Samples VmRSS of the process <paramref name="pid"/> returns, every <paramref name="interval"/>, until disposed.</summary>
@@ -30,6 +38,9 @@ internal sealed class ProcessMemory : IAsyncDisposable
 
     /// <summary>RssAnon of <paramref name="pid"/>, in bytes: the heap and stacks, without mapped files.</summary>
     public static long ReadRssAnonBytes(int pid) => ReadStatusKilobytes(pid, "RssAnon:") * 1024;
+
+    /// <summary>RssFile of <paramref name="pid"/>, in bytes: resident pages of mapped files.</summary>
+    public static long ReadRssFileBytes(int pid) => ReadStatusKilobytes(pid, "RssFile:") * 1024;
 
     public async ValueTask DisposeAsync()
     {
@@ -45,12 +56,11 @@ internal sealed class ProcessMemory : IAsyncDisposable
         {
             try
             {
-                long rss = ReadVmRssBytes(_pid());
+                int pid = _pid();
+                Raise(ref _peak, ReadVmRssBytes(pid));
+                Raise(ref _peakAnon, ReadRssAnonBytes(pid));
+                Raise(ref _peakFile, ReadRssFileBytes(pid));
                 Interlocked.Increment(ref _samples);
-                if (rss > Interlocked.Read(ref _peak))
-                {
-                    Interlocked.Exchange(ref _peak, rss);
-                }
             }
             catch (Exception ex) when (ex is IOException or InvalidOperationException or FormatException or UnauthorizedAccessException)
             {
@@ -65,6 +75,14 @@ internal sealed class ProcessMemory : IAsyncDisposable
             {
                 return;
             }
+        }
+    }
+
+    private static void Raise(ref long peak, long sample)
+    {
+        if (sample > Interlocked.Read(ref peak))
+        {
+            Interlocked.Exchange(ref peak, sample);
         }
     }
 
