@@ -86,10 +86,14 @@ public sealed class DiskFullTests : IClassFixture<PkiFixture>
 
         await receiving.CancelAsync();
         await receiveLoop;
+        long freeAtEnd = new DriveInfo(tmpfs.Directory).AvailableFreeSpace;
+        string walFiles = string.Join(", ", Directory.EnumerateFiles(relay.WalDirectory).Order(StringComparer.Ordinal)
+            .Select(f => string.Create(CultureInfo.InvariantCulture, $"{Path.GetFileName(f)} {new FileInfo(f).Length / 1024} KiB")));
         TestReport.WriteLine(string.Create(CultureInfo.InvariantCulture, $"""
             disk full: {ackedBeforeFull} envelopes of {CiphertextBytes} B acked on a {TmpfsMiB} MiB tmpfs before {storageFull?.Code} (retry after {storageFull?.RetryAfterMs} ms), {freeAtRefusal} bytes then free on the filesystem; {refusals.Count} refusals in all ({string.Join(", ", refusals.Select(r => r.Code).Distinct())})
               beta received {arrivals.Distinct} distinct ({arrivals.Duplicates} duplicates), lost: {lost.Count}, order/integrity problems: {arrivals.Problems.Count}
-              accepted again after draining: {(acceptedAgain is null ? "no" : $"yes, after {resumeClock.Elapsed.TotalSeconds:F1} s and {refusedRetries} more STORAGE_FULL")}
+              accepted again after draining: {(acceptedAgain is null ? $"no ({refusedRetries} more STORAGE_FULL in {resumeClock.Elapsed.TotalSeconds:F0} s)" : $"yes, after {resumeClock.Elapsed.TotalSeconds:F1} s and {refusedRetries} more STORAGE_FULL")}
+              at the end: {freeAtEnd} bytes free; log directory: {walFiles}
             """));
 
         Assert.Equal(ErrorCode.StorageFull, storageFull!.Code);

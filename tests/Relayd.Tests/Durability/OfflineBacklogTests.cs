@@ -52,7 +52,7 @@ public sealed class OfflineBacklogTests : IClassFixture<PkiFixture>, IDisposable
         }
 
         TimeSpan storing = clock.Elapsed;
-        Assert.True(refusal is null, $"the relay refused envelope {ledger.AckedCount + 1} of {EnvelopeCount} for offline beta: {refusal?.Code} {refusal?.Detail} (with a log there is no QUEUE_FULL)");
+        Assert.True(refusal is null, $"the relay refused an envelope for offline beta after {ledger.AckedCount} of {EnvelopeCount} were acked: {refusal?.Code} {refusal?.Detail} (with a log there is no QUEUE_FULL)");
 
         await relay.KillAsync();
         clock.Restart();
