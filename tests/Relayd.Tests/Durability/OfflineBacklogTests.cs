@@ -12,6 +12,12 @@ namespace Relayd.Tests.Durability;
 /// beta are stored in the log (the per-partner memory cache is 8 MiB), the relay crashes and restarts, and beta
 /// then receives all of them in conversation order — while the relay's resident memory stays well below the backlog.
 /// </summary>
+/// <remarks>
+/// The bound is on the whole VmRSS, sampled every 50 ms while storing and while delivering after the restart: it must
+/// stay below the backlog's ciphertext (100k × 1 KiB ≈ 97.7 MiB). A .NET relay starts at about 60 MiB (about 40 MiB of
+/// it mapped runtime code), which leaves roughly 40 MiB for the 8 MiB cache, the indexes and GC headroom.
+/// <c>RELAYD_BACKLOG_ENVELOPES</c> changes the count (e.g. 300000, to see whether memory grows with the backlog).
+/// </remarks>
 public sealed class OfflineBacklogTests : IClassFixture<PkiFixture>, IDisposable
 {
     private static readonly int EnvelopeCount = EnvironmentInt("RELAYD_BACKLOG_ENVELOPES", 100_000);
@@ -34,6 +40,7 @@ public sealed class OfflineBacklogTests : IClassFixture<PkiFixture>, IDisposable
         await using var relay = new DurableRelayd(_pki, _walDirectory, limitsKeys: $"max_queued_bytes_per_partner = {MaxQueuedBytesPerPartner}");
         await relay.StartAsync();
         long baseline = relay.ReadRssBytes();
+        long baselineFile = ProcessMemory.ReadRssFileBytes(relay.Pid);
         var ledger = new ConversationLedger("alpha", "beta", Conversations, CiphertextBytes);
         var arrivals = new ArrivalLog(ledger);
         var clock = Stopwatch.StartNew();
@@ -74,7 +81,7 @@ public sealed class OfflineBacklogTests : IClassFixture<PkiFixture>, IDisposable
         TestReport.WriteLine(string.Create(CultureInfo.InvariantCulture, $"""
             offline backlog: {ledger.AckedCount} of {EnvelopeCount} envelopes of {CiphertextBytes} B acked in {storing.TotalSeconds:F1} s; SIGKILL; recovery {recovering.TotalSeconds:F1} s; delivered in {delivering.TotalSeconds:F1} s
               beta received {arrivals.Distinct} distinct ({arrivals.Duplicates} duplicates), order/integrity problems: {arrivals.Problems.Count}
-              relayd VmRSS: {Mib(baseline)} at start, peak {Mib(peakWhileStoring)} while storing ({storingDetail}), {Mib(afterRecovery)} after recovery, peak {Mib(peakWhileDelivering)} while delivering ({deliveringDetail}) (backlog {Mib(BacklogBytes)}, memory cache {Mib(MaxQueuedBytesPerPartner)})
+              relayd VmRSS: {Mib(baseline)} at start (RssFile {Mib(baselineFile)}: the runtime's mapped code), peak {Mib(peakWhileStoring)} while storing ({storingDetail}), {Mib(afterRecovery)} after recovery, peak {Mib(peakWhileDelivering)} while delivering ({deliveringDetail}) (backlog {Mib(BacklogBytes)}, memory cache {Mib(MaxQueuedBytesPerPartner)})
             """));
 
         Assert.Equal(EnvelopeCount, ledger.AckedCount);
