@@ -1,0 +1,273 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Relayd.Protocol;
+
+namespace Relayd.Tests.Infrastructure;
+
+/// <summary>
+/// The real daemon (<c>dotnet relayd.dll run --config FILE</c>) with a write-ahead log directory that outlives each
+/// process: started, killed with SIGKILL or stopped with SIGTERM, and started again on the same port and the same log.
+/// </summary>
+/// <remarks>
+/// Each run's output is kept (and echoed to the test output as <c>[relayd#N]</c>) so a failure shows what every
+/// process printed. Set <c>RELAYD_DURABILITY_WITHOUT_WAL=1</c> to leave the [wal] table out of the config: that runs
+/// the same tests against a relay that keeps everything in memory only, which they must fail (the proof that they
+/// can detect loss); never set it in CI.
+/// </remarks>
+internal sealed class DurableRelayd : IAsyncDisposable
+{
+    private readonly TestPki _pki;
+    private readonly string _configPath;
+    private readonly ConcurrentQueue<string> _allOutput = new();
+    private Process? _process;
+    private ConcurrentQueue<string> _output = new();
+    private int _runs;
+
+    /// <param name="pki">Certificates for the relay and the partners alpha, beta and gamma.</param>
+    /// <param name="walDirectory">The log directory, kept across restarts.</param>
+    /// <param name="walKeys">Extra keys for the [wal] table, e.g. <c>segment_bytes = 1048576</c>.</param>
+    /// <param name="limitsKeys">Keys for the [limits] table, e.g. <c>default_retention_seconds = 2</c>.</param>
+    public DurableRelayd(TestPki pki, string walDirectory, string walKeys = "", string limitsKeys = "")
+    {
+        _pki = pki;
+        WalDirectory = walDirectory;
+        Port = FreePort();
+        _configPath = Path.Combine(pki.Directory, $"relayd-durable-{Port}.toml");
+        string wal = WithoutWal ? "" : $"""
+            [wal]
+            dir = "{walDirectory}"
+            {walKeys}
+            """;
+        File.WriteAllText(_configPath, $"""
+            [relay]
+            listen = "127.0.0.1:{Port}"
+            relay_id = "relayd-durability-test"
+
+            [tls]
+            certificate = "{pki.ServerCertPath}"
+            key = "{pki.ServerKeyPath}"
+            partner_ca = "{pki.CaPath}"
+
+            {wal}
+
+            [limits]
+            shutdown_timeout_ms = 3000
+            {limitsKeys}
+
+            [[partners]]
+            id = "alpha"
+
+            [[partners]]
+            id = "beta"
+
+            [[partners]]
+            id = "gamma"
+            """);
+    }
+
+    /// <summary>True when <c>RELAYD_DURABILITY_WITHOUT_WAL=1</c>: the config has no [wal] table (see remarks).</summary>
+    public static bool WithoutWal => Environment.GetEnvironmentVariable("RELAYD_DURABILITY_WITHOUT_WAL") == "1";
+
+    public int Port { get; }
+
+    public string WalDirectory { get; }
+
+    /// <summary>The running process's id; throws when none runs.</summary>
+    public int Pid => (_process ?? throw new InvalidOperationException("relayd is not running")).Id;
+
+    /// <summary>How many processes were started so far.</summary>
+    public int Runs => _runs;
+
+    /// <summary>What the current (or last) process printed.</summary>
+    public string Output => string.Join('\n', _output);
+
+    /// <summary>What every process printed, each line prefixed with its run number.</summary>
+    public string AllOutput => string.Join('\n', _allOutput);
+
+    /// <summary>
+    /// Starts relayd on the same config and waits until it prints "listening on" (printed after recovery). Retries
+    /// a few times when the port is still held by the previous process's sockets.
+    /// </summary>
+    public async Task StartAsync(int readySeconds = 60)
+    {
+        if (_process is { HasExited: false })
+        {
+            throw new InvalidOperationException("relayd is already running");
+        }
+
+        for (int attempt = 1; ; attempt++)
+        {
+            StartProcess();
+            try
+            {
+                await WaitForOutputAsync("listening on", readySeconds);
+                return;
+            }
+            catch (Xunit.Sdk.XunitException) when (attempt < 20 && _process!.HasExited && PortWasBusy())
+            {
+                await Task.Delay(250);
+            }
+        }
+    }
+
+    /// <summary>Starts relayd without waiting for it to be ready (to kill it during recovery).</summary>
+    public void Launch()
+    {
+        if (_process is { HasExited: false })
+        {
+            throw new InvalidOperationException("relayd is already running");
+        }
+
+        StartProcess();
+    }
+
+    public async Task WaitForOutputAsync(string text, int seconds = 30)
+    {
+        Process process = _process ?? throw new InvalidOperationException("relayd is not running");
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (!_output.Any(l => l.Contains(text, StringComparison.Ordinal)))
+        {
+            if (DateTime.UtcNow > deadline || process.HasExited)
+            {
+                // Let the output readers catch up so the message shows the last lines too.
+                await Task.Delay(100);
+                string state = process.HasExited ? $"exited with {process.ExitCode}" : $"still running after {seconds} s";
+                throw new Xunit.Sdk.XunitException($"relayd (run {_runs}) did not print '{text}' ({state}); output:\n{Output}");
+            }
+
+            await Task.Delay(10);
+        }
+    }
+
+    /// <summary>SIGKILL: no shutdown code runs, exactly like a crash or power loss of the process.</summary>
+    public async Task KillAsync()
+    {
+        const int SigKill = 9;
+        Process process = _process ?? throw new InvalidOperationException("relayd is not running");
+        if (!process.HasExited && NativeMethods.kill(process.Id, SigKill) != 0 && !process.HasExited)
+        {
+            throw new InvalidOperationException($"kill({process.Id}, SIGKILL) failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await process.WaitForExitAsync(timeout.Token);
+    }
+
+    /// <summary>SIGTERM (a systemd stop), then waits for the exit; returns the exit code.</summary>
+    public async Task<int> TerminateAsync(int seconds = 30)
+    {
+        const int SigTerm = 15;
+        Process process = _process ?? throw new InvalidOperationException("relayd is not running");
+        if (!process.HasExited && NativeMethods.kill(process.Id, SigTerm) != 0 && !process.HasExited)
+        {
+            throw new InvalidOperationException($"kill({process.Id}, SIGTERM) failed: errno {Marshal.GetLastPInvokeError()}");
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
+        await process.WaitForExitAsync(timeout.Token);
+        return process.ExitCode;
+    }
+
+    /// <summary>Stops the process (SIGKILL when <paramref name="kill"/>, else SIGTERM) and starts it again on the same log.</summary>
+    public async Task RestartAsync(bool kill)
+    {
+        if (kill)
+        {
+            await KillAsync();
+        }
+        else
+        {
+            int exitCode = await TerminateAsync();
+            Assert.True(exitCode == 0, $"relayd exited with {exitCode} on SIGTERM; output:\n{Output}");
+        }
+
+        await StartAsync();
+    }
+
+    /// <summary>VmRSS of the running process, in bytes, from /proc/PID/status.</summary>
+    public long ReadRssBytes() => ProcessMemory.ReadVmRssBytes(Pid);
+
+    public RelayClientOptions ClientOptions(string partnerId, bool receipts = true) => new()
+    {
+        Host = "localhost",
+        Port = Port,
+        ClientCertificate = _pki.Partner(partnerId),
+        RelayRoots = [_pki.Ca],
+        ReceiveReceipts = receipts,
+    };
+
+    public Task<RelayClient> ConnectAsync(string partnerId, bool receipts = true) =>
+        RelayClient.ConnectAsync(ClientOptions(partnerId, receipts), TestContext.Current.CancellationToken);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_process is { } process)
+        {
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+                await process.WaitForExitAsync();
+            }
+
+            process.Dispose();
+        }
+    }
+
+    private void StartProcess()
+    {
+        _process?.Dispose();
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "relayd.dll"));
+        start.ArgumentList.Add("run");
+        start.ArgumentList.Add("--config");
+        start.ArgumentList.Add(_configPath);
+        int run = Interlocked.Increment(ref _runs);
+        var output = new ConcurrentQueue<string>();
+        _output = output;
+        var process = new Process { StartInfo = start };
+        process.OutputDataReceived += (_, e) => Record(output, run, e.Data);
+        process.ErrorDataReceived += (_, e) => Record(output, run, e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        _process = process;
+    }
+
+    private bool PortWasBusy() => _output.Any(l =>
+        l.Contains("address already in use", StringComparison.OrdinalIgnoreCase) || l.Contains("EADDRINUSE", StringComparison.Ordinal));
+
+    private void Record(ConcurrentQueue<string> output, int run, string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        output.Enqueue(line);
+        _allOutput.Enqueue(string.Create(CultureInfo.InvariantCulture, $"[{run}] {line}"));
+        try
+        {
+            TestContext.Current.TestOutputHelper?.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[relayd#{run}] {line}"));
+        }
+        catch (InvalidOperationException)
+        {
+            // Output after the test ended.
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var probe = new TcpListener(IPAddress.Loopback, 0);
+        probe.Start();
+        return ((IPEndPoint)probe.LocalEndpoint).Port;
+    }
+}
