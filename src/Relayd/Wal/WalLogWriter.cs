@@ -38,8 +38,17 @@ internal sealed partial class WalLogWriter
     /// <summary>Successful fdatasync calls made for commits.</summary>
     public long SyncCount => Interlocked.Read(ref _syncCount);
 
-    /// <summary>fdatasync durations in microseconds (1 µs .. 60 s, 3 significant digits); safe to read while recording.</summary>
-    public HdrHistogram.LongConcurrentHistogram SyncLatency { get; } = new(1, 60_000_000, 3);
+    private readonly HdrHistogram.LongHistogram _syncLatency = new(1, 60_000_000, 3);
+    private readonly Lock _syncLatencyLock = new();
+
+    /// <summary>A copy of the fdatasync durations so far, in microseconds (1 µs .. 60 s, 3 significant digits).</summary>
+    public HdrHistogram.HistogramBase SyncLatencySnapshot()
+    {
+        lock (_syncLatencyLock)
+        {
+            return _syncLatency.Copy();
+        }
+    }
 
     public void Start() => _thread.Start();
 
@@ -174,7 +183,12 @@ internal sealed partial class WalLogWriter
             {
                 long started = System.Diagnostics.Stopwatch.GetTimestamp();
                 int errno = _sync.FDataSync(run.Segment.Handle);
-                SyncLatency.RecordValue(Math.Max(1, (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMicroseconds));
+                long microseconds = Math.Max(1, (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMicroseconds);
+                lock (_syncLatencyLock)
+                {
+                    // Readers copy under the same lock: HdrHistogram's iteration refuses to run during a write.
+                    _syncLatency.RecordValue(Math.Min(microseconds, 60_000_000));
+                }
                 if (errno != 0)
                 {
                     _log.Fail("fdatasync", WalDirectorySync.Error("fdatasync", run.Segment.Path, errno));

@@ -32,8 +32,8 @@ public sealed partial class WriteAheadLog
     /// <summary>How many fdatasync calls commits have made (fewer than records when group commit batches them).</summary>
     public long SyncCount => _writer.SyncCount;
 
-    /// <summary>How long each fdatasync took, in microseconds (for metrics; read it with the HdrHistogram API).</summary>
-    public HdrHistogram.HistogramBase SyncLatency => _writer.SyncLatency;
+    /// <summary>A copy of how long each fdatasync took, in microseconds (for metrics; read it with the HdrHistogram API).</summary>
+    public HdrHistogram.HistogramBase SyncLatency => _writer.SyncLatencySnapshot();
 
     /// <summary>
     /// Completes when the record ending at <paramref name="end"/> (see <see cref="EndOf"/>) is durable. Faults with
