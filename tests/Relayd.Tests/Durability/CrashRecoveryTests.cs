@@ -205,20 +205,9 @@ public sealed class CrashRecoveryTests : IClassFixture<PkiFixture>, IDisposable
     /// <summary>Consumes deliveries in batches and acknowledges each batch once recorded, until stopped or disconnected.</summary>
     private static async Task ReceiveAsync(RelayClient beta, ArrivalLog arrivals, CancellationToken stop)
     {
-        var ids = new List<ulong>(1024);
         try
         {
-            while (await beta.Deliveries.WaitToReadAsync(stop))
-            {
-                while (ids.Count < 1024 && beta.Deliveries.TryRead(out Deliver? delivery))
-                {
-                    arrivals.Record(delivery);
-                    ids.Add(delivery.DeliveryId);
-                }
-
-                await beta.AcknowledgeAsync(ids, CancellationToken.None);
-                ids.Clear();
-            }
+            await arrivals.ReceiveAsync(beta, stop);
         }
         catch (Exception ex) when (ex is OperationCanceledException || IsConnectionLoss(ex))
         {

@@ -135,20 +135,9 @@ public sealed class DiskFullTests : IClassFixture<PkiFixture>
 
     private static async Task ReceiveAsync(RelayClient beta, ArrivalLog arrivals, CancellationToken stop)
     {
-        var ids = new List<ulong>(1024);
         try
         {
-            while (await beta.Deliveries.WaitToReadAsync(stop))
-            {
-                while (ids.Count < 1024 && beta.Deliveries.TryRead(out Deliver? delivery))
-                {
-                    arrivals.Record(delivery);
-                    ids.Add(delivery.DeliveryId);
-                }
-
-                await beta.AcknowledgeAsync(ids, CancellationToken.None);
-                ids.Clear();
-            }
+            await arrivals.ReceiveAsync(beta, stop);
         }
         catch (OperationCanceledException) when (stop.IsCancellationRequested)
         {

@@ -123,6 +123,26 @@ internal sealed class ArrivalLog
 
     public ArrivalLog(ConversationLedger ledger) => _ledger = ledger;
 
+    /// <summary>
+    /// Records every delivery <paramref name="recipient"/> receives and acknowledges them in batches of up to 1024,
+    /// each once recorded, until <paramref name="stop"/> (OperationCanceledException) or the connection ends.
+    /// </summary>
+    public async Task ReceiveAsync(Relayd.Protocol.RelayClient recipient, CancellationToken stop)
+    {
+        var ids = new List<ulong>(1024);
+        while (await recipient.Deliveries.WaitToReadAsync(stop))
+        {
+            while (ids.Count < 1024 && recipient.Deliveries.TryRead(out Deliver? delivery))
+            {
+                Record(delivery);
+                ids.Add(delivery.DeliveryId);
+            }
+
+            await recipient.AcknowledgeAsync(ids, CancellationToken.None);
+            ids.Clear();
+        }
+    }
+
     public int Distinct
     {
         get
