@@ -126,10 +126,12 @@ public sealed class IdleTimeoutTests : IClassFixture<PkiFixture>
     [Fact]
     public async Task A_partner_that_answers_pings_stays_connected()
     {
-        await using TestRelay relay = TestRelay.Start(_pki, o => o.Limits.IdleTimeout = TimeSpan.FromMilliseconds(200));
+        // Idle for three and a half timeouts. The timeout is a second, not less: under a loaded CI machine (this suite
+        // runs real relay processes in parallel) a 200 ms one was missed by a delayed Pong.
+        await using TestRelay relay = TestRelay.Start(_pki, o => o.Limits.IdleTimeout = TimeSpan.FromSeconds(1));
         await using Relayd.Protocol.RelayClient alpha = await relay.ConnectAsync("alpha");
 
-        await Task.Delay(1500, TestContext.Current.CancellationToken);
+        await Task.Delay(3500, TestContext.Current.CancellationToken);
         Ack ack = await alpha.SendAsync(Envelopes.New("alpha", "beta")).Within();
 
         Assert.NotNull(ack);
