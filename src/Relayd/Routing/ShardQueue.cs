@@ -214,7 +214,7 @@ internal sealed class ShardQueue
                 if (!entry.Acked && !entry.Sent && entry.ExpiresAtMs <= nowMs)
                 {
                     entry.Acked = true;
-                    settled.Add(new SettledEnvelope(entry.SenderPartner, new ReceiptItem(entry.MessageId, ReceiptStatus.ExpiredUndelivered, ErrorCode.Expired), entry.WalPosition));
+                    settled.Add(SettledEnvelope.Expired(entry.SenderPartner, entry.MessageId, entry.WalPosition));
                 }
             }
 
@@ -274,7 +274,7 @@ internal sealed class ShardQueue
                 if (entry.ExpiresAtMs <= nowMs)
                 {
                     entry.Acked = true;
-                    receipts.Add(new SettledEnvelope(entry.SenderPartner, new ReceiptItem(entry.MessageId, ReceiptStatus.ExpiredUndelivered, ErrorCode.Expired), entry.WalPosition));
+                    receipts.Add(SettledEnvelope.Expired(entry.SenderPartner, entry.MessageId, entry.WalPosition));
                     _sent++;
                     continue;
                 }
@@ -355,7 +355,7 @@ internal sealed class ShardQueue
             }
 
             entry.Acked = true;
-            receipts.Add(new SettledEnvelope(entry.SenderPartner, new ReceiptItem(entry.MessageId, ReceiptStatus.Delivered, ErrorCode.Unspecified), entry.WalPosition));
+            receipts.Add(SettledEnvelope.Delivered(entry.SenderPartner, entry.MessageId, entry.WalPosition));
             AdvanceHead();
             owner = _owner;
         }

@@ -157,15 +157,12 @@ internal sealed class StorageMaintenance
                 continue;
             }
 
-            var frame = envelope.Frame;
-            EnvelopeHeader header = envelope.Header;
-            if (!ReferenceEquals(_partners.Find(frame.Slice(header.RecipientPartner.Offset, header.RecipientPartner.Length)), partner)
-                || EnvelopeRouter.ShardOf(frame.Slice(header.RecipientUser.Offset, header.RecipientUser.Length), shards.Length) != index)
+            if (!ReferenceEquals(envelope.Recipient(_partners), partner) || envelope.Shard(shards.Length) != index)
             {
                 continue;
             }
 
-            int sender = _partners.Find(frame.Slice(header.SenderPartner.Offset, header.SenderPartner.Length))?.Index ?? -1;
+            int sender = envelope.Sender(_partners)?.Index ?? -1;
             bool expired = envelope.ExpiresAtMs <= nowMs;
             SpillLoad result = shard.TryLoadSpilled(envelope, sender, record.Position, record.End, skip: expired);
             if (result != SpillLoad.Loaded)
@@ -175,7 +172,7 @@ internal sealed class StorageMaintenance
 
             if (expired)
             {
-                _settled.Add(new SettledEnvelope(sender, new ReceiptItem(header.MessageId, ReceiptStatus.ExpiredUndelivered, ErrorCode.Expired), record.Position.ToUInt64()));
+                _settled.Add(SettledEnvelope.Expired(sender, envelope.Header.MessageId, record.Position.ToUInt64()));
             }
         }
     }

@@ -51,9 +51,8 @@ internal static class StoreRecovery
                 throw new InvalidDataException($"the envelope record at {record.Position} of the write-ahead log in {store.Options.Directory} has a valid checksum but cannot be read (written by an incompatible version?)");
             }
 
-            ReadOnlySequence<byte> frame = envelope.Frame;
             EnvelopeHeader header = envelope.Header;
-            PartnerInfo? sender = partners.Find(frame.Slice(header.SenderPartner.Offset, header.SenderPartner.Length));
+            PartnerInfo? sender = envelope.Sender(partners);
             sender?.Idempotency.Record(header.MessageId, envelope.AcceptedAtMs, durableAt: 0);
             dedup++;
 
@@ -64,10 +63,10 @@ internal static class StoreRecovery
                 continue;
             }
 
-            PartnerInfo? recipient = partners.Find(frame.Slice(header.RecipientPartner.Offset, header.RecipientPartner.Length));
+            PartnerInfo? recipient = envelope.Recipient(partners);
             if (recipient is null)
             {
-                string name = System.Text.Encoding.UTF8.GetString(frame.Slice(header.RecipientPartner.Offset, header.RecipientPartner.Length).ToArray());
+                string name = System.Text.Encoding.UTF8.GetString(envelope.Frame.Slice(header.RecipientPartner.Offset, header.RecipientPartner.Length).ToArray());
                 gone[name] = gone.GetValueOrDefault(name) + 1;
                 continue;
             }
@@ -76,13 +75,12 @@ internal static class StoreRecovery
             if (envelope.ExpiresAtMs <= nowMs)
             {
                 settled.Add(position); // not part of any shard's backlog
-                expired.Add(new SettledEnvelope(sender?.Index ?? -1, new ReceiptItem(header.MessageId, ReceiptStatus.ExpiredUndelivered, ErrorCode.Expired), position));
+                expired.Add(SettledEnvelope.Expired(sender?.Index ?? -1, header.MessageId, position));
                 continue;
             }
 
             ShardQueue[] shards = recipient.Mailbox.Shards;
-            int shard = EnvelopeRouter.ShardOf(frame.Slice(header.RecipientUser.Offset, header.RecipientUser.Length), shards.Length);
-            shards[shard].Restore(envelope, sender?.Index ?? -1, record.Position);
+            shards[envelope.Shard(shards.Length)].Restore(envelope, sender?.Index ?? -1, record.Position);
             live++;
         }
 

@@ -59,4 +59,14 @@ internal static class StoredRecords
 }
 
 /// <summary>An envelope as recovery or the backlog loader reads it from the log.</summary>
-internal readonly record struct StoredEnvelope(long AcceptedAtMs, long ExpiresAtMs, ReadOnlySequence<byte> Frame, EnvelopeHeader Header);
+internal readonly record struct StoredEnvelope(long AcceptedAtMs, long ExpiresAtMs, ReadOnlySequence<byte> Frame, EnvelopeHeader Header)
+{
+    /// <summary>The approved partner that sent it, or null when it is no longer approved.</summary>
+    public PartnerInfo? Sender(PartnerDirectory partners) => partners.Find(Frame.Slice(Header.SenderPartner.Offset, Header.SenderPartner.Length));
+
+    /// <summary>The approved partner it is for, or null when it is no longer approved.</summary>
+    public PartnerInfo? Recipient(PartnerDirectory partners) => partners.Find(Frame.Slice(Header.RecipientPartner.Offset, Header.RecipientPartner.Length));
+
+    /// <summary>The shard of its conversation among <paramref name="shardCount"/> (as the route step chose it).</summary>
+    public int Shard(int shardCount) => EnvelopeRouter.ShardOf(Frame.Slice(Header.RecipientUser.Offset, Header.RecipientUser.Length), shardCount);
+}

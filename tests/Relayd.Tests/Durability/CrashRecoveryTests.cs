@@ -37,8 +37,8 @@ public sealed class CrashRecoveryTests : IClassFixture<PkiFixture>, IDisposable
     [Fact(Timeout = 30 * 60 * 1000)]
     public async Task Every_acked_envelope_arrives_in_conversation_order_although_relayd_is_killed_with_SIGKILL_at_random_moments()
     {
-        int cycles = EnvironmentInt("RELAYD_KILL_CYCLES", DefaultKillCycles);
-        int seed = EnvironmentInt("RELAYD_KILL_SEED", Random.Shared.Next());
+        int cycles = TestReport.EnvironmentInt("RELAYD_KILL_CYCLES", DefaultKillCycles);
+        int seed = TestReport.EnvironmentInt("RELAYD_KILL_SEED", Random.Shared.Next());
         var random = new Random(seed);
         var ledger = new ConversationLedger("alpha", "beta", Conversations, CiphertextBytes);
         var arrivals = new ArrivalLog(ledger);
@@ -263,6 +263,4 @@ public sealed class CrashRecoveryTests : IClassFixture<PkiFixture>, IDisposable
         _ => false,
     };
 
-    private static int EnvironmentInt(string name, int fallback) =>
-        int.TryParse(Environment.GetEnvironmentVariable(name), NumberStyles.None, CultureInfo.InvariantCulture, out int value) && value > 0 ? value : fallback;
 }

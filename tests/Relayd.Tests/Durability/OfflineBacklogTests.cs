@@ -21,7 +21,7 @@ namespace Relayd.Tests.Durability;
 /// </remarks>
 public sealed class OfflineBacklogTests : IClassFixture<PkiFixture>, IDisposable
 {
-    private static readonly int EnvelopeCount = EnvironmentInt("RELAYD_BACKLOG_ENVELOPES", 100_000);
+    private static readonly int EnvelopeCount = TestReport.EnvironmentInt("RELAYD_BACKLOG_ENVELOPES", 100_000);
     private const int CiphertextBytes = 4096;
     private static readonly long BacklogBytes = (long)EnvelopeCount * CiphertextBytes;
     private const long MaxQueuedBytesPerPartner = 8L * 1024 * 1024;
@@ -151,8 +151,6 @@ public sealed class OfflineBacklogTests : IClassFixture<PkiFixture>, IDisposable
         }
     }
 
-    private static int EnvironmentInt(string name, int fallback) =>
-        int.TryParse(Environment.GetEnvironmentVariable(name), NumberStyles.None, CultureInfo.InvariantCulture, out int value) && value > 0 ? value : fallback;
 
     private static string Detail(ProcessMemory memory) =>
         $"peak RssAnon {Mib(memory.PeakAnonBytes)}, peak RssFile {Mib(memory.PeakFileBytes)}, {memory.Samples} samples";
