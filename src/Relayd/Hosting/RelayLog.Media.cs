@@ -38,4 +38,7 @@ internal static partial class RelayLog
 
     [LoggerMessage(610, LogLevel.Information, "Media spool {Directory}: {Blobs} blobs to deliver and {Partials} partial transfers to resume")]
     public static partial void MediaRecovered(ILogger logger, string directory, int blobs, int partials);
+
+    [LoggerMessage(611, LogLevel.Warning, "Partner {RecipientId} stopped reading a media transfer at {Forwarded} of {Received} bytes received; the sender continues into the spool")]
+    public static partial void MediaRecipientStalled(ILogger logger, string recipientId, long forwarded, long received);
 }

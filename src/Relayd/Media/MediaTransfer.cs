@@ -82,8 +82,20 @@ internal sealed class MediaTransfer
     /// <summary>Why an upload was dropped (State Gone): what a recipient that was streaming it is told.</summary>
     public ErrorCode AbortCode { get; set; }
 
-    /// <summary>The sender may send bytes below this offset (the credit window's end).</summary>
-    public long CreditLimit { get; set; }
+    private long _creditLimit;
+
+    /// <summary>
+    /// The sender may send bytes below this offset (the credit window's end). Written under <c>lock(this)</c>; read
+    /// without it by the writer that forwards the transfer, to see whether a grant is due.
+    /// </summary>
+    public long CreditLimit
+    {
+        get => Volatile.Read(ref _creditLimit);
+        set => Volatile.Write(ref _creditLimit, value);
+    }
+
+    /// <summary>The credit limit the sender has been told of (under <c>lock(this)</c>); grants send the difference.</summary>
+    public long CreditAnnounced { get; set; }
 
     /// <summary>
     /// Set after a refused chunk (wrong offset, beyond the window): further chunks are dropped silently until the
@@ -104,6 +116,24 @@ internal sealed class MediaTransfer
     /// was connected at MediaOpen (cut-through: chunks are forwarded as they arrive, MediaClose only once verified).
     /// </summary>
     public IMediaPeer? Downloader { get; set; }
+
+    /// <summary>
+    /// Set (under <c>lock(this)</c>) while the downloader's session forwards chunks straight from the sender's read
+    /// loop: each accepted chunk is also copied into this queue. Null while the blob goes only to the spool.
+    /// </summary>
+    public MediaForwardQueue? Forward { get; set; }
+
+    private long _forwarded;
+
+    /// <summary>Offset up to which the forwarding writer has written to the recipient's connection (paces the sender).</summary>
+    public long Forwarded
+    {
+        get => Volatile.Read(ref _forwarded);
+        set => Volatile.Write(ref _forwarded, value);
+    }
+
+    /// <summary>Environment.TickCount64 when <see cref="Forwarded"/> last moved (a recipient that stops reading is detected).</summary>
+    public long ForwardedTicks { get; set; }
 
     /// <summary>Offset the next delivery starts from (a recipient's MediaResume sets it).</summary>
     public long DeliveryStartOffset { get; set; }
@@ -133,4 +163,10 @@ internal interface IMediaPeer
 
     /// <summary>Tells the peer's writer that media may be waiting for it.</summary>
     void WakeMediaWriter();
+
+    /// <summary>
+    /// Has the peer's writer tell the sender of <paramref name="transfer"/> about credit granted since the last
+    /// announcement (one MediaCredit frame, written without allocating). From any thread.
+    /// </summary>
+    void AnnounceCredit(MediaTransfer transfer);
 }

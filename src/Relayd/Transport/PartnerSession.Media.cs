@@ -16,7 +16,12 @@ namespace Relayd.Transport;
 internal sealed partial class PartnerSession : IMediaPeer
 {
     private readonly ConcurrentQueue<Frame> _mediaPosts = new();
+    private readonly ConcurrentQueue<MediaTransfer> _creditDue = new();
+    private readonly MediaForwardQueue _mediaForward = new();
+    private readonly byte[] _creditFrames = new byte[CreditWriteBytes];
+    private const int CreditWriteBytes = 16 * MediaCreditWire.MaxFrameBytes;
     private MediaTransfer? _mediaOut;
+    private bool _forwarding;
     private SafeFileHandle? _mediaFile;
     private long _mediaOffset;
     private bool _mediaOpenSent;
@@ -33,6 +38,12 @@ internal sealed partial class PartnerSession : IMediaPeer
     }
 
     void IMediaPeer.WakeMediaWriter() => _writerSignal.Set();
+
+    void IMediaPeer.AnnounceCredit(MediaTransfer transfer)
+    {
+        _creditDue.Enqueue(transfer);
+        _writerSignal.Set();
+    }
 
     /// <summary>Dispatches a media control frame (chunks take the in-place path in <see cref="TryHandleMediaChunk"/>).</summary>
     private void HandleMediaFrame(Frame frame)
@@ -75,9 +86,13 @@ internal sealed partial class PartnerSession : IMediaPeer
     }
 
     /// <summary>
-    /// Writer source: posted media frames, then one step of the blob being streamed to this partner (MediaOpen, one
-    /// chunk, or MediaClose). Returns true when it wrote something.
+    /// Writer source: posted media frames and credit grants, then one step of the blob being streamed to this partner
+    /// (MediaOpen, one chunk, or MediaClose). Returns true when it wrote something.
     /// </summary>
+    /// <remarks>
+    /// A blob goes out from the spool file until this writer catches up with the sender; from then on (cut-through)
+    /// the sender's read loop copies each chunk into <see cref="_mediaForward"/> and this writer sends from there.
+    /// </remarks>
     // Pooled: this runs once per 64 KiB chunk, and an await that does not complete at once would box a state machine.
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> WriteMediaAsync(CancellationToken abort)
@@ -89,6 +104,7 @@ internal sealed partial class PartnerSession : IMediaPeer
             wrote = true;
         }
 
+        wrote |= await WriteCreditAsync(abort);
         if (_mediaOut is null)
         {
             if (Volatile.Read(ref _closeRequested) != 0 || _server.Media.TakeOutbound(this) is not { } next)
@@ -124,35 +140,100 @@ internal sealed partial class PartnerSession : IMediaPeer
             return true;
         }
 
-        // State before Received: once Sending, every byte is on disk; while Receiving, those below Received are.
-        bool verified = transfer.State == MediaTransferState.Sending;
-        long available = verified ? transfer.TotalSize : transfer.Received;
-        if (_mediaOffset < available)
+        if (_forwarding && transfer.Forward != _mediaForward)
         {
-            _mediaBuffer ??= ArrayPool<byte>.Shared.Rent(MediaChunkWire.MaxHeaderBytes + MediaRouter.DeliveryChunkBytes);
-            int length = (int)Math.Min(MediaRouter.DeliveryChunkBytes, available - _mediaOffset);
-            int header = MediaChunkWire.WriteHeader(_mediaBuffer, transfer.Id, (ulong)_mediaOffset, length);
-            int read = RandomAccess.Read(_mediaFile!, _mediaBuffer.AsSpan(header, length), _mediaOffset);
-            if (read != length)
-            {
-                throw new IOException($"spooled blob {transfer.BasePath} is shorter than its declared {transfer.TotalSize} bytes");
-            }
-
-            await _stream.WriteAsync(_mediaBuffer.AsMemory(0, header + length), abort);
-            _mediaOffset += length;
-            return true;
+            // The router stopped the cut-through (this partner stopped reading): what was queued is in the file too.
+            _forwarding = false;
+            _mediaForward.Reset();
         }
 
-        if (!verified)
+        if (_forwarding)
         {
-            // Caught up with the sender: the next chunk (or the verdict at MediaClose) wakes this writer.
-            return wrote;
+            if (_mediaForward.TryTake(out ForwardedChunk chunk))
+            {
+                try
+                {
+                    await _stream.WriteAsync(chunk.Frame, abort);
+                }
+                finally
+                {
+                    _mediaForward.Return(chunk);
+                }
+
+                _mediaOffset = chunk.End;
+                _server.Media.OnForwarded(transfer, _mediaOffset);
+                return true;
+            }
+
+            if (transfer.State != MediaTransferState.Sending || _mediaOffset < transfer.TotalSize)
+            {
+                // Waiting for the sender's next chunk (it wakes this writer), or for its MediaClose to be verified.
+                return wrote;
+            }
+        }
+        else
+        {
+            // State before Received: once Sending, every byte is on disk; while Receiving, those below Received are.
+            bool verified = transfer.State == MediaTransferState.Sending;
+            long available = verified ? transfer.TotalSize : transfer.Received;
+            if (_mediaOffset < available)
+            {
+                await WriteSpooledChunkAsync(transfer, available, abort);
+                return true;
+            }
+
+            if (!verified)
+            {
+                // Caught up with the sender: from here on its chunks come straight from its read loop.
+                _forwarding = MediaRouter.TryStartForwarding(transfer, this, _mediaForward, _mediaOffset);
+                return wrote | _forwarding;
+            }
         }
 
         await _stream.WriteAsync(new Frame { MediaClose = new MediaClose { TransferId = transfer.Open.TransferId } }.ToDelimitedArray(), abort);
         _server.Media.MarkSent(transfer, this);
         EndMediaOut();
         return true;
+    }
+
+    /// <summary>One chunk read back from the spool file into the session's media buffer, behind its frame header.</summary>
+    private async ValueTask WriteSpooledChunkAsync(MediaTransfer transfer, long available, CancellationToken abort)
+    {
+        _mediaBuffer ??= ArrayPool<byte>.Shared.Rent(MediaChunkWire.MaxHeaderBytes + MediaRouter.DeliveryChunkBytes);
+        int length = (int)Math.Min(MediaRouter.DeliveryChunkBytes, available - _mediaOffset);
+        int header = MediaChunkWire.WriteHeader(_mediaBuffer, transfer.Id, (ulong)_mediaOffset, length);
+        int read = RandomAccess.Read(_mediaFile!, _mediaBuffer.AsSpan(header, length), _mediaOffset);
+        if (read != length)
+        {
+            throw new IOException($"spooled blob {transfer.BasePath} is shorter than its declared {transfer.TotalSize} bytes");
+        }
+
+        await _stream.WriteAsync(_mediaBuffer.AsMemory(0, header + length), abort);
+        _mediaOffset += length;
+    }
+
+    /// <summary>MediaCredit for the transfers this partner uploads, several frames per write, none allocated.</summary>
+    private async ValueTask<bool> WriteCreditAsync(CancellationToken abort)
+    {
+        bool wrote = false;
+        int length = 0;
+        while (_creditDue.TryDequeue(out MediaTransfer? transfer))
+        {
+            long grant = MediaRouter.TakeCreditGrant(transfer, this);
+            if (grant > 0)
+            {
+                length += MediaCreditWire.Write(_creditFrames.AsSpan(length), transfer.Id, (ulong)grant);
+            }
+
+            if (length > CreditWriteBytes - MediaCreditWire.MaxFrameBytes || (_creditDue.IsEmpty && length > 0))
+            {
+                await _stream.WriteAsync(_creditFrames.AsMemory(0, length), abort);
+                length = 0;
+                wrote = true;
+            }
+        }
+
+        return wrote;
     }
 
     private static SafeFileHandle OpenSpooled(MediaTransfer transfer)
@@ -175,6 +256,12 @@ internal sealed partial class PartnerSession : IMediaPeer
 
     private void EndMediaOut()
     {
+        if (_forwarding)
+        {
+            _server.Media.StopForwarding(_mediaOut!, _mediaForward);
+            _forwarding = false;
+        }
+
         _mediaFile?.Dispose();
         _mediaFile = null;
         _mediaOut = null;

@@ -105,23 +105,30 @@ internal static class MediaBlobs
     {
         IncomingMedia media = await client.IncomingMedia.ReadAsync(TestContext.Current.CancellationToken).AsTask().WaitAsync(TimeSpan.FromSeconds(seconds), TestContext.Current.CancellationToken);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        byte[] buffer = new byte[256 * 1024];
-        long length = 0;
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
-        int read;
-        while ((read = await media.Content.ReadAsync(buffer, deadline.Token)) > 0)
-        {
-            hash.AppendData(buffer, 0, read);
-            length += read;
-        }
-
+        long length = await HashAsync(media.Content, hash, deadline.Token);
         if (acknowledge)
         {
             await client.AcknowledgeMediaAsync(media.Open);
         }
 
         return (media.Open, length, hash.GetHashAndReset());
+    }
+
+    /// <summary>Reads <paramref name="content"/> to its end into <paramref name="hash"/>; returns the bytes read.</summary>
+    public static async Task<long> HashAsync(Stream content, IncrementalHash hash, CancellationToken cancellationToken = default)
+    {
+        byte[] buffer = new byte[256 * 1024];
+        long length = 0;
+        int read;
+        while ((read = await content.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            hash.AppendData(buffer, 0, read);
+            length += read;
+        }
+
+        return length;
     }
 
     /// <summary>Files left in a spool directory (none when it does not exist).</summary>

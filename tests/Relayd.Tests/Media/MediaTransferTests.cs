@@ -61,9 +61,9 @@ public sealed class MediaTransferTests : IClassFixture<PkiFixture>
         await incoming.Content.ReadExactlyAsync(first, TestContext.Current.CancellationToken);
         bool uploadStillRunning = !upload.IsCompleted;
         recipientHasBytes.SetResult();
-        await upload.Within(60);
         using var rest = new MemoryStream();
-        await incoming.Content.CopyToAsync(rest, TestContext.Current.CancellationToken);
+        await incoming.Content.CopyToAsync(rest, TestContext.Current.CancellationToken).Within(60);
+        await upload.Within(60);
 
         Assert.True(senderWaited);
         Assert.True(uploadStillRunning);

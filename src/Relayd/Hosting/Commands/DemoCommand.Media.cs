@@ -43,13 +43,14 @@ internal sealed partial class DemoRun
             string relayFate;
             string recipientFate;
             var stopwatch = Stopwatch.StartNew();
+            // beta is connected, so it reads the blob while alpha uploads it (the relay paces alpha to beta's speed).
+            using var stopReceiving = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            Task<byte[]> receiving = ReceiveDigestAsync(beta, stopReceiving.Token);
             try
             {
                 await alpha.SendMediaAsync(open, new MemoryStream(blob), cancellationToken);
                 relayFate = $"verified, fsynced ({stopwatch.ElapsedMilliseconds} ms)";
-                IncomingMedia incoming = await beta.IncomingMedia.ReadAsync(cancellationToken).AsTask().WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
-                byte[] received = SHA256.HashData(incoming.Content);
-                await beta.AcknowledgeMediaAsync(incoming.Open);
+                byte[] received = await receiving.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
                 bool intact = received.AsSpan().SequenceEqual(digest);
                 allOk &= intact && !corrupt;
                 recipientFate = intact ? $"delivered, SHA-256 ok ({stopwatch.ElapsedMilliseconds} ms)" : "CORRUPT";
@@ -57,8 +58,10 @@ internal sealed partial class DemoRun
             catch (RelayException ex)
             {
                 relayFate = "refused: " + ex.Code;
-                recipientFate = "nothing delivered";
                 allOk &= corrupt && ex.Code == ErrorCode.MediaDigestMismatch;
+                // beta was streaming it and is told to discard what it got.
+                stopReceiving.CancelAfter(TimeSpan.FromSeconds(5));
+                recipientFate = await receiving.ContinueWith(t => t.IsCompletedSuccessfully ? "delivered anyway" : "discarded, nothing kept", TaskScheduler.Default);
             }
 
             output.WriteLine($"{name,-25} {FormatSize(size),-11} {alpha.PartnerId + " -> " + beta.PartnerId,-15} {relayFate,-30} {recipientFate}");
@@ -66,6 +69,22 @@ internal sealed partial class DemoRun
 
         output.WriteLine();
         return allOk;
+    }
+
+    /// <summary>beta's side: the next blob, read to its end, hashed and acknowledged.</summary>
+    private static async Task<byte[]> ReceiveDigestAsync(RelayClient beta, CancellationToken cancellationToken)
+    {
+        IncomingMedia incoming = await beta.IncomingMedia.ReadAsync(cancellationToken);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        byte[] buffer = new byte[256 * 1024];
+        int read;
+        while ((read = await incoming.Content.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            hash.AppendData(buffer, 0, read);
+        }
+
+        await beta.AcknowledgeMediaAsync(incoming.Open);
+        return hash.GetHashAndReset();
     }
 
     private static string FormatSize(long bytes) => bytes >= 1024 * 1024 ? $"{bytes / (1024.0 * 1024):0.#} MiB" : $"{bytes / 1024.0:0.#} KiB";

@@ -1,0 +1,68 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using Relayd.Hosting;
+using Relayd.Protocol;
+using Relayd.Protocol.Framing;
+using Relayd.Protocol.V1;
+using Relayd.Routing;
+
+namespace Relayd.Media;
+
+/// <summary>Start-up: what an earlier run left in the spool.</summary>
+internal sealed partial class MediaRouter
+{
+    /// <summary>Loads what an earlier run left in the spool: verified blobs are delivered, partial ones await a resume.</summary>
+    private void Recover()
+    {
+        long nowMs = _clock.GetUtcNow().ToUnixTimeMilliseconds();
+        if (!Directory.Exists(_spool.Directory))
+        {
+            return;
+        }
+
+        int blobs = 0;
+        int partials = 0;
+        foreach (SpooledFile file in _spool.Scan())
+        {
+            PartnerInfo? sender = file.Open is null ? null : _partners.Find(file.Open.SenderPartner);
+            PartnerInfo? recipient = file.Open is null ? null : _partners.Find(file.Open.RecipientPartner);
+            if (file.Open is null || sender is null || recipient is null || file.Length < 0 || file.Open.TransferId.Length != MediaChunkWire.TransferIdBytes)
+            {
+                RelayLog.MediaSpoolDiscarded(_logger, file.BasePath, "unreadable metadata, missing blob or partner no longer approved");
+                DeleteFiles(file.BasePath);
+                continue;
+            }
+
+            long expiresAt = file.Open.ExpiresAtMs != 0 ? file.Open.ExpiresAtMs
+                : new DateTimeOffset(file.CreatedUtc).ToUnixTimeMilliseconds() + (long)_limits.DefaultRetention.TotalMilliseconds;
+            if (expiresAt <= nowMs || (file.Complete && file.Length != (long)file.Open.TotalSize))
+            {
+                RelayLog.MediaSpoolDiscarded(_logger, file.BasePath, expiresAt <= nowMs ? "expired" : "blob size differs from the declared size");
+                DeleteFiles(file.BasePath);
+                continue;
+            }
+
+            UInt128 id = MediaChunkWire.ReadTransferId(file.Open.TransferId);
+            var transfer = new MediaTransfer(id, file.Open, sender, recipient, file.BasePath, expiresAt);
+            _transfers[(sender.Index, id)] = transfer;
+            _spoolBytes[sender.Index] += transfer.TotalSize;
+            if (file.Complete)
+            {
+                transfer.State = MediaTransferState.Spooled;
+                _outbox[recipient.Index].AddLast(transfer);
+                blobs++;
+            }
+            else
+            {
+                transfer.State = MediaTransferState.Receiving;
+                transfer.Received = Math.Min(file.Length, transfer.TotalSize);
+                transfer.AwaitingResume = true;
+                _openTransfers[sender.Index]++;
+                partials++;
+            }
+        }
+
+        RelayLog.MediaRecovered(_logger, _spool.Directory, blobs, partials);
+    }
+}
