@@ -106,8 +106,10 @@ internal sealed partial class MediaRouter
         bool cutThrough;
         lock (_lock)
         {
-            // Recipient connected: its session starts streaming now, following the bytes as they reach the spool.
-            cutThrough = _peers[recipient.Index].Count > 0 && transfer.State == MediaTransferState.Receiving;
+            // Recipient connected: its session starts streaming now, following the bytes as they arrive (unless a
+            // session that attached since the transfer was registered has already queued it).
+            cutThrough = _peers[recipient.Index].Count > 0 && transfer.State == MediaTransferState.Receiving
+                && transfer.Downloader is null && !_outbox[recipient.Index].Contains(transfer);
             if (cutThrough)
             {
                 _outbox[recipient.Index].AddLast(transfer);

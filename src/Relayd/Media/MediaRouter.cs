@@ -77,12 +77,25 @@ internal sealed partial class MediaRouter : IDisposable
 
     // ---------------------------------------------------------------- sessions
 
-    /// <summary>A session of a partner started: media for that partner may now go to it.</summary>
+    /// <summary>
+    /// A session of a partner started: media for that partner may now go to it, including blobs still arriving (it is
+    /// sent what the spool holds, then follows the upload).
+    /// </summary>
     public void Attach(IMediaPeer peer)
     {
+        int partner = peer.Partner.Index;
         lock (_lock)
         {
-            _peers[peer.Partner.Index].Add(peer);
+            _peers[partner].Add(peer);
+            foreach (MediaTransfer transfer in _transfers.Values)
+            {
+                if (transfer.Recipient.Index == partner && transfer.State == MediaTransferState.Receiving
+                    && transfer.Downloader is null && !_outbox[partner].Contains(transfer))
+                {
+                    transfer.DeliveryStartOffset = 0;
+                    _outbox[partner].AddLast(transfer);
+                }
+            }
         }
 
         peer.WakeMediaWriter();
@@ -104,8 +117,10 @@ internal sealed partial class MediaRouter : IDisposable
 
                 if (transfer.Downloader == peer && transfer.State == MediaTransferState.Receiving)
                 {
-                    // Streaming while it arrived: it goes to the outbox when it is complete.
+                    // Streaming while it arrived: another session of the partner (now or later) starts it again.
                     transfer.Downloader = null;
+                    transfer.DeliveryStartOffset = 0;
+                    _outbox[recipient].AddFirst(transfer);
                 }
                 else if (transfer.Downloader == peer && transfer.State is MediaTransferState.Sending or MediaTransferState.Sent)
                 {

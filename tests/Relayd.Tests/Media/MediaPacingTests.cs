@@ -34,15 +34,7 @@ public sealed class MediaPacingTests : IClassFixture<PkiFixture>
         IncomingMedia incoming = await beta.IncomingMedia.ReadAsync(TestContext.Current.CancellationToken).AsTask().Within(20);
 
         // beta reads nothing: the sender may fill the window and the socket and client buffers on the way, then stops.
-        long previous = -1;
-        long current = Volatile.Read(ref sent);
-        for (int i = 0; i < 40 && current != previous; i++)
-        {
-            await Task.Delay(250, TestContext.Current.CancellationToken);
-            (previous, current) = (current, Volatile.Read(ref sent));
-        }
-
-        Assert.Equal(previous, current);
+        long current = await StalledPositionAsync(() => Volatile.Read(ref sent));
         Assert.False(upload.IsCompleted);
         // Loopback buffers (relay send buffer, beta's receive buffer up to tcp_rmem's 32 MiB, the client's 4 MiB pipe)
         // plus the 1 MiB window: far from the 512 MiB the disk would have taken without pacing.
@@ -54,6 +46,73 @@ public sealed class MediaPacingTests : IClassFixture<PkiFixture>
         await upload.Within(60);
         Assert.Equal((long)open.TotalSize, received);
         Assert.Equal(open.Sha256.ToByteArray(), hash.GetHashAndReset());
+    }
+
+    [Fact]
+    public async Task A_recipient_that_connects_mid_upload_is_sent_the_spooled_part_and_then_paces_the_sender()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki, o => o.Media.WindowBytes = (int)MiB);
+        await using RelayClient alpha = await relay.ConnectAsync("alpha");
+        using var blob = new PatternStream(512 * MiB, seed: 23);
+        MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
+        blob.Position = 0;
+        long sent = 0;
+        var go = new ManualResetEventSlim();
+        blob.BeforeRead = position =>
+        {
+            Volatile.Write(ref sent, position);
+            if (position >= 16 * MiB)
+            {
+                go.Wait(TimeSpan.FromSeconds(60));
+            }
+        };
+
+        Task<MediaComplete> upload = alpha.SendMediaAsync(open, blob);
+        await WaitUntilAsync(() => Volatile.Read(ref sent) >= 16 * MiB);
+
+        // beta connects late: it is sent the 16 MiB the spool holds, catches up, and joins the cut-through.
+        await using RelayClient beta = await relay.ConnectAsync("beta");
+        IncomingMedia incoming = await beta.IncomingMedia.ReadAsync(TestContext.Current.CancellationToken).AsTask().Within(20);
+        using IncrementalHash hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        byte[] first = new byte[16 * MiB];
+        await incoming.Content.ReadExactlyAsync(first, TestContext.Current.CancellationToken).AsTask().Within(30);
+        hash.AppendData(first);
+
+        // Now beta stops reading and alpha goes on: from here on beta's progress paces alpha.
+        go.Set();
+        long stalledAt = await StalledPositionAsync(() => Volatile.Read(ref sent));
+        Assert.False(upload.IsCompleted);
+        Assert.InRange(stalledAt, 16 * MiB, 80 * MiB);
+
+        long received = first.Length + await MediaBlobs.HashAsync(incoming.Content, hash).Within(120);
+        await upload.Within(60);
+        Assert.Equal((long)open.TotalSize, received);
+        Assert.Equal(open.Sha256.ToByteArray(), hash.GetHashAndReset());
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        for (int i = 0; i < 200 && !condition(); i++)
+        {
+            await Task.Delay(50, TestContext.Current.CancellationToken);
+        }
+
+        Assert.True(condition());
+    }
+
+    /// <summary>Samples a position every 250 ms until it stops moving (at most 10 s); returns where it stopped.</summary>
+    private static async Task<long> StalledPositionAsync(Func<long> position)
+    {
+        long previous = -1;
+        long current = position();
+        for (int i = 0; i < 40 && current != previous; i++)
+        {
+            await Task.Delay(250, TestContext.Current.CancellationToken);
+            (previous, current) = (current, position());
+        }
+
+        Assert.Equal(previous, current);
+        return current;
     }
 
     [Fact]
