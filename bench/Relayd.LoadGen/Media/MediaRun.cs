@@ -101,25 +101,18 @@ internal static class MediaRun
         };
         blob.Position = 0;
         var stopwatch = Stopwatch.StartNew();
-        Task<bool> receive = ReceiveAsync(recipient, digest, cancellationToken);
+        Task<bool> receive = ReceiveAsync(recipient, cancellationToken);
         await sender.SendMediaAsync(open, blob, cancellationToken);
         double upload = stopwatch.Elapsed.TotalSeconds;
         return (upload, await receive);
     }
 
-    private static async Task<bool> ReceiveAsync(RelayClient recipient, byte[] digest, CancellationToken cancellationToken)
+    private static async Task<bool> ReceiveAsync(RelayClient recipient, CancellationToken cancellationToken)
     {
         IncomingMedia media = await recipient.IncomingMedia.ReadAsync(cancellationToken);
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        byte[] buffer = new byte[256 * 1024];
-        int read;
-        while ((read = await media.Content.ReadAsync(buffer, cancellationToken)) > 0)
-        {
-            hash.AppendData(buffer, 0, read);
-        }
-
+        bool intact = await media.CopyToAndVerifyAsync(Stream.Null, cancellationToken);
         await recipient.AcknowledgeMediaAsync(media.Open);
-        return hash.GetHashAndReset().AsSpan().SequenceEqual(digest);
+        return intact;
     }
 
     private static Task<RelayClient> ConnectAsync(DevPki pki, string[] hostPort, X509Certificate2 ca, string partner, CancellationToken cancellationToken) =>

@@ -1,10 +1,5 @@
-using System.Buffers;
-using System.Security.Cryptography;
-using Microsoft.Extensions.Logging;
 using Relayd.Hosting;
-using Relayd.Protocol;
 using Relayd.Protocol.Framing;
-using Relayd.Protocol.V1;
 using Relayd.Routing;
 
 namespace Relayd.Media;

@@ -1,8 +1,6 @@
 using System.Buffers;
 using System.Security.Cryptography;
-using Microsoft.Extensions.Logging;
 using Relayd.Hosting;
-using Relayd.Protocol;
 using Relayd.Protocol.Framing;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
@@ -196,11 +194,7 @@ internal sealed partial class MediaRouter
             }
             catch (IOException ex)
             {
-                RelayLog.MediaSpoolFailed(_logger, transfer.BasePath, ex);
-                transfer.State = MediaTransferState.Gone;
-                transfer.AbortCode = ErrorCode.StorageFull;
-                Refuse(peer, id, ErrorCode.StorageFull, "the relay could not write the media spool; the transfer is aborted", retryAfterMs: 60_000);
-                AbortOutsideLock(transfer);
+                FailSpool(peer, transfer, ex, "the relay could not write the media spool; the transfer is aborted");
                 return;
             }
 
@@ -309,10 +303,7 @@ internal sealed partial class MediaRouter
             }
             catch (IOException ex)
             {
-                RelayLog.MediaSpoolFailed(_logger, transfer.BasePath, ex);
-                transfer.State = MediaTransferState.Gone;
-                Refuse(peer, id, ErrorCode.StorageFull, "the relay could not make the blob durable; the transfer is aborted", retryAfterMs: 60_000);
-                AbortOutsideLock(transfer);
+                FailSpool(peer, transfer, ex, "the relay could not make the blob durable; the transfer is aborted");
                 return;
             }
 
@@ -383,10 +374,7 @@ internal sealed partial class MediaRouter
             }
             catch (IOException ex)
             {
-                RelayLog.MediaSpoolFailed(_logger, transfer.BasePath, ex);
-                transfer.State = MediaTransferState.Gone;
-                Refuse(peer, id, ErrorCode.StorageFull, "the relay could not read back the partial blob; the transfer is aborted", retryAfterMs: 60_000);
-                AbortOutsideLock(transfer);
+                FailSpool(peer, transfer, ex, "the relay could not read back the partial blob; the transfer is aborted");
                 return;
             }
 
@@ -410,6 +398,19 @@ internal sealed partial class MediaRouter
         }
     }
 
+
+    /// <summary>
+    /// Under <c>lock(transfer)</c>: the spool failed this transfer (disk full or broken). It is dropped, the sender is
+    /// told with STORAGE_FULL, and a recipient that was streaming it is told to discard what it got.
+    /// </summary>
+    private void FailSpool(IMediaPeer peer, MediaTransfer transfer, IOException exception, string detail)
+    {
+        RelayLog.MediaSpoolFailed(_logger, transfer.BasePath, exception);
+        transfer.State = MediaTransferState.Gone;
+        transfer.AbortCode = ErrorCode.StorageFull;
+        Refuse(peer, transfer.Id, ErrorCode.StorageFull, detail, retryAfterMs: 60_000);
+        AbortOutsideLock(transfer);
+    }
 
     private static void Rehash(MediaTransfer transfer)
     {

@@ -36,6 +36,27 @@ public sealed class MediaTransferTests : IClassFixture<PkiFixture>
     }
 
     [Fact]
+    public async Task CopyToAndVerifyAsync_writes_the_blob_out_and_confirms_the_declared_digest()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki);
+        await using RelayClient alpha = await relay.ConnectAsync("alpha");
+        await using RelayClient beta = await relay.ConnectAsync("beta");
+        using var blob = new PatternStream(3 * 1024 * 1024 + 7, seed: 8);
+        MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
+        blob.Position = 0;
+
+        Task<MediaComplete> upload = alpha.SendMediaAsync(open, blob);
+        IncomingMedia incoming = await beta.IncomingMedia.ReadAsync(TestContext.Current.CancellationToken).AsTask().Within(20);
+        using var stored = new MemoryStream();
+        bool verified = await incoming.CopyToAndVerifyAsync(stored, TestContext.Current.CancellationToken).Within(60);
+        await upload.Within(60);
+
+        Assert.True(verified);
+        Assert.Equal((long)open.TotalSize, stored.Length);
+        Assert.Equal(open.Sha256.ToByteArray(), System.Security.Cryptography.SHA256.HashData(stored.ToArray()));
+    }
+
+    [Fact]
     public async Task A_connected_recipient_receives_chunks_while_the_sender_is_still_uploading()
     {
         await using TestRelay relay = TestRelay.Start(_pki);

@@ -45,13 +45,12 @@ internal sealed partial class DemoRun
             var stopwatch = Stopwatch.StartNew();
             // beta is connected, so it reads the blob while alpha uploads it (the relay paces alpha to beta's speed).
             using var stopReceiving = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-            Task<byte[]> receiving = ReceiveDigestAsync(beta, stopReceiving.Token);
+            Task<bool> receiving = ReceiveVerifiedAsync(beta, stopReceiving.Token);
             try
             {
                 await alpha.SendMediaAsync(open, new MemoryStream(blob), cancellationToken);
                 relayFate = $"verified, fsynced ({stopwatch.ElapsedMilliseconds} ms)";
-                byte[] received = await receiving.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
-                bool intact = received.AsSpan().SequenceEqual(digest);
+                bool intact = await receiving.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
                 allOk &= intact && !corrupt;
                 recipientFate = intact ? $"delivered, SHA-256 ok ({stopwatch.ElapsedMilliseconds} ms)" : "CORRUPT";
             }
@@ -71,20 +70,13 @@ internal sealed partial class DemoRun
         return allOk;
     }
 
-    /// <summary>beta's side: the next blob, read to its end, hashed and acknowledged.</summary>
-    private static async Task<byte[]> ReceiveDigestAsync(RelayClient beta, CancellationToken cancellationToken)
+    /// <summary>beta's side: the next blob, read to its end, checked against its SHA-256 and acknowledged.</summary>
+    private static async Task<bool> ReceiveVerifiedAsync(RelayClient beta, CancellationToken cancellationToken)
     {
         IncomingMedia incoming = await beta.IncomingMedia.ReadAsync(cancellationToken);
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        byte[] buffer = new byte[256 * 1024];
-        int read;
-        while ((read = await incoming.Content.ReadAsync(buffer, cancellationToken)) > 0)
-        {
-            hash.AppendData(buffer, 0, read);
-        }
-
+        bool intact = await incoming.CopyToAndVerifyAsync(Stream.Null, cancellationToken);
         await beta.AcknowledgeMediaAsync(incoming.Open);
-        return hash.GetHashAndReset();
+        return intact;
     }
 
     private static string FormatSize(long bytes) => bytes >= 1024 * 1024 ? $"{bytes / (1024.0 * 1024):0.#} MiB" : $"{bytes / 1024.0:0.#} KiB";
