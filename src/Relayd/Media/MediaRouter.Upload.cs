@@ -228,6 +228,7 @@ internal sealed partial class MediaRouter
         if (limit - transfer.CreditLimit >= _options.WindowBytes / 2 || (limit == transfer.TotalSize && limit > transfer.CreditLimit))
         {
             transfer.CreditLimit = limit;
+            transfer.LastActivityTicks = Environment.TickCount64; // the sender's idle clock starts when it may send
             transfer.Uploader?.AnnounceCredit(transfer);
         }
     }

@@ -232,6 +232,16 @@ internal sealed partial class MediaRouter : IDisposable
         }
     }
 
+    /// <summary>
+    /// An upload whose sender could have sent (it is away, was told to resume, has credit, or owes only the MediaClose)
+    /// and has not for the idle timeout. A sender waiting for credit because a slow recipient paces it is not idle: granting credit restarts
+    /// its clock.
+    /// </summary>
+    private static bool IsSenderIdle(MediaTransfer transfer, long nowTicks, long idleMs) =>
+        transfer.State == MediaTransferState.Receiving
+        && (transfer.Uploader is null || transfer.AwaitingResume || transfer.CreditLimit > transfer.Received || transfer.Received == transfer.TotalSize)
+        && nowTicks - transfer.LastActivityTicks > idleMs;
+
     /// <summary>Drops transfers whose sender went silent, and spooled blobs past their expiry.</summary>
     private void Sweep()
     {
@@ -245,7 +255,7 @@ internal sealed partial class MediaRouter : IDisposable
         {
             foreach (MediaTransfer transfer in _transfers.Values)
             {
-                if (transfer.State == MediaTransferState.Receiving && nowTicks - transfer.LastActivityTicks > idleMs)
+                if (IsSenderIdle(transfer, nowTicks, idleMs))
                 {
                     (stalled ??= []).Add(transfer);
                 }
@@ -266,7 +276,7 @@ internal sealed partial class MediaRouter : IDisposable
             IMediaPeer? uploader;
             lock (transfer)
             {
-                if (transfer.State != MediaTransferState.Receiving || nowTicks - transfer.LastActivityTicks <= idleMs)
+                if (!IsSenderIdle(transfer, nowTicks, idleMs))
                 {
                     continue;
                 }
