@@ -2,12 +2,13 @@ namespace Relayd.Delivery;
 
 /// <summary>
 /// Receipts for a sender partner that has no open connection, kept (bounded, oldest dropped first) until one opens:
-/// a sender learns its messages' fate even when it was away when it happened.
+/// a sender learns its messages' fate even when it was away when it happened. Each keeps its envelope's log position:
+/// the log records them as held (so a restart holds them again) until a session takes them.
 /// </summary>
 internal sealed class HeldReceipts(int capacity)
 {
     private readonly Lock _lock = new();
-    private readonly Queue<ReceiptItem> _items = new();
+    private readonly Queue<SettledEnvelope> _items = new();
 
     public int Count
     {
@@ -20,29 +21,25 @@ internal sealed class HeldReceipts(int capacity)
         }
     }
 
-    /// <summary>Keeps the receipts; returns how many older ones had to be dropped to stay within capacity.</summary>
-    public int Hold(ReadOnlySpan<SettledEnvelope> receipts)
+    /// <summary>Keeps the receipts; older ones dropped to stay within capacity are added to <paramref name="dropped"/>.</summary>
+    public void Hold(ReadOnlySpan<SettledEnvelope> receipts, List<SettledEnvelope> dropped)
     {
-        int dropped = 0;
         lock (_lock)
         {
             foreach (ref readonly SettledEnvelope receipt in receipts)
             {
-                _items.Enqueue(receipt.Receipt);
+                _items.Enqueue(receipt);
             }
 
             while (_items.Count > capacity)
             {
-                _items.Dequeue();
-                dropped++;
+                dropped.Add(_items.Dequeue());
             }
         }
-
-        return dropped;
     }
 
     /// <summary>Takes everything held, in order; empty when nothing is.</summary>
-    public ReceiptItem[] TakeAll()
+    public SettledEnvelope[] TakeAll()
     {
         lock (_lock)
         {
@@ -51,7 +48,7 @@ internal sealed class HeldReceipts(int capacity)
                 return [];
             }
 
-            ReceiptItem[] all = [.. _items];
+            SettledEnvelope[] all = [.. _items];
             _items.Clear();
             return all;
         }

@@ -26,6 +26,7 @@ internal sealed class MessageStore : IDisposable
     private readonly ConcurrentQueue<ICommitListener> _commitListeners = new();
     private readonly Lock _settledLock = new();
     private readonly List<ulong> _unwrittenSettled = [];
+    private readonly List<SettledEnvelope> _unwrittenHeld = [];
     private byte[] _settledPayload = [];
     private volatile bool _full;
     private ulong _appendSegment;
@@ -149,6 +150,27 @@ internal sealed class MessageStore : IDisposable
         }
     }
 
+    /// <summary>
+    /// Marks envelopes settled whose receipts are held for a sender partner that is not connected: not delivered
+    /// again, and after a restart their receipts are held again. Their segments stay until <see cref="Settle"/>
+    /// follows, once a session of the sender has taken the receipts.
+    /// </summary>
+    public void SettleHeld(ReadOnlySpan<SettledEnvelope> held)
+    {
+        lock (_settledLock)
+        {
+            foreach (ref readonly SettledEnvelope envelope in held)
+            {
+                if (envelope.WalPosition != 0)
+                {
+                    _unwrittenHeld.Add(envelope);
+                }
+            }
+
+            WriteSettledLocked();
+        }
+    }
+
     /// <summary>Writes Settled records that did not fit in the log's buffer before; called from maintenance.</summary>
     public void FlushSettled()
     {
@@ -193,29 +215,43 @@ internal sealed class MessageStore : IDisposable
 
     private void WriteSettledLocked()
     {
-        int written = 0;
+        int held = 0;
+        int settled = 0;
         try
         {
-            while (written < _unwrittenSettled.Count)
+            // Held first: a Settled record for the same envelope may follow, and recovery applies both kinds anyway.
+            while (held < _unwrittenHeld.Count)
             {
-                int count = Math.Min(StoredRecords.MaxSettledPerRecord, _unwrittenSettled.Count - written);
-                if (_settledPayload.Length < count * sizeof(ulong))
-                {
-                    _settledPayload = new byte[StoredRecords.MaxSettledPerRecord * sizeof(ulong)];
-                }
-
-                Span<byte> payload = _settledPayload.AsSpan(0, count * sizeof(ulong));
+                int count = Math.Min(StoredRecords.MaxSettledPerRecord, _unwrittenHeld.Count - held);
+                Span<byte> payload = SettledPayload(count * StoredRecords.HeldReceiptBytes);
                 for (int i = 0; i < count; i++)
                 {
-                    BinaryPrimitives.WriteUInt64LittleEndian(payload[(i * sizeof(ulong))..], _unwrittenSettled[written + i]);
+                    StoredRecords.WriteHeldReceipt(payload[(i * StoredRecords.HeldReceiptBytes)..], _unwrittenHeld[held + i]);
+                }
+
+                if (!_log.TryAppend(StoredRecords.HeldReceipts, payload, out _))
+                {
+                    return; // the buffer is full; maintenance retries shortly
+                }
+
+                held += count;
+            }
+
+            while (settled < _unwrittenSettled.Count)
+            {
+                int count = Math.Min(StoredRecords.MaxSettledPerRecord, _unwrittenSettled.Count - settled);
+                Span<byte> payload = SettledPayload(count * sizeof(ulong));
+                for (int i = 0; i < count; i++)
+                {
+                    BinaryPrimitives.WriteUInt64LittleEndian(payload[(i * sizeof(ulong))..], _unwrittenSettled[settled + i]);
                 }
 
                 if (!_log.TryAppend(StoredRecords.Settled, payload, out _))
                 {
-                    break; // the buffer is full; maintenance retries shortly
+                    return;
                 }
 
-                written += count;
+                settled += count;
             }
         }
         catch (WalDiskFullException)
@@ -225,12 +261,26 @@ internal sealed class MessageStore : IDisposable
         }
         catch (WalFailedException)
         {
-            written = _unwrittenSettled.Count; // the relay is stopping; recovery redelivers what was not marked
+            // The relay is stopping; recovery redelivers what was not marked.
+            held = _unwrittenHeld.Count;
+            settled = _unwrittenSettled.Count;
         }
         finally
         {
-            _unwrittenSettled.RemoveRange(0, written);
+            _unwrittenHeld.RemoveRange(0, held);
+            _unwrittenSettled.RemoveRange(0, settled);
         }
+    }
+
+    // One reusable payload buffer for Settled and HeldReceipts records (under _settledLock).
+    private Span<byte> SettledPayload(int bytes)
+    {
+        if (_settledPayload.Length < bytes)
+        {
+            _settledPayload = new byte[StoredRecords.MaxSettledPerRecord * StoredRecords.HeldReceiptBytes];
+        }
+
+        return _settledPayload.AsSpan(0, bytes);
     }
 
     private void OnCommitted(WalPosition durable)

@@ -34,4 +34,7 @@ internal static partial class StorageLog
 
     [LoggerMessage(708, LogLevel.Debug, "Dedup snapshot written: {Count} message ids in {ElapsedMs:F0} ms")]
     public static partial void DedupSnapshotWritten(ILogger logger, int count, double elapsedMs);
+
+    [LoggerMessage(710, LogLevel.Information, "Holding {Held} receipts from before the restart for sender partners not connected ({Dropped} dropped beyond limits.held_receipts_per_partner)")]
+    public static partial void ReceiptsHeld(ILogger logger, long held, int dropped);
 }

@@ -21,20 +21,33 @@ internal static class StoreRecovery
         var stopwatch = Stopwatch.StartNew();
         int dedup = DedupSnapshot.Load(store.Options.Directory, partners);
 
-        // Pass 1: what was settled. Pass 2 then streams the envelopes in order without holding them.
+        // Pass 1: what was settled, and which receipts were held. Pass 2 then streams the envelopes in order without
+        // holding them.
         var settled = new HashSet<ulong>();
+        var held = new Dictionary<ulong, (ReceiptStatus Status, ErrorCode Code)>();
         var buffer = new WalReadBuffer();
         foreach (WalRecord record in store.Log.ReadAll(default, buffer))
         {
+            ReadOnlySpan<byte> entries = record.Payload.Span;
             if (record.Type == StoredRecords.Settled)
             {
-                ReadOnlySpan<byte> positions = record.Payload.Span;
-                for (int i = 0; i + sizeof(ulong) <= positions.Length; i += sizeof(ulong))
+                for (int i = 0; i + sizeof(ulong) <= entries.Length; i += sizeof(ulong))
                 {
-                    settled.Add(System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(positions[i..]));
+                    settled.Add(System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(entries[i..]));
+                }
+            }
+            else if (record.Type == StoredRecords.HeldReceipts)
+            {
+                for (int i = 0; i + StoredRecords.HeldReceiptBytes <= entries.Length; i += StoredRecords.HeldReceiptBytes)
+                {
+                    (ulong position, ReceiptStatus status, ErrorCode code) = StoredRecords.ReadHeldReceipt(entries[i..]);
+                    held[position] = (status, code);
                 }
             }
         }
+
+        long heldCount = 0;
+        var dropped = new List<SettledEnvelope>();
 
         long live = 0;
         long settledCount = 0;
@@ -60,6 +73,22 @@ internal static class StoreRecovery
             if (settled.Contains(position))
             {
                 settledCount++;
+                continue;
+            }
+
+            if (held.TryGetValue(position, out (ReceiptStatus Status, ErrorCode Code) fate))
+            {
+                // Settled while its sender was away: hold the receipt again; the segment stays until a session takes it.
+                settled.Add(position);
+                settledCount++;
+                if (sender is not null)
+                {
+                    store.Usage.Add(record.Position.Segment);
+                    var receipt = new SettledEnvelope(sender.Index, new ReceiptItem(header.MessageId, fate.Status, fate.Code), position);
+                    sender.HeldReceipts.Hold(new ReadOnlySpan<SettledEnvelope>(in receipt), dropped);
+                    heldCount++;
+                }
+
                 continue;
             }
 
@@ -90,6 +119,11 @@ internal static class StoreRecovery
         }
 
         store.SettledBeforeStart = settled;
+        store.Settle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(dropped)); // beyond held_receipts_per_partner
         StorageLog.Recovered(logger, store.Options.Directory, live, settledCount, expired.Count, dedup, stopwatch.Elapsed.TotalMilliseconds);
+        if (heldCount > 0)
+        {
+            StorageLog.ReceiptsHeld(logger, heldCount - dropped.Count, dropped.Count);
+        }
     }
 }

@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using Relayd.Delivery;
+using Relayd.Protocol.V1;
 using Relayd.Routing;
 
 namespace Relayd.Storage;
@@ -22,6 +24,16 @@ internal static class StoredRecords
     /// </summary>
     public const byte Settled = 2;
 
+    /// <summary>
+    /// Envelopes settled whose receipts wait for their sender partner to connect: <c>[position u64][status i32][code
+    /// i32]</c> each. They are not delivered again; recovery holds their receipts again, and their segments stay until
+    /// a Settled record follows (written once a session of the sender has taken the receipts).
+    /// </summary>
+    public const byte HeldReceipts = 3;
+
+    /// <summary>Bytes of one entry of a <see cref="HeldReceipts"/> record.</summary>
+    public const int HeldReceiptBytes = 16;
+
     public const int EnvelopePrefixBytes = 16;
 
     /// <summary>Positions per Settled record; keeps a record far below the smallest segment.</summary>
@@ -32,6 +44,19 @@ internal static class StoredRecords
         BinaryPrimitives.WriteInt64LittleEndian(prefix, acceptedAtMs);
         BinaryPrimitives.WriteInt64LittleEndian(prefix[8..], expiresAtMs);
     }
+
+    public static void WriteHeldReceipt(Span<byte> entry, in SettledEnvelope settled)
+    {
+        BinaryPrimitives.WriteUInt64LittleEndian(entry, settled.WalPosition);
+        BinaryPrimitives.WriteInt32LittleEndian(entry[8..], (int)settled.Receipt.Status);
+        BinaryPrimitives.WriteInt32LittleEndian(entry[12..], (int)settled.Receipt.Code);
+    }
+
+    /// <summary>Reads one entry of a <see cref="HeldReceipts"/> record: the envelope's position and its receipt's fate.</summary>
+    public static (ulong Position, ReceiptStatus Status, ErrorCode Code) ReadHeldReceipt(ReadOnlySpan<byte> entry) =>
+        (BinaryPrimitives.ReadUInt64LittleEndian(entry),
+         (ReceiptStatus)BinaryPrimitives.ReadInt32LittleEndian(entry[8..]),
+         (ErrorCode)BinaryPrimitives.ReadInt32LittleEndian(entry[12..]));
 
     /// <summary>Reads an Envelope record's payload back into its times, frame and routing header.</summary>
     public static bool TryReadEnvelope(ReadOnlyMemory<byte> payload, out StoredEnvelope envelope)

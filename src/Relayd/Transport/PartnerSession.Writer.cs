@@ -35,18 +35,14 @@ internal sealed partial class PartnerSession
     /// <summary>Hands over receipts held while the partner had no connection.</summary>
     public void EnqueueHeldReceipts()
     {
-        ReceiptItem[] held = Partner.HeldReceipts.TakeAll();
+        SettledEnvelope[] held = Partner.HeldReceipts.TakeAll();
         if (held.Length == 0)
         {
             return;
         }
 
-        lock (_receiptLock)
-        {
-            _pendingReceipts.AddRange(held);
-        }
-
-        _writerSignal.Set();
+        EnqueueReceipts(held);
+        _server.Store.Settle(held); // handed over: no longer held after a restart
     }
 
     /// <summary>

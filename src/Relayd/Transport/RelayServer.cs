@@ -164,7 +164,6 @@ internal sealed class RelayServer : IAsyncDisposable
         }
 
         DispatchReceipts(settled);
-        Store.Settle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(settled));
     }
 
     private void CloseStore()
@@ -180,8 +179,12 @@ internal sealed class RelayServer : IAsyncDisposable
 
     internal void Unregister(PartnerSession session) => _sessions.TryRemove(session.ConnectionId, out _);
 
-    /// <summary>Sends receipts to a connected session of each sender partner, one lock per run of the same sender.</summary>
-    internal void DispatchReceipts(List<SettledEnvelope> receipts)
+    /// <summary>
+    /// Sends receipts to a connected session of each sender partner, one lock per run of the same sender, and tells
+    /// the log: settled when a session has them (or nobody is left to tell), settled with the receipts held when the
+    /// sender is away (a restart then holds them again).
+    /// </summary>
+    private void DispatchReceipts(List<SettledEnvelope> receipts)
     {
         ReadOnlySpan<SettledEnvelope> all = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(receipts);
         PartnerInfo[] partners = Partners.Partners;
@@ -196,31 +199,37 @@ internal sealed class RelayServer : IAsyncDisposable
 
             if (sender < 0)
             {
-                all = all[run..]; // the sender partner is no longer approved: nobody to tell
-                continue;
+                Store.Settle(all[..run]); // the sender partner is no longer approved: nobody to tell
             }
-
-            PartnerInfo partner = partners[sender];
-            if (partner.Mailbox.PickConsumer(0) is PartnerSession session)
+            else if (partners[sender].Mailbox.PickConsumer(0) is PartnerSession session)
             {
                 session.EnqueueReceipts(all[..run]);
+                Store.Settle(all[..run]);
             }
             else
             {
-                int dropped = partner.HeldReceipts.Hold(all[..run]);
-                if (dropped > 0)
-                {
-                    RelayLog.ReceiptsDropped(Logger, dropped, partner.Id);
-                }
-
-                // A session may have opened and taken the held receipts between the check and the hold.
-                if (partner.Mailbox.PickConsumer(0) is PartnerSession late)
-                {
-                    late.EnqueueHeldReceipts();
-                }
+                Hold(partners[sender], all[..run]);
             }
 
             all = all[run..];
+        }
+    }
+
+    private void Hold(PartnerInfo partner, ReadOnlySpan<SettledEnvelope> receipts)
+    {
+        Store.SettleHeld(receipts);
+        var dropped = new List<SettledEnvelope>();
+        partner.HeldReceipts.Hold(receipts, dropped);
+        if (dropped.Count > 0)
+        {
+            RelayLog.ReceiptsDropped(Logger, dropped.Count, partner.Id);
+            Store.Settle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(dropped));
+        }
+
+        // A session may have opened and taken the held receipts between the check and the hold.
+        if (partner.Mailbox.PickConsumer(0) is PartnerSession late)
+        {
+            late.EnqueueHeldReceipts();
         }
     }
 
