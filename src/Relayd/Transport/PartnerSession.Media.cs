@@ -197,6 +197,7 @@ internal sealed partial class PartnerSession : IMediaPeer
     }
 
     /// <summary>One chunk read back from the spool file into the session's media buffer, behind its frame header.</summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask WriteSpooledChunkAsync(MediaTransfer transfer, long available, CancellationToken abort)
     {
         _mediaBuffer ??= ArrayPool<byte>.Shared.Rent(MediaChunkWire.MaxHeaderBytes + MediaRouter.DeliveryChunkBytes);
@@ -213,6 +214,7 @@ internal sealed partial class PartnerSession : IMediaPeer
     }
 
     /// <summary>MediaCredit for the transfers this partner uploads, several frames per write, none allocated.</summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> WriteCreditAsync(CancellationToken abort)
     {
         bool wrote = false;
