@@ -8,14 +8,18 @@ namespace Relayd.Media;
 
 /// <summary>
 /// Every media transfer of the relay: accepts blobs from senders into the spool (checking size, quota, offsets,
-/// credit and digest), hands verified blobs to a session of the recipient partner, and deletes them when the
-/// recipient has them or they expire. Sessions call in from their read loops; a timer drops stalled transfers.
+/// credit and digest), hands blobs to a session of the recipient partner (while they arrive, or once spooled), and
+/// deletes them when the recipient has them or they expire. Sessions call in from their read loops; a timer drops
+/// stalled transfers. The sender side is in <c>MediaRouter.Upload.cs</c>, the recipient side in
+/// <c>MediaRouter.Delivery.cs</c>, start-up in <c>MediaRouter.Recovery.cs</c>.
 /// </summary>
 /// <remarks>
 /// Data path of one chunk: sender's input pipe → <see cref="MediaChunkWire.TryRead"/> slices the data in place →
-/// <see cref="Chunk"/> writes each segment to the spool file (pwrite) and into the running SHA-256 → the pipe
-/// buffer is released. Towards the recipient the session writer reads the file into one pooled buffer per session.
-/// Nothing is allocated per chunk, and the relay holds at most the credit window per transfer in its socket buffers.
+/// <see cref="Chunk"/> writes each segment to the spool file (pwrite) and into the running SHA-256, and, when the
+/// recipient's session has caught up with the upload, copies it into that session's <see cref="MediaForwardQueue"/>
+/// → the pipe buffer is released → the recipient's writer sends the queued buffer with the frame header in front.
+/// A recipient that has not caught up is sent the spool file instead. Nothing is allocated per chunk; credit keeps
+/// the sender within a window of the slowest point its bytes have reached (spool file, or recipient connection).
 /// </remarks>
 internal sealed partial class MediaRouter : IDisposable
 {
