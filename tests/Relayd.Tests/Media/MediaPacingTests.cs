@@ -116,6 +116,41 @@ public sealed class MediaPacingTests : IClassFixture<PkiFixture>
     }
 
     [Fact]
+    public async Task A_sender_held_back_by_a_slow_but_reading_recipient_is_not_dropped_as_idle()
+    {
+        // A 32 MiB window refills every 16 MiB the recipient takes: at about 6 MiB/s the sender waits for credit
+        // longer than the 2 s idle timeout each time, while the recipient makes progress every fraction of a second.
+        await using TestRelay relay = TestRelay.Start(_pki, o =>
+        {
+            o.Media.WindowBytes = (int)(32 * MiB);
+            o.Media.TransferIdleTimeout = TimeSpan.FromSeconds(2);
+        });
+        await using RelayClient alpha = await relay.ConnectAsync("alpha");
+        await using RelayClient beta = await relay.ConnectAsync("beta");
+        using var blob = new PatternStream(80 * MiB, seed: 24);
+        MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
+        blob.Position = 0;
+
+        Task<MediaComplete> upload = alpha.SendMediaAsync(open, blob);
+        IncomingMedia incoming = await beta.IncomingMedia.ReadAsync(TestContext.Current.CancellationToken).AsTask().Within(20);
+        using IncrementalHash hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        byte[] buffer = new byte[384 * 1024];
+        long received = 0;
+        int read;
+        while ((read = await incoming.Content.ReadAsync(buffer, TestContext.Current.CancellationToken)) > 0)
+        {
+            hash.AppendData(buffer, 0, read);
+            received += read;
+            await Task.Delay(60, TestContext.Current.CancellationToken);
+        }
+
+        MediaComplete complete = await upload.Within(60); // throws MEDIA_IDLE_TIMEOUT if the relay dropped it
+        Assert.Equal(open.TotalSize, complete.TotalSize);
+        Assert.Equal((long)open.TotalSize, received);
+        Assert.Equal(open.Sha256.ToByteArray(), hash.GetHashAndReset());
+    }
+
+    [Fact]
     public async Task A_recipient_that_stops_reading_does_not_hold_the_sender_beyond_half_the_idle_timeout()
     {
         await using TestRelay relay = TestRelay.Start(_pki, o =>
