@@ -1,4 +1,3 @@
-using System.Globalization;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
 using Relayd.Tests.Functional;
@@ -6,11 +5,13 @@ using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Media;
 
-/// <summary>Media through the real daemon process: bounded memory for a 1 GiB blob, and spooled blobs survive a restart.</summary>
+/// <summary>Media through the real daemon process: bounded memory for a 1 GiB blob to a connected or an offline recipient, and spooled blobs survive a restart.</summary>
 [Collection(nameof(MemorySensitiveCollection))]
 public sealed class MediaProcessTests : IClassFixture<PkiFixture>
 {
     private readonly TestPki _pki;
+
+    private const long Size = 1024L * 1024 * 1024;
 
     public MediaProcessTests(PkiFixture fixture) => _pki = fixture.Pki;
 
@@ -31,58 +32,74 @@ public sealed class MediaProcessTests : IClassFixture<PkiFixture>
             await warmReceived;
         }
 
-        long baseline = ReadRssBytes(relay.Pid);
-        long peak = baseline;
-        using var sampling = new CancellationTokenSource();
-        Task sampler = Task.Run(async () =>
-        {
-            while (!sampling.IsCancellationRequested)
-            {
-                peak = Math.Max(peak, ReadRssBytes(relay.Pid));
-                await Task.Delay(50, CancellationToken.None);
-            }
-        }, CancellationToken.None);
-
-        const long Size = 1024L * 1024 * 1024;
         using var blob = new PatternStream(Size, seed: 21);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
         blob.Position = 0;
-        Task<(MediaOpen Open, long Length, byte[] Sha256)> received = MediaBlobs.ReceiveAsync(beta, seconds: 300);
-        await alpha.SendMediaAsync(open, blob).Within(300);
-        (_, long length, byte[] sha) = await received;
-        await sampling.CancelAsync();
-        await sampler;
+        long growth;
+        (MediaOpen Open, long Length, byte[] Sha256) received;
+        await using (RssGrowth rss = RssGrowth.Start(relay.Pid))
+        {
+            Task<(MediaOpen Open, long Length, byte[] Sha256)> receiving = MediaBlobs.ReceiveAsync(beta, seconds: 300);
+            await alpha.SendMediaAsync(open, blob).Within(300);
+            received = await receiving;
+            growth = rss.GrowthBytes("connected recipient, 1 GiB through the relay");
+        }
 
-        long growth = peak - baseline;
-        TestContext.Current.TestOutputHelper?.WriteLine($"relay RSS baseline {baseline >> 20} MiB, peak {peak >> 20} MiB, growth {growth >> 20} MiB");
-        Assert.Equal(Size, length);
-        Assert.Equal(open.Sha256.ToByteArray(), sha);
+        Assert.Equal(Size, received.Length);
+        Assert.Equal(open.Sha256.ToByteArray(), received.Sha256);
         Assert.InRange(growth, long.MinValue, 64L * 1024 * 1024);
     }
 
     [Fact]
-    public async Task A_blob_spooled_for_an_offline_recipient_survives_a_relay_crash_and_restart_and_arrives_intact()
+    public async Task A_1_GiB_blob_spooled_for_an_offline_recipient_survives_a_relay_crash_and_restart_and_arrives_intact_in_bounded_memory()
     {
         string spool = Path.Combine(_pki.Directory, "spool-" + Guid.NewGuid().ToString("N"));
         string media = $"[media]\nspool_dir = \"{spool}\"\n";
-        using var blob = new PatternStream(64L * 1024 * 1024 + 7, seed: 22);
+        using var blob = new PatternStream(Size + 7, seed: 22);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
+        long uploadGrowth;
         await using (RelaydProcess first = await RelaydProcess.StartAsync(_pki, media))
         {
             await using RelayClient alpha = await RelayClient.ConnectAsync(Options(first, "alpha"), TestContext.Current.CancellationToken);
+            // Warm-up: a small blob for gamma (also offline), so the baseline includes the upload path's one-off costs.
+            using (var warm = new PatternStream(8 * 1024 * 1024, seed: 23))
+            {
+                MediaOpen warmOpen = MediaBlobs.Open("alpha", "gamma", warm);
+                warm.Position = 0;
+                await alpha.SendMediaAsync(warmOpen, warm).Within(60);
+            }
+
             blob.Position = 0;
-            await alpha.SendMediaAsync(open, blob).Within(60);
+            await using (RssGrowth rss = RssGrowth.Start(first.Pid))
+            {
+                await alpha.SendMediaAsync(open, blob).Within(300);
+                uploadGrowth = rss.GrowthBytes("offline recipient, 1 GiB into the spool");
+            }
+
             // Disposing kills the process (SIGKILL): what MediaComplete acknowledged must already be on disk.
         }
 
         await using RelaydProcess second = await RelaydProcess.StartAsync(_pki, media);
-        await second.WaitForOutputAsync("1 blobs to deliver");
-        await using RelayClient beta = await RelayClient.ConnectAsync(Options(second, "beta"), TestContext.Current.CancellationToken);
-        (MediaOpen atBeta, long length, byte[] sha) = await MediaBlobs.ReceiveAsync(beta);
+        await second.WaitForOutputAsync("2 blobs to deliver");
+        await using (RelayClient gamma = await RelayClient.ConnectAsync(Options(second, "gamma"), TestContext.Current.CancellationToken))
+        {
+            await MediaBlobs.ReceiveAsync(gamma); // warms the delivery path
+        }
 
-        Assert.Equal(open, atBeta);
-        Assert.Equal((long)open.TotalSize, length);
-        Assert.Equal(open.Sha256.ToByteArray(), sha);
+        long deliveryGrowth;
+        (MediaOpen Open, long Length, byte[] Sha256) received;
+        await using (RssGrowth rss = RssGrowth.Start(second.Pid))
+        {
+            await using RelayClient beta = await RelayClient.ConnectAsync(Options(second, "beta"), TestContext.Current.CancellationToken);
+            received = await MediaBlobs.ReceiveAsync(beta, seconds: 300);
+            deliveryGrowth = rss.GrowthBytes("after the restart, 1 GiB from the spool to beta");
+        }
+
+        Assert.Equal(open, received.Open);
+        Assert.Equal((long)open.TotalSize, received.Length);
+        Assert.Equal(open.Sha256.ToByteArray(), received.Sha256);
+        Assert.InRange(uploadGrowth, long.MinValue, 64L * 1024 * 1024);
+        Assert.InRange(deliveryGrowth, long.MinValue, 64L * 1024 * 1024);
     }
 
     [Fact]
@@ -129,16 +146,27 @@ public sealed class MediaProcessTests : IClassFixture<PkiFixture>
         RelayRoots = [_pki.Ca],
     };
 
-    private static long ReadRssBytes(int pid)
+    /// <summary>Peak VmRSS of a relay process over a baseline taken at the start, sampled every 50 ms.</summary>
+    private sealed class RssGrowth : IAsyncDisposable
     {
-        foreach (string line in File.ReadLines($"/proc/{pid}/status"))
+        private readonly long _baseline;
+        private readonly ProcessMemory _sampling;
+
+        private RssGrowth(int pid)
         {
-            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-            {
-                return long.Parse(line.AsSpan(6).Trim().ToString().Split(' ')[0], CultureInfo.InvariantCulture) * 1024;
-            }
+            _baseline = ProcessMemory.ReadVmRssBytes(pid);
+            _sampling = ProcessMemory.StartSampling(() => pid, TimeSpan.FromMilliseconds(50));
         }
 
-        throw new InvalidOperationException($"no VmRSS in /proc/{pid}/status");
+        public static RssGrowth Start(int pid) => new(pid);
+
+        public long GrowthBytes(string what)
+        {
+            long peak = Math.Max(_baseline, _sampling.PeakBytes);
+            TestContext.Current.TestOutputHelper?.WriteLine($"{what}: relay RSS baseline {_baseline >> 20} MiB, peak {peak >> 20} MiB, growth {(peak - _baseline) >> 20} MiB");
+            return peak - _baseline;
+        }
+
+        public ValueTask DisposeAsync() => _sampling.DisposeAsync();
     }
 }
