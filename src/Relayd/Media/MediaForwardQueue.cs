@@ -17,7 +17,7 @@ namespace Relayd.Media;
 internal sealed class MediaForwardQueue
 {
     /// <summary>Data bytes per buffer, and so per forwarded MediaChunk (the same chunk size as streaming from the spool).</summary>
-    public const int DataBytes = 64 * 1024;
+    public const int DataBytes = MediaRouter.DeliveryChunkBytes;
 
     private const int BufferBytes = MediaChunkWire.MaxHeaderBytes + DataBytes;
 

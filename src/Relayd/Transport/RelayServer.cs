@@ -182,37 +182,40 @@ internal sealed class RelayServer : IAsyncDisposable
     /// <summary>
     /// Sends receipts to a connected session of each sender partner, one lock per run of the same sender, and tells
     /// the log: settled when a session has them (or nobody is left to tell), settled with the receipts held when the
-    /// sender is away (a restart then holds them again).
+    /// sender is away (a restart then holds them again). Rearranges <paramref name="receipts"/> in place.
     /// </summary>
     private void DispatchReceipts(List<SettledEnvelope> receipts)
     {
-        ReadOnlySpan<SettledEnvelope> all = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(receipts);
+        Span<SettledEnvelope> all = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(receipts);
         PartnerInfo[] partners = Partners.Partners;
-        while (!all.IsEmpty)
+        int settled = 0; // all[..settled]: handed to a session, or nobody to tell; one Settle call for them below
+        int start = 0;
+        while (start < all.Length)
         {
-            int sender = all[0].SenderPartner;
-            int run = 1;
-            while (run < all.Length && all[run].SenderPartner == sender)
+            int sender = all[start].SenderPartner;
+            int end = start + 1;
+            while (end < all.Length && all[end].SenderPartner == sender)
             {
-                run++;
+                end++;
             }
 
-            if (sender < 0)
+            Span<SettledEnvelope> run = all[start..end];
+            PartnerSession? session = sender >= 0 ? partners[sender].Mailbox.PickConsumer(0) as PartnerSession : null;
+            if (sender >= 0 && session is null)
             {
-                Store.Settle(all[..run]); // the sender partner is no longer approved: nobody to tell
-            }
-            else if (partners[sender].Mailbox.PickConsumer(0) is PartnerSession session)
-            {
-                session.EnqueueReceipts(all[..run]);
-                Store.Settle(all[..run]);
+                Hold(partners[sender], run);
             }
             else
             {
-                Hold(partners[sender], all[..run]);
+                session?.EnqueueReceipts(run); // a sender partner no longer approved (-1) has nobody to tell
+                run.CopyTo(all[settled..]);
+                settled += run.Length;
             }
 
-            all = all[run..];
+            start = end;
         }
+
+        Store.Settle(all[..settled]);
     }
 
     private void Hold(PartnerInfo partner, ReadOnlySpan<SettledEnvelope> receipts)

@@ -17,7 +17,7 @@ namespace Relayd.Tests.Durability;
 /// <c>RELAYD_KILL_CYCLES</c> sets the number of kill cycles (default 50; e.g. <c>RELAYD_KILL_CYCLES=200</c> for the long
 /// run). <c>RELAYD_KILL_SEED</c> replays the kill moments of an earlier run (the seed is printed).
 /// </remarks>
-public sealed class CrashRecoveryTests : IClassFixture<PkiFixture>, IDisposable
+public sealed class CrashRecoveryTests : IClassFixture<PkiFixture>
 {
     private const int DefaultKillCycles = 50;
     private const int Conversations = 8;
@@ -28,11 +28,8 @@ public sealed class CrashRecoveryTests : IClassFixture<PkiFixture>, IDisposable
     private const int MaxLifetimeMs = 400;
 
     private readonly TestPki _pki;
-    private readonly string _walDirectory = Directory.CreateTempSubdirectory("relayd-kill-wal-").FullName;
 
     public CrashRecoveryTests(PkiFixture fixture) => _pki = fixture.Pki;
-
-    public void Dispose() => Directory.Delete(_walDirectory, recursive: true);
 
     [Fact(Timeout = 30 * 60 * 1000)]
     public async Task Every_acked_envelope_arrives_in_conversation_order_although_relayd_is_killed_with_SIGKILL_at_random_moments()
@@ -44,7 +41,7 @@ public sealed class CrashRecoveryTests : IClassFixture<PkiFixture>, IDisposable
         var arrivals = new ArrivalLog(ledger);
         var refusals = new List<string>();
         var clock = Stopwatch.StartNew();
-        await using var relay = new DurableRelayd(_pki, _walDirectory);
+        await using var relay = new DurableRelayd(_pki);
 
         int killedDuringRecovery = 0;
         for (int cycle = 1; cycle <= cycles; cycle++)

@@ -9,21 +9,18 @@ namespace Relayd.Tests.Durability;
 /// A sender that never saw its Ack resends; when the first send was stored, the resend must be recognised even after
 /// the relay restarted (stopped or crashed): the original Ack again, marked duplicate, and one delivery.
 /// </summary>
-public sealed class DedupAcrossRestartTests : IClassFixture<PkiFixture>, IDisposable
+public sealed class DedupAcrossRestartTests : IClassFixture<PkiFixture>
 {
     private readonly TestPki _pki;
-    private readonly string _walDirectory = Directory.CreateTempSubdirectory("relayd-dedup-wal-").FullName;
 
     public DedupAcrossRestartTests(PkiFixture fixture) => _pki = fixture.Pki;
-
-    public void Dispose() => Directory.Delete(_walDirectory, recursive: true);
 
     [Theory(Timeout = 120_000)]
     [InlineData(false)]
     [InlineData(true)]
     public async Task A_resend_after_a_restart_gets_the_original_Ack_marked_duplicate_and_beta_receives_the_envelope_once(bool killed)
     {
-        await using var relay = new DurableRelayd(_pki, _walDirectory);
+        await using var relay = new DurableRelayd(_pki);
         await relay.StartAsync();
         Envelope sent = Envelopes.New("alpha", "beta");
         Envelope next = Envelopes.New("alpha", "beta"); // same conversation, sent after the resend
@@ -70,7 +67,7 @@ public sealed class DedupAcrossRestartTests : IClassFixture<PkiFixture>, IDispos
     [Fact]
     public async Task A_resend_after_a_restart_of_an_envelope_beta_already_acknowledged_is_acked_as_duplicate_and_not_delivered_again()
     {
-        await using var relay = new DurableRelayd(_pki, _walDirectory);
+        await using var relay = new DurableRelayd(_pki);
         await relay.StartAsync();
         Envelope sent = Envelopes.New("alpha", "beta");
         Envelope next = Envelopes.New("alpha", "beta");

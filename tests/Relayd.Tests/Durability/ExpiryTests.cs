@@ -10,18 +10,15 @@ namespace Relayd.Tests.Durability;
 /// EXPIRED_UNDELIVERED — also when the relay restarted (stopped or crashed) in between. A short configured retention
 /// (<c>default_retention_seconds = 2</c>), not a fake clock.
 /// </summary>
-public sealed class ExpiryTests : IClassFixture<PkiFixture>, IDisposable
+public sealed class ExpiryTests : IClassFixture<PkiFixture>
 {
     private const int RetentionSeconds = 2;
     // Retention runs as a periodic pass in the relay: allow for its interval on top of the retention itself.
     private const int ReceiptWithinSeconds = 30;
 
     private readonly TestPki _pki;
-    private readonly string _walDirectory = Directory.CreateTempSubdirectory("relayd-expiry-wal-").FullName;
 
     public ExpiryTests(PkiFixture fixture) => _pki = fixture.Pki;
-
-    public void Dispose() => Directory.Delete(_walDirectory, recursive: true);
 
     [Fact]
     public async Task An_envelope_for_an_offline_beta_expires_alpha_gets_EXPIRED_UNDELIVERED_and_beta_connecting_later_receives_nothing()
@@ -76,7 +73,7 @@ public sealed class ExpiryTests : IClassFixture<PkiFixture>, IDisposable
 
     private async Task<DurableRelayd> StartAsync()
     {
-        var relay = new DurableRelayd(_pki, _walDirectory, limitsKeys: $"default_retention_seconds = {RetentionSeconds}");
+        var relay = new DurableRelayd(_pki, limitsKeys: $"default_retention_seconds = {RetentionSeconds}");
         await relay.StartAsync();
         return relay;
     }

@@ -11,22 +11,19 @@ namespace Relayd.Tests.Durability;
 /// after a crash (SIGKILL) or a stop of the real relay process, the sender still learns every message's fate when it
 /// connects, once.
 /// </summary>
-public sealed class HeldReceiptsTests : IClassFixture<PkiFixture>, IDisposable
+public sealed class HeldReceiptsTests : IClassFixture<PkiFixture>
 {
     private const int Count = 50;
     private readonly TestPki _pki;
-    private readonly string _walDirectory = Directory.CreateTempSubdirectory("relayd-held-wal-").FullName;
 
     public HeldReceiptsTests(PkiFixture fixture) => _pki = fixture.Pki;
-
-    public void Dispose() => Directory.Delete(_walDirectory, recursive: true);
 
     [Theory(Timeout = 120_000)]
     [InlineData(true)]
     [InlineData(false)]
     public async Task Delivered_receipts_held_for_an_offline_sender_survive_a_restart_and_reach_it_once_when_it_connects(bool killed)
     {
-        await using var relay = new DurableRelayd(_pki, _walDirectory);
+        await using var relay = new DurableRelayd(_pki);
         await relay.StartAsync();
         Envelope[] sent = [.. Enumerable.Range(0, Count).Select(i => Envelopes.New("alpha", "beta", toUser: "user-" + (i % 5)))];
         await using (RelayClient alpha = await relay.ConnectAsync("alpha", receipts: false))

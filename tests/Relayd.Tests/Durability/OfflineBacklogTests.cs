@@ -19,7 +19,7 @@ namespace Relayd.Tests.Durability;
 /// (Total VmRSS is not compared: a .NET relay starts at about 60 MiB, 40 MiB of it mapped runtime code.)
 /// <c>RELAYD_BACKLOG_ENVELOPES</c> changes the count (e.g. 300000, to see whether memory grows with the backlog).
 /// </remarks>
-public sealed class OfflineBacklogTests : IClassFixture<PkiFixture>, IDisposable
+public sealed class OfflineBacklogTests : IClassFixture<PkiFixture>
 {
     private static readonly int EnvelopeCount = TestReport.EnvironmentInt("RELAYD_BACKLOG_ENVELOPES", 100_000);
     private const int CiphertextBytes = 4096;
@@ -29,16 +29,13 @@ public sealed class OfflineBacklogTests : IClassFixture<PkiFixture>, IDisposable
     private const int SendWindow = 1024;
 
     private readonly TestPki _pki;
-    private readonly string _walDirectory = Directory.CreateTempSubdirectory("relayd-backlog-wal-").FullName;
 
     public OfflineBacklogTests(PkiFixture fixture) => _pki = fixture.Pki;
-
-    public void Dispose() => Directory.Delete(_walDirectory, recursive: true);
 
     [Fact(Timeout = 10 * 60 * 1000)]
     public async Task A_backlog_of_100k_envelopes_for_an_offline_beta_survives_a_crash_and_arrives_complete_in_conversation_order_in_bounded_memory()
     {
-        await using var relay = new DurableRelayd(_pki, _walDirectory, limitsKeys: $"max_queued_bytes_per_partner = {MaxQueuedBytesPerPartner}");
+        await using var relay = new DurableRelayd(_pki, limitsKeys: $"max_queued_bytes_per_partner = {MaxQueuedBytesPerPartner}");
         await relay.StartAsync();
         long baseline = relay.ReadRssBytes();
         long baselineFile = ProcessMemory.ReadRssFileBytes(relay.Pid);

@@ -78,21 +78,5 @@ public sealed class MediaConfigTests : IDisposable
         return directory ?? throw new InvalidOperationException("Relayd.sln not found above " + AppContext.BaseDirectory);
     }
 
-    private string Write(string mediaTable, string partnerExtra = "")
-    {
-        string path = Path.Combine(_pki.Directory, $"relayd-{Guid.NewGuid():N}.toml");
-        File.WriteAllText(path, $"""
-            {mediaTable}
-
-            [tls]
-            certificate = "{_pki.ServerCertPath}"
-            key = "{_pki.ServerKeyPath}"
-            partner_ca = "{_pki.CaPath}"
-
-            [[partners]]
-            id = "alpha"
-            {partnerExtra}
-            """);
-        return path;
-    }
+    private string Write(string mediaTable, string partnerExtra = "") => _pki.WriteMinimalConfig(mediaTable, partnerExtra);
 }

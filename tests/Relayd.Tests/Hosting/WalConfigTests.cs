@@ -53,20 +53,5 @@ public sealed class WalConfigTests : IDisposable
         Assert.Contains(errors, e => e.Key == "wal.sync" && e.Line == 3);
     }
 
-    private string Write(string walTable)
-    {
-        string path = Path.Combine(_pki.Directory, $"relayd-{Guid.NewGuid():N}.toml");
-        File.WriteAllText(path, $"""
-            {walTable}
-
-            [tls]
-            certificate = "{_pki.ServerCertPath}"
-            key = "{_pki.ServerKeyPath}"
-            partner_ca = "{_pki.CaPath}"
-
-            [[partners]]
-            id = "alpha"
-            """);
-        return path;
-    }
+    private string Write(string walTable) => _pki.WriteMinimalConfig(walTable);
 }

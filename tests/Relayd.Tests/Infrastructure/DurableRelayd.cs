@@ -1,9 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
-using System.Runtime.InteropServices;
 using Relayd.Protocol;
 
 namespace Relayd.Tests.Infrastructure;
@@ -22,50 +19,33 @@ internal sealed class DurableRelayd : IAsyncDisposable
 {
     private readonly TestPki _pki;
     private readonly string _configPath;
+    private readonly bool _ownsWalDirectory;
     private readonly ConcurrentQueue<string> _allOutput = new();
     private Process? _process;
     private ConcurrentQueue<string> _output = new();
     private int _runs;
 
     /// <param name="pki">Certificates for the relay and the partners alpha, beta and gamma.</param>
-    /// <param name="walDirectory">The log directory, kept across restarts.</param>
+    /// <param name="walDirectory">The log directory, kept across restarts; by default a temporary one this relay deletes.</param>
     /// <param name="walKeys">Extra keys for the [wal] table, e.g. <c>segment_bytes = 1048576</c>.</param>
     /// <param name="limitsKeys">Keys for the [limits] table, e.g. <c>default_retention_seconds = 2</c>.</param>
-    public DurableRelayd(TestPki pki, string walDirectory, string walKeys = "", string limitsKeys = "")
+    public DurableRelayd(TestPki pki, string? walDirectory = null, string walKeys = "", string limitsKeys = "")
     {
         _pki = pki;
-        WalDirectory = walDirectory;
-        Port = FreePort();
-        _configPath = Path.Combine(pki.Directory, $"relayd-durable-{Port}.toml");
+        _ownsWalDirectory = walDirectory is null;
+        WalDirectory = walDirectory ?? Directory.CreateTempSubdirectory("relayd-durable-wal-").FullName;
+        Port = RelaydConfigFile.FreePort();
         string wal = WithoutWal ? "" : $"""
             [wal]
-            dir = "{walDirectory}"
+            dir = "{WalDirectory}"
             {walKeys}
             """;
-        File.WriteAllText(_configPath, $"""
-            [relay]
-            listen = "127.0.0.1:{Port}"
-            relay_id = "relayd-durability-test"
-
-            [tls]
-            certificate = "{pki.ServerCertPath}"
-            key = "{pki.ServerKeyPath}"
-            partner_ca = "{pki.CaPath}"
-
+        _configPath = RelaydConfigFile.Write(pki, "relayd-durability-test", Port, $"""
             {wal}
 
             [limits]
             shutdown_timeout_ms = 3000
             {limitsKeys}
-
-            [[partners]]
-            id = "alpha"
-
-            [[partners]]
-            id = "beta"
-
-            [[partners]]
-            id = "gamma"
             """);
     }
 
@@ -148,10 +128,7 @@ internal sealed class DurableRelayd : IAsyncDisposable
     {
         const int SigKill = 9;
         Process process = _process ?? throw new InvalidOperationException("relayd is not running");
-        if (!process.HasExited && NativeMethods.kill(process.Id, SigKill) != 0 && !process.HasExited)
-        {
-            throw new InvalidOperationException($"kill({process.Id}, SIGKILL) failed: errno {Marshal.GetLastPInvokeError()}");
-        }
+        RelaydConfigFile.Signal(process, SigKill);
 
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
         await process.WaitForExitAsync(timeout.Token);
@@ -162,10 +139,7 @@ internal sealed class DurableRelayd : IAsyncDisposable
     {
         const int SigTerm = 15;
         Process process = _process ?? throw new InvalidOperationException("relayd is not running");
-        if (!process.HasExited && NativeMethods.kill(process.Id, SigTerm) != 0 && !process.HasExited)
-        {
-            throw new InvalidOperationException($"kill({process.Id}, SIGTERM) failed: errno {Marshal.GetLastPInvokeError()}");
-        }
+        RelaydConfigFile.Signal(process, SigTerm);
 
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
         await process.WaitForExitAsync(timeout.Token);
@@ -215,21 +189,17 @@ internal sealed class DurableRelayd : IAsyncDisposable
 
             process.Dispose();
         }
+
+        if (_ownsWalDirectory)
+        {
+            Directory.Delete(WalDirectory, recursive: true);
+        }
     }
 
     private void StartProcess()
     {
         _process?.Dispose();
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "relayd.dll"));
-        start.ArgumentList.Add("run");
-        start.ArgumentList.Add("--config");
-        start.ArgumentList.Add(_configPath);
+        ProcessStartInfo start = RelaydConfigFile.RunCommand(_configPath);
         int run = Interlocked.Increment(ref _runs);
         var output = new ConcurrentQueue<string>();
         _output = output;
@@ -262,12 +232,5 @@ internal sealed class DurableRelayd : IAsyncDisposable
         {
             // Output after the test ended.
         }
-    }
-
-    private static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 }

@@ -1,8 +1,5 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
-using System.Runtime.InteropServices;
 
 namespace Relayd.Tests.Infrastructure;
 
@@ -31,46 +28,15 @@ internal sealed class RelaydProcess : IAsyncDisposable
     /// <summary>Writes a config approving alpha, beta and gamma on a free loopback port and starts relayd on it.</summary>
     public static async Task<RelaydProcess> StartAsync(TestPki pki, string extraToml = "")
     {
-        int port = FreePort();
-        string config = Path.Combine(pki.Directory, $"relayd-{port}.toml");
+        int port = RelaydConfigFile.FreePort();
         if (!extraToml.Contains("[wal]", StringComparison.Ordinal))
         {
             // Each relay its own write-ahead log, unless the test brings one (e.g. to restart on it).
             extraToml += $"\n[wal]\ndir = \"{Path.Combine(pki.Directory, $"wal-{port}")}\"\nreserve_bytes = 16777216\n";
         }
 
-        await File.WriteAllTextAsync(config, $"""
-            [relay]
-            listen = "127.0.0.1:{port}"
-            relay_id = "relayd-process-test"
-
-            [tls]
-            certificate = "{pki.ServerCertPath}"
-            key = "{pki.ServerKeyPath}"
-            partner_ca = "{pki.CaPath}"
-
-            {extraToml}
-
-            [[partners]]
-            id = "alpha"
-
-            [[partners]]
-            id = "beta"
-
-            [[partners]]
-            id = "gamma"
-            """);
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "relayd.dll"));
-        start.ArgumentList.Add("run");
-        start.ArgumentList.Add("--config");
-        start.ArgumentList.Add(config);
-        var relay = new RelaydProcess(Process.Start(start)!, port);
+        string config = RelaydConfigFile.Write(pki, "relayd-process-test", port, extraToml);
+        var relay = new RelaydProcess(Process.Start(RelaydConfigFile.RunCommand(config))!, port);
         await relay.WaitForOutputAsync("listening on");
         return relay;
     }
@@ -93,11 +59,7 @@ internal sealed class RelaydProcess : IAsyncDisposable
     public Task TerminateAsync()
     {
         const int SigTerm = 15;
-        if (NativeMethods.kill(_process.Id, SigTerm) != 0)
-        {
-            throw new InvalidOperationException($"kill({_process.Id}, SIGTERM) failed: errno {Marshal.GetLastPInvokeError()}");
-        }
-
+        RelaydConfigFile.Signal(_process, SigTerm);
         return Task.CompletedTask;
     }
 
@@ -136,17 +98,4 @@ internal sealed class RelaydProcess : IAsyncDisposable
             // Output after the test ended.
         }
     }
-
-    private static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
-    }
-}
-
-internal static partial class NativeMethods
-{
-    [LibraryImport("libc", SetLastError = true)]
-    internal static partial int kill(int pid, int signal);
 }

@@ -81,6 +81,28 @@ public sealed class TestPki : IDisposable
         return (cert, key);
     }
 
+    /// <summary>
+    /// Writes a minimal relay config in this directory: <paramref name="tables"/> first (so a test's line numbers are
+    /// those of its own text), then [tls] with these certificates and partner alpha (plus <paramref name="partnerExtra"/>).
+    /// </summary>
+    public string WriteMinimalConfig(string tables, string partnerExtra = "")
+    {
+        string path = Path.Combine(Directory, $"relayd-{Guid.NewGuid():N}.toml");
+        File.WriteAllText(path, $"""
+            {tables}
+
+            [tls]
+            certificate = "{ServerCertPath}"
+            key = "{ServerKeyPath}"
+            partner_ca = "{CaPath}"
+
+            [[partners]]
+            id = "alpha"
+            {partnerExtra}
+            """);
+        return path;
+    }
+
     public void Dispose() => System.IO.Directory.Delete(Directory, recursive: true);
 
     // Ephemeral keys work for TLS client certificates on Linux only after a PKCS#12 round trip.

@@ -1,4 +1,5 @@
 using Google.Protobuf;
+using Relayd.LoadGen.Media;
 using Relayd.Protocol;
 using Relayd.Protocol.Framing;
 using Relayd.Protocol.V1;
@@ -43,7 +44,7 @@ public sealed class MediaLimitTests : IClassFixture<PkiFixture>
         });
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
         await using RelayClient gamma = await relay.ConnectAsync("gamma");
-        using var blob = new PatternStream(100_000, seed: 7);
+        using var blob = new BlobStream(100_000, seed: 7);
         MediaOpen fromAlpha = MediaBlobs.Open("alpha", "beta", blob);
         MediaOpen fromGamma = MediaBlobs.Open("gamma", "beta", blob);
 
@@ -61,7 +62,7 @@ public sealed class MediaLimitTests : IClassFixture<PkiFixture>
     {
         await using TestRelay relay = TestRelay.Start(_pki);
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
-        using var blob = new PatternStream(3 * 1024 * 1024, seed: 8);
+        using var blob = new BlobStream(3 * 1024 * 1024, seed: 8);
         byte[] wrong = new byte[32];
         wrong[0] = 1;
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob, sha256: wrong);
@@ -82,7 +83,7 @@ public sealed class MediaLimitTests : IClassFixture<PkiFixture>
         await using TestRelay relay = TestRelay.Start(_pki);
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
         await using RelayClient beta = await relay.ConnectAsync("beta");
-        using var blob = new PatternStream(3 * 1024 * 1024, seed: 8);
+        using var blob = new BlobStream(3 * 1024 * 1024, seed: 8);
         byte[] wrong = new byte[32];
         wrong[0] = 1;
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob, sha256: wrong);
@@ -142,7 +143,7 @@ public sealed class MediaLimitTests : IClassFixture<PkiFixture>
         await using TestRelay relay = TestRelay.Start(_pki, o => o.Media.SpoolQuotaBytesPerPartner = 1024 * 1024);
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
         await using RelayClient gamma = await relay.ConnectAsync("gamma");
-        using var blob = new PatternStream(600 * 1024, seed: 9);
+        using var blob = new BlobStream(600 * 1024, seed: 9);
         MediaOpen first = MediaBlobs.Open("alpha", "beta", blob);
         MediaOpen second = MediaBlobs.Open("alpha", "beta", blob);
         MediaOpen fromGamma = MediaBlobs.Open("gamma", "beta", blob);
@@ -165,7 +166,7 @@ public sealed class MediaLimitTests : IClassFixture<PkiFixture>
     {
         await using TestRelay relay = TestRelay.Start(_pki, o => o.Media.SpoolQuotaBytesPerPartner = 1024 * 1024);
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
-        using var blob = new PatternStream(600 * 1024, seed: 10);
+        using var blob = new BlobStream(600 * 1024, seed: 10);
         MediaOpen first = MediaBlobs.Open("alpha", "beta", blob);
         MediaOpen second = MediaBlobs.Open("alpha", "beta", blob);
         blob.Position = 0;

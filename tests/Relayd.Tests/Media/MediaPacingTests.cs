@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using Relayd.LoadGen.Media;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
 using Relayd.Tests.Functional;
@@ -24,7 +25,7 @@ public sealed class MediaPacingTests : IClassFixture<PkiFixture>
         await using TestRelay relay = TestRelay.Start(_pki, o => o.Media.WindowBytes = (int)MiB);
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
         await using RelayClient beta = await relay.ConnectAsync("beta");
-        using var blob = new PatternStream(512 * MiB, seed: 21);
+        using var blob = new BlobStream(512 * MiB, seed: 21);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
         blob.Position = 0;
         long sent = 0;
@@ -53,7 +54,7 @@ public sealed class MediaPacingTests : IClassFixture<PkiFixture>
     {
         await using TestRelay relay = TestRelay.Start(_pki, o => o.Media.WindowBytes = (int)MiB);
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
-        using var blob = new PatternStream(512 * MiB, seed: 23);
+        using var blob = new BlobStream(512 * MiB, seed: 23);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
         blob.Position = 0;
         long sent = 0;
@@ -127,7 +128,7 @@ public sealed class MediaPacingTests : IClassFixture<PkiFixture>
         });
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
         await using RelayClient beta = await relay.ConnectAsync("beta");
-        using var blob = new PatternStream(80 * MiB, seed: 24);
+        using var blob = new BlobStream(80 * MiB, seed: 24);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
         blob.Position = 0;
 
@@ -160,7 +161,7 @@ public sealed class MediaPacingTests : IClassFixture<PkiFixture>
         });
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
         await using RelayClient beta = await relay.ConnectAsync("beta");
-        using var blob = new PatternStream(256 * MiB, seed: 22);
+        using var blob = new BlobStream(256 * MiB, seed: 22);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
         blob.Position = 0;
 

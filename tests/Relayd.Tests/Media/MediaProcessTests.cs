@@ -1,3 +1,4 @@
+using Relayd.LoadGen.Media;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
 using Relayd.Tests.Functional;
@@ -23,7 +24,7 @@ public sealed class MediaProcessTests : IClassFixture<PkiFixture>
         await using RelayClient alpha = await RelayClient.ConnectAsync(Options(relay, "alpha"), TestContext.Current.CancellationToken);
         await using RelayClient beta = await RelayClient.ConnectAsync(Options(relay, "beta"), TestContext.Current.CancellationToken);
         // Warm the relay's media path with a small blob first, so the baseline includes its one-off costs (JIT, pools).
-        using (var warm = new PatternStream(8 * 1024 * 1024, seed: 20))
+        using (var warm = new BlobStream(8 * 1024 * 1024, seed: 20))
         {
             MediaOpen warmOpen = MediaBlobs.Open("alpha", "beta", warm);
             warm.Position = 0;
@@ -32,7 +33,7 @@ public sealed class MediaProcessTests : IClassFixture<PkiFixture>
             await warmReceived;
         }
 
-        using var blob = new PatternStream(Size, seed: 21);
+        using var blob = new BlobStream(Size, seed: 21);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
         blob.Position = 0;
         long growth;
@@ -55,14 +56,14 @@ public sealed class MediaProcessTests : IClassFixture<PkiFixture>
     {
         string spool = Path.Combine(_pki.Directory, "spool-" + Guid.NewGuid().ToString("N"));
         string media = $"[media]\nspool_dir = \"{spool}\"\n";
-        using var blob = new PatternStream(Size + 7, seed: 22);
+        using var blob = new BlobStream(Size + 7, seed: 22);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
         long uploadGrowth;
         await using (RelaydProcess first = await RelaydProcess.StartAsync(_pki, media))
         {
             await using RelayClient alpha = await RelayClient.ConnectAsync(Options(first, "alpha"), TestContext.Current.CancellationToken);
             // Warm-up: a small blob for gamma (also offline), so the baseline includes the upload path's one-off costs.
-            using (var warm = new PatternStream(8 * 1024 * 1024, seed: 23))
+            using (var warm = new BlobStream(8 * 1024 * 1024, seed: 23))
             {
                 MediaOpen warmOpen = MediaBlobs.Open("alpha", "gamma", warm);
                 warm.Position = 0;
@@ -108,7 +109,7 @@ public sealed class MediaProcessTests : IClassFixture<PkiFixture>
         string spool = Path.Combine(_pki.Directory, "spool-" + Guid.NewGuid().ToString("N"));
         string media = $"[media]\nspool_dir = \"{spool}\"\nwindow_bytes = 1048576\n";
         const long Size = 16L * 1024 * 1024;
-        using var blob = new PatternStream(Size, seed: 23);
+        using var blob = new BlobStream(Size, seed: 23);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
         await using (RelaydProcess first = await RelaydProcess.StartAsync(_pki, media))
         {

@@ -1,3 +1,4 @@
+using Relayd.LoadGen.Media;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
 using Relayd.Tests.Functional;
@@ -18,7 +19,7 @@ public sealed class MediaResumeTests : IClassFixture<PkiFixture>
         await using TestRelay relay = TestRelay.Start(_pki, o => o.Media.WindowBytes = 256 * 1024);
         await using RelayClient beta = await relay.ConnectAsync("beta");
         const long Size = 24L * 1024 * 1024;
-        using var blob = new PatternStream(Size, seed: 11);
+        using var blob = new BlobStream(Size, seed: 11);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
         var random = new Random(12345);
         long[] killAt = [.. Enumerable.Range(0, 4).Select(i => (Size / 5 * i) + random.NextInt64(1, Size / 5)).Order()];
@@ -79,7 +80,7 @@ public sealed class MediaResumeTests : IClassFixture<PkiFixture>
     {
         await using TestRelay relay = TestRelay.Start(_pki);
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
-        using var blob = new PatternStream(100_000, seed: 13);
+        using var blob = new BlobStream(100_000, seed: 13);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
         blob.Position = 0;
         await alpha.SendMediaAsync(open, blob).Within();

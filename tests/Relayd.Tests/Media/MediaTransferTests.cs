@@ -1,4 +1,5 @@
 using Google.Protobuf;
+using Relayd.LoadGen.Media;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
 using Relayd.Tests.Functional;
@@ -19,7 +20,7 @@ public sealed class MediaTransferTests : IClassFixture<PkiFixture>
         await using TestRelay relay = TestRelay.Start(_pki);
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
         await using RelayClient beta = await relay.ConnectAsync("beta");
-        using var blob = new PatternStream(8 * 1024 * 1024 + 12345, seed: 1);
+        using var blob = new BlobStream(8 * 1024 * 1024 + 12345, seed: 1);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
         blob.Position = 0;
 
@@ -41,7 +42,7 @@ public sealed class MediaTransferTests : IClassFixture<PkiFixture>
         await using TestRelay relay = TestRelay.Start(_pki);
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
         await using RelayClient beta = await relay.ConnectAsync("beta");
-        using var blob = new PatternStream(3 * 1024 * 1024 + 7, seed: 8);
+        using var blob = new BlobStream(3 * 1024 * 1024 + 7, seed: 8);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
         blob.Position = 0;
 
@@ -62,7 +63,7 @@ public sealed class MediaTransferTests : IClassFixture<PkiFixture>
         await using TestRelay relay = TestRelay.Start(_pki);
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
         await using RelayClient beta = await relay.ConnectAsync("beta");
-        using var blob = new PatternStream(32L * 1024 * 1024, seed: 6);
+        using var blob = new BlobStream(32L * 1024 * 1024, seed: 6);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
         blob.Position = 0;
         var recipientHasBytes = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -99,7 +100,7 @@ public sealed class MediaTransferTests : IClassFixture<PkiFixture>
     {
         await using TestRelay relay = TestRelay.Start(_pki);
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
-        using var blob = new PatternStream(300 * 1024, seed: 2);
+        using var blob = new BlobStream(300 * 1024, seed: 2);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
         blob.Position = 0;
 
@@ -119,7 +120,7 @@ public sealed class MediaTransferTests : IClassFixture<PkiFixture>
     {
         await using TestRelay relay = TestRelay.Start(_pki);
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
-        using var blob = new PatternStream(200_000, seed: 14);
+        using var blob = new BlobStream(200_000, seed: 14);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
         open.ExpiresAtMs = DateTimeOffset.UtcNow.AddMilliseconds(800).ToUnixTimeMilliseconds();
         blob.Position = 0;
@@ -139,7 +140,7 @@ public sealed class MediaTransferTests : IClassFixture<PkiFixture>
     {
         await using TestRelay relay = TestRelay.Start(_pki);
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
-        using var blob = new PatternStream(1024 * 1024, seed: 3);
+        using var blob = new BlobStream(1024 * 1024, seed: 3);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
         blob.Position = 0;
         await alpha.SendMediaAsync(open, blob).Within(30);
@@ -160,7 +161,7 @@ public sealed class MediaTransferTests : IClassFixture<PkiFixture>
     {
         await using TestRelay relay = TestRelay.Start(_pki);
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
-        using var blob = new PatternStream(2 * 1024 * 1024, seed: 4);
+        using var blob = new BlobStream(2 * 1024 * 1024, seed: 4);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
         blob.Position = 0;
         await alpha.SendMediaAsync(open, blob).Within(30);
@@ -195,7 +196,7 @@ public sealed class MediaTransferTests : IClassFixture<PkiFixture>
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
         await using RelayClient gamma = await relay.ConnectAsync("gamma");
         await using RelayClient beta = await relay.ConnectAsync("beta");
-        using var blob = new PatternStream(256L * 1024 * 1024, seed: 5);
+        using var blob = new BlobStream(256L * 1024 * 1024, seed: 5);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
         blob.Position = 0;
         Task<MediaComplete> upload = alpha.SendMediaAsync(open, blob);
