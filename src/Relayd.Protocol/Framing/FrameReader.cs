@@ -11,7 +11,7 @@ namespace Relayd.Protocol.Framing;
 /// <remarks>
 /// <code>
 ///  +-----------------------+--------------------------------------+
-///  | length: varint (1-5)  | Frame message: `length` bytes        |
+///  | length: varint (1-10) | Frame message: `length` bytes        |
 ///  +-----------------------+--------------------------------------+
 /// </code>
 /// The declared length is checked against the limit before any body byte is waited for, so a peer that announces

@@ -68,36 +68,38 @@ public static class MediaChunkWire
             return false;
         }
 
+        // The same rules as the envelope reader (see ProtoWire.ReadTag and CheckKnownField): one reading for every
+        // conforming parser, or MALFORMED_FRAME.
         bool haveId = false;
+        uint seen = 0;
         while (!reader.End)
         {
-            ulong tag = ProtoWire.ReadVarint(ref reader);
-            int field = (int)(tag >> 3);
-            int wire = (int)(tag & 7);
-            if (field == TransferIdField && wire == ProtoWire.WireLengthDelimited)
+            ProtoWire.ReadTag(ref reader, out int field, out int wire);
+            switch (field)
             {
-                int length = ProtoWire.ReadLength(ref reader);
-                if (length != TransferIdBytes)
-                {
-                    throw ProtoWire.Malformed("media transfer_id must be 16 bytes");
-                }
+                case TransferIdField:
+                    ProtoWire.CheckKnownField(field, wire, ProtoWire.WireLengthDelimited, ref seen);
+                    if (ProtoWire.ReadLength(ref reader) != TransferIdBytes)
+                    {
+                        throw ProtoWire.Malformed("media transfer_id must be 16 bytes");
+                    }
 
-                transferId = ReadId(ref reader);
-                haveId = true;
-            }
-            else if (field == OffsetField && wire == ProtoWire.WireVarint)
-            {
-                offset = ProtoWire.ReadVarint(ref reader);
-            }
-            else if (field == DataField && wire == ProtoWire.WireLengthDelimited)
-            {
-                int length = ProtoWire.ReadLength(ref reader);
-                data = frame.Slice(reader.Position, length);
-                reader.Advance(length);
-            }
-            else
-            {
-                ProtoWire.SkipField(ref reader, wire);
+                    transferId = ReadId(ref reader);
+                    haveId = true;
+                    break;
+                case OffsetField:
+                    ProtoWire.CheckKnownField(field, wire, ProtoWire.WireVarint, ref seen);
+                    offset = ProtoWire.ReadVarint(ref reader);
+                    break;
+                case DataField:
+                    ProtoWire.CheckKnownField(field, wire, ProtoWire.WireLengthDelimited, ref seen);
+                    int length = ProtoWire.ReadLength(ref reader);
+                    data = frame.Slice(reader.Position, length);
+                    reader.Advance(length);
+                    break;
+                default:
+                    ProtoWire.SkipField(ref reader, wire);
+                    break;
             }
         }
 

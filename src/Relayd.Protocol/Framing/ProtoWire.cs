@@ -57,7 +57,17 @@ public static class ProtoWire
         return n + WriteVarint(destination[n..], value);
     }
 
-    /// <summary>Reads a varint from a sequence; throws MALFORMED_FRAME when it is truncated or too long.</summary>
+    /// <summary>Largest field number protobuf allows (2^29 - 1).</summary>
+    public const int MaxFieldNumber = (1 << 29) - 1;
+
+    /// <summary>Longest tag varint: a tag is a uint32, so at most 5 bytes.</summary>
+    private const int MaxTagBytes = 5;
+
+    /// <summary>
+    /// Reads a varint from a sequence. Throws MALFORMED_FRAME when it is truncated, longer than 10 bytes, or does not
+    /// fit 64 bits (a 10th byte above 1): stock parsers disagree on such values (some drop the high bits, some refuse),
+    /// so the relay refuses them.
+    /// </summary>
     public static ulong ReadVarint(ref SequenceReader<byte> reader)
     {
         ulong result = 0;
@@ -66,6 +76,11 @@ public static class ProtoWire
             if (!reader.TryRead(out byte b))
             {
                 throw Malformed("truncated varint");
+            }
+
+            if (shift == 63 && b > 1)
+            {
+                throw Malformed("varint does not fit 64 bits");
             }
 
             result |= (ulong)(b & 0x7F) << shift;
@@ -78,17 +93,121 @@ public static class ProtoWire
         throw Malformed("varint longer than 10 bytes");
     }
 
+    /// <summary>
+    /// Reads a field tag exactly as the protobuf specification defines it, so that every conforming parser reads the
+    /// same field: a canonical (shortest) varint of at most 5 bytes whose value fits a uint32, a field number in
+    /// 1 .. 2^29-1 and a wire type of 0, 1, 2 or 5 (groups, 3 and 4, are refused: relayd.v1 has none).
+    /// </summary>
+    /// <exception cref="RelayException">MALFORMED_FRAME naming the rule the tag breaks.</exception>
+    /// <remarks>
+    /// Parsers differ on tags outside these rules: Google.Protobuf keeps the low 32 bits of a longer tag varint, upb
+    /// refuses it, and a reader that shifts a 64-bit tag sees another field number. A tag that every parser does not
+    /// read the same way is never accepted.
+    /// </remarks>
+    public static void ReadTag(ref SequenceReader<byte> reader, out int fieldNumber, out int wireType)
+    {
+        uint tag = 0;
+        for (int i = 0; ; i++)
+        {
+            if (!reader.TryRead(out byte b))
+            {
+                throw Malformed("truncated tag");
+            }
+
+            if (i == MaxTagBytes - 1 && b > 0x0F)
+            {
+                throw Malformed("tag does not fit 32 bits");
+            }
+
+            tag |= (uint)(b & 0x7F) << (7 * i);
+            if (b < 0x80)
+            {
+                if (b == 0 && i > 0)
+                {
+                    throw Malformed("tag varint is not in its shortest form");
+                }
+
+                break;
+            }
+        }
+
+        fieldNumber = (int)(tag >> 3);
+        wireType = (int)(tag & 7);
+        if (fieldNumber == 0)
+        {
+            throw Malformed("field number 0 is not allowed");
+        }
+
+        if (wireType is not (WireVarint or WireFixed64 or WireLengthDelimited or WireFixed32))
+        {
+            throw Malformed(wireType is 3 or 4 ? $"field {fieldNumber} is a group (wire type {wireType}), which relayd.v1 does not use" : $"field {fieldNumber} has invalid wire type {wireType}");
+        }
+    }
+
     /// <summary>Reads a field's length prefix and checks that many bytes remain.</summary>
     public static int ReadLength(ref SequenceReader<byte> reader)
     {
         ulong length = ReadVarint(ref reader);
         if (length > (ulong)reader.Remaining)
         {
-            throw Malformed("field length runs past the end of the frame");
+            throw Malformed("field length runs past the end of the enclosing message");
         }
 
         return (int)length;
     }
+
+    /// <summary>
+    /// Reads a field that must have <paramref name="expected"/> wire type and must not repeat. Throws
+    /// MALFORMED_FRAME otherwise: a known field with another wire type is an unknown field to a stock parser (so it
+    /// would read the default), and a repeated one is read last-one-wins; the relay accepts neither, so there is one
+    /// reading of every routing field.
+    /// </summary>
+    public static void CheckKnownField(int fieldNumber, int wireType, int expected, ref uint seen)
+    {
+        if (wireType != expected)
+        {
+            throw Malformed($"field {fieldNumber} has wire type {wireType}, expected {expected}");
+        }
+
+        uint bit = 1u << fieldNumber;
+        if ((seen & bit) != 0)
+        {
+            throw Malformed($"field {fieldNumber} appears more than once");
+        }
+
+        seen |= bit;
+    }
+
+    /// <summary>Checks that a string field is valid UTF-8, as protobuf requires of proto3 strings.</summary>
+    /// <exception cref="RelayException">MALFORMED_FRAME when it is not.</exception>
+    public static void CheckUtf8(in ReadOnlySequence<byte> value, int fieldNumber)
+    {
+        bool valid;
+        if (value.IsSingleSegment)
+        {
+            valid = System.Text.Unicode.Utf8.IsValid(value.FirstSpan);
+        }
+        else if (value.Length <= MaxStackCopyBytes)
+        {
+            Span<byte> copy = stackalloc byte[MaxStackCopyBytes];
+            value.CopyTo(copy);
+            valid = System.Text.Unicode.Utf8.IsValid(copy[..(int)value.Length]);
+        }
+        else
+        {
+            byte[] rented = ArrayPool<byte>.Shared.Rent((int)value.Length);
+            value.CopyTo(rented);
+            valid = System.Text.Unicode.Utf8.IsValid(rented.AsSpan(0, (int)value.Length));
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+
+        if (!valid)
+        {
+            throw Malformed($"string field {fieldNumber} is not valid UTF-8");
+        }
+    }
+
+    private const int MaxStackCopyBytes = 256;
 
     /// <summary>Skips a field of an unknown number, as protobuf requires of readers.</summary>
     public static void SkipField(ref SequenceReader<byte> reader, int wireType)

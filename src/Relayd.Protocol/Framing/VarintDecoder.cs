@@ -16,6 +16,11 @@ internal static class VarintDecoder
         for (int i = 0; i < limit; i++)
         {
             byte b = source[i];
+            if (i == FrameReader.MaxVarintBytes - 1 && b > 1)
+            {
+                throw new RelayException(ErrorCode.MalformedFrame, "varint does not fit 64 bits");
+            }
+
             result |= (ulong)(b & 0x7F) << (7 * i);
             if (b < 0x80)
             {

@@ -49,7 +49,15 @@ internal struct EnvelopeHeader
     /// Reads the header of a frame whose only field is <c>envelope</c> (what every encoder writes). Returns false for
     /// any other frame, which then takes the general path through the generated parser.
     /// </summary>
-    /// <exception cref="Relayd.Protocol.RelayException">MALFORMED_FRAME when the envelope is not valid protobuf.</exception>
+    /// <remarks>
+    /// The relay routes on what it reads here and the recipient's stock parser reads the same bytes, so this reader
+    /// accepts only envelopes that every conforming parser reads exactly as it does: tags per
+    /// <see cref="ProtoWire.ReadTag"/>, each known field at most once and with its declared wire type, string fields
+    /// valid UTF-8, content_kind an int32, varints that fit 64 bits. Anything else is MALFORMED_FRAME (refused, never
+    /// stored) rather than resolved by a rule a recipient's parser might apply differently. Unknown fields are skipped
+    /// and forwarded untouched.
+    /// </remarks>
+    /// <exception cref="Relayd.Protocol.RelayException">MALFORMED_FRAME when the envelope breaks one of those rules.</exception>
     public static bool TryRead(in ReadOnlySequence<byte> frame, out EnvelopeHeader header)
     {
         header = default;
@@ -67,41 +75,53 @@ internal struct EnvelopeHeader
         }
 
         header.Envelope = new FieldSlice(start, envelopeLength);
-        long end = start + envelopeLength;
-        while (reader.Consumed < end)
+        uint seen = 0;
+        while (!reader.End)
         {
-            ulong fieldTag = ProtoWire.ReadVarint(ref reader);
-            int field = (int)(fieldTag >> 3);
-            int wireType = (int)(fieldTag & 7);
-            if (wireType == ProtoWire.WireLengthDelimited && field is >= MessageIdField and <= CiphertextField and not ContentKindField)
+            ProtoWire.ReadTag(ref reader, out int field, out int wireType);
+            switch (field)
             {
-                int length = ProtoWire.ReadLength(ref reader);
-                var slice = new FieldSlice(reader.Consumed, length);
-                reader.Advance(length);
-                switch (field)
-                {
-                    case MessageIdField: header.MessageIdSlice = slice; break;
-                    case SenderPartnerField: header.SenderPartner = slice; break;
-                    case SenderUserField: header.SenderUser = slice; break;
-                    case RecipientPartnerField: header.RecipientPartner = slice; break;
-                    case RecipientUserField: header.RecipientUser = slice; break;
-                    default: header.Ciphertext = slice; break;
-                }
-            }
-            else if (wireType == ProtoWire.WireVarint && field is ContentKindField or ClientTimestampField or ExpiresAtField)
-            {
-                ulong value = ProtoWire.ReadVarint(ref reader);
-                switch (field)
-                {
-                    case ContentKindField: header.ContentKind = (int)value; break;
-                    case ClientTimestampField: header.ClientTimestampMs = (long)value; break;
-                    default: header.ExpiresAtMs = (long)value; break;
-                }
-            }
-            else
-            {
-                // Unknown fields (a newer sender) are skipped here and forwarded untouched in the Deliver frame.
-                ProtoWire.SkipField(ref reader, wireType);
+                case MessageIdField or SenderPartnerField or SenderUserField or RecipientPartnerField or RecipientUserField or CiphertextField:
+                    ProtoWire.CheckKnownField(field, wireType, ProtoWire.WireLengthDelimited, ref seen);
+                    int length = ProtoWire.ReadLength(ref reader);
+                    var slice = new FieldSlice(reader.Consumed, length);
+                    if (field is SenderPartnerField or RecipientPartnerField)
+                    {
+                        ProtoWire.CheckUtf8(frame.Slice(reader.Position, length), field);
+                    }
+
+                    reader.Advance(length);
+                    switch (field)
+                    {
+                        case MessageIdField: header.MessageIdSlice = slice; break;
+                        case SenderPartnerField: header.SenderPartner = slice; break;
+                        case SenderUserField: header.SenderUser = slice; break;
+                        case RecipientPartnerField: header.RecipientPartner = slice; break;
+                        case RecipientUserField: header.RecipientUser = slice; break;
+                        default: header.Ciphertext = slice; break;
+                    }
+
+                    break;
+                case ContentKindField or ClientTimestampField or ExpiresAtField:
+                    ProtoWire.CheckKnownField(field, wireType, ProtoWire.WireVarint, ref seen);
+                    ulong value = ProtoWire.ReadVarint(ref reader);
+                    switch (field)
+                    {
+                        case ContentKindField:
+                            // An enum is an int32: stock parsers keep the low 32 bits of a wider value; refuse it instead.
+                            header.ContentKind = value <= int.MaxValue || value >= unchecked((ulong)int.MinValue)
+                                ? (int)value
+                                : throw ProtoWire.Malformed("content_kind does not fit an int32");
+                            break;
+                        case ClientTimestampField: header.ClientTimestampMs = (long)value; break;
+                        default: header.ExpiresAtMs = (long)value; break;
+                    }
+
+                    break;
+                default:
+                    // Unknown fields (a newer sender) are skipped here and forwarded untouched in the Deliver frame.
+                    ProtoWire.SkipField(ref reader, wireType);
+                    break;
             }
         }
 

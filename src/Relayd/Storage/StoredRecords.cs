@@ -69,8 +69,18 @@ internal static class StoredRecords
 
         ReadOnlySpan<byte> span = payload.Span;
         var frame = new ReadOnlySequence<byte>(payload[EnvelopePrefixBytes..]);
-        if (!EnvelopeHeader.TryRead(frame, out EnvelopeHeader header) || !header.HasValidMessageId)
+        EnvelopeHeader header;
+        try
         {
+            if (!EnvelopeHeader.TryRead(frame, out header) || !header.HasValidMessageId)
+            {
+                return false;
+            }
+        }
+        catch (Relayd.Protocol.RelayException)
+        {
+            // Only a relay from before the strict reader stored such an envelope (one stock parsers read differently):
+            // unreadable now, like any record of an incompatible version.
             return false;
         }
 
