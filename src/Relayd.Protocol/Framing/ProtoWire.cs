@@ -60,8 +60,8 @@ public static class ProtoWire
     /// <summary>Largest field number protobuf allows (2^29 - 1).</summary>
     public const int MaxFieldNumber = (1 << 29) - 1;
 
-    /// <summary>Longest tag varint: a tag is a uint32, so at most 5 bytes.</summary>
-    private const int MaxTagBytes = 5;
+    /// <summary>Longest varint of a 32-bit value (a tag, a length).</summary>
+    private const int MaxVarint32Bytes = 5;
 
     /// <summary>
     /// Reads a varint from a sequence. Throws MALFORMED_FRAME when it is truncated, longer than 10 bytes, or does not
@@ -114,7 +114,7 @@ public static class ProtoWire
                 throw Malformed("truncated tag");
             }
 
-            if (i == MaxTagBytes - 1 && b > 0x0F)
+            if (i == MaxVarint32Bytes - 1 && b > 0x0F)
             {
                 throw Malformed("tag does not fit 32 bits");
             }
@@ -144,10 +144,33 @@ public static class ProtoWire
         }
     }
 
-    /// <summary>Reads a field's length prefix and checks that many bytes remain.</summary>
+    /// <summary>
+    /// Reads a field's length prefix and checks that many bytes remain. A length is a varint of at most 5 bytes whose
+    /// value fits an int32: protoc's C++ runtime refuses a longer one while Google.Protobuf reads it, so the relay
+    /// refuses it (found by the protoc differential test).
+    /// </summary>
     public static int ReadLength(ref SequenceReader<byte> reader)
     {
-        ulong length = ReadVarint(ref reader);
+        ulong length = 0;
+        for (int i = 0; ; i++)
+        {
+            if (!reader.TryRead(out byte b))
+            {
+                throw Malformed("truncated length");
+            }
+
+            if (i == MaxVarint32Bytes - 1 && b > 0x07)
+            {
+                throw Malformed("field length does not fit an int32 in at most 5 bytes");
+            }
+
+            length |= (ulong)(b & 0x7F) << (7 * i);
+            if (b < 0x80)
+            {
+                break;
+            }
+        }
+
         if (length > (ulong)reader.Remaining)
         {
             throw Malformed("field length runs past the end of the enclosing message");

@@ -79,6 +79,7 @@ public sealed class ParserDifferentialTests
         { "content_kind beyond int32", "30 80 80 80 80 10" },
         { "a second sender_partner", "12 05 61 6C 70 68 61" },
         { "sender_partner as a varint", "10 01" },
+        { "a 6-byte length (protoc's C++ runtime refuses it)", "3A 80 80 80 80 80 00" },
     };
 
     [Theory]
@@ -236,7 +237,8 @@ public sealed class ParserDifferentialTests
         Gen.Select(Gen.Int[0, MutationKinds - 1], Gen.Int[0, int.MaxValue], Gen.Int[0, int.MaxValue], Gen.Int[0, int.MaxValue])
             .Select((kind, a, b, c) => new Mutation(kind, a, b, c));
 
-    private static readonly Gen<byte[]> MutatedEnvelopes =
+    /// <summary>Valid Envelope frames, mutated 0-3 times (also used by the protoc differential).</summary>
+    internal static readonly Gen<byte[]> MutatedEnvelopes =
         Gen.Select(ValidEnvelopes, Mutations.Array[0, 3])
             .Select((envelope, mutations) => WrapEnvelope(Mutate(CanonicalFields(envelope), mutations, EnvelopeFieldNumbers)));
 
