@@ -187,3 +187,58 @@ public sealed class AdmissionTests : IClassFixture<PkiFixture>
         Assert.NotNull(failure);
     }
 }
+
+/// <summary>TLS behaviour seen by an independent peer (openssl s_client): no session resumption, alerts on refusal.</summary>
+public sealed class TlsPeerTests : IClassFixture<PkiFixture>
+{
+    private readonly TestPki _pki;
+
+    public TlsPeerTests(PkiFixture fixture) => _pki = fixture.Pki;
+
+    [Fact]
+    public async Task A_saved_TLS_session_is_not_resumed_so_every_connection_presents_a_certificate()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki, o => o.Limits.HandshakeTimeout = TimeSpan.FromSeconds(1));
+        string session = Path.Combine(_pki.Directory, $"session-{Guid.NewGuid():N}.pem");
+
+        string first = await OpenSslClient.ConnectAsync(relay, _pki.WritePartner("alpha"), sessionOut: session);
+        TestContext.Current.TestOutputHelper?.WriteLine(first);
+        Assert.Contains("New, TLSv1.3", first, StringComparison.Ordinal);
+        Assert.True(File.Exists(session), "s_client saved no session");
+
+        // The saved session (with any ticket the relay issued), without a certificate: a full handshake, refused.
+        string second = await OpenSslClient.ConnectAsync(relay, sessionIn: session);
+        TestContext.Current.TestOutputHelper?.WriteLine(second);
+
+        Assert.DoesNotContain("Reused", second, StringComparison.Ordinal);
+        Assert.Contains("New, TLSv1.3", second, StringComparison.Ordinal);
+        await relay.WaitForLogAsync("no client certificate");
+    }
+
+    [Fact]
+    public async Task A_client_without_a_certificate_gets_a_certificate_required_alert()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki, o => o.Limits.HandshakeTimeout = TimeSpan.FromSeconds(1));
+
+        string output = await OpenSslClient.ConnectAsync(relay);
+        TestContext.Current.TestOutputHelper?.WriteLine(output);
+
+        Assert.Contains("alert certificate required", output, StringComparison.Ordinal);
+        await relay.WaitForLogAsync("no client certificate");
+    }
+
+    [Fact]
+    public async Task A_certificate_from_another_CA_gets_an_unknown_CA_alert()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki, o => o.Limits.HandshakeTimeout = TimeSpan.FromSeconds(1));
+        string cert = Path.Combine(_pki.Directory, "stranger.crt");
+        string key = Path.Combine(_pki.Directory, "stranger.key");
+        CertificateFactory.WritePem(_pki.PartnerFromOtherCa("alpha"), cert, key);
+
+        string output = await OpenSslClient.ConnectAsync(relay, (cert, key));
+        TestContext.Current.TestOutputHelper?.WriteLine(output);
+
+        Assert.Contains("alert unknown ca", output, StringComparison.Ordinal);
+        await relay.WaitForLogAsync("not trusted by the partner CA");
+    }
+}
