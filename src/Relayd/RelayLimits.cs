@@ -174,9 +174,9 @@ public sealed class RelayLimits
     /// <summary>
     /// Slowest rate, in bytes per second, at which the body of a frame may arrive once its length prefix is read;
     /// a partner below it after <see cref="MinFrameDataRateGracePeriod"/> is closed with IDLE_TIMEOUT. Time the relay
-    /// itself spends not reading (its log is busy, the partner is not reading its acks) does not count. Defaults to
-    /// 4,096 bytes/s (32 kbit/s): far below any link between servers, and a full 1 MiB frame still gets over 4 minutes.
-    /// Kestrel's MinRequestBodyDataRate is 240 bytes/s because its clients include phones on 2G.
+    /// itself spends not reading (its log is busy, the partner is not reading its acks) does not count. Partners are
+    /// servers, so this is higher than Kestrel's MinRequestBodyDataRate (240 bytes/s, for phones on 2G) while staying
+    /// far below any link between servers; a full 1 MiB frame still gets over 4 minutes. Defaults to 4,096 bytes/s.
     /// </summary>
     public int MinFrameDataRate
     {
@@ -186,7 +186,7 @@ public sealed class RelayLimits
 
     /// <summary>
     /// How long a frame body may arrive below <see cref="MinFrameDataRate"/> before the rate is enforced: rides out
-    /// TCP slow start and a few retransmission timeouts on a lossy link. Defaults to 10 seconds (Kestrel: 5 seconds).
+    /// TCP slow start and a few retransmission timeouts on a lossy link (Kestrel uses 5 seconds). Defaults to 10 seconds.
     /// </summary>
     public TimeSpan MinFrameDataRateGracePeriod
     {

@@ -23,7 +23,7 @@ public sealed class StuckRecipientTests : IClassFixture<PkiFixture>
         await using TestRelay relay = TestRelay.Start(_pki, o =>
         {
             o.Limits.ShardCount = 16;
-            o.Limits.WriteTimeout = TimeSpan.FromSeconds(1);
+            o.Limits.WriteTimeout = TimeSpan.FromSeconds(2);
         });
 
         // beta's first connection reads its Welcome and then nothing, with a small receive buffer; its second is healthy.
