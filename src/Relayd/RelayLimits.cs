@@ -22,6 +22,11 @@ public sealed class RelayLimits
     private TimeSpan _shutdownTimeout = TimeSpan.FromSeconds(10);
     private TimeSpan _queueFullRetryAfter = TimeSpan.FromMilliseconds(250);
     private int _heldReceiptsPerPartner = 100_000;
+    private int _minFrameDataRate = 4096;
+    private TimeSpan _minFrameDataRateGracePeriod = TimeSpan.FromSeconds(10);
+    private long? _maxPartialFrameBytesPerPartner;
+    private TimeSpan _writeTimeout = TimeSpan.FromSeconds(30);
+    private TimeSpan _refusalLogInterval = TimeSpan.FromSeconds(10);
 
     /// <summary>
     /// Largest frame body a partner may send, in bytes. Checked against the declared length before the body is read.
@@ -164,6 +169,66 @@ public sealed class RelayLimits
     {
         get => _heldReceiptsPerPartner;
         set => _heldReceiptsPerPartner = InRange(value, 0, 100_000_000, nameof(HeldReceiptsPerPartner));
+    }
+
+    /// <summary>
+    /// Slowest rate, in bytes per second, at which the body of a frame may arrive once its length prefix is read;
+    /// a partner below it after <see cref="MinFrameDataRateGracePeriod"/> is closed with IDLE_TIMEOUT. Time the relay
+    /// itself spends not reading (its log is busy, the partner is not reading its acks) does not count. Partners are
+    /// servers, so this is higher than Kestrel's MinRequestBodyDataRate (240 bytes/s, for phones on 2G) while staying
+    /// far below any link between servers; a full 1 MiB frame still gets over 4 minutes. Defaults to 4,096 bytes/s.
+    /// </summary>
+    public int MinFrameDataRate
+    {
+        get => _minFrameDataRate;
+        set => _minFrameDataRate = InRange(value, 1, 1024 * 1024 * 1024, nameof(MinFrameDataRate));
+    }
+
+    /// <summary>
+    /// How long a frame body may arrive below <see cref="MinFrameDataRate"/> before the rate is enforced: rides out
+    /// TCP slow start and a few retransmission timeouts on a lossy link (Kestrel uses 5 seconds). Defaults to 10 seconds.
+    /// </summary>
+    public TimeSpan MinFrameDataRateGracePeriod
+    {
+        get => _minFrameDataRateGracePeriod;
+        set => _minFrameDataRateGracePeriod = Positive(value, nameof(MinFrameDataRateGracePeriod));
+    }
+
+    /// <summary>
+    /// Bytes one partner may hold in partially received frames across all its connections; the connection whose
+    /// frame would go beyond it is closed with RETRY_LATER. Never less than <see cref="MaxFrameBytes"/> applies, so one
+    /// frame of the largest size always fits. Null: four times <see cref="MaxFrameBytes"/>. Defaults to null.
+    /// </summary>
+    public long? MaxPartialFrameBytesPerPartner
+    {
+        get => _maxPartialFrameBytesPerPartner;
+        set => _maxPartialFrameBytesPerPartner = value is null or (>= 1024 and <= 64L * 1024 * 1024 * 1024) ? value
+            : throw new ArgumentOutOfRangeException(nameof(MaxPartialFrameBytesPerPartner), value, "must be between 1024 and 68719476736, or null");
+    }
+
+    /// <summary>The cap <see cref="MaxPartialFrameBytesPerPartner"/> stands for (its default applied).</summary>
+    public long PartialFrameBytesPerPartner => Math.Max(_maxPartialFrameBytesPerPartner ?? 4L * _maxFrameBytes, _maxFrameBytes + Protocol.Framing.FrameReader.MaxVarintBytes);
+
+    /// <summary>
+    /// A write to a partner that makes no progress for this long (its process hangs while its kernel keeps the
+    /// connection open) aborts the session; its conversations move to the partner's other connections at once.
+    /// Progress is counted per TLS record (16 KiB), so a slow but reading partner is not cut. Defaults to 30 seconds.
+    /// </summary>
+    public TimeSpan WriteTimeout
+    {
+        get => _writeTimeout;
+        set => _writeTimeout = Positive(value, nameof(WriteTimeout));
+    }
+
+    /// <summary>
+    /// Refusals (TLS, admission) are logged in full once per reason and remote address in each interval; repeats in
+    /// it are counted and logged as one summary line at its end, so a flood of bad handshakes cannot flood the
+    /// journal. Defaults to 10 seconds.
+    /// </summary>
+    public TimeSpan RefusalLogInterval
+    {
+        get => _refusalLogInterval;
+        set => _refusalLogInterval = Positive(value, nameof(RefusalLogInterval));
     }
 
     private static int InRange(int value, int min, int max, string name) =>

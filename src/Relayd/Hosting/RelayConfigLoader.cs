@@ -42,6 +42,12 @@ namespace Relayd.Hosting;
 /// default_retention_seconds = 2592000
 /// shutdown_timeout_ms = 10000
 /// queue_full_retry_after_ms = 250
+/// held_receipts_per_partner = 100000
+/// min_frame_data_rate = 4096              # bytes/s a frame body must arrive at, once its length is read
+/// min_frame_data_rate_grace_ms = 10000
+/// max_partial_frame_bytes_per_partner = 0 # 0 = 4 x max_frame_bytes
+/// write_timeout_ms = 30000
+/// refusal_log_interval_ms = 10000
 ///
 /// [media]                               # see MediaOptions
 /// spool_dir = "/var/lib/relayd/spool"   # relative to the config file's directory when relative
@@ -99,6 +105,11 @@ public static partial class RelayConfigLoader
         ["limits.shutdown_timeout_ms"] = (o, _, v) => o.Limits.ShutdownTimeout = Ms(v),
         ["limits.queue_full_retry_after_ms"] = (o, _, v) => o.Limits.QueueFullRetryAfter = Ms(v),
         ["limits.held_receipts_per_partner"] = (o, _, v) => o.Limits.HeldReceiptsPerPartner = Int(v),
+        ["limits.min_frame_data_rate"] = (o, _, v) => o.Limits.MinFrameDataRate = Int(v),
+        ["limits.min_frame_data_rate_grace_ms"] = (o, _, v) => o.Limits.MinFrameDataRateGracePeriod = Ms(v),
+        ["limits.max_partial_frame_bytes_per_partner"] = (o, _, v) => o.Limits.MaxPartialFrameBytesPerPartner = Long(v) is 0 ? null : Long(v),
+        ["limits.write_timeout_ms"] = (o, _, v) => o.Limits.WriteTimeout = Ms(v),
+        ["limits.refusal_log_interval_ms"] = (o, _, v) => o.Limits.RefusalLogInterval = Ms(v),
         ["wal.dir"] = (o, _, v) => o.Storage.Directory = NonEmpty(v),
         ["wal.segment_bytes"] = (o, _, v) => o.Storage.SegmentBytes = Int(v),
         ["wal.reserve_bytes"] = (o, _, v) => o.Storage.ReserveBytes = Long(v),

@@ -51,4 +51,16 @@ internal static partial class RelayLog
 
     [LoggerMessage(401, LogLevel.Warning, "{Count} receipts for partner {PartnerId} dropped: it has been away for longer than held_receipts_per_partner covers")]
     public static partial void ReceiptsDropped(ILogger logger, int count, string partnerId);
+
+    [LoggerMessage(210, LogLevel.Warning, "Refused {Count} more {What} from {Address} in the last {Seconds} s: {Reason}")]
+    public static partial void RefusalsSummarized(ILogger logger, long count, string what, IPAddress address, long seconds, string reason);
+
+    [LoggerMessage(211, LogLevel.Warning, "Refused {Count} more connections in the last {Seconds} s from addresses or for reasons not tracked one by one (more than {MaxKeys} at once)")]
+    public static partial void UntrackedRefusalsSummarized(ILogger logger, long count, long seconds, int maxKeys);
+
+    [LoggerMessage(320, LogLevel.Warning, "Session {ConnectionId} of partner {PartnerId}: a write made no progress for {TimeoutMs} ms, closing; its conversations move to the partner's other connections")]
+    public static partial void WriteStalled(ILogger logger, long connectionId, string partnerId, double timeoutMs);
+
+    [LoggerMessage(321, LogLevel.Warning, "Session {ConnectionId} of partner {PartnerId} closed with {Code}: {Detail}")]
+    public static partial void PartialFrameRefused(ILogger logger, long connectionId, string partnerId, Relayd.Protocol.V1.ErrorCode code, string detail);
 }

@@ -44,6 +44,9 @@ internal sealed class PartnerInfo
 
     public IdempotencyIndex Idempotency { get; }
 
+    /// <summary>Bytes this partner holds in partially received frames, across its connections.</summary>
+    public Transport.PartialFrameBudget PartialFrames { get; } = new();
+
     public bool Accepts(int contentKind) =>
         AcceptedKindsMask == 0 || (contentKind is >= 0 and < 64 && (AcceptedKindsMask & (1UL << contentKind)) != 0);
 }

@@ -91,10 +91,16 @@ internal sealed partial class PartnerSession
         while (true)
         {
             ReadResult result = await _input.ReadAsync(abort);
-            Volatile.Write(ref _lastInputTicks, Environment.TickCount64);
-            Volatile.Write(ref _pingOutstanding, 0);
+            if (!result.IsCanceled)
+            {
+                // Canceled: woken by the heartbeat to check a partial frame's rate, not input.
+                Volatile.Write(ref _lastInputTicks, Environment.TickCount64);
+                Volatile.Write(ref _pingOutstanding, 0);
+            }
+
             ReadOnlySequence<byte> buffer = result.Buffer;
             string? stop = null;
+            int handled = 0;
             try
             {
                 while (stop is null)
@@ -111,6 +117,8 @@ internal sealed partial class PartnerSession
                         buffer = unread; // this frame is handled again once the log has room
                         break;
                     }
+
+                    handled++;
                 }
             }
             catch (RelayException ex)
@@ -125,27 +133,42 @@ internal sealed partial class PartnerSession
                 // Consumed what was handled and examined no further, so the next read returns the rest at once.
                 _input.AdvanceTo(buffer.Start);
                 await FlushControlAsync();
+                long waitStarted = Environment.TickCount64;
                 await _server.Store.WaitForSpaceAsync(abort);
+                _partialFrame.AddPause(Environment.TickCount64 - waitStarted);
                 _logBusy = false;
                 continue;
             }
 
+            // What is left is one frame not yet whole: its rate and the partner's partial bytes are watched.
+            long partial = buffer.Length;
+            bool peerCompleted = result.IsCompleted;
+
             // Consumed what was handled; examined everything, so a partial frame waits for more bytes.
             _input.AdvanceTo(buffer.Start, buffer.End);
+            if (stop is null && _partialFrame.Observe(partial, handled > 0, Environment.TickCount64) is { } slow)
+            {
+                RelayLog.PartialFrameRefused(_logger, ConnectionId, Partner.Id, slow.Code, slow.Detail);
+                WriteFrame(new Frame { Error = new Error { Code = slow.Code, Detail = slow.Detail, Fatal = true, RetryAfterMs = slow.RetryAfterMs } });
+                stop = slow.Code.ToString();
+            }
+
+            long replyWaitStarted = Environment.TickCount64;
             await FlushControlAsync();
             if (_acks.IsFull)
             {
                 await _acks.WaitForRoomAsync(abort);
             }
 
+            _partialFrame.AddPause(Environment.TickCount64 - replyWaitStarted);
             if (stop is not null)
             {
                 return stop;
             }
 
-            if (result.IsCompleted)
+            if (peerCompleted)
             {
-                return buffer.IsEmpty ? "closed by peer" : "closed by peer mid-frame";
+                return partial == 0 ? "closed by peer" : "closed by peer mid-frame";
             }
         }
     }
@@ -266,7 +289,7 @@ internal sealed partial class PartnerSession
 
     private void Refuse(ErrorCode code, string detail)
     {
-        RelayLog.PartnerRefused(_logger, ConnectionId, Remote, code, detail);
+        _server.LogRefusal(ConnectionId, Remote, code, detail);
         WriteError(code, detail, fatal: true);
     }
 

@@ -27,6 +27,8 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
 {
     private readonly RelayServer _server;
     private readonly SslStream _stream;
+    private readonly StallWatchStream _transport;
+    private readonly PartialFrameWatch _partialFrame;
     private readonly PipeReader _input;
     private readonly Pipe _control;
     private readonly AsyncSignal _writerSignal = new();
@@ -38,11 +40,15 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
     private int _closeCode;   // an ErrorCode, set once: GoAway / fatal error the writer must send before closing
     private string _closeDetail = "";
     private int _closeRequested;
+    private int _writeStalled;
+    private string? _abortReason;
 
-    public PartnerSession(RelayServer server, long connectionId, SslStream stream, PartnerInfo partner, EndPoint? remote)
+    public PartnerSession(RelayServer server, long connectionId, SslStream stream, StallWatchStream transport, PartnerInfo partner, EndPoint? remote)
     {
         _server = server;
         _stream = stream;
+        _transport = transport;
+        _partialFrame = new PartialFrameWatch(server.Limits, partner.PartialFrames, partner.Id);
         _logger = server.Logger;
         ConnectionId = connectionId;
         Partner = partner;
@@ -103,7 +109,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
         }
         catch (OperationCanceledException)
         {
-            reason = _closeCode == 0 ? "aborted" : ((ErrorCode)_closeCode).ToString();
+            reason = _abortReason ?? (_closeCode == 0 ? "aborted" : ((ErrorCode)_closeCode).ToString());
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {
@@ -111,6 +117,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
         }
         finally
         {
+            _partialFrame.Release();
             if (attached)
             {
                 Partner.Mailbox.Detach(this);
@@ -149,7 +156,11 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
         long idleMs = nowTicks - Volatile.Read(ref _lastInputTicks);
         if (idleMs > 2 * idleTimeout.TotalMilliseconds)
         {
-            RelayLog.IdleClosed(_logger, ConnectionId, Partner.Id);
+            if (Volatile.Read(ref _closeRequested) == 0)
+            {
+                RelayLog.IdleClosed(_logger, ConnectionId, Partner.Id); // once, not at every heartbeat
+            }
+
             RequestClose(ErrorCode.IdleTimeout, $"no frame for {idleMs} ms");
         }
         else if (idleMs > idleTimeout.TotalMilliseconds && Interlocked.CompareExchange(ref _pingOutstanding, 1, 0) == 0)
@@ -158,7 +169,49 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
         }
     }
 
-    public void Abort() => _abort.Cancel();
+    /// <summary>
+    /// Called by the server's heartbeat: aborts the session when a write has made no progress for
+    /// <see cref="RelayLimits.WriteTimeout"/> (the partner stopped reading), and wakes the reader of a session holding a
+    /// partial frame so that it checks the frame's data rate.
+    /// </summary>
+    public void CheckProgress(long nowTicks)
+    {
+        long pendingMs = _transport.PendingWriteMs(nowTicks);
+        if (pendingMs > _server.Limits.WriteTimeout.TotalMilliseconds && Interlocked.Exchange(ref _writeStalled, 1) == 0)
+        {
+            RelayLog.WriteStalled(_logger, ConnectionId, Partner.Id, pendingMs);
+            _abortReason = $"a write made no progress for {pendingMs} ms";
+
+            // Its shards go to the partner's other sessions now, with what it was sent but did not acknowledge.
+            Partner.Mailbox.Detach(this);
+            Abort();
+            return;
+        }
+
+        if (_partialFrame.IsPending)
+        {
+            try
+            {
+                _input.CancelPendingRead();
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or ObjectDisposedException)
+            {
+                // The session is closing.
+            }
+        }
+    }
+
+    public void Abort()
+    {
+        try
+        {
+            _abort.Cancel(); // cancels the pending socket write too
+        }
+        catch (ObjectDisposedException)
+        {
+            // Already closed.
+        }
+    }
 
     void IDeliveryConsumer.OnDeliveriesAvailable() => _writerSignal.Set();
 

@@ -64,6 +64,7 @@ internal sealed class RelayServer : IAsyncDisposable
         Router = new EnvelopeRouter(Partners, Store, options.Limits, Clock);
         Maintenance = new StorageMaintenance(Store, Partners, Settle, Clock, logger);
         Media = new Media.MediaRouter(options.Media, options.Partners, Partners, options.Limits, logger, Clock);
+        Refusals = new RefusalAggregator(options.Limits.RefusalLogInterval, logger);
     }
 
     public RelayLimits Limits => _options.Limits;
@@ -86,6 +87,9 @@ internal sealed class RelayServer : IAsyncDisposable
     public StorageMetrics StorageMetrics => StorageMetrics.Capture(Store, Partners);
 
     public Media.MediaRouter Media { get; }
+
+    /// <summary>Where every refusal is counted before it is logged, so that a flood of them costs a few lines.</summary>
+    public RefusalAggregator Refusals { get; }
 
     public bool IsShuttingDown => _shuttingDown;
 
@@ -139,6 +143,7 @@ internal sealed class RelayServer : IAsyncDisposable
         await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
         await _stopping.CancelAsync();
         await Task.WhenAll(_acceptLoop, _heartbeat, _maintenance);
+        Refusals.Flush(Environment.TickCount64 + (long)Limits.RefusalLogInterval.TotalMilliseconds);
         StorageLog.Summary(Logger, StorageMetrics.ToString());
         CloseStore();
         RelayLog.Stopped(Logger, remaining);
@@ -268,7 +273,8 @@ internal sealed class RelayServer : IAsyncDisposable
     {
         await Task.Yield();
         EndPoint? remote = socket.RemoteEndPoint;
-        var stream = new SslStream(new NetworkStream(socket, ownsSocket: true), leaveInnerStreamOpen: false);
+        var transport = new StallWatchStream(new NetworkStream(socket, ownsSocket: true));
+        var stream = new SslStream(transport, leaveInnerStreamOpen: false);
         string? refusal = null;
         var tls = new SslServerAuthenticationOptions
         {
@@ -276,6 +282,11 @@ internal sealed class RelayServer : IAsyncDisposable
             ClientCertificateRequired = true,
             EnabledSslProtocols = SslProtocols.Tls13,
             CertificateChainPolicy = _validator.CreatePolicy(),
+
+            // No session tickets or cache: a resumed session skips the client certificate, so a certificate that
+            // expired or was revoked (CRL reloaded) would keep working for the ticket's lifetime. Every connection
+            // presents and validates its certificate.
+            AllowTlsResume = false,
             RemoteCertificateValidationCallback = (_, certificate, chain, errors) =>
             {
                 refusal = _validator.Validate(certificate, chain, errors);
@@ -292,13 +303,22 @@ internal sealed class RelayServer : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
-            RelayLog.HandshakeTimedOut(Logger, id, remote, Limits.HandshakeTimeout.TotalMilliseconds);
+            if (Refusals.ShouldLog(RefusalKind.HandshakeTimeout, remote, "no TLS handshake in time", Environment.TickCount64))
+            {
+                RelayLog.HandshakeTimedOut(Logger, id, remote, Limits.HandshakeTimeout.TotalMilliseconds);
+            }
+
             await stream.DisposeAsync();
             return;
         }
         catch (Exception ex) when (ex is AuthenticationException or IOException or System.ComponentModel.Win32Exception)
         {
-            RelayLog.TlsRefused(Logger, id, remote, refusal ?? ex.Message);
+            string why = refusal ?? ex.Message;
+            if (Refusals.ShouldLog(RefusalKind.TlsHandshake, remote, why, Environment.TickCount64))
+            {
+                RelayLog.TlsRefused(Logger, id, remote, why);
+            }
+
             await stream.DisposeAsync();
             return;
         }
@@ -310,7 +330,7 @@ internal sealed class RelayServer : IAsyncDisposable
             return;
         }
 
-        var session = new PartnerSession(this, id, stream, partner, remote);
+        var session = new PartnerSession(this, id, stream, transport, partner, remote);
         try
         {
             await session.RunAsync(handshakeDeadline.Token);
@@ -329,7 +349,7 @@ internal sealed class RelayServer : IAsyncDisposable
         {
             code = ErrorCode.UnknownPartner;
             reason = certificate is null ? "no client certificate" : PartnerIdentityReason(certificate);
-            RelayLog.PartnerRefused(Logger, id, remote, code, reason);
+            LogRefusal(id, remote, code, reason);
             return null;
         }
 
@@ -338,13 +358,22 @@ internal sealed class RelayServer : IAsyncDisposable
         {
             code = ErrorCode.PartnerNotApproved;
             reason = $"partner '{partnerId}' is not approved on this relay";
-            RelayLog.PartnerRefused(Logger, id, remote, code, reason);
+            LogRefusal(id, remote, code, reason);
             return null;
         }
 
         code = ErrorCode.Unspecified;
         reason = "";
         return partner;
+    }
+
+    /// <summary>Logs an admission refusal in full, or counts it into the summary of its kind.</summary>
+    internal void LogRefusal(long id, EndPoint? remote, ErrorCode code, string reason)
+    {
+        if (Refusals.ShouldLog(RefusalKind.Admission, remote, $"{code}: {reason}", Environment.TickCount64))
+        {
+            RelayLog.PartnerRefused(Logger, id, remote, code, reason);
+        }
     }
 
     private static string PartnerIdentityReason(X509Certificate2 certificate)
@@ -384,7 +413,10 @@ internal sealed class RelayServer : IAsyncDisposable
                 foreach (PartnerSession session in _sessions.Values)
                 {
                     session.CheckIdle(now, Limits.IdleTimeout);
+                    session.CheckProgress(now);
                 }
+
+                Refusals.Flush(now);
             }
         }
         catch (OperationCanceledException)

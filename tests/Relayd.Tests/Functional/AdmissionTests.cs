@@ -187,3 +187,68 @@ public sealed class AdmissionTests : IClassFixture<PkiFixture>
         Assert.NotNull(failure);
     }
 }
+
+/// <summary>TLS behaviour seen by an independent peer (openssl s_client): no session resumption, alerts on refusal.</summary>
+public sealed class TlsPeerTests : IClassFixture<PkiFixture>
+{
+    private readonly TestPki _pki;
+
+    public TlsPeerTests(PkiFixture fixture) => _pki = fixture.Pki;
+
+    [Fact]
+    public async Task A_saved_TLS_session_is_not_resumed_so_every_connection_presents_a_certificate()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki, o => o.Limits.HandshakeTimeout = TimeSpan.FromSeconds(1));
+        string session = Path.Combine(_pki.Directory, $"session-{Guid.NewGuid():N}.pem");
+
+        string first = await OpenSslClient.ConnectAsync(relay, _pki.WritePartner("alpha"), sessionOut: session);
+        TestContext.Current.TestOutputHelper?.WriteLine(first);
+        Assert.Contains("New, TLSv1.3", first, StringComparison.Ordinal);
+        Assert.True(File.Exists(session), "s_client saved no session");
+
+        // The saved session (with any ticket the relay issued), without a certificate: a full handshake, refused.
+        string second = await OpenSslClient.ConnectAsync(relay, sessionIn: session);
+        TestContext.Current.TestOutputHelper?.WriteLine(second);
+
+        Assert.DoesNotContain("Reused", second, StringComparison.Ordinal);
+        Assert.Contains("New, TLSv1.3", second, StringComparison.Ordinal);
+        await relay.WaitForLogAsync("no client certificate");
+    }
+
+    [Theory]
+    [InlineData("none", "no client certificate")]
+    [InlineData("other-ca", "not trusted by the partner CA")]
+    [InlineData("expired", "NotTimeValid")]
+    public async Task A_refused_certificate_ends_the_connection_right_after_the_handshake_and_the_relay_logs_why(string certificate, string loggedReason)
+    {
+        // A long handshake timeout: the connection must end because of the refusal, not the timeout.
+        await using TestRelay relay = TestRelay.Start(_pki, o => o.Limits.HandshakeTimeout = TimeSpan.FromSeconds(60));
+        (string Cert, string Key)? identity = certificate switch
+        {
+            "other-ca" => Write("stranger", _pki.PartnerFromOtherCa("alpha")),
+            "expired" => Write("expired", _pki.ExpiredPartner("alpha")),
+            _ => null,
+        };
+        var elapsed = System.Diagnostics.Stopwatch.StartNew();
+
+        string output = await OpenSslClient.ConnectAsync(relay, identity);
+        TestContext.Current.TestOutputHelper?.WriteLine(output);
+
+        // .NET 10 on Linux validates the client certificate after OpenSSL's handshake, so no alert can be sent: the
+        // partner sees end of stream. A runtime that validates inside the handshake sends an alert instead.
+        Assert.True(
+            output.Contains("alert", StringComparison.Ordinal) || output.Contains("unexpected eof while reading", StringComparison.Ordinal),
+            "s_client saw neither an alert nor the connection's end");
+        Assert.True(elapsed.Elapsed < TimeSpan.FromSeconds(20), $"the refused connection stayed open for {elapsed.Elapsed}");
+        await relay.WaitForLogAsync(loggedReason);
+        Assert.Empty(relay.Server.Sessions);
+    }
+
+    private (string Cert, string Key) Write(string name, System.Security.Cryptography.X509Certificates.X509Certificate2 certificate)
+    {
+        string cert = Path.Combine(_pki.Directory, $"{name}-{Guid.NewGuid():N}.crt");
+        string key = Path.Combine(_pki.Directory, $"{name}-{Guid.NewGuid():N}.key");
+        CertificateFactory.WritePem(certificate, cert, key);
+        return (cert, key);
+    }
+}

@@ -26,9 +26,15 @@ internal sealed class RawPartnerConnection : IAsyncDisposable
 
     public SslStream Stream { get; }
 
-    public static async Task<RawPartnerConnection> ConnectAsync(int port, X509Certificate2? certificate, X509Certificate2 relayCa, SslProtocols protocols = SslProtocols.Tls13)
+    /// <param name="receiveBufferBytes">SO_RCVBUF before connecting: small, so that a connection that stops reading stalls the relay's writes soon.</param>
+    public static async Task<RawPartnerConnection> ConnectAsync(int port, X509Certificate2? certificate, X509Certificate2 relayCa, SslProtocols protocols = SslProtocols.Tls13, int? receiveBufferBytes = null)
     {
         var tcp = new TcpClient { NoDelay = true };
+        if (receiveBufferBytes is int bytes)
+        {
+            tcp.ReceiveBufferSize = bytes;
+        }
+
         await tcp.ConnectAsync("127.0.0.1", port, TestContext.Current.CancellationToken);
         var stream = new SslStream(tcp.GetStream(), leaveInnerStreamOpen: false);
         var options = new SslClientAuthenticationOptions
