@@ -32,7 +32,7 @@ internal sealed class PartialFrameBudget
 /// <summary>
 /// Watches the frame a session is partway through receiving (its length read, its body not yet whole): the rate its
 /// body arrives at against <see cref="RelayLimits.MinFrameDataRate"/>, and its bytes against the partner's
-/// <see cref="PartialFrameBudget"/>. Used by the session's reader only, except <see cref="IsPending"/>.
+/// <see cref="PartialFrameBudget"/>. Used by the session's reader only.
 /// </summary>
 /// <remarks>
 /// Like Kestrel's MinRequestBodyDataRate: the rate is the bytes received since the frame began over the time since,
@@ -47,7 +47,6 @@ internal sealed class PartialFrameWatch
     private long _baseBytes; // bytes of it held then (arrived together with earlier frames: not slow)
     private long _pausedMs;  // relay-side waits since _startMs
     private long _held;      // bytes of it held now, charged to the budget
-    private volatile bool _pending;
 
     public PartialFrameWatch(RelayLimits limits, PartialFrameBudget budget, string partnerId)
     {
@@ -55,9 +54,6 @@ internal sealed class PartialFrameWatch
         _budget = budget;
         _partnerId = partnerId;
     }
-
-    /// <summary>A partial frame is held: the heartbeat wakes the reader now and then to check its rate.</summary>
-    public bool IsPending => _pending;
 
     /// <summary>
     /// After a pass of the reader: <paramref name="held"/> bytes are left of a frame not yet whole (0: none), and
@@ -94,7 +90,6 @@ internal sealed class PartialFrameWatch
         }
 
         _held = held;
-        _pending = true;
         long elapsedMs = nowMs - _startMs - _pausedMs;
         long arrived = held - _baseBytes;
         if (elapsedMs > _limits.MinFrameDataRateGracePeriod.TotalMilliseconds && arrived * 1000 < (long)_limits.MinFrameDataRate * elapsedMs)
@@ -117,7 +112,6 @@ internal sealed class PartialFrameWatch
     /// <summary>No partial frame any more (it completed, or the session ends): gives its bytes back to the partner.</summary>
     public void Release()
     {
-        _pending = false;
         _budget.Release(_held);
         _held = 0;
         _startMs = 0;

@@ -91,12 +91,8 @@ internal sealed partial class PartnerSession
         while (true)
         {
             ReadResult result = await _input.ReadAsync(abort);
-            if (!result.IsCanceled)
-            {
-                // Canceled: woken by the heartbeat to check a partial frame's rate, not input.
-                Volatile.Write(ref _lastInputTicks, Environment.TickCount64);
-                Volatile.Write(ref _pingOutstanding, 0);
-            }
+            Volatile.Write(ref _lastInputTicks, Environment.TickCount64);
+            Volatile.Write(ref _pingOutstanding, 0);
 
             ReadOnlySequence<byte> buffer = result.Buffer;
             string? stop = null;

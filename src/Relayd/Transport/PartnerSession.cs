@@ -171,8 +171,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
 
     /// <summary>
     /// Called by the server's heartbeat: aborts the session when a write has made no progress for
-    /// <see cref="RelayLimits.WriteTimeout"/> (the partner stopped reading), and wakes the reader of a session holding a
-    /// partial frame so that it checks the frame's data rate.
+    /// <see cref="RelayLimits.WriteTimeout"/> (the partner stopped reading).
     /// </summary>
     public void CheckProgress(long nowTicks)
     {
@@ -188,17 +187,9 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
             return;
         }
 
-        if (_partialFrame.IsPending)
-        {
-            try
-            {
-                _input.CancelPendingRead();
-            }
-            catch (Exception ex) when (ex is InvalidOperationException or ObjectDisposedException)
-            {
-                // The session is closing.
-            }
-        }
+        // A partial frame's data rate is checked by the reader each time bytes arrive; a partner that sends nothing at
+        // all mid-frame is closed by the idle timeout. The heartbeat does not wake the reader for it: cancelling a pending
+        // read would also cancel the TLS read under it, on every busy connection, every second.
     }
 
     public void Abort()
