@@ -103,7 +103,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
         }
         catch (OperationCanceledException)
         {
-            reason = _closeCode == 0 ? "aborted" : ((ErrorCode)_closeCode).ToString();
+            reason = _closeCode == 0 ? "aborted" : Protocol.ProtoNames.Of((ErrorCode)_closeCode);
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {
