@@ -185,7 +185,8 @@ internal sealed class RelayServer : IAsyncDisposable
     /// <summary>
     /// SO_REUSEADDR alone, so that a restarted relay binds its port while the previous one's connections sit in
     /// TIME_WAIT. Not <see cref="SocketOptionName.ReuseAddress"/>: on Linux .NET maps it to SO_REUSEPORT as well, which
-    /// lets a second relay listen on the same port and take about half of the new connections.
+    /// lets a second relay listen on the same port and take about half of the new connections. (.NET also sets
+    /// SO_REUSEADDR itself when it binds a TCP socket on Unix; setting it here keeps the relay from depending on that.)
     /// </summary>
     private static void AllowRebindOverClosedConnections(Socket socket)
     {
