@@ -157,7 +157,7 @@ public static partial class RelayConfigLoader
         Result result = ReadAndParse(path);
         // After a syntax error, or with a [tls] key already in error (missing, wrong type), the file checks would
         // only repeat it.
-        if (checkFiles && !result.Problems.Any(p => !p.IsWarning && (p.Key.Length == 0 || p.Key.StartsWith("tls", StringComparison.Ordinal))))
+        if (checkFiles && !result.Problems.Any(p => !p.IsWarning && (p.Key.Length == 0 || p.Key == "tls" || p.Key.StartsWith("tls.", StringComparison.Ordinal))))
         {
             foreach (Security.TlsProblem problem in Security.TlsMaterial.Check(result.Options.Tls))
             {
@@ -188,6 +188,12 @@ public static partial class RelayConfigLoader
         }
 
         return new IPEndPoint(address, portNumber);
+    }
+
+    private static RelayOptions OptionsOrThrow(Result result)
+    {
+        List<ConfigError> errors = [.. result.Problems.Where(p => !p.IsWarning)];
+        return errors.Count == 0 ? result.Options : throw new ConfigException(errors);
     }
 
     private static Result ReadAndParse(string path)
@@ -468,12 +474,6 @@ public static partial class RelayConfigLoader
 
     /// <summary>The options read, every error and warning, and the line of every key and table.</summary>
     private sealed record Result(RelayOptions Options, List<ConfigError> Problems, Dictionary<string, int> Lines);
-
-    private static RelayOptions OptionsOrThrow(Result result)
-    {
-        List<ConfigError> errors = [.. result.Problems.Where(p => !p.IsWarning)];
-        return errors.Count == 0 ? result.Options : throw new ConfigException(errors);
-    }
 
     /// <summary>Flattens the syntax tree into <see cref="Entry"/>s, remembering the line of every key and table.</summary>
     private sealed class Collector(string source, List<ConfigError> errors)
