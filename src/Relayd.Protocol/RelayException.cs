@@ -5,8 +5,9 @@ namespace Relayd.Protocol;
 /// <summary>A refusal or failure that carries one of the protocol's <see cref="ErrorCode"/>s.</summary>
 public sealed class RelayException : Exception
 {
+    /// <summary>A refusal with <paramref name="code"/>; the message names the code as relayd.proto does (e.g. <c>SHUTTING_DOWN: …</c>).</summary>
     public RelayException(ErrorCode code, string detail, uint retryAfterMs = 0, Exception? inner = null)
-        : base($"{code}: {detail}", inner)
+        : base($"{ProtoNames.Of(code)}: {detail}", inner)
     {
         Code = code;
         Detail = detail;

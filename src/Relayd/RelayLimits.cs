@@ -5,6 +5,8 @@ namespace Relayd;
 /// </summary>
 public sealed class RelayLimits
 {
+    private static readonly TimeSpan OneMillisecond = TimeSpan.FromMilliseconds(1);
+
     private int _maxFrameBytes = 1024 * 1024;
     private TimeSpan _handshakeTimeout = TimeSpan.FromSeconds(5);
     private TimeSpan _idleTimeout = TimeSpan.FromSeconds(30);
@@ -38,21 +40,21 @@ public sealed class RelayLimits
         set => _maxFrameBytes = InRange(value, 1024, 64 * 1024 * 1024, nameof(MaxFrameBytes));
     }
 
-    /// <summary>Time allowed from TCP accept to a completed TLS handshake and Hello. Defaults to 5 seconds.</summary>
+    /// <summary>Time allowed from TCP accept to a completed TLS handshake and Hello, 1 ms to 10 minutes. Defaults to 5 seconds.</summary>
     public TimeSpan HandshakeTimeout
     {
         get => _handshakeTimeout;
-        set => _handshakeTimeout = Positive(value, nameof(HandshakeTimeout));
+        set => _handshakeTimeout = InRange(value, OneMillisecond, TimeSpan.FromMinutes(10), nameof(HandshakeTimeout));
     }
 
     /// <summary>
     /// After this much silence from a partner the relay sends a Ping; after twice it, it closes the connection with
-    /// IDLE_TIMEOUT. Defaults to 30 seconds.
+    /// IDLE_TIMEOUT. 1 ms to 1 day (Welcome announces it as a uint32 of milliseconds). Defaults to 30 seconds.
     /// </summary>
     public TimeSpan IdleTimeout
     {
         get => _idleTimeout;
-        set => _idleTimeout = Positive(value, nameof(IdleTimeout));
+        set => _idleTimeout = InRange(value, OneMillisecond, TimeSpan.FromDays(1), nameof(IdleTimeout));
     }
 
     /// <summary>Concurrent connections one partner may hold. Defaults to 16.</summary>
@@ -75,12 +77,12 @@ public sealed class RelayLimits
     /// <summary>
     /// Bytes of envelopes held in memory for one recipient partner (offline, or not acknowledging). Beyond it envelopes
     /// wait in the write-ahead log only and are read back in order as memory frees. Defaults to 64 MiB: with every
-    /// partner offline at once, memory stays predictable whatever the backlog on disk.
+    /// partner offline at once, memory stays predictable whatever the backlog on disk. 1 MiB to 1 TiB.
     /// </summary>
     public long MaxQueuedBytesPerPartner
     {
         get => _maxQueuedBytesPerPartner;
-        set => _maxQueuedBytesPerPartner = value >= 1024 * 1024 ? value : throw new ArgumentOutOfRangeException(nameof(MaxQueuedBytesPerPartner), value, "must be at least 1 MiB");
+        set => _maxQueuedBytesPerPartner = InRange(value, 1024 * 1024, 1L << 40, nameof(MaxQueuedBytesPerPartner));
     }
 
     /// <summary>Envelopes held in memory for one recipient partner (beyond it, as above). Defaults to 1,000,000.</summary>
@@ -122,12 +124,13 @@ public sealed class RelayLimits
     }
 
     /// <summary>
-    /// How long a (sender partner, message id) is remembered so that a resend gets the original Ack. Defaults to 24 hours.
+    /// How long a (sender partner, message id) is remembered so that a resend gets the original Ack, 1 ms to 365 days.
+    /// Defaults to 24 hours.
     /// </summary>
     public TimeSpan DedupWindow
     {
         get => _dedupWindow;
-        set => _dedupWindow = Positive(value, nameof(DedupWindow));
+        set => _dedupWindow = InRange(value, OneMillisecond, TimeSpan.FromDays(365), nameof(DedupWindow));
     }
 
     /// <summary>Most message ids remembered per sender partner; the oldest are forgotten first. Defaults to 1,000,000.</summary>
@@ -138,27 +141,33 @@ public sealed class RelayLimits
     }
 
     /// <summary>
-    /// How long an envelope without its own expiry waits for its recipient. Defaults to 30 days (Signal's offline
-    /// queue TTL).
+    /// How long an envelope without its own expiry waits for its recipient, 1 ms to 365 days. Defaults to 30 days
+    /// (Signal's offline queue TTL).
     /// </summary>
     public TimeSpan DefaultRetention
     {
         get => _defaultRetention;
-        set => _defaultRetention = Positive(value, nameof(DefaultRetention));
+        set => _defaultRetention = InRange(value, OneMillisecond, TimeSpan.FromDays(365), nameof(DefaultRetention));
     }
 
-    /// <summary>On SIGTERM, time allowed for in-flight writes after GoAway. Defaults to 10 seconds.</summary>
+    /// <summary>
+    /// On SIGTERM, time allowed for in-flight writes after GoAway, 1 ms to 1 hour (the systemd unit's TimeoutStopSec
+    /// must exceed it by a few seconds). Defaults to 10 seconds.
+    /// </summary>
     public TimeSpan ShutdownTimeout
     {
         get => _shutdownTimeout;
-        set => _shutdownTimeout = Positive(value, nameof(ShutdownTimeout));
+        set => _shutdownTimeout = InRange(value, OneMillisecond, TimeSpan.FromHours(1), nameof(ShutdownTimeout));
     }
 
-    /// <summary>retry_after_ms given with STORAGE_FULL, RETRY_LATER and SHUTTING_DOWN. Defaults to 250 ms.</summary>
+    /// <summary>
+    /// The retry_after_ms sent with STORAGE_FULL, RETRY_LATER and SHUTTING_DOWN (config key <c>limits.retry_after_ms</c>;
+    /// the property keeps its first name, from when QUEUE_FULL was the only such code), 1 ms to 1 hour. Defaults to 250 ms.
+    /// </summary>
     public TimeSpan QueueFullRetryAfter
     {
         get => _queueFullRetryAfter;
-        set => _queueFullRetryAfter = Positive(value, nameof(QueueFullRetryAfter));
+        set => _queueFullRetryAfter = InRange(value, OneMillisecond, TimeSpan.FromHours(1), nameof(QueueFullRetryAfter));
     }
 
     /// <summary>
@@ -191,7 +200,7 @@ public sealed class RelayLimits
     public TimeSpan MinFrameDataRateGracePeriod
     {
         get => _minFrameDataRateGracePeriod;
-        set => _minFrameDataRateGracePeriod = Positive(value, nameof(MinFrameDataRateGracePeriod));
+        set => _minFrameDataRateGracePeriod = InRange(value, OneMillisecond, TimeSpan.FromMinutes(10), nameof(MinFrameDataRateGracePeriod));
     }
 
     /// <summary>
@@ -217,7 +226,7 @@ public sealed class RelayLimits
     public TimeSpan WriteTimeout
     {
         get => _writeTimeout;
-        set => _writeTimeout = Positive(value, nameof(WriteTimeout));
+        set => _writeTimeout = InRange(value, OneMillisecond, TimeSpan.FromHours(1), nameof(WriteTimeout));
     }
 
     /// <summary>
@@ -228,12 +237,15 @@ public sealed class RelayLimits
     public TimeSpan RefusalLogInterval
     {
         get => _refusalLogInterval;
-        set => _refusalLogInterval = Positive(value, nameof(RefusalLogInterval));
+        set => _refusalLogInterval = InRange(value, OneMillisecond, TimeSpan.FromHours(1), nameof(RefusalLogInterval));
     }
 
     private static int InRange(int value, int min, int max, string name) =>
         value >= min && value <= max ? value : throw new ArgumentOutOfRangeException(name, value, $"must be between {min} and {max}");
 
-    private static TimeSpan Positive(TimeSpan value, string name) =>
-        value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(name, value, "must be positive");
+    private static long InRange(long value, long min, long max, string name) =>
+        value >= min && value <= max ? value : throw new ArgumentOutOfRangeException(name, value, $"must be between {min} and {max}");
+
+    private static TimeSpan InRange(TimeSpan value, TimeSpan min, TimeSpan max, string name) =>
+        value >= min && value <= max ? value : throw new ArgumentOutOfRangeException(name, value, $"must be between {Durations.Describe(min)} and {Durations.Describe(max)}");
 }

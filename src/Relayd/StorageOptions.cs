@@ -22,12 +22,12 @@ public sealed class StorageOptions
 
     /// <summary>
     /// Free bytes kept on the log's filesystem. Below it senders get STORAGE_FULL (with retry_after_ms) while
-    /// delivering goes on; accepting resumes when delivered segments are deleted or space is freed. 512 MiB.
+    /// delivering goes on; accepting resumes when delivered segments are deleted or space is freed. 0 to 1 TiB. 512 MiB.
     /// </summary>
     public long ReserveBytes
     {
         get => _reserveBytes;
-        set => _reserveBytes = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(ReserveBytes), value, "must be >= 0");
+        set => _reserveBytes = value is >= 0 and <= 1L << 40 ? value : throw new ArgumentOutOfRangeException(nameof(ReserveBytes), value, "must be between 0 and 1099511627776");
     }
 
     /// <summary>
@@ -38,12 +38,14 @@ public sealed class StorageOptions
 
     /// <summary>
     /// How often expired envelopes are settled. Delivered segments are deleted every sixth pass (each deletion writes
-    /// the dedup snapshot), at once when 16 or more are deletable, and every second while storage is full. 5 s.
+    /// the dedup snapshot), at once when 16 or more are deletable, and every second while storage is full. 1 ms to 1 hour. 5 s.
     /// </summary>
     public TimeSpan RetentionInterval
     {
         get => _retentionInterval;
-        set => _retentionInterval = value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(RetentionInterval), value, "must be > 0");
+        set => _retentionInterval = value >= TimeSpan.FromMilliseconds(1) && value <= TimeSpan.FromHours(1)
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(RetentionInterval), value, "must be between 1 ms and 1 hour");
     }
 
     /// <summary>

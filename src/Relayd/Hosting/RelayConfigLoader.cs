@@ -41,7 +41,7 @@ namespace Relayd.Hosting;
 /// dedup_capacity_per_partner = 1000000
 /// default_retention_seconds = 2592000
 /// shutdown_timeout_ms = 10000
-/// queue_full_retry_after_ms = 250
+/// retry_after_ms = 250                  # formerly queue_full_retry_after_ms, still read (with a warning)
 /// held_receipts_per_partner = 100000
 /// min_frame_data_rate = 4096              # bytes/s a frame body must arrive at, once its length is read
 /// min_frame_data_rate_grace_ms = 10000
@@ -63,7 +63,8 @@ namespace Relayd.Hosting;
 /// accepted_kinds = ["text", "image", "video", "voice", "file"]   # default (absent or empty): all
 /// max_media_bytes = 2147483648          # default: media.max_bytes
 /// </code>
-/// Unknown tables and keys are errors, so a typo is never silently ignored.
+/// Unknown tables and keys are errors, so a typo is never silently ignored. A renamed key still works under its
+/// old name, with a warning naming the new one.
 /// </remarks>
 public static partial class RelayConfigLoader
 {
@@ -103,7 +104,7 @@ public static partial class RelayConfigLoader
         ["limits.dedup_capacity_per_partner"] = (o, _, v) => o.Limits.DedupCapacityPerPartner = Int(v),
         ["limits.default_retention_seconds"] = (o, _, v) => o.Limits.DefaultRetention = Seconds(v),
         ["limits.shutdown_timeout_ms"] = (o, _, v) => o.Limits.ShutdownTimeout = Ms(v),
-        ["limits.queue_full_retry_after_ms"] = (o, _, v) => o.Limits.QueueFullRetryAfter = Ms(v),
+        ["limits.retry_after_ms"] = (o, _, v) => o.Limits.QueueFullRetryAfter = Ms(v),
         ["limits.held_receipts_per_partner"] = (o, _, v) => o.Limits.HeldReceiptsPerPartner = Int(v),
         ["limits.min_frame_data_rate"] = (o, _, v) => o.Limits.MinFrameDataRate = Int(v),
         ["limits.min_frame_data_rate_grace_ms"] = (o, _, v) => o.Limits.MinFrameDataRateGracePeriod = Ms(v),
@@ -114,7 +115,7 @@ public static partial class RelayConfigLoader
         ["wal.segment_bytes"] = (o, _, v) => o.Storage.SegmentBytes = Int(v),
         ["wal.reserve_bytes"] = (o, _, v) => o.Storage.ReserveBytes = Long(v),
         ["wal.sync"] = (o, _, v) => o.Storage.Sync = Bool(v),
-        ["wal.commit_delay_us"] = (o, _, v) => o.Storage.CommitDelay = TimeSpan.FromMicroseconds(Long(v)),
+        ["wal.commit_delay_us"] = (o, _, v) => o.Storage.CommitDelay = Microseconds(v),
         ["wal.retention_interval_ms"] = (o, _, v) => o.Storage.RetentionInterval = Ms(v),
         ["partners[].id"] = (o, i, v) => o.Partners[i].Id = PartnerId(v),
         // Same bounds as the global limit: let RelayLimits check them so the rule lives in one place.
@@ -129,12 +130,24 @@ public static partial class RelayConfigLoader
         ["media.window_bytes"] = (o, _, v) => o.Media.WindowBytes = Int(v),
     };
 
+    // Old key → its new name. The old one keeps working, with a warning; setting both is an error.
+    private static readonly Dictionary<string, string> RenamedKeys = new(StringComparer.Ordinal)
+    {
+        // It never set QUEUE_FULL's retry-after only: it is that of every refusal worth retrying.
+        ["limits.queue_full_retry_after_ms"] = "limits.retry_after_ms",
+    };
+
     /// <summary>Reads and validates the configuration file at <paramref name="path"/>.</summary>
     /// <exception cref="ConfigException">The file cannot be read or is invalid.</exception>
-    public static RelayOptions Load(string path)
+    public static RelayOptions Load(string path) => Load(path, out _);
+
+    /// <summary>Reads and validates the configuration file at <paramref name="path"/>; <paramref name="warnings"/> gets what should change but works.</summary>
+    /// <exception cref="ConfigException">The file cannot be read or is invalid.</exception>
+    public static RelayOptions Load(string path, out IReadOnlyList<ConfigError> warnings)
     {
         Result result = ReadAndParse(path);
-        return result.Errors.Count == 0 ? result.Options : throw new ConfigException(result.Errors);
+        warnings = [.. result.Problems.Where(p => p.IsWarning)];
+        return OptionsOrThrow(result);
     }
 
     /// <summary>
@@ -142,29 +155,28 @@ public static partial class RelayConfigLoader
     /// <paramref name="sourceName"/> when it has one; <paramref name="sourceName"/> also names the source in errors.
     /// </summary>
     /// <exception cref="ConfigException">The text is invalid.</exception>
-    public static RelayOptions Parse(string tomlText, string sourceName)
-    {
-        Result result = ParseCore(tomlText, sourceName);
-        return result.Errors.Count == 0 ? result.Options : throw new ConfigException(result.Errors);
-    }
+    public static RelayOptions Parse(string tomlText, string sourceName) => OptionsOrThrow(ParseCore(tomlText, sourceName));
 
     /// <summary>
-    /// Every problem in the configuration file at <paramref name="path"/> (empty = valid), including files named
-    /// under [tls] that do not exist.
+    /// Every problem in the configuration file at <paramref name="path"/>, errors and warnings in file order (no
+    /// errors = valid). With <paramref name="checkFiles"/>, also loads and cross-checks the files named under [tls]
+    /// as <c>relayd run</c> does (certificate, matching key, partner CA bundle, CRL); without it, syntax, keys,
+    /// values and ranges only, for checking a config away from the machine it is for.
     /// </summary>
-    public static IReadOnlyList<ConfigError> Check(string path)
+    public static IReadOnlyList<ConfigError> Check(string path, bool checkFiles = true)
     {
         Result result = ReadAndParse(path);
-        TlsOptions tls = result.Options.Tls;
-        foreach ((string key, string? file) in new[] { ("tls.certificate", tls.CertificatePath), ("tls.key", tls.KeyPath), ("tls.partner_ca", tls.PartnerCaPath), ("tls.crl", tls.CrlPath) })
+        // After a syntax error, or with a [tls] key already in error (missing, wrong type), the file checks would
+        // only repeat it.
+        if (checkFiles && !result.Problems.Any(p => !p.IsWarning && (p.Key.Length == 0 || p.Key == "tls" || p.Key.StartsWith("tls.", StringComparison.Ordinal))))
         {
-            if (!string.IsNullOrEmpty(file) && !File.Exists(file))
+            foreach (Security.TlsProblem problem in Security.TlsMaterial.Check(result.Options.Tls))
             {
-                result.Errors.Add(new ConfigError(path, result.Lines.GetValueOrDefault(key), key, $"file not found: {file}"));
+                result.Problems.Add(new ConfigError(path, result.Lines.GetValueOrDefault(problem.Key), problem.Key, $"{problem.Path}: {problem.Reason}"));
             }
         }
 
-        return result.Errors;
+        return [.. result.Problems.OrderBy(p => p.Line)];
     }
 
     /// <summary>Parses a listen address: "host:port" with an IPv4 host, "[v6]:port", or "localhost:port" (IPv4 loopback).</summary>
@@ -187,6 +199,12 @@ public static partial class RelayConfigLoader
         }
 
         return new IPEndPoint(address, portNumber);
+    }
+
+    private static RelayOptions OptionsOrThrow(Result result)
+    {
+        List<ConfigError> errors = [.. result.Problems.Where(p => !p.IsWarning)];
+        return errors.Count == 0 ? result.Options : throw new ConfigException(errors);
     }
 
     private static Result ReadAndParse(string path)
@@ -236,15 +254,28 @@ public static partial class RelayConfigLoader
             options.Partners.Add(new PartnerOptions());
         }
 
+        Dictionary<string, int> lines = collector.Lines;
         foreach (Entry entry in collector.Entries)
         {
-            if (Apply(options, entry) is { } problem)
+            Entry current = entry;
+            if (RenamedKeys.TryGetValue(entry.Pattern, out string? newKey))
+            {
+                if (lines.TryGetValue(newKey, out int newLine))
+                {
+                    errors.Add(new ConfigError(source, entry.Line, entry.Key, $"the old name of {newKey}, which is set too (line {newLine}): remove this one"));
+                    continue;
+                }
+
+                errors.Add(new ConfigError(source, entry.Line, entry.Key, $"renamed to {newKey}; the old name still works but will be removed") { IsWarning = true });
+                current = entry with { Pattern = newKey };
+            }
+
+            if (Apply(options, current) is { } problem)
             {
                 errors.Add(new ConfigError(source, entry.Line, entry.Key, problem));
             }
         }
 
-        Dictionary<string, int> lines = collector.Lines;
         foreach ((string key, string value) in new[] { ("tls.certificate", options.Tls.CertificatePath), ("tls.key", options.Tls.KeyPath), ("tls.partner_ca", options.Tls.PartnerCaPath) })
         {
             if (value.Length == 0 && !lines.ContainsKey(key))
@@ -341,9 +372,17 @@ public static partial class RelayConfigLoader
         return n is >= int.MinValue and <= int.MaxValue ? (int)n : throw new FormatException($"{n} is too large");
     }
 
-    private static TimeSpan Ms(ValueSyntax v) => TimeSpan.FromMilliseconds(Long(v));
+    private static TimeSpan Ms(ValueSyntax v) => Duration(Long(v), TimeSpan.TicksPerMillisecond);
 
-    private static TimeSpan Seconds(ValueSyntax v) => TimeSpan.FromSeconds(Long(v));
+    private static TimeSpan Seconds(ValueSyntax v) => Duration(Long(v), TimeSpan.TicksPerSecond);
+
+    private static TimeSpan Microseconds(ValueSyntax v) => Duration(Long(v), TimeSpan.TicksPerMicrosecond);
+
+    // Saturates beyond TimeSpan's range (about 29,000 years), so the setter's own range message is what gets reported.
+    private static TimeSpan Duration(long count, long ticksPerUnit) =>
+        count > TimeSpan.MaxValue.Ticks / ticksPerUnit ? TimeSpan.MaxValue
+        : count < TimeSpan.MinValue.Ticks / ticksPerUnit ? TimeSpan.MinValue
+        : TimeSpan.FromTicks(count * ticksPerUnit);
 
     private static string Listen(ValueSyntax v)
     {
@@ -444,7 +483,8 @@ public static partial class RelayConfigLoader
     /// <summary>One key = value, flattened: <c>partners[2].id</c> with pattern <c>partners[].id</c> and index 2.</summary>
     private sealed record Entry(string Key, string Pattern, int Index, ValueSyntax Value, int Line);
 
-    private sealed record Result(RelayOptions Options, List<ConfigError> Errors, Dictionary<string, int> Lines);
+    /// <summary>The options read, every error and warning, and the line of every key and table.</summary>
+    private sealed record Result(RelayOptions Options, List<ConfigError> Problems, Dictionary<string, int> Lines);
 
     /// <summary>Flattens the syntax tree into <see cref="Entry"/>s, remembering the line of every key and table.</summary>
     private sealed class Collector(string source, List<ConfigError> errors)
@@ -471,7 +511,7 @@ public static partial class RelayConfigLoader
             }
             else
             {
-                errors.Add(new ConfigError(source, line, name, "unknown table (expected [relay], [tls], [limits] or [[partners]])"));
+                errors.Add(new ConfigError(source, line, name, $"unknown table (expected {string.Join(", ", Tables.Select(t => $"[{t}]"))} or [[partners]])"));
             }
         }
 

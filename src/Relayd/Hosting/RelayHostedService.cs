@@ -25,11 +25,29 @@ internal sealed class RelayHostedService : IHostedService, IAsyncDisposable
     /// <summary>Set when the write-ahead log failed (fsync rule): the process stops and must exit non-zero.</summary>
     public Exception? StorageFailure => _storageFailure;
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Does everything that can refuse a start: loads the [tls] files, recovers the write-ahead log, binds the listen
+    /// port. Called before the host starts, so that a refusal is one line from the caller and not the host's
+    /// "Hosting failed to start" log with the stack trace in it.
+    /// </summary>
+    /// <exception cref="Security.TlsMaterialException">A [tls] file cannot be used.</exception>
+    /// <exception cref="System.Net.Sockets.SocketException">The listen port is in use or cannot be bound.</exception>
+    /// <exception cref="IOException">The write-ahead log cannot be opened (e.g. another relay has it).</exception>
+    public void Open()
     {
         _server = RelayServerFactory.Create(_options, _logger);
         _server.Store.Log.Failed += OnStorageFailed;
-        _server.Start(RelayConfigLoader.ParseListen(_options.Listen));
+        _server.Listen(RelayConfigLoader.ParseListen(_options.Listen));
+    }
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (_server is null)
+        {
+            Open();
+        }
+
+        _server!.Start();
         return Task.CompletedTask;
     }
 

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Relayd.Protocol;
 using Relayd.Protocol.V1;
 
 namespace Relayd.Hosting;
@@ -18,8 +19,11 @@ internal static partial class RelayLog
     [LoggerMessage(603, LogLevel.Information, "Session {ConnectionId}: media transfer of partner {SenderId} resumed at {NextOffset} of {TotalBytes} bytes")]
     public static partial void MediaResumed(ILogger logger, long connectionId, string senderId, long nextOffset, long totalBytes);
 
+    public static void MediaRefused(ILogger logger, long connectionId, string partnerId, ErrorCode code, string detail) =>
+        MediaRefused(logger, connectionId, partnerId, ProtoNames.Of(code), detail);
+
     [LoggerMessage(604, LogLevel.Warning, "Session {ConnectionId}: media from partner {PartnerId} refused with {Code}: {Detail}")]
-    public static partial void MediaRefused(ILogger logger, long connectionId, string partnerId, ErrorCode code, string detail);
+    private static partial void MediaRefused(ILogger logger, long connectionId, string partnerId, string code, string detail);
 
     [LoggerMessage(605, LogLevel.Warning, "Session {ConnectionId}: media transfer {SenderId} -> {RecipientId} of {TotalBytes} bytes failed its SHA-256 check; discarded")]
     public static partial void MediaDigestMismatch(ILogger logger, long connectionId, string senderId, string recipientId, long totalBytes);

@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.Extensions.Logging;
+using Relayd.Protocol;
 using Relayd.Protocol.V1;
 
 namespace Relayd.Hosting;
@@ -22,14 +23,21 @@ internal static partial class RelayLog
     [LoggerMessage(103, LogLevel.Error, "Accept loop failed")]
     public static partial void AcceptFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(110, LogLevel.Warning, "Configuration: {Problem}")]
+    public static partial void ConfigWarning(ILogger logger, string problem);
+
     [LoggerMessage(200, LogLevel.Warning, "Connection {ConnectionId} from {Remote} refused during TLS: {Reason}")]
     public static partial void TlsRefused(ILogger logger, long connectionId, EndPoint? remote, string reason);
 
     [LoggerMessage(201, LogLevel.Warning, "Connection {ConnectionId} from {Remote} closed: no TLS handshake within {TimeoutMs} ms")]
     public static partial void HandshakeTimedOut(ILogger logger, long connectionId, EndPoint? remote, double timeoutMs);
 
+    // The ErrorCode overloads log the proto's name (PARTNER_NOT_APPROVED), as the docs spell it, not the C# one.
+    public static void PartnerRefused(ILogger logger, long connectionId, EndPoint? remote, ErrorCode code, string reason) =>
+        PartnerRefused(logger, connectionId, remote, ProtoNames.Of(code), reason);
+
     [LoggerMessage(202, LogLevel.Warning, "Connection {ConnectionId} from {Remote} refused with {Code}: {Reason}")]
-    public static partial void PartnerRefused(ILogger logger, long connectionId, EndPoint? remote, ErrorCode code, string reason);
+    private static partial void PartnerRefused(ILogger logger, long connectionId, EndPoint? remote, string code, string reason);
 
     [LoggerMessage(300, LogLevel.Information, "Session {ConnectionId} opened for partner {PartnerId} from {Remote} ({Agent})")]
     public static partial void SessionOpened(ILogger logger, long connectionId, string partnerId, EndPoint? remote, string agent);
@@ -37,8 +45,11 @@ internal static partial class RelayLog
     [LoggerMessage(301, LogLevel.Information, "Session {ConnectionId} of partner {PartnerId} closed: {Reason}")]
     public static partial void SessionClosed(ILogger logger, long connectionId, string partnerId, string reason);
 
+    public static void ProtocolViolation(ILogger logger, long connectionId, string partnerId, ErrorCode code, string detail) =>
+        ProtocolViolation(logger, connectionId, partnerId, ProtoNames.Of(code), detail);
+
     [LoggerMessage(302, LogLevel.Warning, "Session {ConnectionId} of partner {PartnerId} sent a bad frame, closing with {Code}: {Detail}")]
-    public static partial void ProtocolViolation(ILogger logger, long connectionId, string partnerId, ErrorCode code, string detail);
+    private static partial void ProtocolViolation(ILogger logger, long connectionId, string partnerId, string code, string detail);
 
     [LoggerMessage(303, LogLevel.Information, "Session {ConnectionId} of partner {PartnerId} idle, closing")]
     public static partial void IdleClosed(ILogger logger, long connectionId, string partnerId);
@@ -46,8 +57,11 @@ internal static partial class RelayLog
     [LoggerMessage(304, LogLevel.Debug, "Session {ConnectionId} write failed")]
     public static partial void WriteFailed(ILogger logger, long connectionId, Exception exception);
 
+    public static void EnvelopeRefused(ILogger logger, string partnerId, ErrorCode code, string detail) =>
+        EnvelopeRefused(logger, partnerId, ProtoNames.Of(code), detail);
+
     [LoggerMessage(400, LogLevel.Debug, "Envelope from partner {PartnerId} refused with {Code}: {Detail}")]
-    public static partial void EnvelopeRefused(ILogger logger, string partnerId, ErrorCode code, string detail);
+    private static partial void EnvelopeRefused(ILogger logger, string partnerId, string code, string detail);
 
     [LoggerMessage(401, LogLevel.Warning, "{Count} receipts for partner {PartnerId} dropped: it has been away for longer than held_receipts_per_partner covers")]
     public static partial void ReceiptsDropped(ILogger logger, int count, string partnerId);

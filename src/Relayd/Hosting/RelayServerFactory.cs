@@ -1,4 +1,3 @@
-using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
 using Relayd.Security;
 using Relayd.Transport;
@@ -8,12 +7,11 @@ namespace Relayd.Hosting;
 /// <summary>Builds a <see cref="RelayServer"/> from options: loads the server certificate, partner CA and CRL.</summary>
 internal static class RelayServerFactory
 {
+    /// <exception cref="TlsMaterialException">A file named under [tls] cannot be used.</exception>
     public static RelayServer Create(RelayOptions options, ILogger logger, TimeProvider? clock = null)
     {
-        X509Certificate2 serverCertificate = CertificateFactory.LoadPem(options.Tls.CertificatePath, options.Tls.KeyPath);
-        X509Certificate2Collection partnerRoots = CertificateFactory.LoadPemBundle(options.Tls.PartnerCaPath);
-        byte[]? crl = string.IsNullOrEmpty(options.Tls.CrlPath) ? null : File.ReadAllBytes(options.Tls.CrlPath);
-        var validator = new PartnerCertificateValidator(partnerRoots, crl);
-        return new RelayServer(options, serverCertificate, validator, logger, clock);
+        TlsMaterial tls = TlsMaterial.Load(options.Tls);
+        var validator = new PartnerCertificateValidator(tls.PartnerRoots, tls.Crl);
+        return new RelayServer(options, tls.ServerCertificate, validator, logger, clock);
     }
 }

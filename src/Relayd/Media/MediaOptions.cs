@@ -22,22 +22,22 @@ public sealed class MediaOptions
 
     /// <summary>
     /// Largest blob a partner may send, in bytes; larger ones are refused with MEDIA_TOO_LARGE at MediaOpen.
-    /// Per-partner override: <see cref="PartnerOptions.MaxMediaBytes"/>. Defaults to 2 GiB (a long video).
+    /// Per-partner override: <see cref="PartnerOptions.MaxMediaBytes"/>. 1 byte to 1 TiB. Defaults to 2 GiB (a long video).
     /// </summary>
     public long MaxBytes
     {
         get => _maxBytes;
-        set => _maxBytes = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "must be positive");
+        set => _maxBytes = value is > 0 and <= 1L << 40 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "must be between 1 and 1099511627776");
     }
 
     /// <summary>
     /// Spool space one sender partner may hold at a time (declared sizes of its open and undelivered transfers), in bytes;
-    /// beyond it MediaOpen is refused with SPOOL_FULL, which affects no other partner. Defaults to 20 GiB.
+    /// beyond it MediaOpen is refused with SPOOL_FULL, which affects no other partner. 1 byte to 1 PiB. Defaults to 20 GiB.
     /// </summary>
     public long SpoolQuotaBytesPerPartner
     {
         get => _spoolQuotaBytesPerPartner;
-        set => _spoolQuotaBytesPerPartner = value > 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "must be positive");
+        set => _spoolQuotaBytesPerPartner = value is > 0 and <= 1L << 50 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "must be between 1 and 1125899906842624");
     }
 
     /// <summary>Transfers one partner may have open (opened, not yet closed) at a time. Defaults to 64.</summary>
@@ -49,12 +49,14 @@ public sealed class MediaOptions
 
     /// <summary>
     /// An open transfer that receives no chunk for this long is dropped and its partial spool deleted (MEDIA_IDLE_TIMEOUT).
-    /// Long enough for a phone to reconnect and resume. Defaults to 120 s.
+    /// Long enough for a phone to reconnect and resume. 100 ms to 1 day. Defaults to 120 s.
     /// </summary>
     public TimeSpan TransferIdleTimeout
     {
         get => _transferIdleTimeout;
-        set => _transferIdleTimeout = value >= TimeSpan.FromMilliseconds(100) ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "must be at least 100 ms");
+        set => _transferIdleTimeout = value >= TimeSpan.FromMilliseconds(100) && value <= TimeSpan.FromDays(1)
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), value, "must be between 100 ms and 1 day");
     }
 
     /// <summary>

@@ -144,15 +144,6 @@ public static class CertificateFactory
         return X509CertificateLoader.LoadPkcs12(cert.Export(X509ContentType.Pkcs12), null);
     }
 
-    /// <summary>Every certificate in a PEM bundle (no private keys).</summary>
-    /// <param name="path">The PEM file.</param>
-    public static X509Certificate2Collection LoadPemBundle(string path)
-    {
-        var bundle = new X509Certificate2Collection();
-        bundle.ImportFromPemFile(path);
-        return bundle;
-    }
-
     private static X509Certificate2 Issue(X509Certificate2 ca, X500DistinguishedName subject, string usageOid, X509Extension san, DateTimeOffset notBefore, DateTimeOffset notAfter, IEnumerable<X509Extension> extra)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);

@@ -123,9 +123,14 @@ public sealed partial class DevPki
         return cert;
     }
 
+    /// <summary>Why <paramref name="id"/> cannot be a partner id, or null when it can.</summary>
+    /// <param name="id">A candidate partner id.</param>
+    public static string? PartnerIdProblem(string id) =>
+        PartnerIdPattern().IsMatch(id) ? null : $"partner id '{id}' must match {PartnerIdRule} (lower-case letters, digits, '.', '_', '-'; up to 63 characters, starting with a letter or digit)";
+
     // The id names files under partners/, so the rule also keeps it from escaping that directory.
     private static string CheckedId(string id, string paramName) =>
-        PartnerIdPattern().IsMatch(id) ? id : throw new ArgumentException($"partner id '{id}' must match {PartnerIdRule} (lower-case letters, digits, '.', '_', '-'; up to 63 characters, starting with a letter or digit)", paramName);
+        PartnerIdProblem(id) is { } problem ? throw new ArgumentException(problem, paramName) : id;
 
     // \z rather than the rule's $, which would also accept a trailing newline.
     [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,62}\\z")]

@@ -2,7 +2,6 @@ using System.Net.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using X509Crl = Org.BouncyCastle.X509.X509Crl;
-using X509CrlParser = Org.BouncyCastle.X509.X509CrlParser;
 using X509CertificateParser = Org.BouncyCastle.X509.X509CertificateParser;
 
 namespace Relayd.Security;
@@ -17,22 +16,22 @@ internal sealed class PartnerCertificateValidator
     private readonly X509Certificate2Collection _roots;
     private readonly X509Crl? _crl;
 
-    public PartnerCertificateValidator(X509Certificate2Collection roots, byte[]? crl)
+    /// <param name="roots">The partner CA certificates; at least one.</param>
+    /// <param name="crl">A CRL signed by one of <paramref name="roots"/>, or null. <see cref="TlsMaterial"/> loads both and says what is wrong with the files.</param>
+    public PartnerCertificateValidator(X509Certificate2Collection roots, X509Crl? crl)
     {
         if (roots.Count == 0)
         {
             throw new ArgumentException("the partner CA bundle holds no certificate", nameof(roots));
         }
 
-        _roots = roots;
-        if (crl is not null)
+        if (crl is not null && !IsSignedByOneOf(crl, roots))
         {
-            _crl = new X509CrlParser().ReadCrl(crl) ?? throw new ArgumentException("the CRL file holds no CRL", nameof(crl));
-            if (!IssuedByRoot(_crl))
-            {
-                throw new ArgumentException("the CRL is not signed by a configured partner CA", nameof(crl));
-            }
+            throw new ArgumentException("the CRL is not signed by a configured partner CA", nameof(crl));
         }
+
+        _roots = roots;
+        _crl = crl;
     }
 
     /// <summary>The policy SslStream builds partner chains with: our roots only, nothing fetched.</summary>
@@ -77,9 +76,10 @@ internal sealed class PartnerCertificateValidator
         return null;
     }
 
-    private bool IssuedByRoot(X509Crl crl)
+    /// <summary>Whether one of <paramref name="roots"/> signed <paramref name="crl"/>.</summary>
+    public static bool IsSignedByOneOf(X509Crl crl, X509Certificate2Collection roots)
     {
-        foreach (X509Certificate2 root in _roots)
+        foreach (X509Certificate2 root in roots)
         {
             try
             {

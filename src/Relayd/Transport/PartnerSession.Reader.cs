@@ -121,7 +121,7 @@ internal sealed partial class PartnerSession
             {
                 RelayLog.ProtocolViolation(_logger, ConnectionId, Partner.Id, ex.Code, ex.Detail);
                 WriteError(ex.Code, ex.Detail, fatal: true);
-                stop = ex.Code.ToString();
+                stop = ProtoNames.Of(ex.Code);
             }
 
             if (_logBusy)
@@ -237,7 +237,7 @@ internal sealed partial class PartnerSession
             return;
         }
 
-        string detail = outcome.Detail ?? outcome.Refusal.ToString();
+        string detail = outcome.Detail ?? ProtoNames.Of(outcome.Refusal);
         RelayLog.EnvelopeRefused(_logger, Partner.Id, outcome.Refusal, detail);
         uint retryAfter = outcome.Refusal is ErrorCode.QueueFull or ErrorCode.ShuttingDown or ErrorCode.StorageFull or ErrorCode.RetryLater
             ? (uint)_server.Limits.QueueFullRetryAfter.TotalMilliseconds

@@ -109,7 +109,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
         }
         catch (OperationCanceledException)
         {
-            reason = _abortReason ?? (_closeCode == 0 ? "aborted" : ((ErrorCode)_closeCode).ToString());
+            reason = _abortReason ?? (_closeCode == 0 ? "aborted" : Protocol.ProtoNames.Of((ErrorCode)_closeCode));
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {

@@ -98,18 +98,42 @@ internal sealed class RelayServer : IAsyncDisposable
 
     public IReadOnlyCollection<PartnerSession> Sessions => (IReadOnlyCollection<PartnerSession>)_sessions.Values;
 
+    /// <summary>Binds <paramref name="endpoint"/> and listens (<see cref="Listen"/>), then serves (<see cref="Start()"/>).</summary>
     public void Start(IPEndPoint endpoint)
     {
+        Listen(endpoint);
+        Start();
+    }
+
+    /// <summary>Binds the listen socket; nothing is accepted until <see cref="Start()"/>.</summary>
+    /// <exception cref="SocketException">The port is in use (<see cref="SocketError.AddressAlreadyInUse"/>) or cannot be bound.</exception>
+    public void Listen(IPEndPoint endpoint)
+    {
         var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        if (endpoint.AddressFamily == AddressFamily.InterNetworkV6 && endpoint.Address.Equals(IPAddress.IPv6Any))
+        try
         {
-            socket.DualMode = true;
+            if (endpoint.AddressFamily == AddressFamily.InterNetworkV6 && endpoint.Address.Equals(IPAddress.IPv6Any))
+            {
+                socket.DualMode = true;
+            }
+
+            AllowRebindOverClosedConnections(socket);
+            socket.Bind(endpoint);
+            socket.Listen(512);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
         }
 
-        socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        socket.Bind(endpoint);
-        socket.Listen(512);
         _listenSocket = socket;
+    }
+
+    /// <summary>Starts accepting on the socket <see cref="Listen"/> bound, and the heartbeat and storage maintenance.</summary>
+    public void Start()
+    {
+        Socket socket = _listenSocket ?? throw new InvalidOperationException("Listen first");
         RelayLog.Listening(Logger, RelayId, socket.LocalEndPoint!, Partners.Partners.Length, Limits.ShardCount);
         _acceptLoop = AcceptLoopAsync(_stopping.Token);
         _heartbeat = HeartbeatAsync(_stopping.Token);
@@ -125,6 +149,12 @@ internal sealed class RelayServer : IAsyncDisposable
         }
 
         _shuttingDown = true;
+        if (_listenSocket is null)
+        {
+            CloseStore(); // never listened (the start was refused): nothing to drain, nothing to report
+            return;
+        }
+
         _listenSocket?.Dispose();
         foreach (PartnerSession session in _sessions.Values)
         {
@@ -155,6 +185,22 @@ internal sealed class RelayServer : IAsyncDisposable
         CloseStore(); // also when the relay never started
         Media.Dispose();
         _stopping.Dispose();
+    }
+
+    /// <summary>
+    /// SO_REUSEADDR alone, so that a restarted relay binds its port while the previous one's connections sit in
+    /// TIME_WAIT. Not <see cref="SocketOptionName.ReuseAddress"/>: on Linux .NET maps it to SO_REUSEPORT as well, which
+    /// lets a second relay listen on the same port and take about half of the new connections. (.NET also sets
+    /// SO_REUSEADDR itself when it binds a TCP socket on Unix; setting it here keeps the relay from depending on that.)
+    /// </summary>
+    private static void AllowRebindOverClosedConnections(Socket socket)
+    {
+        const int SolSocket = 1;   // <asm-generic/socket.h>
+        const int SoReuseAddr = 2;
+        if (OperatingSystem.IsLinux())
+        {
+            socket.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
+        }
     }
 
     /// <summary>

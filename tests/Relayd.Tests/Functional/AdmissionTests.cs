@@ -58,7 +58,7 @@ public sealed class AdmissionTests : IClassFixture<PkiFixture>
 
         Assert.Equal(ErrorCode.PartnerNotApproved, refusal.Code);
         Assert.Contains("mallory", refusal.Detail, StringComparison.Ordinal);
-        await relay.WaitForLogAsync("PartnerNotApproved");
+        await relay.WaitForLogAsync("refused with PARTNER_NOT_APPROVED");
     }
 
     [Fact]

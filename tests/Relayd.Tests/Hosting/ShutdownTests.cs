@@ -36,6 +36,27 @@ public sealed class ShutdownTests : IClassFixture<PkiFixture>
     }
 
     [Fact]
+    public async Task On_SIGTERM_a_partner_that_stays_connected_gets_the_full_drain_timeout_and_the_relay_still_exits_0()
+    {
+        // System.CommandLine ended the process with 143 two seconds after SIGTERM, whatever shutdown_timeout_ms said.
+        await using RelaydProcess relay = await RelaydProcess.StartAsync(_pki, "[limits]\nshutdown_timeout_ms = 4000\n");
+        await using RawPartnerConnection alpha = await RawPartnerConnection.ConnectAsync(relay.Port, _pki.Partner("alpha"), _pki.Ca);
+        await alpha.SendHelloAsync();
+        Assert.NotNull((await alpha.ReadFrameAsync())?.Welcome);
+
+        var drain = System.Diagnostics.Stopwatch.StartNew();
+        await relay.TerminateAsync();
+        Frame? goAway = await alpha.ReadFrameAsync(); // and alpha neither answers nor closes
+        int exitCode = await relay.WaitForExitAsync(seconds: 30);
+        drain.Stop();
+
+        Assert.Equal(ErrorCode.ShuttingDown, goAway?.GoAway?.Code);
+        Assert.True(exitCode == 0, $"exit code {exitCode} after {drain.ElapsedMilliseconds} ms; output:\n{relay.Output}");
+        await relay.WaitForOutputAsync("Stopped; 1 sessions were still open at the deadline");
+        Assert.True(drain.ElapsedMilliseconds >= 4000, $"stopped after {drain.ElapsedMilliseconds} ms, before the 4000 ms drain");
+    }
+
+    [Fact]
     public async Task Envelopes_accepted_before_SIGTERM_are_still_delivered_and_clients_close_cleanly()
     {
         await using RelaydProcess relay = await RelaydProcess.StartAsync(_pki);

@@ -40,4 +40,30 @@ public sealed class WalCommandLineTests
         Assert.Equal(0, verifyAgain.ExitCode);
         Assert.True(Directory.Exists(Path.Combine(dir.Path, "quarantine")));
     }
+
+    [Theory]
+    [InlineData("verify")]
+    [InlineData("repair")]
+    public async Task On_a_directory_that_does_not_exist_both_commands_say_so_in_one_line(string command)
+    {
+        string missing = Path.Combine(Path.GetTempPath(), $"relayd-no-wal-{Guid.NewGuid():N}");
+
+        ExternalProcess.Result result = await ExternalProcess.RunRelaydAsync("wal", command, "--dir", missing);
+
+        string line = Assert.Single(CliAssert.Refusal(result, expectedExitCode: 66));
+        Assert.Equal($"relayd: {missing}: no such directory (relayd creates its write-ahead log there when it first starts)", line);
+        Assert.False(Directory.Exists(missing));
+    }
+
+    [Fact]
+    public async Task Repair_while_the_log_is_open_is_refused_in_one_line()
+    {
+        using var dir = new TempWalDirectory();
+        using WriteAheadLog open = WalTestKit.Open(dir.Path);
+
+        ExternalProcess.Result result = await ExternalProcess.RunRelaydAsync("wal", "repair", "--dir", dir.Path);
+
+        string line = Assert.Single(CliAssert.Refusal(result, expectedExitCode: 74));
+        Assert.Equal($"relayd: the WAL in {dir.Path} is in use by another process ({Path.Combine(dir.Path, "wal.lock")} is locked)", line);
+    }
 }

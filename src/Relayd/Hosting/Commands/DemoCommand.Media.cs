@@ -56,7 +56,7 @@ internal sealed partial class DemoRun
             }
             catch (RelayException ex)
             {
-                relayFate = "refused: " + ex.Code;
+                relayFate = "refused: " + ProtoNames.Of(ex.Code);
                 allOk &= corrupt && ex.Code == ErrorCode.MediaDigestMismatch;
                 // beta was streaming it and is told to discard what it got.
                 stopReceiving.CancelAfter(TimeSpan.FromSeconds(5));

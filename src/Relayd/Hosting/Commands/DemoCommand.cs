@@ -124,7 +124,7 @@ internal sealed partial class DemoRun(ILogger logger, TextWriter output)
             Receipt receipt = await from.Receipts.ReadAsync(cancellationToken).AsTask().WaitAsync(TimeSpan.FromSeconds(10), cancellationToken);
             bool receiptOk = receipt.Status == ReceiptStatus.Delivered && receipt.MessageIds.Contains(envelope.MessageId);
             allOk &= identical && receiptOk;
-            output.WriteLine($"{id} {Quote(text),-20} {from.PartnerId + " -> " + to.PartnerId,-15} {accepted,-15} {delivered,-15} {receipt.Status}");
+            output.WriteLine($"{id} {Quote(text),-20} {from.PartnerId + " -> " + to.PartnerId,-15} {accepted,-15} {delivered,-15} {ProtoNames.Of(receipt.Status)}");
         }
 
         output.WriteLine();

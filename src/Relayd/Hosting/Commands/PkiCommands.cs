@@ -21,7 +21,17 @@ internal static class PkiCommands
         command.SetAction(parse =>
         {
             var pki = new DevPki(parse.GetValue(dir)!.FullName);
-            bool created = pki.Init();
+            bool created;
+            try
+            {
+                created = pki.Init();
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException)
+            {
+                Console.Error.WriteLine("relayd: " + ex.Message);
+                return ExitCodes.CannotCreate;
+            }
+
             Console.WriteLine(created ? "created" : "already present");
             Console.WriteLine($"  CA certificate:     {pki.CaCertPath}");
             Console.WriteLine($"  server certificate: {pki.ServerCertPath}");
@@ -40,14 +50,25 @@ internal static class PkiCommands
         {
             var pki = new DevPki(parse.GetValue(dir)!.FullName);
             string partner = parse.GetValue(id)!;
+            if (DevPki.PartnerIdProblem(partner) is { } problem)
+            {
+                Console.Error.WriteLine("relayd: " + problem);
+                return ExitCodes.Usage;
+            }
+
             try
             {
                 pki.IssuePartner(partner);
             }
-            catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
+            catch (InvalidOperationException ex)
             {
-                Console.Error.WriteLine(ex.Message);
+                Console.Error.WriteLine("relayd: " + ex.Message);
                 return ExitCodes.Usage;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                Console.Error.WriteLine("relayd: " + ex.Message);
+                return ExitCodes.CannotCreate;
             }
 
             Console.WriteLine($"partner {partner}: certificate {pki.PartnerCertPath(partner)}  key {pki.PartnerKeyPath(partner)}");

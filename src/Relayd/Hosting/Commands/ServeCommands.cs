@@ -1,6 +1,8 @@
 using System.CommandLine;
+using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Relayd.Wal;
 using Relayd.Security;
 
@@ -9,16 +11,19 @@ namespace Relayd.Hosting.Commands;
 /// <summary><c>relayd run</c>, <c>relayd check-config</c> and <c>relayd dev</c>.</summary>
 internal static class ServeCommands
 {
+    private const string DefaultConfigPath = "/etc/relayd/relayd.toml";
+
     public static Command Run()
     {
-        var config = new Option<FileInfo>("--config", "-c") { Description = "Path of the TOML configuration file", Required = true, DefaultValueFactory = _ => new FileInfo("/etc/relayd/relayd.toml") };
+        Option<FileInfo> config = ConfigOption();
         var command = new Command("run", "Run the relay in the foreground (what the systemd unit starts)") { config };
         command.SetAction(async (parse, cancellationToken) =>
         {
             RelayOptions options;
+            IReadOnlyList<ConfigError> warnings;
             try
             {
-                options = RelayConfigLoader.Load(parse.GetValue(config)!.FullName);
+                options = RelayConfigLoader.Load(parse.GetValue(config)!.FullName, out warnings);
             }
             catch (ConfigException ex)
             {
@@ -26,19 +31,60 @@ internal static class ServeCommands
                 return ExitCodes.BadConfig;
             }
 
-            return await RunHostAsync(options, cancellationToken);
+            return await RunHostAsync(options, cancellationToken, warnings);
         });
         return command;
     }
 
-    /// <summary>Runs the relay until SIGTERM; the exit code says whether it stopped cleanly.</summary>
-    public static async Task<int> RunHostAsync(RelayOptions options, CancellationToken cancellationToken)
+    /// <summary>Runs the relay until SIGTERM; the exit code says whether it stopped cleanly or why it would not start.</summary>
+    public static async Task<int> RunHostAsync(RelayOptions options, CancellationToken cancellationToken, IReadOnlyList<ConfigError>? configWarnings = null)
     {
-        using IHost host = RelayHost.Build(options);
-        RelayHostedService relay = host.Services.GetRequiredService<RelayHostedService>(); // RunAsync disposes the container
+        IHost host = RelayHost.Build(options);
         try
         {
-            await host.RunAsync(cancellationToken);
+            RelayHostedService relay = host.Services.GetRequiredService<RelayHostedService>();
+            ILogger logger = host.Services.GetRequiredService<ILogger<RelayHostedService>>();
+            foreach (ConfigError warning in configWarnings ?? [])
+            {
+                RelayLog.ConfigWarning(logger, warning.ToString());
+            }
+
+            if (await OpenAsync(relay, options) is { } refused)
+            {
+                return refused;
+            }
+
+            await host.RunAsync(cancellationToken); // SIGTERM: the host drains within limits.shutdown_timeout_ms
+            return relay.StorageFailure is null ? ExitCodes.Ok : ExitCodes.StorageFailed;
+        }
+        finally
+        {
+            await ((IAsyncDisposable)host).DisposeAsync(); // again after RunAsync, which is harmless
+        }
+    }
+
+    /// <summary>Opens the relay before the host starts; null when it is ready, else the exit code after one line on stderr.</summary>
+    private static async Task<int?> OpenAsync(RelayHostedService relay, RelayOptions options)
+    {
+        try
+        {
+            relay.Open();
+            return null;
+        }
+        catch (TlsMaterialException ex)
+        {
+            foreach (TlsProblem problem in ex.Problems)
+            {
+                await Console.Error.WriteLineAsync($"relayd: refusing to start: {problem}");
+            }
+
+            return ExitCodes.BadConfig;
+        }
+        catch (SocketException ex)
+        {
+            string reason = ex.SocketErrorCode == SocketError.AddressAlreadyInUse ? "address already in use (is another relayd running?)" : ex.Message;
+            await Console.Error.WriteLineAsync($"relayd: refusing to start: cannot listen on {options.Listen}: {reason}");
+            return ExitCodes.ListenFailed;
         }
         catch (WalCorruptionException ex)
         {
@@ -50,26 +96,29 @@ internal static class ServeCommands
             await Console.Error.WriteLineAsync($"relayd: refusing to start: {ex.Message}");
             return ExitCodes.StorageCorrupt;
         }
-
-        return relay.StorageFailure is null ? ExitCodes.Ok : ExitCodes.StorageFailed;
     }
 
     public static Command CheckConfig()
     {
-        var config = new Option<FileInfo>("--config", "-c") { Description = "Path of the TOML configuration file", Required = true };
-        var command = new Command("check-config", "Validate a configuration file; every problem is printed with its key and line") { config };
+        Option<FileInfo> config = ConfigOption();
+        var syntaxOnly = new Option<bool>("--syntax-only")
+        {
+            Description = "Check syntax, keys, values and ranges only, not the files named under [tls] (for a config away from its machine)",
+        };
+        var command = new Command("check-config", "Validate a configuration file and the [tls] files it names, as 'run' would load them; every problem is printed with its key and line") { config, syntaxOnly };
         command.SetAction(parse =>
         {
             FileInfo file = parse.GetValue(config)!;
-            IReadOnlyList<ConfigError> errors = RelayConfigLoader.Check(file.FullName);
-            foreach (ConfigError error in errors)
+            IReadOnlyList<ConfigError> problems = RelayConfigLoader.Check(file.FullName, checkFiles: !parse.GetValue(syntaxOnly));
+            foreach (ConfigError problem in problems)
             {
-                Console.Error.WriteLine(error.ToString());
+                Console.Error.WriteLine(problem.ToString());
             }
 
-            if (errors.Count > 0)
+            int errors = problems.Count(p => !p.IsWarning);
+            if (errors > 0)
             {
-                Console.Error.WriteLine($"{file.FullName}: {errors.Count} problem(s)");
+                Console.Error.WriteLine($"{file.FullName}: {errors} problem(s)");
                 return ExitCodes.BadConfig;
             }
 
@@ -78,6 +127,12 @@ internal static class ServeCommands
         });
         return command;
     }
+
+    private static Option<FileInfo> ConfigOption() => new("--config", "-c")
+    {
+        Description = "Path of the TOML configuration file",
+        DefaultValueFactory = _ => new FileInfo(DefaultConfigPath),
+    };
 
     public static Command Dev()
     {
@@ -88,8 +143,23 @@ internal static class ServeCommands
         var command = new Command("dev", "Run a foreground dev relay on loopback with a generated dev PKI and its write-ahead log in DIR/wal") { dir, port, partners, noSync };
         command.SetAction(async (parse, cancellationToken) =>
         {
+            if (parse.GetValue(partners)!.Select(DevPki.PartnerIdProblem).FirstOrDefault(p => p is not null) is { } badId)
+            {
+                await Console.Error.WriteLineAsync("relayd: " + badId);
+                return ExitCodes.Usage;
+            }
+
             var pki = new DevPki(parse.GetValue(dir)!.FullName);
-            pki.Init();
+            try
+            {
+                pki.Init();
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException)
+            {
+                await Console.Error.WriteLineAsync("relayd: " + ex.Message);
+                return ExitCodes.CannotCreate;
+            }
+
             var options = new RelayOptions
             {
                 Listen = $"127.0.0.1:{parse.GetValue(port)}",
@@ -128,6 +198,10 @@ internal static class ExitCodes
     public const int Failed = 1;
     public const int Usage = 64;
     public const int StorageCorrupt = 65; // EX_DATAERR: the log needs an operator (verify / repair)
+    public const int NoInput = 66;        // EX_NOINPUT: e.g. no write-ahead log in the directory given
+    public const int ListenFailed = 69;   // EX_UNAVAILABLE: the listen port is taken (or cannot be bound)
+    public const int InternalError = 70;  // EX_SOFTWARE: a bug; the message says what failed
+    public const int CannotCreate = 73;   // EX_CANTCREAT: e.g. the dev PKI directory is not writable
     public const int StorageFailed = 74;  // EX_IOERR: fsync or write failed; restart to recover
     public const int BadConfig = 78; // EX_CONFIG
 }

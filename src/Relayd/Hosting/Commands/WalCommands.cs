@@ -21,7 +21,17 @@ internal static class WalCommands
         var command = new Command("verify", "Check every segment and record; report each problem with its segment and offset; change nothing") { dir };
         command.SetAction(parse =>
         {
-            WalVerifyReport report = WriteAheadLog.Verify(parse.GetValue(dir)!.FullName);
+            string directory = parse.GetValue(dir)!.FullName;
+            WalVerifyReport report;
+            try
+            {
+                report = WriteAheadLog.Verify(MustExist(directory));
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                return Refuse(directory, ex);
+            }
+
             Console.WriteLine($"{report.Directory}: {report.Segments} segment(s), {report.Records:N0} valid record(s)");
             foreach (WalProblem problem in report.Problems)
             {
@@ -42,8 +52,18 @@ internal static class WalCommands
         var command = new Command("repair", "Cut the log at its first corrupt record; everything after it moves to quarantine/, never deleted") { dir };
         command.SetAction(parse =>
         {
+            string directory = parse.GetValue(dir)!.FullName;
             using ILoggerFactory logging = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Information));
-            WalRepairResult result = WriteAheadLog.Repair(parse.GetValue(dir)!.FullName, logging.CreateLogger("relayd.wal"));
+            WalRepairResult result;
+            try
+            {
+                result = WriteAheadLog.Repair(MustExist(directory), logging.CreateLogger("relayd.wal"));
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                return Refuse(directory, ex);
+            }
+
             if (!result.Repaired)
             {
                 Console.WriteLine("nothing to repair");
@@ -59,5 +79,21 @@ internal static class WalCommands
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    // Checked here rather than left to the log: repair would create wal.lock in a directory that is not there.
+    private static string MustExist(string directory) =>
+        Directory.Exists(directory) ? directory : throw new DirectoryNotFoundException(directory);
+
+    private static int Refuse(string directory, Exception ex)
+    {
+        if (ex is DirectoryNotFoundException && !Directory.Exists(directory))
+        {
+            Console.Error.WriteLine($"relayd: {directory}: no such directory (relayd creates its write-ahead log there when it first starts)");
+            return ExitCodes.NoInput;
+        }
+
+        Console.Error.WriteLine("relayd: " + ex.Message); // e.g. "the WAL in DIR is in use by another process"
+        return ExitCodes.StorageFailed;
     }
 }
