@@ -104,8 +104,9 @@ internal sealed partial class MediaRouter
         bool cutThrough;
         lock (_lock)
         {
-            // Recipient connected: its session starts streaming now, following the bytes as they arrive (unless a
-            // session that attached since the transfer was registered has already queued it).
+            // Recipient connected: its session starts streaming now, following the bytes as they arrive. A session that
+            // attaches from here on finds the files there and queues it itself.
+            transfer.Streamable = true;
             cutThrough = _peers[recipient.Index].Count > 0 && transfer.State == MediaTransferState.Receiving
                 && transfer.Downloader is null && !_outbox[recipient.Index].Contains(transfer);
             if (cutThrough)
@@ -288,8 +289,9 @@ internal sealed partial class MediaRouter
             transfer.Hash.GetHashAndReset(digest);
             if (!digest.SequenceEqual(transfer.Open.Sha256.Span))
             {
-                transfer.State = MediaTransferState.Gone;
+                // The code before the state: the recipient's writer reads both without the lock, state first.
                 transfer.AbortCode = ErrorCode.MediaDigestMismatch;
+                transfer.State = MediaTransferState.Gone;
                 RelayLog.MediaDigestMismatch(_logger, peer.ConnectionId, transfer.Sender.Id, transfer.Recipient.Id, transfer.TotalSize);
                 Refuse(peer, id, ErrorCode.MediaDigestMismatch, "the SHA-256 of the bytes received is not the declared one; the blob is discarded");
                 AbortOutsideLock(transfer);
@@ -407,8 +409,8 @@ internal sealed partial class MediaRouter
     private void FailSpool(IMediaPeer peer, MediaTransfer transfer, IOException exception, string detail)
     {
         RelayLog.MediaSpoolFailed(_logger, transfer.BasePath, exception);
-        transfer.State = MediaTransferState.Gone;
         transfer.AbortCode = ErrorCode.StorageFull;
+        transfer.State = MediaTransferState.Gone;
         Refuse(peer, transfer.Id, ErrorCode.StorageFull, detail, retryAfterMs: 60_000);
         AbortOutsideLock(transfer);
     }
