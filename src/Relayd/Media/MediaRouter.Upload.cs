@@ -10,6 +10,10 @@ namespace Relayd.Media;
 /// <summary>The sender side: MediaOpen, chunks into the spool, MediaClose, MediaResume.</summary>
 internal sealed partial class MediaRouter
 {
+    // Frame.media_open is field 16 (a two-byte tag); MediaOpen.delivery_offset (field 11) is a tag and a varint.
+    private const int MediaOpenFrameField = 16;
+    private const int MaxDeliveryOffsetFieldBytes = 1 + 10;
+
     /// <summary>MediaOpen from a sender: every limit is checked here, before any byte of the blob is accepted.</summary>
     public void Open(IMediaPeer peer, MediaOpen open)
     {
@@ -30,7 +34,16 @@ internal sealed partial class MediaRouter
 
         if (!recipient.Accepts((int)open.ContentKind))
         {
-            Refuse(peer, id, ErrorCode.ContentKindUnsupported, $"partner '{recipient.Id}' does not accept {open.ContentKind}");
+            Refuse(peer, id, ErrorCode.ContentKindUnsupported, recipient.KindRefusal((int)open.ContentKind));
+            return;
+        }
+
+        // The recipient is sent this MediaOpen with delivery_offset added; chunks are far below any declared limit.
+        int recipientFrameLimit = recipient.Mailbox.Declared.MaxFrameBytes;
+        int forwardedOpenBytes = ProtoWire.LengthDelimitedFieldSize(MediaOpenFrameField, open.CalculateSize() + MaxDeliveryOffsetFieldBytes);
+        if (recipientFrameLimit != 0 && forwardedOpenBytes > recipientFrameLimit)
+        {
+            Refuse(peer, id, ErrorCode.FrameTooLarge, $"the MediaOpen frame takes up to {forwardedOpenBytes} bytes; partner '{recipient.Id}' reads frames of at most {recipientFrameLimit} bytes (its Hello.max_frame_bytes)");
             return;
         }
 
