@@ -120,7 +120,7 @@ internal sealed partial class PartnerSession
             DeliveryWindowBytes = (ulong)limits.DeliveryWindowBytes,
             DedupWindowMs = (ulong)limits.DedupWindow.TotalMilliseconds,
             DedupCapacity = (uint)limits.DedupCapacityPerPartner,
-            MaxFrameBytesSent = hello.MaxFrameBytes != 0 ? hello.MaxFrameBytes : (uint)MaxFrameBytesSent(limits),
+            MaxFrameBytesSent = hello.MaxFrameBytes != 0 ? Math.Min(hello.MaxFrameBytes, (uint)MaxFrameBytesSent(limits)) : (uint)MaxFrameBytesSent(limits),
         };
         welcome.AcceptedKinds.AddRange(Partner.AcceptedKinds);
         WriteFrame(new Frame { Welcome = welcome });
@@ -128,8 +128,8 @@ internal sealed partial class PartnerSession
     }
 
     /// <summary>
-    /// Largest frame body the relay sends a partner that declared no limit: the Deliver of the largest envelope it
-    /// accepts (which may take a few bytes more than max_frame_bytes), or a media chunk if that is larger.
+    /// Largest frame body the relay's own limits let it send: the Deliver of the largest envelope it accepts (a few
+    /// bytes more than max_frame_bytes), or a media chunk or receipt if that is larger.
     /// </summary>
     private static int MaxFrameBytesSent(RelayLimits limits) =>
         Math.Max(WireFrames.MaxDeliverFrameBodyBytes(limits.MaxFrameBytes), Math.Max(MediaChunkWire.MaxHeaderBytes + Media.MediaRouter.DeliveryChunkBytes, WireFrames.MaxReceiptFrameBytes));
