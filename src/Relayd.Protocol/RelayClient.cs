@@ -45,7 +45,10 @@ public sealed partial class RelayClient : IAsyncDisposable
         _receipts = Channel.CreateBounded<Receipt>(new BoundedChannelOptions(options.ReceiptBufferCapacity) { SingleWriter = true, FullMode = BoundedChannelFullMode.Wait });
     }
 
-    /// <summary>What the relay answered to Hello: the partner id it authenticated, its limits.</summary>
+    /// <summary>
+    /// What the relay answered to Hello: the partner id it authenticated and the limits it holds this partner to (frame
+    /// sizes both ways, idle timeout, connections, shards and delivery window, dedup window; see docs/protocol.md §3).
+    /// </summary>
     public Welcome Welcome { get; private set; } = new();
 
     /// <summary>The partner id the relay read from this connection's certificate.</summary>

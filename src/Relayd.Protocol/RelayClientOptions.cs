@@ -23,10 +23,18 @@ public sealed record RelayClientOptions
     /// <summary>TLS server name to expect (default: <see cref="Host"/>).</summary>
     public string? TargetHost { get; init; }
 
-    /// <summary>Content kinds this partner's users can receive; empty = all (default: empty).</summary>
+    /// <summary>
+    /// Content kinds this partner's users can receive, sent in Hello; empty = all (default: empty). The relay refuses
+    /// envelopes and media of other kinds to their senders (CONTENT_KIND_UNSUPPORTED) while this partner's connections
+    /// declare so; give every connection of the partner the same list.
+    /// </summary>
     public IReadOnlyList<ContentKind> AcceptedKinds { get; init; } = [];
 
-    /// <summary>Largest frame accepted from the relay, in bytes (default: 2 MiB, room for a 1 MiB envelope and its Deliver wrapping).</summary>
+    /// <summary>
+    /// Largest frame accepted from the relay, in bytes, sent in Hello: the relay refuses to senders the envelopes whose
+    /// Deliver frame would be larger (FRAME_TOO_LARGE) instead of sending them. At least 128 KiB, or the relay refuses
+    /// the connection (default: 2 MiB, room for a 1 MiB envelope and its Deliver wrapping).
+    /// </summary>
     public int MaxFrameBytes { get; init; } = 2 * 1024 * 1024;
 
     /// <summary>Time allowed for TCP connect, TLS handshake and Welcome (default: 10 s).</summary>

@@ -43,6 +43,13 @@ internal static class WireFrames
         + ProtoWire.LengthDelimitedFieldSize(DeliverEnvelopeField, envelopeLength)
         + ProtoWire.VarintFieldSize(DeliverAcceptedAtField, (ulong)acceptedAtMs);
 
+    /// <summary>
+    /// Most bytes the body of a Deliver frame for an envelope of <paramref name="envelopeLength"/> bytes can take (the
+    /// length prefix not counted, as for max_frame_bytes): whatever its delivery id and acceptance time turn out to be.
+    /// </summary>
+    public static int MaxDeliverFrameBodyBytes(int envelopeLength) =>
+        ProtoWire.LengthDelimitedFieldSize(FrameDeliverField, DeliverBodySize(envelopeLength, ulong.MaxValue, long.MaxValue));
+
     /// <summary>Whole Deliver frame size, length prefix included.</summary>
     public static int DeliverFrameSize(int envelopeLength, ulong deliveryId, long acceptedAtMs)
     {

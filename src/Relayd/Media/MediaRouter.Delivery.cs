@@ -119,6 +119,51 @@ internal sealed partial class MediaRouter
         }
     }
 
+    /// <summary>
+    /// <paramref name="peer"/>'s writer could not read the spool file of a blob it is streaming. When the blob went away
+    /// meanwhile (aborted or removed, its files deleted) that is why, and nothing is left to do. Otherwise the file
+    /// was lost: the blob is dropped (a sender still uploading is told STORAGE_FULL) and the recipient, told the same,
+    /// discards what it got.
+    /// </summary>
+    public void DropUnreadable(MediaTransfer transfer, IMediaPeer peer, Exception exception)
+    {
+        IMediaPeer? uploader;
+        bool receiving;
+        lock (transfer)
+        {
+            lock (_lock)
+            {
+                if (!IsSending(transfer, peer))
+                {
+                    return;
+                }
+
+                // The code first: a writer that sees Gone reads it without the lock.
+                transfer.AbortCode = ErrorCode.StorageFull;
+                receiving = transfer.State == MediaTransferState.Receiving;
+                uploader = transfer.Uploader;
+            }
+
+            RelayLog.MediaSpoolFailed(_logger, transfer.BasePath, exception);
+            if (receiving)
+            {
+                transfer.State = MediaTransferState.Gone;
+                AbortOutsideLock(transfer);
+            }
+        }
+
+        if (receiving)
+        {
+            uploader?.Post(new Frame { Error = new Error { Code = ErrorCode.StorageFull, Detail = "the relay lost the partial blob; the transfer is aborted", RetryAfterMs = 60_000, TransferId = transfer.Open.TransferId } });
+        }
+        else
+        {
+            Remove(transfer);
+        }
+
+        peer.WakeMediaWriter();
+    }
+
     /// <summary>MediaReceived from the recipient: the blob is stored on its side; delete the spool copy.</summary>
     public void Received(IMediaPeer peer, MediaReceived received)
     {

@@ -39,7 +39,7 @@ internal sealed partial class MediaRouter
             }
 
             UInt128 id = MediaChunkWire.ReadTransferId(file.Open.TransferId);
-            var transfer = new MediaTransfer(id, file.Open, sender, recipient, file.BasePath, expiresAt);
+            var transfer = new MediaTransfer(id, file.Open, sender, recipient, file.BasePath, expiresAt) { Streamable = true };
             _transfers[(sender.Index, id)] = transfer;
             _spoolBytes[sender.Index] += transfer.TotalSize;
             if (file.Complete)

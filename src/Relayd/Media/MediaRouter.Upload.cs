@@ -10,6 +10,10 @@ namespace Relayd.Media;
 /// <summary>The sender side: MediaOpen, chunks into the spool, MediaClose, MediaResume.</summary>
 internal sealed partial class MediaRouter
 {
+    // Frame.media_open is field 16 (a two-byte tag); MediaOpen.delivery_offset (field 11) is a tag and a varint.
+    private const int MediaOpenFrameField = 16;
+    private const int MaxDeliveryOffsetFieldBytes = 1 + 10;
+
     /// <summary>MediaOpen from a sender: every limit is checked here, before any byte of the blob is accepted.</summary>
     public void Open(IMediaPeer peer, MediaOpen open)
     {
@@ -30,7 +34,16 @@ internal sealed partial class MediaRouter
 
         if (!recipient.Accepts((int)open.ContentKind))
         {
-            Refuse(peer, id, ErrorCode.ContentKindUnsupported, $"partner '{recipient.Id}' does not accept {open.ContentKind}");
+            Refuse(peer, id, ErrorCode.ContentKindUnsupported, recipient.KindRefusal((int)open.ContentKind));
+            return;
+        }
+
+        // The recipient is sent this MediaOpen with delivery_offset added; chunks are far below any declared limit.
+        int recipientFrameLimit = recipient.Mailbox.Declared.MaxFrameBytes;
+        int forwardedOpenBytes = ProtoWire.LengthDelimitedFieldSize(MediaOpenFrameField, open.CalculateSize() + MaxDeliveryOffsetFieldBytes);
+        if (recipientFrameLimit != 0 && forwardedOpenBytes > recipientFrameLimit)
+        {
+            Refuse(peer, id, ErrorCode.FrameTooLarge, $"the MediaOpen frame takes up to {forwardedOpenBytes} bytes; partner '{recipient.Id}' reads frames of at most {recipientFrameLimit} bytes (its Hello.max_frame_bytes)");
             return;
         }
 
@@ -104,8 +117,9 @@ internal sealed partial class MediaRouter
         bool cutThrough;
         lock (_lock)
         {
-            // Recipient connected: its session starts streaming now, following the bytes as they arrive (unless a
-            // session that attached since the transfer was registered has already queued it).
+            // Recipient connected: its session starts streaming now, following the bytes as they arrive. A session that
+            // attaches from here on finds the files there and queues it itself.
+            transfer.Streamable = true;
             cutThrough = _peers[recipient.Index].Count > 0 && transfer.State == MediaTransferState.Receiving
                 && transfer.Downloader is null && !_outbox[recipient.Index].Contains(transfer);
             if (cutThrough)
@@ -288,8 +302,9 @@ internal sealed partial class MediaRouter
             transfer.Hash.GetHashAndReset(digest);
             if (!digest.SequenceEqual(transfer.Open.Sha256.Span))
             {
-                transfer.State = MediaTransferState.Gone;
+                // The code before the state: the recipient's writer reads both without the lock, state first.
                 transfer.AbortCode = ErrorCode.MediaDigestMismatch;
+                transfer.State = MediaTransferState.Gone;
                 RelayLog.MediaDigestMismatch(_logger, peer.ConnectionId, transfer.Sender.Id, transfer.Recipient.Id, transfer.TotalSize);
                 Refuse(peer, id, ErrorCode.MediaDigestMismatch, "the SHA-256 of the bytes received is not the declared one; the blob is discarded");
                 AbortOutsideLock(transfer);
@@ -407,8 +422,8 @@ internal sealed partial class MediaRouter
     private void FailSpool(IMediaPeer peer, MediaTransfer transfer, IOException exception, string detail)
     {
         RelayLog.MediaSpoolFailed(_logger, transfer.BasePath, exception);
-        transfer.State = MediaTransferState.Gone;
         transfer.AbortCode = ErrorCode.StorageFull;
+        transfer.State = MediaTransferState.Gone;
         Refuse(peer, transfer.Id, ErrorCode.StorageFull, detail, retryAfterMs: 60_000);
         AbortOutsideLock(transfer);
     }

@@ -90,7 +90,7 @@ internal sealed partial class MediaRouter : IDisposable
             _peers[partner].Add(peer);
             foreach (MediaTransfer transfer in _transfers.Values)
             {
-                if (transfer.Recipient.Index == partner && transfer.State == MediaTransferState.Receiving
+                if (transfer.Recipient.Index == partner && transfer.State == MediaTransferState.Receiving && transfer.Streamable
                     && transfer.Downloader is null && !_outbox[partner].Contains(transfer))
                 {
                     transfer.DeliveryStartOffset = 0;
@@ -285,8 +285,8 @@ internal sealed partial class MediaRouter : IDisposable
                     continue;
                 }
 
-                transfer.State = MediaTransferState.Gone;
                 transfer.AbortCode = ErrorCode.MediaIdleTimeout;
+                transfer.State = MediaTransferState.Gone;
                 uploader = transfer.Uploader;
             }
 

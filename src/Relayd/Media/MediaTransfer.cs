@@ -57,7 +57,20 @@ internal sealed class MediaTransfer
 
     public long ExpiresAtMs { get; }
 
-    public MediaTransferState State { get; set; }
+    private volatile MediaTransferState _state;
+
+    /// <summary>Read without a lock by the session streaming it; <see cref="AbortCode"/> is set before it becomes Gone.</summary>
+    public MediaTransferState State
+    {
+        get => _state;
+        set => _state = value;
+    }
+
+    /// <summary>
+    /// Its spool file exists, so a recipient session may stream it (under the router's lock). False only while
+    /// MediaOpen creates the files: a session attaching in that moment must not try to open them.
+    /// </summary>
+    public bool Streamable { get; set; }
 
     // ---- receiving (guarded by lock(this)) ----
 

@@ -85,7 +85,13 @@ internal sealed class EnvelopeRouter
 
         if (!recipient.Accepts(header.ContentKind))
         {
-            return RouteOutcome.Refused(ErrorCode.ContentKindUnsupported, $"partner '{recipient.Id}' does not accept content kind {(ContentKind)header.ContentKind}");
+            return RouteOutcome.Refused(ErrorCode.ContentKindUnsupported, recipient.KindRefusal(header.ContentKind));
+        }
+
+        int recipientFrameLimit = recipient.Mailbox.Declared.MaxFrameBytes;
+        if (recipientFrameLimit != 0 && Delivery.WireFrames.MaxDeliverFrameBodyBytes(header.Envelope.Length) > recipientFrameLimit)
+        {
+            return RouteOutcome.Refused(ErrorCode.FrameTooLarge, $"the Deliver frame of this envelope takes up to {Delivery.WireFrames.MaxDeliverFrameBodyBytes(header.Envelope.Length)} bytes; partner '{recipient.Id}' reads frames of at most {recipientFrameLimit} bytes (its Hello.max_frame_bytes)");
         }
 
         long now = _clock.GetUtcNow().ToUnixTimeMilliseconds();

@@ -5,6 +5,9 @@ internal interface IDeliveryConsumer
 {
     /// <summary>Wakes the consumer's writer; called with no lock held.</summary>
     void OnDeliveriesAvailable();
+
+    /// <summary>What the consumer's Hello said it can take (content kinds, frame size).</summary>
+    ReceiveDeclaration Declared => ReceiveDeclaration.Any;
 }
 
 /// <summary>A run of consecutive Deliver frames in one slab, taken by a consumer to write with one call.</summary>

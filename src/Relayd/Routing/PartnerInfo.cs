@@ -47,6 +47,13 @@ internal sealed class PartnerInfo
     /// <summary>Bytes this partner holds in partially received frames, across its connections.</summary>
     public Transport.PartialFrameBudget PartialFrames { get; } = new();
 
+    /// <summary>Whether envelopes and media of <paramref name="contentKind"/> may go to this partner: its configuration and its connections' Hello allow it.</summary>
     public bool Accepts(int contentKind) =>
-        AcceptedKindsMask == 0 || (contentKind is >= 0 and < 64 && (AcceptedKindsMask & (1UL << contentKind)) != 0);
+        (AcceptedKindsMask == 0 || ContentKinds.InMask(AcceptedKindsMask, contentKind)) && Mailbox.Declared.Accepts(contentKind);
+
+    /// <summary>Why <see cref="Accepts"/> is false for <paramref name="contentKind"/>: the detail of CONTENT_KIND_UNSUPPORTED.</summary>
+    public string KindRefusal(int contentKind) =>
+        AcceptedKindsMask != 0 && !ContentKinds.InMask(AcceptedKindsMask, contentKind)
+            ? $"partner '{Id}' does not accept {ContentKinds.Name(contentKind)}: the relay's configuration allows it {ContentKinds.Names(AcceptedKindsMask)}"
+            : $"partner '{Id}' does not accept {ContentKinds.Name(contentKind)}: its connections declared accepted_kinds {ContentKinds.Names(Mailbox.Declared.Kinds)} in Hello";
 }

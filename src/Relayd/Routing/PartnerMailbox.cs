@@ -10,6 +10,7 @@ internal sealed class PartnerMailbox
     private readonly Lock _lock = new();
     private readonly List<IDeliveryConsumer> _consumers = [];
     private int _reservedConnections;
+    private ReceiveDeclaration _declared = ReceiveDeclaration.Any;
 
     public PartnerMailbox(int shardCount, RelayLimits limits)
     {
@@ -23,6 +24,12 @@ internal sealed class PartnerMailbox
     }
 
     public ShardQueue[] Shards { get; }
+
+    /// <summary>
+    /// What the partner's connected sessions declared in Hello they can take, combined (every one must be able to take
+    /// an envelope: it may land on any of them). With none connected, what the last ones declared; before any, all.
+    /// </summary>
+    public ReceiveDeclaration Declared => Volatile.Read(ref _declared);
 
     /// <summary>
     /// Claims one of the partner's <paramref name="maxConnections"/> connection slots, before the Hello is answered;
@@ -82,6 +89,11 @@ internal sealed class PartnerMailbox
 
     private void Reassign()
     {
+        if (_consumers.Count > 0)
+        {
+            Volatile.Write(ref _declared, ReceiveDeclaration.Combine(_consumers.Select(c => c.Declared)));
+        }
+
         for (int i = 0; i < Shards.Length; i++)
         {
             Shards[i].SetOwner(_consumers.Count == 0 ? null : _consumers[i % _consumers.Count]);

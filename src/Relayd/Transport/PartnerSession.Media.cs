@@ -133,7 +133,12 @@ internal sealed partial class PartnerSession : IMediaPeer
 
         if (!_mediaOpenSent)
         {
-            _mediaFile = OpenSpooled(transfer);
+            _mediaFile = TryOpenSpooled(transfer);
+            if (_mediaFile is null)
+            {
+                return true; // gone meanwhile, or dropped as unreadable: the next pass ends it
+            }
+
             MediaOpen open = _mediaOffset == 0 ? transfer.Open : new MediaOpen(transfer.Open) { DeliveryOffset = (ulong)_mediaOffset };
             await _stream.WriteAsync(new Frame { MediaOpen = open }.ToDelimitedArray(), abort);
             _mediaOpenSent = true;
@@ -178,7 +183,12 @@ internal sealed partial class PartnerSession : IMediaPeer
             long available = verified ? transfer.TotalSize : transfer.Received;
             if (_mediaOffset < available)
             {
-                await WriteSpooledChunkAsync(transfer, available, abort);
+                int length = ReadSpooledChunk(transfer, available);
+                if (length > 0)
+                {
+                    await _stream.WriteAsync(_mediaBuffer.AsMemory(0, length), abort);
+                }
+
                 return true;
             }
 
@@ -196,21 +206,31 @@ internal sealed partial class PartnerSession : IMediaPeer
         return true;
     }
 
-    /// <summary>One chunk read back from the spool file into the session's media buffer, behind its frame header.</summary>
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask WriteSpooledChunkAsync(MediaTransfer transfer, long available, CancellationToken abort)
+    /// <summary>
+    /// Reads the next chunk from the spool file into the session's media buffer, behind its frame header; returns the
+    /// frame's length, or 0 when the file cannot be read (the router has dropped the blob; the next pass ends it).
+    /// </summary>
+    private int ReadSpooledChunk(MediaTransfer transfer, long available)
     {
         _mediaBuffer ??= ArrayPool<byte>.Shared.Rent(MediaChunkWire.MaxHeaderBytes + MediaRouter.DeliveryChunkBytes);
         int length = (int)Math.Min(MediaRouter.DeliveryChunkBytes, available - _mediaOffset);
         int header = MediaChunkWire.WriteHeader(_mediaBuffer, transfer.Id, (ulong)_mediaOffset, length);
-        int read = RandomAccess.Read(_mediaFile!, _mediaBuffer.AsSpan(header, length), _mediaOffset);
-        if (read != length)
+        try
         {
-            throw new IOException($"spooled blob {transfer.BasePath} is shorter than its declared {transfer.TotalSize} bytes");
+            int read = RandomAccess.Read(_mediaFile!, _mediaBuffer.AsSpan(header, length), _mediaOffset);
+            if (read != length)
+            {
+                throw new IOException($"spooled blob {transfer.BasePath} is shorter than its declared {transfer.TotalSize} bytes");
+            }
+        }
+        catch (IOException ex)
+        {
+            _server.Media.DropUnreadable(transfer, this, ex);
+            return 0;
         }
 
-        await _stream.WriteAsync(_mediaBuffer.AsMemory(0, header + length), abort);
         _mediaOffset += length;
+        return header + length;
     }
 
     /// <summary>MediaCredit for the transfers this partner uploads, several frames per write, none allocated.</summary>
@@ -238,22 +258,34 @@ internal sealed partial class PartnerSession : IMediaPeer
         return wrote;
     }
 
-    private static SafeFileHandle OpenSpooled(MediaTransfer transfer)
+    /// <summary>
+    /// Opens the blob's spool file for streaming; null when it is not there: the transfer went away meanwhile (aborted,
+    /// expired), or the file was lost, in which case the router drops the blob. A missing file never ends the session.
+    /// </summary>
+    private SafeFileHandle? TryOpenSpooled(MediaTransfer transfer)
     {
-        // While it arrives the blob is the .part file; the rename at commit keeps an open handle valid.
-        if (transfer.State == MediaTransferState.Receiving)
+        try
         {
-            try
+            // While it arrives the blob is the .part file; the rename at commit keeps an open handle valid.
+            if (transfer.State == MediaTransferState.Receiving)
             {
-                return File.OpenHandle(transfer.BasePath + MediaSpool.PartExtension, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                try
+                {
+                    return File.OpenHandle(transfer.BasePath + MediaSpool.PartExtension, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                }
+                catch (FileNotFoundException)
+                {
+                    // Committed in the meantime.
+                }
             }
-            catch (FileNotFoundException)
-            {
-                // Committed in the meantime.
-            }
-        }
 
-        return File.OpenHandle(transfer.BasePath + MediaSpool.BlobExtension, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            return File.OpenHandle(transfer.BasePath + MediaSpool.BlobExtension, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _server.Media.DropUnreadable(transfer, this, ex);
+            return null;
+        }
     }
 
     private void EndMediaOut()

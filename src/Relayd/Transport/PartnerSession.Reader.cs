@@ -16,13 +16,40 @@ internal sealed partial class PartnerSession
     private readonly PendingAcks _acks = new();
     private bool _logBusy;
 
-    /// <summary>Reads the first frame, which must be a Hello, and answers it with Welcome.</summary>
-    private async Task<bool> ReceiveHelloAsync(CancellationToken deadline)
+    /// <summary>
+    /// Smallest Hello.max_frame_bytes the relay accepts: every frame it sends besides Deliver and MediaOpen (which it
+    /// checks per envelope and transfer) fits, with room to spare: media chunks of 64 KiB, receipts of 1024 ids.
+    /// </summary>
+    public const int MinDeclaredFrameBytes = 128 * 1024;
+
+    private ReceiveDeclaration _declared = ReceiveDeclaration.Any;
+
+    ReceiveDeclaration IDeliveryConsumer.Declared => _declared;
+
+    /// <summary>
+    /// Reads the first frame, which must be a Hello, and answers it with Welcome. Frames the partner sent right behind
+    /// the Hello (pipelined, maybe in the same TLS record) stay in the input for the read loop. Returns null once
+    /// welcomed, else why the session ends (the partner has been told).
+    /// </summary>
+    private async Task<string?> ReceiveHelloAsync(CancellationToken deadline)
     {
         int maxFrame = _server.Limits.MaxFrameBytes;
         while (true)
         {
-            ReadResult result = await _input.ReadAsync(deadline);
+            ReadResult result;
+            try
+            {
+                result = await _input.ReadAsync(deadline);
+            }
+            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !_server.IsShuttingDown && !_abort.IsCancellationRequested)
+            {
+                double timeoutMs = _server.Limits.HandshakeTimeout.TotalMilliseconds;
+                RelayLog.HelloTimedOut(_logger, ConnectionId, Partner.Id, Remote, timeoutMs);
+                WriteError(ErrorCode.HandshakeTimeout, $"no Hello within {timeoutMs} ms of connecting", fatal: true);
+                await FlushControlAsync();
+                return "no Hello in time";
+            }
+
             ReadOnlySequence<byte> buffer = result.Buffer;
             Frame? hello = null;
             try
@@ -36,20 +63,22 @@ internal sealed partial class PartnerSession
             {
                 Refuse(ex.Code, ex.Detail);
                 await FlushControlAsync();
-                return false;
+                return "bad first frame";
+            }
+
+            if (hello is not null)
+            {
+                // Consumed the Hello only, and examined no further: what follows it is read at once by the read loop.
+                _input.AdvanceTo(buffer.Start);
+                bool welcomed = AnswerHello(hello);
+                await FlushControlAsync();
+                return welcomed ? null : "bad Hello";
             }
 
             _input.AdvanceTo(buffer.Start, buffer.End);
-            if (hello is not null)
-            {
-                bool welcomed = AnswerHello(hello);
-                await FlushControlAsync();
-                return welcomed;
-            }
-
             if (result.IsCompleted)
             {
-                return false;
+                return "closed by peer before Hello";
             }
         }
     }
@@ -69,19 +98,41 @@ internal sealed partial class PartnerSession
             return false;
         }
 
+        if (hello.MaxFrameBytes is > 0 and < MinDeclaredFrameBytes)
+        {
+            Refuse(ErrorCode.FrameTooLarge, $"Hello.max_frame_bytes {hello.MaxFrameBytes} is below {MinDeclaredFrameBytes}, the smallest the relay can send within (media chunks, receipts)");
+            return false;
+        }
+
         Agent = hello.Agent.Length > 128 ? hello.Agent[..128] : hello.Agent;
+        _declared = ReceiveDeclaration.FromHello(hello);
+        RelayLimits limits = _server.Limits;
         var welcome = new Welcome
         {
             Version = ProtocolVersion._1,
             PartnerId = Partner.Id,
-            MaxFrameBytes = (uint)_server.Limits.MaxFrameBytes,
-            IdleTimeoutMs = (uint)_server.Limits.IdleTimeout.TotalMilliseconds,
+            MaxFrameBytes = (uint)limits.MaxFrameBytes,
+            IdleTimeoutMs = (uint)limits.IdleTimeout.TotalMilliseconds,
             RelayId = _server.RelayId,
+            MaxConnections = (uint)Partner.MaxConnections,
+            ShardCount = (uint)Partner.Mailbox.Shards.Length,
+            DeliveryWindowEnvelopes = (uint)limits.DeliveryWindowEnvelopes,
+            DeliveryWindowBytes = (ulong)limits.DeliveryWindowBytes,
+            DedupWindowMs = (ulong)limits.DedupWindow.TotalMilliseconds,
+            DedupCapacity = (uint)limits.DedupCapacityPerPartner,
+            MaxFrameBytesSent = hello.MaxFrameBytes != 0 ? Math.Min(hello.MaxFrameBytes, (uint)MaxFrameBytesSent(limits)) : (uint)MaxFrameBytesSent(limits),
         };
         welcome.AcceptedKinds.AddRange(Partner.AcceptedKinds);
         WriteFrame(new Frame { Welcome = welcome });
         return true;
     }
+
+    /// <summary>
+    /// Largest frame body the relay's own limits let it send: the Deliver of the largest envelope it accepts (a few
+    /// bytes more than max_frame_bytes), or a media chunk or receipt if that is larger.
+    /// </summary>
+    private static int MaxFrameBytesSent(RelayLimits limits) =>
+        Math.Max(WireFrames.MaxDeliverFrameBodyBytes(limits.MaxFrameBytes), Math.Max(MediaChunkWire.MaxHeaderBytes + Media.MediaRouter.DeliveryChunkBytes, WireFrames.MaxReceiptFrameBytes));
 
     /// <summary>Reads frames until the partner closes, sends GoAway, or breaks the protocol. Returns why it ended.</summary>
     private async Task<string> ReadLoopAsync()

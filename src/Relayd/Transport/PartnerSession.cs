@@ -93,9 +93,9 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
                 return;
             }
 
-            if (!await ReceiveHelloAsync(helloDeadline))
+            if (await ReceiveHelloAsync(helloDeadline) is { } refused)
             {
-                reason = "bad Hello";
+                reason = refused;
                 return;
             }
 

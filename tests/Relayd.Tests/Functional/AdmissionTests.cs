@@ -150,14 +150,30 @@ public sealed class AdmissionTests : IClassFixture<PkiFixture>
     }
 
     [Fact]
-    public async Task A_partner_that_completes_TLS_but_sends_no_Hello_is_closed_after_the_handshake_timeout()
+    public async Task A_partner_that_completes_TLS_but_sends_no_Hello_gets_HANDSHAKE_TIMEOUT_and_is_closed()
     {
         await using TestRelay relay = TestRelay.Start(_pki, o => o.Limits.HandshakeTimeout = TimeSpan.FromMilliseconds(500));
         await using RawPartnerConnection raw = await RawPartnerConnection.ConnectAsync(relay.Port, _pki.Partner("alpha"), _pki.Ca);
 
         List<Frame> frames = await raw.ReadUntilClosedAsync();
 
-        Assert.Empty(frames);
+        Error error = Assert.Single(frames).Error;
+        Assert.Equal(ErrorCode.HandshakeTimeout, error.Code);
+        Assert.True(error.Fatal);
+        Assert.Contains("500 ms", error.Detail, StringComparison.Ordinal);
+        await relay.WaitForLogAsync("HANDSHAKE_TIMEOUT");
+    }
+
+    [Fact]
+    public async Task A_partner_that_sends_part_of_a_Hello_and_stops_gets_HANDSHAKE_TIMEOUT()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki, o => o.Limits.HandshakeTimeout = TimeSpan.FromMilliseconds(500));
+        await using RawPartnerConnection raw = await RawPartnerConnection.ConnectAsync(relay.Port, _pki.Partner("alpha"), _pki.Ca);
+
+        await raw.Stream.WriteAsync(new byte[] { 20, 10, 2 }, TestContext.Current.CancellationToken); // 20 bytes announced, 2 sent
+        List<Frame> frames = await raw.ReadUntilClosedAsync();
+
+        Assert.Equal(ErrorCode.HandshakeTimeout, Assert.Single(frames).Error.Code);
     }
 
     [Fact]

@@ -67,6 +67,62 @@ public sealed class ProtocInteropTests : IClassFixture<Functional.PkiFixture>
         Assert.Contains("code: SENDER_MISMATCH", error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task The_worked_example_in_docs_protocol_md_runs_as_written_and_prints_what_the_docs_show()
+    {
+        (string script, string[] expected) = WorkedExample();
+        await using TestRelay relay = TestRelay.Start(_pki);
+        DirectoryInfo work = Directory.CreateTempSubdirectory("relayd-worked-example-");
+        try
+        {
+            // The layout `relayd dev --dir` writes: ca.crt and partners/<id>.crt|.key.
+            string pki = Path.Combine(work.FullName, "pki");
+            Directory.CreateDirectory(Path.Combine(pki, "partners"));
+            File.Copy(_pki.CaPath, Path.Combine(pki, "ca.crt"));
+            (string cert, string key) = _pki.WritePartner("alpha");
+            File.Copy(cert, Path.Combine(pki, "partners", "alpha.crt"));
+            File.Copy(key, Path.Combine(pki, "partners", "alpha.key"));
+            string configured = SetVariable(SetVariable(SetVariable(script,
+                "RELAY", $"127.0.0.1:{relay.Port}"), "PKI", pki), "PROTO", $"\"-I{ProtoRoot} relayd/v1/relayd.proto\"");
+
+            ExternalProcess.Result run = await ExternalProcess.RunAsync("bash", ["-c", $"cd '{work.FullName}' && {{\n{configured}\n}}"], timeoutSeconds: 60);
+
+            Assert.True(run.ExitCode == 0, $"the script failed ({run.ExitCode}): {run.StandardError}");
+            string[] printed = run.StandardOutput.Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            foreach (string line in expected)
+            {
+                Assert.True(printed.Contains(line), $"the docs show '{line}', the script printed:\n{run.StandardOutput}\n{run.StandardError}");
+            }
+        }
+        finally
+        {
+            work.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>Section 9 of docs/protocol.md: its shell script, and the lines of its sample output (without "...").</summary>
+    private static (string Script, string[] Expected) WorkedExample()
+    {
+        string docs = File.ReadAllText(Path.Combine(ExternalProcess.RepositoryRoot, "docs", "protocol.md"));
+        string section = docs[docs.IndexOf("## 9. A worked example with protoc", StringComparison.Ordinal)..];
+        string[] blocks = section.Split("```");
+        // blocks[1] is "sh\n<script>", blocks[3] is "\n<output>" (blocks between are prose).
+        Assert.StartsWith("sh\n", blocks[1], StringComparison.Ordinal);
+        string script = blocks[1]["sh\n".Length..];
+        string[] expected = [.. blocks[3].Split('\n', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Where(l => l != "...")];
+        return (script, expected);
+    }
+
+    /// <summary>Replaces the value of the script's line <c>NAME=...</c> (and its comment).</summary>
+    private static string SetVariable(string script, string name, string value)
+    {
+        string[] lines = script.Split('\n');
+        int index = Array.FindIndex(lines, l => l.StartsWith(name + "=", StringComparison.Ordinal));
+        Assert.True(index >= 0, $"the worked example sets no {name}");
+        lines[index] = $"{name}={value}";
+        return string.Join('\n', lines);
+    }
+
     private static async Task<byte[]> EncodeAsync(string textFormat)
     {
         ExternalProcess.Result result = await ExternalProcess.RunAsync(

@@ -33,6 +33,24 @@ public sealed class WireFormatTests
         Assert.Equal(e.ToByteArray(), wire.Slice(header.Envelope.Offset, header.Envelope.Length).ToArray());
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(100)]
+    [InlineData(16_370)]
+    [InlineData(1024 * 1024)]
+    public void The_Deliver_frame_bound_covers_every_delivery_id_and_time_and_is_reached_by_the_largest(int ciphertextBytes)
+    {
+        Envelope envelope = FrameReaderTests.SampleFrame(1).Envelope;
+        envelope.Ciphertext = ByteString.CopyFrom(new byte[ciphertextBytes]);
+        int bound = WireFrames.MaxDeliverFrameBodyBytes(envelope.CalculateSize());
+
+        int Size(ulong id, long at) => new Frame { Deliver = new Deliver { DeliveryId = id, Envelope = envelope, AcceptedAtMs = at } }.CalculateSize();
+
+        Assert.Equal(bound, Size(ulong.MaxValue, long.MaxValue));
+        Assert.True(Size(1, 1_765_000_000_000) <= bound);
+        Assert.True(Size(0, 0) <= bound);
+    }
+
     [Fact]
     public void The_header_reader_works_across_segment_boundaries()
     {
