@@ -44,7 +44,11 @@ internal sealed partial class PartnerSession
             catch (OperationCanceledException) when (deadline.IsCancellationRequested && !_server.IsShuttingDown && !_abort.IsCancellationRequested)
             {
                 double timeoutMs = _server.Limits.HandshakeTimeout.TotalMilliseconds;
-                RelayLog.HelloTimedOut(_logger, ConnectionId, Partner.Id, Remote, timeoutMs);
+                if (_server.Refusals.ShouldLog(RefusalKind.HandshakeTimeout, Remote, "no Hello in time", Environment.TickCount64))
+                {
+                    RelayLog.HelloTimedOut(_logger, ConnectionId, Partner.Id, Remote, timeoutMs);
+                }
+
                 WriteError(ErrorCode.HandshakeTimeout, $"no Hello within {timeoutMs} ms of connecting", fatal: true);
                 await FlushControlAsync();
                 return "no Hello in time";
