@@ -15,12 +15,16 @@ public static class ProtoNames
 {
     private static readonly string?[] ErrorCodes = ByNumber("ErrorCode");
     private static readonly string?[] ReceiptStatuses = ByNumber("ReceiptStatus");
+    private static readonly string?[] ContentKinds = ByNumber("ContentKind");
 
     /// <summary>The proto name of <paramref name="code"/>, e.g. <c>SHUTTING_DOWN</c>; "ErrorCode N" for a number this build does not know.</summary>
     public static string Of(ErrorCode code) => Lookup(ErrorCodes, (int)code) ?? $"ErrorCode {(int)code}";
 
     /// <summary>The proto name of <paramref name="status"/>, e.g. <c>DELIVERED</c>; "ReceiptStatus N" for a number this build does not know.</summary>
     public static string Of(ReceiptStatus status) => Lookup(ReceiptStatuses, (int)status) ?? $"ReceiptStatus {(int)status}";
+
+    /// <summary>The proto name of a content kind, e.g. <c>CONTENT_KIND_IMAGE</c>; "content kind N" for a number this build does not know.</summary>
+    public static string OfContentKind(int contentKind) => Lookup(ContentKinds, contentKind) ?? $"content kind {contentKind}";
 
     private static string? Lookup(string?[] names, int number) => (uint)number < (uint)names.Length ? names[number] : null;
 

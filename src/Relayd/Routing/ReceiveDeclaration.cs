@@ -1,4 +1,3 @@
-using Google.Protobuf.Reflection;
 using Relayd.Protocol.V1;
 
 namespace Relayd.Routing;
@@ -65,8 +64,6 @@ internal sealed class ReceiveDeclaration
 /// <summary>Content kinds as bit masks, and their proto names for people.</summary>
 internal static class ContentKinds
 {
-    private static readonly EnumDescriptor Descriptor = RelaydReflection.Descriptor.FindTypeByName<EnumDescriptor>("ContentKind");
-
     /// <summary>Bit k for each kind k in 0..63 (others have no bit).</summary>
     public static ulong Mask(IEnumerable<ContentKind> kinds)
     {
@@ -85,7 +82,7 @@ internal static class ContentKinds
     public static bool InMask(ulong mask, int contentKind) => contentKind is >= 0 and < 64 && (mask & (1UL << contentKind)) != 0;
 
     /// <summary>The proto name, e.g. <c>CONTENT_KIND_IMAGE</c>; "content kind N" for a value this build does not know.</summary>
-    public static string Name(int contentKind) => Descriptor.FindValueByNumber(contentKind)?.Name ?? $"content kind {contentKind}";
+    public static string Name(int contentKind) => Relayd.Protocol.ProtoNames.OfContentKind(contentKind);
 
     /// <summary>The kinds in <paramref name="mask"/> by proto name, e.g. <c>[CONTENT_KIND_TEXT]</c>.</summary>
     public static string Names(ulong mask)
