@@ -75,6 +75,9 @@ internal static partial class RelayLog
     [LoggerMessage(320, LogLevel.Warning, "Session {ConnectionId} of partner {PartnerId}: a write made no progress for {TimeoutMs} ms, closing; its conversations move to the partner's other connections")]
     public static partial void WriteStalled(ILogger logger, long connectionId, string partnerId, double timeoutMs);
 
+    public static void PartialFrameRefused(ILogger logger, long connectionId, string partnerId, Relayd.Protocol.V1.ErrorCode code, string detail) =>
+        PartialFrameRefused(logger, connectionId, partnerId, Relayd.Protocol.ProtoNames.Of(code), detail);
+
     [LoggerMessage(321, LogLevel.Warning, "Session {ConnectionId} of partner {PartnerId} closed with {Code}: {Detail}")]
-    public static partial void PartialFrameRefused(ILogger logger, long connectionId, string partnerId, Relayd.Protocol.V1.ErrorCode code, string detail);
+    private static partial void PartialFrameRefused(ILogger logger, long connectionId, string partnerId, string code, string detail);
 }

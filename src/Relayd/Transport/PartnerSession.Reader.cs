@@ -266,7 +266,7 @@ internal sealed partial class PartnerSession
             case Frame.BodyOneofCase.GoAway:
                 return "GoAway from partner";
             case Frame.BodyOneofCase.Error:
-                return $"partner reported {parsed.Error.Code}: {parsed.Error.Detail}";
+                return $"partner reported {Protocol.ProtoNames.Of(parsed.Error.Code)}: {parsed.Error.Detail}";
             case Frame.BodyOneofCase.None:
                 throw new RelayException(ErrorCode.MalformedFrame, "frame has no body");
             default:

@@ -416,7 +416,7 @@ internal sealed class RelayServer : IAsyncDisposable
     /// <summary>Logs an admission refusal in full, or counts it into the summary of its kind.</summary>
     internal void LogRefusal(long id, EndPoint? remote, ErrorCode code, string reason)
     {
-        if (Refusals.ShouldLog(RefusalKind.Admission, remote, $"{code}: {reason}", Environment.TickCount64))
+        if (Refusals.ShouldLog(RefusalKind.Admission, remote, $"{Protocol.ProtoNames.Of(code)}: {reason}", Environment.TickCount64))
         {
             RelayLog.PartnerRefused(Logger, id, remote, code, reason);
         }
