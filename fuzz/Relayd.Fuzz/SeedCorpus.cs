@@ -10,6 +10,8 @@ namespace Relayd.Fuzz;
 /// </summary>
 internal static class SeedCorpus
 {
+    private const int MaxFieldNumber = (1 << 29) - 1;
+
     public static void Write(string directory)
     {
         Envelope full = new()
@@ -59,7 +61,10 @@ internal static class SeedCorpus
         return stream.ToArray();
     }
 
-    /// <summary>The message followed by a varint, a fixed64, a fixed32 and a length-delimited field of unknown numbers.</summary>
+    /// <summary>
+    /// The message followed by a varint, a fixed64, a fixed32 and a length-delimited field of unknown numbers, the last
+    /// one with the largest field number (a five-byte tag).
+    /// </summary>
     private static byte[] WithUnknownFields(IMessage message)
     {
         using var stream = new MemoryStream();
@@ -73,6 +78,8 @@ internal static class SeedCorpus
         output.WriteFixed32(2);
         output.WriteTag(23, WireFormat.WireType.LengthDelimited);
         output.WriteBytes(ByteString.CopyFromUtf8("newer"));
+        output.WriteTag(MaxFieldNumber, WireFormat.WireType.Varint);
+        output.WriteUInt64(1);
         output.Flush();
         return stream.ToArray();
     }
