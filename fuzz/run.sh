@@ -3,9 +3,10 @@
 #
 #   bash fuzz/run.sh [SECONDS] [TARGET...]     SECONDS per target (default 60); targets default to all four
 #
-# Publishes the harness, instruments the published relayd.dll, Relayd.Protocol.dll and Tomlyn.dll, runs one afl-fuzz
-# instance at a time for SECONDS per target, prints exec/s, paths and crashes per target, and exits non-zero when a
-# target crashed (or afl-fuzz could not run it). FUZZ_ALLOW_CRASHES=1 reports crashes without failing.
+# Publishes the harness, instruments the published relayd.dll, Relayd.Protocol.dll, Tomlyn.dll, Google.Protobuf.dll
+# and the harness's oracles, runs one afl-fuzz instance at a time for SECONDS per target, prints exec/s, paths and
+# crashes per target, and exits non-zero when a target crashed (or afl-fuzz could not run it).
+# FUZZ_ALLOW_CRASHES=1 reports crashes without failing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -30,11 +31,14 @@ rm -rf "$publish" "$plain"
 dotnet publish fuzz/Relayd.Fuzz/Relayd.Fuzz.csproj -c Release -o "$publish" -warnaserror --nologo -v quiet
 # Instrumented code needs afl's shared memory: crash inputs are replayed on an uninstrumented copy.
 cp -r "$publish" "$plain"
-# The code under test. Tomlyn too: the loader's bugs hide in the syntax trees Tomlyn builds, and its coverage is what
-# leads afl to new trees. Google.Protobuf is the oracle, not the target: its coverage would only add noise.
-for dll in relayd.dll Relayd.Protocol.dll Tomlyn.dll; do
+# The code under test, and Tomlyn: the loader's bugs hide in the syntax trees Tomlyn builds, and its coverage is what
+# leads afl to new trees. Google.Protobuf and the oracles too: afl keeps one crash per distinct path, so without their
+# coverage every disagreement that takes the same path through relayd's reader (e.g. a forged tag and a field number
+# 0, both skipped as unknown fields) would count as one crash and only the first would be kept.
+for dll in relayd.dll Relayd.Protocol.dll Tomlyn.dll Google.Protobuf.dll; do
   "$tools/sharpfuzz" "$publish/$dll"
 done
+"$tools/sharpfuzz" "$publish/Relayd.Fuzz.dll" Relayd.Fuzz.Oracles.
 
 # The harness is a .NET program, not a binary afl compiled: skip afl's instrumentation check. One instance on a shared
 # machine: no CPU binding. -t is generous because a timeout kills SharpFuzz's in-process fork server for good.
@@ -53,7 +57,9 @@ for target in "${targets[@]}"; do
   [[ "$target" == config ]] && dict="fuzz/dict/toml.dict"
   echo "fuzz: $target for ${seconds}s"
   set +e
-  afl-fuzz -i "fuzz/corpus/$target" -o "$out" -V "$seconds" -t 5000 -m none -x "$dict" \
+  # -Z: take the queue in order. afl's default schedule spends a short run on a few entries and can leave a seed such
+  # as envelope-header/overlong-tags.bin (one bit away from the tag forgery) almost unfuzzed.
+  afl-fuzz -Z -i "fuzz/corpus/$target" -o "$out" -V "$seconds" -t 5000 -m none -x "$dict" \
     -- "$publish/Relayd.Fuzz" fuzz "$target" >"$findings/$target.log" 2>&1
   afl_exit=$?
   set -e
@@ -88,8 +94,14 @@ for target in "${targets[@]}"; do
   shopt -u nullglob
   if ((${#crash_files[@]})); then
     failed=1
-    echo "fuzz: $target crashed on:"
-    "$plain/Relayd.Fuzz" replay "$target" "${crash_files[@]}" | sort | sed 's/^/  /' || true
+    # One line per distinct reason (with a count and one of its inputs), then the files; every input's reason is in
+    # $target.crashes.txt.
+    "$plain/Relayd.Fuzz" replay "$target" "${crash_files[@]}" >"$findings/$target.crashes.txt" || true
+    echo "fuzz: $target: ${#crash_files[@]} crash input(s) in $out/default/crashes/ (all listed in $findings/$target.crashes.txt):"
+    awk -F '  <- ' '!count[$1]++ { first[$1] = $2; order[++n] = $1 } END { for (i = 1; i <= n; i++) printf "  %d x %s\n      e.g. %s\n", count[order[i]], order[i], first[order[i]] }' \
+      "$findings/$target.crashes.txt"
+    printf '  %s\n' "${crash_files[@]:0:20}"
+    ((${#crash_files[@]} <= 20)) || echo "  ... and $((${#crash_files[@]} - 20)) more"
   fi
 done
 

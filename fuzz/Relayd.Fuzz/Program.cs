@@ -1,5 +1,4 @@
 using Relayd.Fuzz;
-using Relayd.Fuzz.Oracles;
 using SharpFuzz;
 
 // relayd's fuzzing harness, run by fuzz/run.sh (see fuzz/README.md):

@@ -33,18 +33,21 @@ internal static class SeedCorpus
         Save(frames, "hello-then-envelope.bin", Delimited(new Frame { Hello = new Hello { Versions = { ProtocolVersion._1 }, Agent = "seed" } }, new Frame { Envelope = minimal }));
         Save(frames, "ping.bin", Delimited(new Frame { Ping = new Ping { Nonce = 7 } }));
         Save(frames, "empty-frame-then-partial.bin", [0x00, 0x05, 0x42]);
+        Save(frames, "overlong-lengths.bin", [0x80, 0x00, 0x85, 0x80, 0x80, 0x80, 0x00, .. new Frame { Ping = new Ping() }.ToByteArray(), 1, 2, 3, 4, 5]);
         Save(frames, "two-byte-length.bin", Delimited(new Frame { Envelope = new Envelope { Ciphertext = ByteString.CopyFrom(new byte[200]) } }));
 
         string envelopes = Folder(directory, "envelope-header");
         Save(envelopes, "full.bin", new Frame { Envelope = full }.ToByteArray());
         Save(envelopes, "minimal.bin", new Frame { Envelope = minimal }.ToByteArray());
         Save(envelopes, "unknown-fields.bin", FrameOf(Frame.EnvelopeFieldNumber, WithUnknownFields(minimal)));
+        Save(envelopes, "overlong-tags.bin", FrameOf(Frame.EnvelopeFieldNumber, WithOverlongTags(minimal)));
         Save(envelopes, "ack.bin", new Frame { Ack = new Ack { MessageId = Id(0x44), AcceptedAtMs = 5 } }.ToByteArray());
 
         string chunks = Folder(directory, "media-chunk");
         Save(chunks, "generated.bin", new Frame { MediaChunk = chunk }.ToByteArray());
         Save(chunks, "hand-written-offset-0.bin", HandWrittenChunk(new MediaChunk(chunk) { Offset = 0 }));
         Save(chunks, "unknown-fields.bin", FrameOf(Frame.MediaChunkFieldNumber, WithUnknownFields(chunk)));
+        Save(chunks, "overlong-tags.bin", FrameOf(Frame.MediaChunkFieldNumber, WithOverlongTags(chunk)));
         Save(chunks, "credit.bin", new Frame { MediaCredit = new MediaCredit { TransferId = Id(0x55), Bytes = 4096 } }.ToByteArray());
     }
 
@@ -80,6 +83,35 @@ internal static class SeedCorpus
         output.WriteBytes(ByteString.CopyFromUtf8("newer"));
         output.WriteTag(MaxFieldNumber, WireFormat.WireType.Varint);
         output.WriteUInt64(1);
+        output.Flush();
+        return stream.ToArray();
+    }
+
+    /// <summary>
+    /// The message with every tag written as a five-byte varint: valid protobuf that no encoder writes, where a hand
+    /// reader and the generated one most easily part ways (a flipped bit in the last byte changes what each one sees).
+    /// </summary>
+    private static byte[] WithOverlongTags(IMessage message)
+    {
+        var input = new CodedInputStream(message.ToByteArray());
+        using var stream = new MemoryStream();
+        var output = new CodedOutputStream(stream);
+        for (uint tag = input.ReadTag(); tag != 0; tag = input.ReadTag())
+        {
+            output.WriteRawTag((byte)(tag | 0x80), (byte)((tag >> 7) | 0x80), (byte)((tag >> 14) | 0x80), (byte)((tag >> 21) | 0x80), (byte)(tag >> 28));
+            switch (WireFormat.GetTagWireType(tag))
+            {
+                case WireFormat.WireType.Varint:
+                    output.WriteUInt64(input.ReadUInt64());
+                    break;
+                case WireFormat.WireType.LengthDelimited:
+                    output.WriteBytes(input.ReadBytes());
+                    break;
+                default:
+                    throw new InvalidOperationException($"no seed needs wire type {WireFormat.GetTagWireType(tag)}");
+            }
+        }
+
         output.Flush();
         return stream.ToArray();
     }
