@@ -227,7 +227,17 @@ public static partial class RelayConfigLoader
         ArgumentNullException.ThrowIfNull(text);
         var options = new RelayOptions();
         var errors = new List<ConfigError>();
-        DocumentSyntax document = SyntaxParser.Parse(text, source, validate: true);
+        DocumentSyntax document;
+        try
+        {
+            document = SyntaxParser.Parse(text, source, validate: true);
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or FormatException or IndexOutOfRangeException)
+        {
+            // Tomlyn throws instead of reporting a few malformed inputs (e.g. a file ending in "\u": found by fuzzing).
+            return new Result(options, [new ConfigError(source, 0, "", $"not valid TOML ({ex.GetType().Name} in the TOML parser: {ex.Message})")], []);
+        }
+
         if (document.HasErrors)
         {
             // A broken tree would only produce follow-on noise: report the TOML errors alone.

@@ -15,15 +15,6 @@ public sealed class FuzzRegressionTests
     /// </summary>
     private static readonly Dictionary<string, string> AwaitingFix = new(StringComparer.Ordinal)
     {
-        ["frame-reader/length-prefix-beyond-64-bits.bin"] = "strict readers: the 10th prefix byte's bits beyond 64 are dropped, so 2^64 reads as an empty frame",
-        ["envelope-header/tag-beyond-uint32-forges-sender-partner.bin"] = "strict readers: a tag beyond uint32 is an unknown field to the relay but sender_partner to protobuf",
-        ["envelope-header/afl-overlong-tag-forges-sender-partner.bin"] = "strict readers: the same tag forgery, as afl found it (one bit flipped in the overlong-tags seed)",
-        ["envelope-header/field-number-zero.bin"] = "strict readers: field number 0 is skipped, protobuf rejects the frame",
-        ["envelope-header/sender-partner-not-utf8.bin"] = "strict readers: string fields are not checked for UTF-8, protobuf rejects the frame",
-        ["media-chunk/tag-beyond-uint32-forges-offset.bin"] = "strict readers: a tag beyond uint32 is an unknown field to the relay but offset to protobuf",
-        ["media-chunk/afl-overlong-tag-forges-offset.bin"] = "strict readers: the same tag forgery, as afl found it (one bit flipped in the overlong-tags seed)",
-        ["media-chunk/field-number-zero.bin"] = "strict readers: field number 0 is skipped, protobuf rejects the frame",
-        ["config/truncated-unicode-escape.toml"] = "config loader: Tomlyn's ArgumentOutOfRangeException for a \\u escape cut off by the end of the file escapes Parse",
     };
 
     public static IEnumerable<TheoryDataRow<string, string>> Regressions() => Inputs("regressions");
