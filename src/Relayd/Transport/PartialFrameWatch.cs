@@ -16,14 +16,25 @@ internal sealed class PartialFrameBudget
     /// <summary>Adds <paramref name="bytes"/> unless that takes the partner above <paramref name="cap"/>.</summary>
     public bool TryHold(long bytes, long cap, out long total)
     {
-        total = Interlocked.Add(ref _held, bytes);
-        if (total <= cap)
+        // Compare-and-swap, not add-then-undo: a refused hold never shows in the total, so it cannot make another
+        // connection's hold fail too.
+        long current = Volatile.Read(ref _held);
+        while (true)
         {
-            return true;
-        }
+            total = current + bytes;
+            if (total > cap)
+            {
+                return false;
+            }
 
-        Interlocked.Add(ref _held, -bytes);
-        return false;
+            long seen = Interlocked.CompareExchange(ref _held, total, current);
+            if (seen == current)
+            {
+                return true;
+            }
+
+            current = seen;
+        }
     }
 
     public void Release(long bytes) => Interlocked.Add(ref _held, -bytes);
@@ -78,6 +89,7 @@ internal sealed class PartialFrameWatch
         long cap = _limits.PartialFrameBytesPerPartner;
         if (held > _held && !_budget.TryHold(held - _held, cap, out long total))
         {
+            Release(); // the frame is discarded with the session: its bytes are free for the partner's other connections now
             return new RelayException(
                 ErrorCode.RetryLater,
                 $"partner '{_partnerId}' would hold {total} bytes in partial frames across its connections, above the limit of {cap} (max_partial_frame_bytes_per_partner)",
