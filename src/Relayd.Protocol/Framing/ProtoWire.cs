@@ -106,31 +106,9 @@ public static class ProtoWire
     /// </remarks>
     public static void ReadTag(ref SequenceReader<byte> reader, out int fieldNumber, out int wireType)
     {
-        uint tag = 0;
-        for (int i = 0; ; i++)
-        {
-            if (!reader.TryRead(out byte b))
-            {
-                throw Malformed("truncated tag");
-            }
-
-            if (i == MaxVarint32Bytes - 1 && b > 0x0F)
-            {
-                throw Malformed("tag does not fit 32 bits");
-            }
-
-            tag |= (uint)(b & 0x7F) << (7 * i);
-            if (b < 0x80)
-            {
-                if (b == 0 && i > 0)
-                {
-                    throw Malformed("tag varint is not in its shortest form");
-                }
-
-                break;
-            }
-        }
-
+        // 0x0F: the 5th byte holds bits 28-31 of a uint32. Shortest form: what every encoder writes, and a padded tag
+        // is where parsers start to differ.
+        uint tag = ReadVarint32(ref reader, lastByteMax: 0x0F, shortestForm: true, "tag", "32 bits");
         fieldNumber = (int)(tag >> 3);
         wireType = (int)(tag & 7);
         if (fieldNumber == 0)
@@ -144,6 +122,30 @@ public static class ProtoWire
         }
     }
 
+    /// <summary>A varint of at most 5 bytes (a tag or a length), the 5th byte at most <paramref name="lastByteMax"/>.</summary>
+    private static uint ReadVarint32(ref SequenceReader<byte> reader, byte lastByteMax, bool shortestForm, string what, string fits)
+    {
+        uint value = 0;
+        for (int i = 0; ; i++)
+        {
+            if (!reader.TryRead(out byte b))
+            {
+                throw Malformed($"truncated {what}");
+            }
+
+            if (i == MaxVarint32Bytes - 1 && b > lastByteMax)
+            {
+                throw Malformed($"{what} does not fit {fits} in at most {MaxVarint32Bytes} bytes");
+            }
+
+            value |= (uint)(b & 0x7F) << (7 * i);
+            if (b < 0x80)
+            {
+                return shortestForm && b == 0 && i > 0 ? throw Malformed($"{what} varint is not in its shortest form") : value;
+            }
+        }
+    }
+
     /// <summary>
     /// Reads a field's length prefix and checks that many bytes remain. A length is a varint of at most 5 bytes whose
     /// value fits an int32: protoc's C++ runtime refuses a longer one while Google.Protobuf reads it, so the relay
@@ -151,26 +153,8 @@ public static class ProtoWire
     /// </summary>
     public static int ReadLength(ref SequenceReader<byte> reader)
     {
-        ulong length = 0;
-        for (int i = 0; ; i++)
-        {
-            if (!reader.TryRead(out byte b))
-            {
-                throw Malformed("truncated length");
-            }
-
-            if (i == MaxVarint32Bytes - 1 && b > 0x07)
-            {
-                throw Malformed("field length does not fit an int32 in at most 5 bytes");
-            }
-
-            length |= (ulong)(b & 0x7F) << (7 * i);
-            if (b < 0x80)
-            {
-                break;
-            }
-        }
-
+        // 0x07: the 5th byte holds bits 28-30 of an int32.
+        uint length = ReadVarint32(ref reader, lastByteMax: 0x07, shortestForm: false, "field length", "an int32");
         if (length > (ulong)reader.Remaining)
         {
             throw Malformed("field length runs past the end of the enclosing message");

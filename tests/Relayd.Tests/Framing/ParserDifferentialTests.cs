@@ -119,31 +119,13 @@ public sealed class ParserDifferentialTests
     private static void CheckEnvelope(byte[] raw, Tally tally)
     {
         var wire = new ReadOnlySequence<byte>(raw);
-        EnvelopeHeader header;
-        try
+        EnvelopeHeader header = default;
+        if (!ReadByRelay(() => EnvelopeHeader.TryRead(wire, out header), tally))
         {
-            if (!EnvelopeHeader.TryRead(wire, out header))
-            {
-                tally.CountNotLone();
-                return;
-            }
-        }
-        catch (RelayException ex) when (ex.Code == ErrorCode.MalformedFrame)
-        {
-            tally.CountRefused();
             return;
         }
 
-        Frame parsed;
-        try
-        {
-            parsed = Frame.Parser.ParseFrom(raw);
-        }
-        catch (Exception ex) when (ex is InvalidProtocolBufferException or DecoderFallbackException)
-        {
-            throw new InvalidOperationException($"the relay accepted an envelope Google.Protobuf rejects: {ex.Message}");
-        }
-
+        Frame parsed = ParseOrFail(raw, "an envelope");
         Assert.Equal(Frame.BodyOneofCase.Envelope, parsed.BodyCase);
         Envelope e = parsed.Envelope;
         Assert.Equal(e.MessageId.ToByteArray(), Bytes(wire, header.MessageIdSlice));
@@ -165,38 +147,52 @@ public sealed class ParserDifferentialTests
 
     private static void CheckChunk(byte[] raw, Tally tally)
     {
-        UInt128 id;
-        ulong offset;
-        ReadOnlySequence<byte> data;
-        try
+        UInt128 id = default;
+        ulong offset = 0;
+        ReadOnlySequence<byte> data = default;
+        if (!ReadByRelay(() => MediaChunkWire.TryRead(new ReadOnlySequence<byte>(raw), out id, out offset, out data), tally))
         {
-            if (!MediaChunkWire.TryRead(new ReadOnlySequence<byte>(raw), out id, out offset, out data))
-            {
-                tally.CountNotLone();
-                return;
-            }
-        }
-        catch (RelayException ex) when (ex.Code == ErrorCode.MalformedFrame)
-        {
-            tally.CountRefused();
             return;
         }
 
-        Frame parsed;
-        try
-        {
-            parsed = Frame.Parser.ParseFrom(raw);
-        }
-        catch (Exception ex) when (ex is InvalidProtocolBufferException or DecoderFallbackException)
-        {
-            throw new InvalidOperationException($"the relay accepted a media chunk Google.Protobuf rejects: {ex.Message}");
-        }
-
+        Frame parsed = ParseOrFail(raw, "a media chunk");
         Assert.Equal(Frame.BodyOneofCase.MediaChunk, parsed.BodyCase);
         Assert.Equal(id, BinaryPrimitives.ReadUInt128BigEndian(parsed.MediaChunk.TransferId.Span));
         Assert.Equal(parsed.MediaChunk.Offset, offset);
         Assert.Equal(parsed.MediaChunk.Data.ToByteArray(), data.ToArray());
         tally.CountAccepted();
+    }
+
+    /// <summary>True when the relay's reader accepted the input; false (counted) when it refused it or left it to the general path.</summary>
+    private static bool ReadByRelay(Func<bool> read, Tally tally)
+    {
+        try
+        {
+            if (read())
+            {
+                return true;
+            }
+
+            tally.CountNotLone();
+        }
+        catch (RelayException ex) when (ex.Code == ErrorCode.MalformedFrame)
+        {
+            tally.CountRefused();
+        }
+
+        return false;
+    }
+
+    private static Frame ParseOrFail(byte[] raw, string what)
+    {
+        try
+        {
+            return Frame.Parser.ParseFrom(raw);
+        }
+        catch (Exception ex) when (ex is InvalidProtocolBufferException or DecoderFallbackException)
+        {
+            throw new InvalidOperationException($"the relay accepted {what} Google.Protobuf rejects: {ex.Message}");
+        }
     }
 
     // ---- generators ----
