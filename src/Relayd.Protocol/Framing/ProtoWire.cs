@@ -123,14 +123,27 @@ public static class ProtoWire
     }
 
     /// <summary>A varint of at most 5 bytes (a tag or a length), the 5th byte at most <paramref name="lastByteMax"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static uint ReadVarint32(ref SequenceReader<byte> reader, byte lastByteMax, bool shortestForm, string what, string fits)
+    {
+        // Almost every tag and most lengths are one byte.
+        if (reader.TryPeek(out byte first) && first < 0x80)
+        {
+            reader.Advance(1);
+            return first;
+        }
+
+        return ReadVarint32Slow(ref reader, lastByteMax, shortestForm, what, fits);
+    }
+
+    private static uint ReadVarint32Slow(ref SequenceReader<byte> reader, byte lastByteMax, bool shortestForm, string what, string fits)
     {
         uint value = 0;
         for (int i = 0; ; i++)
         {
             if (!reader.TryRead(out byte b))
             {
-                throw Malformed($"truncated {what}");
+                throw Malformed("truncated " + what);
             }
 
             if (i == MaxVarint32Bytes - 1 && b > lastByteMax)
