@@ -183,7 +183,7 @@ internal sealed class MessageStore : IDisposable
     /// <summary>Checks the disk against the reserve; returns true when the full state changed.</summary>
     public bool CheckSpace()
     {
-        long available = _log.AvailableBytes();
+        long available = Math.Max(0, _log.AvailableBytesAfterPreparation());
         return SetFull(available < _options.ReserveBytes, available);
     }
 
