@@ -4,7 +4,6 @@ using System.Text;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
-using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Fuzz.Oracles;
 
@@ -18,33 +17,17 @@ internal static class EnvelopeHeaderOracle
 {
     private const string Reader = "EnvelopeHeader.TryRead";
 
-    public static void Check(byte[] input)
-    {
-        string? first = null;
-        foreach (int segmentSize in FuzzTargets.SegmentSizes)
+    public static void Check(byte[] input) =>
+        WireAgreement.AcrossSegmentations(Reader, input, frame =>
         {
-            ReadOnlySequence<byte> frame = SegmentedSequence.Of(input, segmentSize);
-            string outcome;
-            try
+            if (!EnvelopeHeader.TryRead(frame, out EnvelopeHeader header))
             {
-                if (EnvelopeHeader.TryRead(frame, out EnvelopeHeader header))
-                {
-                    Agree(input, frame, header);
-                    outcome = "read";
-                }
-                else
-                {
-                    outcome = "not an envelope-only frame";
-                }
-            }
-            catch (RelayException ex) when (ex.Code == ErrorCode.MalformedFrame)
-            {
-                outcome = ex.Message;
+                return "not an envelope-only frame";
             }
 
-            WireAgreement.SameOutcome(Reader, ref first, outcome, segmentSize);
-        }
-    }
+            Agree(input, frame, header);
+            return "read";
+        });
 
     private static void Agree(byte[] input, in ReadOnlySequence<byte> frame, in EnvelopeHeader header)
     {

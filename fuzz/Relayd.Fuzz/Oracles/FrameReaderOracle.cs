@@ -3,7 +3,6 @@ using System.Text;
 using Relayd.Protocol;
 using Relayd.Protocol.Framing;
 using Relayd.Protocol.V1;
-using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Fuzz.Oracles;
 
@@ -20,22 +19,7 @@ internal static class FrameReaderOracle
     /// <summary>RelayLimits' smallest frame limit: small enough that a two-byte prefix can exceed it.</summary>
     public const int MaxFrameBytes = 1024;
 
-    public static void Check(byte[] input)
-    {
-        string? first = null;
-        foreach (int segmentSize in FuzzTargets.SegmentSizes)
-        {
-            string outcome = Read(input, SegmentedSequence.Of(input, segmentSize));
-            if (first is null)
-            {
-                first = outcome;
-            }
-            else if (outcome != first)
-            {
-                throw new OracleViolationException($"FrameReader read one segment as [{first}] but segments of {segmentSize} as [{outcome}]");
-            }
-        }
-    }
+    public static void Check(byte[] input) => WireAgreement.AcrossSegmentations("FrameReader", input, stream => Read(input, stream));
 
     private static string Read(byte[] input, ReadOnlySequence<byte> stream)
     {

@@ -3,7 +3,6 @@ using System.Buffers.Binary;
 using Relayd.Protocol;
 using Relayd.Protocol.Framing;
 using Relayd.Protocol.V1;
-using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Fuzz.Oracles;
 
@@ -17,33 +16,17 @@ internal static class MediaChunkOracle
 {
     private const string Reader = "MediaChunkWire.TryRead";
 
-    public static void Check(byte[] input)
-    {
-        string? first = null;
-        foreach (int segmentSize in FuzzTargets.SegmentSizes)
+    public static void Check(byte[] input) =>
+        WireAgreement.AcrossSegmentations(Reader, input, frame =>
         {
-            ReadOnlySequence<byte> frame = SegmentedSequence.Of(input, segmentSize);
-            string outcome;
-            try
+            if (!MediaChunkWire.TryRead(frame, out UInt128 transferId, out ulong offset, out ReadOnlySequence<byte> data))
             {
-                if (MediaChunkWire.TryRead(frame, out UInt128 transferId, out ulong offset, out ReadOnlySequence<byte> data))
-                {
-                    Agree(input, transferId, offset, data);
-                    outcome = "read";
-                }
-                else
-                {
-                    outcome = "not a chunk-only frame";
-                }
-            }
-            catch (RelayException ex) when (ex.Code == ErrorCode.MalformedFrame)
-            {
-                outcome = ex.Message;
+                return "not a chunk-only frame";
             }
 
-            WireAgreement.SameOutcome(Reader, ref first, outcome, segmentSize);
-        }
-    }
+            Agree(input, transferId, offset, data);
+            return "read";
+        });
 
     private static void Agree(byte[] input, UInt128 transferId, ulong offset, in ReadOnlySequence<byte> data)
     {

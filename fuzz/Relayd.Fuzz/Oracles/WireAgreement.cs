@@ -1,6 +1,8 @@
 using System.Buffers;
 using Google.Protobuf;
+using Relayd.Protocol;
 using Relayd.Protocol.V1;
+using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Fuzz.Oracles;
 
@@ -46,16 +48,34 @@ internal static class WireAgreement
     public static void Same(string reader, string field, in ReadOnlySequence<byte> read, ByteString parsed) =>
         Same(reader, field, read.ToArray(), parsed.Span);
 
-    /// <summary>The outcome of one read, for checking that every segmentation of an input reads the same.</summary>
-    public static void SameOutcome(string reader, ref string? first, string outcome, int segmentSize)
+    /// <summary>
+    /// Reads <paramref name="input"/> once per <see cref="FuzzTargets.SegmentSizes"/> segmentation with
+    /// <paramref name="readOnce"/> (which returns what the reader made of it, after checking any accepted frame
+    /// against the reference), MALFORMED_FRAME counting as an outcome too; throws unless every segmentation agrees.
+    /// </summary>
+    public static void AcrossSegmentations(string reader, byte[] input, Func<ReadOnlySequence<byte>, string> readOnce)
     {
-        if (first is null)
+        string? first = null;
+        foreach (int segmentSize in FuzzTargets.SegmentSizes)
         {
-            first = outcome;
-        }
-        else if (first != outcome)
-        {
-            throw new OracleViolationException($"{reader} read one segment as {first} but segments of {segmentSize} as {outcome}");
+            string outcome;
+            try
+            {
+                outcome = readOnce(SegmentedSequence.Of(input, segmentSize));
+            }
+            catch (RelayException ex) when (ex.Code == ErrorCode.MalformedFrame)
+            {
+                outcome = ex.Message;
+            }
+
+            if (first is null)
+            {
+                first = outcome;
+            }
+            else if (first != outcome)
+            {
+                throw new OracleViolationException($"{reader} read one segment as {first} but segments of {segmentSize} as {outcome}");
+            }
         }
     }
 }
