@@ -8,6 +8,7 @@ using Relayd.Protocol.V1;
 using Microsoft.Extensions.Logging.Abstractions;
 using Relayd.Routing;
 using Relayd.Storage;
+using Relayd.Storage.WalStore;
 
 namespace Relayd.Benchmarks;
 
@@ -21,7 +22,7 @@ namespace Relayd.Benchmarks;
 public class HotPathBenchmarks : IDeliveryConsumer, IDisposable
 {
     private string _walDirectory = "";
-    private MessageStore _store = null!;
+    private WalEnvelopeStore _store = null!;
     private int _invocations;
 
     private const int Batch = 64;
@@ -53,7 +54,7 @@ public class HotPathBenchmarks : IDeliveryConsumer, IDisposable
         options.Limits.DedupCapacityPerPartner = 65_536; // reach the steady state (evicting) during warm-up
         var directory = new PartnerDirectory(options);
         _walDirectory = Directory.CreateTempSubdirectory("relayd-bench-wal-").FullName;
-        _store = MessageStore.Open(new StorageOptions { Directory = _walDirectory, ReserveBytes = 0, Sync = Sync }, NullLogger.Instance);
+        _store = WalEnvelopeStore.Open(new StorageOptions { Directory = _walDirectory, ReserveBytes = 0, Sync = Sync }, NullLogger.Instance);
         _router = new EnvelopeRouter(directory, _store, options.Limits, TimeProvider.System);
         _alpha = directory.Find("alpha")!;
         _betaShards = directory.Find("beta")!.Mailbox.Shards;
@@ -171,7 +172,7 @@ public class HotPathBenchmarks : IDeliveryConsumer, IDisposable
         _receipts.Clear();
         if (++_invocations % 256 == 0)
         {
-            _store.Log.DeleteSegmentsBefore(_store.DurablePosition.Segment); // retention: everything is settled
+            _store.Log.DeleteSegmentsBefore(_store.Log.DurablePosition.Segment); // retention: everything is settled
         }
     }
 

@@ -2,8 +2,8 @@ namespace Relayd.Delivery;
 
 /// <summary>
 /// Receipts for a sender partner that has no open connection, kept (bounded, oldest dropped first) until one opens:
-/// a sender learns its messages' fate even when it was away when it happened. Each keeps its envelope's log position:
-/// the log records them as held (so a restart holds them again) until a session takes them.
+/// a sender learns its messages' fate even when it was away when it happened. Each keeps its envelope's store reference:
+/// the store records them as held (so a restart holds them again) until a session takes them.
 /// </summary>
 internal sealed class HeldReceipts(int capacity)
 {

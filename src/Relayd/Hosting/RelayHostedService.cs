@@ -36,7 +36,7 @@ internal sealed class RelayHostedService : IHostedService, IAsyncDisposable
     public void Open()
     {
         _server = RelayServerFactory.Create(_options, _logger);
-        _server.Store.Log.Failed += OnStorageFailed;
+        _server.Store.Failed += OnStorageFailed;
         _server.Listen(RelayConfigLoader.ParseListen(_options.Listen));
     }
 

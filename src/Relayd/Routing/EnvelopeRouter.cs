@@ -2,35 +2,34 @@ using System.Buffers;
 using System.IO.Hashing;
 using Relayd.Protocol.V1;
 using Relayd.Storage;
-using Relayd.Wal;
 
 namespace Relayd.Routing;
 
 /// <summary>
-/// The answer to one envelope: accepted (with its Ack time and the log position its Ack waits for), refused with a
-/// code, or <see cref="LogBusy"/> (retry the same envelope once the log has buffer space).
+/// The answer to one envelope: accepted (with its Ack time and the store's mark its Ack waits for), refused with a
+/// code, or <see cref="LogBusy"/> (retry the same envelope once the store has buffer space).
 /// </summary>
-internal readonly record struct RouteOutcome(ErrorCode Refusal, long AcceptedAtMs, bool Duplicate, ulong DurableAt, string? Detail = null)
+internal readonly record struct RouteOutcome(ErrorCode Refusal, long AcceptedAtMs, bool Duplicate, DurableMark DurableAt, string? Detail = null)
 {
     public bool Accepted => Refusal == ErrorCode.Unspecified && !LogBusy;
 
     public bool LogBusy { get; init; }
 
-    public static RouteOutcome Refused(ErrorCode code, string detail) => new(code, 0, false, 0, detail);
+    public static RouteOutcome Refused(ErrorCode code, string detail) => new(code, 0, false, DurableMark.None, detail);
 }
 
 /// <summary>
-/// The route step: checks an envelope against the interop rules, appends it to the write-ahead log and puts it into
+/// The route step: checks an envelope against the interop rules, appends it to the envelope store and puts it into
 /// the recipient's shard queue. Allocates nothing for an accepted envelope.
 /// </summary>
 internal sealed class EnvelopeRouter
 {
     private readonly PartnerDirectory _partners;
-    private readonly MessageStore _store;
+    private readonly IEnvelopeStore _store;
     private readonly TimeProvider _clock;
     private readonly long _retentionMs;
 
-    public EnvelopeRouter(PartnerDirectory partners, MessageStore store, RelayLimits limits, TimeProvider clock)
+    public EnvelopeRouter(PartnerDirectory partners, IEnvelopeStore store, RelayLimits limits, TimeProvider clock)
     {
         _partners = partners;
         _store = store;
@@ -122,24 +121,16 @@ internal sealed class EnvelopeRouter
 
             ShardQueue[] shards = recipient.Mailbox.Shards;
             int shard = ShardOf(frame.Slice(header.RecipientUser.Offset, header.RecipientUser.Length), shards.Length);
-            WalPosition position;
-            try
+            switch (shards[shard].TryAppend(_store, frame, header, sender, now, expiresAt, out DurableMark durableAt))
             {
-                if (shards[shard].TryAppend(_store, frame, header, sender.Index, now, expiresAt, out position) == AppendResult.LogBusy)
-                {
-                    return new RouteOutcome(ErrorCode.Unspecified, 0, false, 0) { LogBusy = true };
-                }
-            }
-            catch (WalDiskFullException)
-            {
-                return RouteOutcome.Refused(ErrorCode.StorageFull, "the relay's disk is full; retry later");
-            }
-            catch (WalFailedException)
-            {
-                return RouteOutcome.Refused(ErrorCode.RetryLater, "the relay's storage failed and the relay is stopping; retry on another connection later");
+                case AppendResult.Busy:
+                    return new RouteOutcome(ErrorCode.Unspecified, 0, false, DurableMark.None) { LogBusy = true };
+                case AppendResult.Full:
+                    return RouteOutcome.Refused(ErrorCode.StorageFull, "the relay's disk is full; retry later");
+                case AppendResult.Failed:
+                    return RouteOutcome.Refused(ErrorCode.RetryLater, "the relay's storage failed and the relay is stopping; retry on another connection later");
             }
 
-            ulong durableAt = MessageStore.DurableAt(position, frame.Length);
             dedup.Record(header.MessageId, now, durableAt);
             return new RouteOutcome(ErrorCode.Unspecified, now, Duplicate: false, durableAt);
         }

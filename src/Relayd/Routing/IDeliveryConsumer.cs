@@ -16,15 +16,6 @@ internal readonly record struct DeliveryRange(DeliverySlab Slab, int Offset, int
     public ReadOnlyMemory<byte> Memory => Slab.Buffer.AsMemory(Offset, Length);
 }
 
-internal enum AppendResult
-{
-    /// <summary>In the log (and in memory unless the shard has spilled); the Ack waits for the commit.</summary>
-    Appended,
-
-    /// <summary>The log's write buffer is full: wait for space and retry.</summary>
-    LogBusy,
-}
-
 internal enum SpillLoad
 {
     Loaded,

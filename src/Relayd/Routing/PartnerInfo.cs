@@ -1,5 +1,6 @@
 using System.Text;
 using Relayd.Protocol.V1;
+using Relayd.Storage;
 
 namespace Relayd.Routing;
 

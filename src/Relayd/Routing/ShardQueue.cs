@@ -2,7 +2,6 @@ using System.Buffers;
 using Relayd.Delivery;
 using Relayd.Protocol.V1;
 using Relayd.Storage;
-using Relayd.Wal;
 
 namespace Relayd.Routing;
 
@@ -11,11 +10,12 @@ namespace Relayd.Routing;
 /// conversation (recipient partner, recipient user) maps to exactly one shard, so FIFO here is conversation order.
 /// </summary>
 /// <remarks>
-/// The queue is a cache over the write-ahead log: every envelope is in the log; entries live in memory from
-/// <see cref="TryAppend"/> until the recipient acknowledges them, and a session that disconnects leaves its
-/// unacknowledged entries here for the next session (at-least-once). Memory is bounded by the slabs the shard may
-/// hold (<c>maxSlabBytes</c>); beyond that envelopes stay in the log only ("spilled") and the backlog loader reads
-/// them back in order as memory frees, so a backlog of any size costs a few fields here.
+/// The queue is memory only, a cache over the envelope store: every envelope is in the store; entries live in
+/// memory from <see cref="TryAppend"/> until the recipient acknowledges them, and a session that disconnects leaves
+/// its unacknowledged entries here for the next session (at-least-once). Memory is bounded by the slabs the shard
+/// may hold (<c>maxSlabBytes</c>); beyond that envelopes stay in the store only ("spilled", a cursor of
+/// <see cref="StoreRef"/>s) and the backlog loader reads them back in order as memory frees, so a backlog of any
+/// size costs a few fields here.
 /// Delivery ids are <c>(shard index &lt;&lt; 48) | sequence</c>, opaque to partners.
 /// </remarks>
 internal sealed class ShardQueue
@@ -40,9 +40,9 @@ internal sealed class ShardQueue
     private long _slabBytes;
     private IDeliveryConsumer? _owner;
     private int _epoch;
-    private bool _spilled;           // envelopes from _spillFrom to _spillTail are in the log only
-    private WalPosition _spillFrom;
-    private WalPosition _spillTail;
+    private bool _spilled;           // envelopes from _spillFrom to _spillTail are in the store only
+    private StoreRef _spillFrom;
+    private StoreRef _spillTail;
     private int _spilledCount;
 
     public ShardQueue(int shardIndex, long maxSlabBytes, int maxEntries, int windowEnvelopes, long windowBytes)
@@ -78,7 +78,7 @@ internal sealed class ShardQueue
         }
     }
 
-    /// <summary>Envelopes of this shard that are only in the log (the memory bound was reached), not yet loaded back.</summary>
+    /// <summary>Envelopes of this shard that are only in the store (the memory bound was reached), not yet loaded back.</summary>
     public int SpilledCount
     {
         get
@@ -103,33 +103,33 @@ internal sealed class ShardQueue
         }
     }
 
-    /// <summary>True while envelopes of this shard wait in the log only; the backlog loader brings them back in order.</summary>
+    /// <summary>True while envelopes of this shard wait in the store only; the backlog loader brings them back in order.</summary>
     public bool IsSpilled => Volatile.Read(ref _spilled);
 
     public static int ShardOf(ulong deliveryId) => (int)(deliveryId >> SequenceBits);
 
     /// <summary>
-    /// Appends the envelope to the write-ahead log and, while memory allows, encodes a Deliver frame for it into the
-    /// shard: the one copy of the ciphertext on its way to the recipient (from the sender's input pipe into a slab,
-    /// which the recipient's session writes to its TLS stream directly). Both happen under the shard lock, so log
-    /// order is queue order. Beyond the memory bound the envelope stays in the log only, and every later one of
-    /// this shard too until the backlog loader has caught up (conversation order).
+    /// Appends the envelope to the store and, while memory allows, encodes a Deliver frame for it into the shard: the
+    /// one copy of the ciphertext on its way to the recipient (from the sender's input pipe into a slab, which the
+    /// recipient's session writes to its TLS stream directly). Both happen under the shard lock, so store order is
+    /// queue order: the spill cursor and recovery's conversation order rely on it. Beyond the memory bound the
+    /// envelope stays in the store only, and every later one of this shard too until the backlog loader has caught up.
     /// </summary>
-    /// <returns><see cref="AppendResult.LogBusy"/>: the log's buffer is full; wait for space and retry.</returns>
-    /// <exception cref="Wal.WalException">The log refused the record (disk full, or failed).</exception>
-    public AppendResult TryAppend(MessageStore store, in ReadOnlySequence<byte> frame, in EnvelopeHeader header, int senderPartner, long acceptedAtMs, long expiresAtMs, out WalPosition position)
+    /// <returns>The store's answer; anything but <see cref="AppendResult.Appended"/> leaves the shard unchanged.</returns>
+    public AppendResult TryAppend(IEnvelopeStore store, in ReadOnlySequence<byte> frame, in EnvelopeHeader header, PartnerInfo? sender, long acceptedAtMs, long expiresAtMs, out DurableMark durableAt)
     {
         IDeliveryConsumer? owner;
         lock (_lock)
         {
-            if (!store.TryAppendEnvelope(frame, acceptedAtMs, expiresAtMs, out position))
+            AppendResult result = store.TryAppend(frame, acceptedAtMs, expiresAtMs, out StoreRef reference, out durableAt);
+            if (result != AppendResult.Appended)
             {
-                return AppendResult.LogBusy;
+                return result;
             }
 
-            if (_spilled || !TryInsertLocked(frame, header.Envelope, header.MessageId, senderPartner, acceptedAtMs, expiresAtMs, position.ToUInt64()))
+            if (_spilled || !TryInsertLocked(frame, header.Envelope, header.MessageId, sender, acceptedAtMs, expiresAtMs, reference))
             {
-                SpillLocked(position);
+                SpillLocked(reference);
                 return AppendResult.Appended;
             }
 
@@ -140,20 +140,20 @@ internal sealed class ShardQueue
         return AppendResult.Appended;
     }
 
-    /// <summary>Takes an unsettled envelope found by recovery: into memory while it fits, else left in the log.</summary>
-    public void Restore(in StoredEnvelope envelope, int senderPartner, WalPosition position)
+    /// <summary>Takes an unsettled envelope found by recovery: into memory while it fits, else left in the store.</summary>
+    public void Restore(in StoredEnvelope envelope, in EnvelopeHeader header, PartnerInfo? sender)
     {
         lock (_lock)
         {
-            if (_spilled || !TryInsertLocked(envelope.Frame, envelope.Header.Envelope, envelope.Header.MessageId, senderPartner, envelope.AcceptedAtMs, envelope.ExpiresAtMs, position.ToUInt64()))
+            if (_spilled || !TryInsertLocked(envelope.Frame, header.Envelope, header.MessageId, sender, envelope.AcceptedAtMs, envelope.ExpiresAtMs, envelope.Ref))
             {
-                SpillLocked(position);
+                SpillLocked(envelope.Ref);
             }
         }
     }
 
-    /// <summary>Where the backlog loader resumes reading the log for this shard; false when nothing is spilled.</summary>
-    public bool TryGetSpillCursor(out WalPosition from)
+    /// <summary>Where the backlog loader resumes reading the store for this shard; false when nothing is spilled.</summary>
+    public bool TryGetSpillCursor(out StoreRef from)
     {
         lock (_lock)
         {
@@ -163,28 +163,28 @@ internal sealed class ShardQueue
     }
 
     /// <summary>
-    /// The backlog loader found this shard's record at <paramref name="position"/> (in log order): loads it into
-    /// memory if it fits, or passes over it when <paramref name="skip"/> (settled before a restart, or expired).
+    /// The backlog loader found this shard's envelope (in store order): loads it into memory if it fits, or passes
+    /// over it when <paramref name="skip"/> (expired).
     /// </summary>
-    public SpillLoad TryLoadSpilled(in StoredEnvelope envelope, int senderPartner, WalPosition position, WalPosition next, bool skip)
+    public SpillLoad TryLoadSpilled(in StoredEnvelope envelope, in EnvelopeHeader header, PartnerInfo? sender, bool skip)
     {
         IDeliveryConsumer? owner;
         lock (_lock)
         {
-            if (!_spilled || position < _spillFrom)
+            if (!_spilled || envelope.Ref < _spillFrom)
             {
                 return SpillLoad.NotSpilled;
             }
 
-            if (!skip && !TryInsertLocked(envelope.Frame, envelope.Header.Envelope, envelope.Header.MessageId, senderPartner, envelope.AcceptedAtMs, envelope.ExpiresAtMs, position.ToUInt64()))
+            if (!skip && !TryInsertLocked(envelope.Frame, header.Envelope, header.MessageId, sender, envelope.AcceptedAtMs, envelope.ExpiresAtMs, envelope.Ref))
             {
-                _spillFrom = position;
+                _spillFrom = envelope.Ref;
                 return SpillLoad.NoRoom;
             }
 
             _spilledCount--;
-            _spillFrom = next;
-            if (position >= _spillTail)
+            _spillFrom = envelope.Next;
+            if (envelope.Ref >= _spillTail)
             {
                 Volatile.Write(ref _spilled, false); // caught up: appends go to memory again
             }
@@ -214,7 +214,7 @@ internal sealed class ShardQueue
                 if (!entry.Acked && !entry.Sent && entry.ExpiresAtMs <= nowMs)
                 {
                     entry.Acked = true;
-                    settled.Add(SettledEnvelope.Expired(entry.SenderPartner, entry.MessageId, entry.WalPosition));
+                    settled.Add(SettledEnvelope.Expired(entry.Sender, entry.MessageId, entry.StoreRef));
                 }
             }
 
@@ -274,7 +274,7 @@ internal sealed class ShardQueue
                 if (entry.ExpiresAtMs <= nowMs)
                 {
                     entry.Acked = true;
-                    receipts.Add(SettledEnvelope.Expired(entry.SenderPartner, entry.MessageId, entry.WalPosition));
+                    receipts.Add(SettledEnvelope.Expired(entry.Sender, entry.MessageId, entry.StoreRef));
                     _sent++;
                     continue;
                 }
@@ -355,7 +355,7 @@ internal sealed class ShardQueue
             }
 
             entry.Acked = true;
-            receipts.Add(SettledEnvelope.Delivered(entry.SenderPartner, entry.MessageId, entry.WalPosition));
+            receipts.Add(SettledEnvelope.Delivered(entry.Sender, entry.MessageId, entry.StoreRef));
             AdvanceHead();
             owner = _owner;
         }
@@ -366,7 +366,7 @@ internal sealed class ShardQueue
     }
 
     /// <summary>Encodes the Deliver frame into a slab; false when the shard's memory bound is reached.</summary>
-    private bool TryInsertLocked(in ReadOnlySequence<byte> frame, FieldSlice envelope, UInt128 messageId, int senderPartner, long acceptedAtMs, long expiresAtMs, ulong walPosition)
+    private bool TryInsertLocked(in ReadOnlySequence<byte> frame, FieldSlice envelope, UInt128 messageId, PartnerInfo? sender, long acceptedAtMs, long expiresAtMs, StoreRef reference)
     {
         if (_count >= _maxEntries)
         {
@@ -399,9 +399,9 @@ internal sealed class ShardQueue
             Offset = slab.Written,
             Length = size,
             MessageId = messageId,
-            SenderPartner = senderPartner,
+            Sender = sender,
             ExpiresAtMs = expiresAtMs,
-            WalPosition = walPosition,
+            StoreRef = reference,
         };
         _count++;
         slab.Written += size;
@@ -409,7 +409,7 @@ internal sealed class ShardQueue
         return true;
     }
 
-    private void SpillLocked(WalPosition position)
+    private void SpillLocked(StoreRef position)
     {
         if (!_spilled)
         {
@@ -507,9 +507,9 @@ internal sealed class ShardQueue
         public int Offset;
         public int Length;
         public UInt128 MessageId;
-        public int SenderPartner;
+        public PartnerInfo? Sender;
         public long ExpiresAtMs;
-        public ulong WalPosition;
+        public StoreRef StoreRef;
         public bool Acked;
         public bool Sent;
         public bool EverSent;

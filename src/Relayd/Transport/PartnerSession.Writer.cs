@@ -58,7 +58,7 @@ internal sealed partial class PartnerSession
         try
         {
             bool controlCompleted = false;
-            while (!controlCompleted || (_acks.Count > 0 && _server.Store.Log.Failure is null))
+            while (!controlCompleted || (_acks.Count > 0 && _server.Store.Failure is null))
             {
                 await _writerSignal.WaitAsync();
                 bool progressed;
@@ -138,7 +138,7 @@ internal sealed partial class PartnerSession
         bool wrote = false;
         while (_acks.Count > 0)
         {
-            int length = _acks.TakeDurable(_server.Store.DurablePosition.ToUInt64(), buffer);
+            int length = _acks.TakeDurable(_server.Store.Durable, buffer);
             if (length > 0)
             {
                 await _stream.WriteAsync(buffer.AsMemory(0, length), abort);
@@ -148,10 +148,10 @@ internal sealed partial class PartnerSession
 
             if (Interlocked.Exchange(ref _commitWaitRegistered, 1) == 0)
             {
-                _server.Store.NotifyOnCommit(this);
+                _server.Store.NotifyWhenDurable(this);
             }
 
-            if (!_acks.HasDurable(_server.Store.DurablePosition.ToUInt64()))
+            if (!_acks.HasDurable(_server.Store.Durable))
             {
                 break;
             }
@@ -160,7 +160,7 @@ internal sealed partial class PartnerSession
         return wrote;
     }
 
-    void ICommitListener.OnCommitted()
+    void IDurabilityListener.OnDurable()
     {
         Volatile.Write(ref _commitWaitRegistered, 0);
         _writerSignal.Set();

@@ -23,7 +23,7 @@ namespace Relayd.Transport;
 /// to its TLS stream, which encrypts from it.
 /// </remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "RunAsync owns the session's lifetime and disposes everything when it ends.")]
-internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListener
+internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityListener
 {
     private readonly RelayServer _server;
     private readonly SslStream _stream;

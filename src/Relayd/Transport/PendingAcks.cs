@@ -1,10 +1,11 @@
 using Relayd.Delivery;
+using Relayd.Storage;
 
 namespace Relayd.Transport;
 
 /// <summary>
 /// One session's Acks that wait for their envelopes to be durable, in the order the envelopes arrived. The reader adds
-/// one per accepted envelope; the writer sends those the log has committed, many per TLS write. Bounded: when
+/// one per accepted envelope; the writer sends those the store has made durable, many per TLS write. Bounded: when
 /// <see cref="Capacity"/> are waiting, the reader stops reading the partner until the writer catches up.
 /// </summary>
 internal sealed class PendingAcks
@@ -21,7 +22,7 @@ internal sealed class PendingAcks
 
     public bool IsFull => Count >= Capacity;
 
-    public void Add(UInt128 messageId, long acceptedAtMs, bool duplicate, ulong durableAt)
+    public void Add(UInt128 messageId, long acceptedAtMs, bool duplicate, DurableMark durableAt)
     {
         lock (_lock)
         {
@@ -42,12 +43,12 @@ internal sealed class PendingAcks
         }
     }
 
-    /// <summary>True when the oldest waiting Ack is durable at <paramref name="durable"/> (a packed log position).</summary>
-    public bool HasDurable(ulong durable)
+    /// <summary>True when the oldest waiting Ack is durable once the store is durable up to <paramref name="durable"/>.</summary>
+    public bool HasDurable(DurableMark durable)
     {
         lock (_lock)
         {
-            return _count > 0 && _ring[_head].DurableAt <= durable;
+            return _count > 0 && durable.Covers(_ring[_head].DurableAt);
         }
     }
 
@@ -55,7 +56,7 @@ internal sealed class PendingAcks
     /// Encodes, oldest first, the Acks whose envelopes are durable at <paramref name="durable"/>, as many as fit in
     /// <paramref name="destination"/>. Stops at the first one still waiting, so Acks keep their order.
     /// </summary>
-    public int TakeDurable(ulong durable, Span<byte> destination)
+    public int TakeDurable(DurableMark durable, Span<byte> destination)
     {
         int written = 0;
         TaskCompletionSource? room = null;
@@ -64,7 +65,7 @@ internal sealed class PendingAcks
             while (_count > 0 && destination.Length - written >= WireFrames.MaxAckFrameBytes)
             {
                 ref Pending ack = ref _ring[_head];
-                if (ack.DurableAt > durable)
+                if (!durable.Covers(ack.DurableAt))
                 {
                     break;
                 }
@@ -100,5 +101,5 @@ internal sealed class PendingAcks
         }
     }
 
-    private readonly record struct Pending(UInt128 MessageId, long AcceptedAtMs, bool Duplicate, ulong DurableAt);
+    private readonly record struct Pending(UInt128 MessageId, long AcceptedAtMs, bool Duplicate, DurableMark DurableAt);
 }

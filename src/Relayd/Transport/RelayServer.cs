@@ -11,6 +11,7 @@ using Relayd.Hosting;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
 using Relayd.Storage;
+using Relayd.Storage.WalStore;
 using Relayd.Security;
 
 namespace Relayd.Transport;
@@ -18,7 +19,7 @@ namespace Relayd.Transport;
 /// <summary>
 /// The relay: accepts TCP connections, runs mutual TLS 1.3, admits approved partners and hosts their sessions.
 /// </summary>
-internal sealed class RelayServer : IAsyncDisposable
+internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
 {
     private readonly RelayOptions _options;
     private readonly SslStreamCertificateContext _serverCertificate;
@@ -44,12 +45,12 @@ internal sealed class RelayServer : IAsyncDisposable
         Partners = new PartnerDirectory(options);
 
         // Recovery runs before the relay listens: every envelope acknowledged before a crash is back in its queue.
-        Store = MessageStore.Open(options.Storage, logger);
+        Store = WalEnvelopeStore.Open(options.Storage, logger);
         try
         {
-            var expired = new List<SettledEnvelope>();
-            StoreRecovery.Run(Store, Partners, Clock.GetUtcNow().ToUnixTimeMilliseconds(), expired, logger);
-            Settle(expired);
+            var recovery = new QueueRecovery(Partners, Store, logger);
+            recovery.Run(Clock.GetUtcNow().ToUnixTimeMilliseconds());
+            Settle(recovery.Expired);
 
             // Replaying a large log allocates a buffer per record; give that memory back before serving.
             GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
@@ -62,7 +63,7 @@ internal sealed class RelayServer : IAsyncDisposable
         }
 
         Router = new EnvelopeRouter(Partners, Store, options.Limits, Clock);
-        Maintenance = new StorageMaintenance(Store, Partners, Settle, Clock, logger);
+        Maintenance = new QueueMaintenance(Store, Partners, this, options.Storage.RetentionInterval, Clock, logger);
         Media = new Media.MediaRouter(options.Media, options.Partners, Partners, options.Limits, logger, Clock);
         Refusals = new RefusalAggregator(options.Limits.RefusalLogInterval, logger);
     }
@@ -79,12 +80,12 @@ internal sealed class RelayServer : IAsyncDisposable
 
     public EnvelopeRouter Router { get; }
 
-    /// <summary>The write-ahead log and what the relay keeps in it.</summary>
-    public MessageStore Store { get; }
+    /// <summary>Where accepted envelopes are kept until settled (the write-ahead log).</summary>
+    public IEnvelopeStore Store { get; }
 
-    public StorageMaintenance Maintenance { get; }
+    public QueueMaintenance Maintenance { get; }
 
-    public StorageMetrics StorageMetrics => StorageMetrics.Capture(Store, Partners);
+    public StorageMetrics StorageMetrics => Store.CaptureMetrics(MailboxBacklog.Capture(Partners));
 
     public Media.MediaRouter Media { get; }
 
@@ -207,7 +208,7 @@ internal sealed class RelayServer : IAsyncDisposable
     /// The fate of envelopes is decided (acknowledged or expired): receipts to their senders, and the log told they
     /// are settled so that they are not delivered again and their segments can go.
     /// </summary>
-    internal void Settle(List<SettledEnvelope> settled)
+    public void Settle(List<SettledEnvelope> settled)
     {
         if (settled.Count == 0)
         {
@@ -238,27 +239,26 @@ internal sealed class RelayServer : IAsyncDisposable
     private void DispatchReceipts(List<SettledEnvelope> receipts)
     {
         Span<SettledEnvelope> all = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(receipts);
-        PartnerInfo[] partners = Partners.Partners;
         int settled = 0; // all[..settled]: handed to a session, or nobody to tell; one Settle call for them below
         int start = 0;
         while (start < all.Length)
         {
-            int sender = all[start].SenderPartner;
+            PartnerInfo? sender = all[start].Sender;
             int end = start + 1;
-            while (end < all.Length && all[end].SenderPartner == sender)
+            while (end < all.Length && ReferenceEquals(all[end].Sender, sender))
             {
                 end++;
             }
 
             Span<SettledEnvelope> run = all[start..end];
-            PartnerSession? session = sender >= 0 ? partners[sender].Mailbox.PickConsumer(0) as PartnerSession : null;
-            if (sender >= 0 && session is null)
+            PartnerSession? session = sender?.Mailbox.PickConsumer(0) as PartnerSession;
+            if (sender is not null && session is null)
             {
-                Hold(partners[sender], run);
+                Hold(sender, run);
             }
             else
             {
-                session?.EnqueueReceipts(run); // a sender partner no longer approved (-1) has nobody to tell
+                session?.EnqueueReceipts(run); // a sender partner no longer approved (null) has nobody to tell
                 run.CopyTo(all[settled..]);
                 settled += run.Length;
             }

@@ -263,12 +263,13 @@ public sealed class RestartTests : IClassFixture<PkiFixture>, IDisposable
             // 6.4 MiB through 1 MiB segments, all delivered (once the relay has read beta's last acks): retention
             // deletes the segments behind the writer.
             DateTime deadline = DateTime.UtcNow.AddSeconds(20);
-            while ((relay.Server.Store.Log.Segments[0] < 4 || relay.Server.Partners.Find("beta")!.Mailbox.Shards.Sum(s => s.Count) > 0) && DateTime.UtcNow < deadline)
+            Relayd.Wal.WriteAheadLog wal = ((Relayd.Storage.WalStore.WalEnvelopeStore)relay.Server.Store).Log;
+            while ((wal.Segments[0] < 4 || relay.Server.Partners.Find("beta")!.Mailbox.Shards.Sum(s => s.Count) > 0) && DateTime.UtcNow < deadline)
             {
                 await Task.Delay(50, TestContext.Current.CancellationToken);
             }
 
-            Assert.True(relay.Server.Store.Log.Segments[0] >= 4, $"segments still in the log: {string.Join(", ", relay.Server.Store.Log.Segments)}");
+            Assert.True(wal.Segments[0] >= 4, $"segments still in the log: {string.Join(", ", wal.Segments)}");
             Assert.False(File.Exists(_wal.Segment(1)));
         }
 

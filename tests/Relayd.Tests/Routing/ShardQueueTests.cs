@@ -4,6 +4,7 @@ using Relayd.Delivery;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
 using Relayd.Storage;
+using Relayd.Storage.WalStore;
 using Relayd.Tests.Framing;
 
 namespace Relayd.Tests.Routing;
@@ -12,10 +13,10 @@ namespace Relayd.Tests.Routing;
 public sealed class ShardQueueTests : IDisposable
 {
     private readonly Relayd.Tests.Wal.TempWalDirectory _wal = new();
-    private readonly MessageStore _store;
+    private readonly WalEnvelopeStore _store;
 
     public ShardQueueTests() =>
-        _store = MessageStore.Open(new StorageOptions { Directory = _wal.Path, SegmentBytes = 4 * 1024 * 1024, ReserveBytes = 0 }, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        _store = WalEnvelopeStore.Open(new StorageOptions { Directory = _wal.Path, SegmentBytes = 4 * 1024 * 1024, ReserveBytes = 0 }, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
 
     public void Dispose()
     {
@@ -57,15 +58,16 @@ public sealed class ShardQueueTests : IDisposable
         var consumer = new Consumer();
         queue.SetOwner(consumer);
         Frame frame = FrameReaderTests.SampleFrame(1);
-        Append(queue, frame, senderPartner: 4);
+        var alpha = new PartnerInfo(4, new PartnerOptions { Id = "alpha" }, new RelayLimits());
+        Append(queue, frame, sender: alpha);
         Deliver delivered = Assert.Single(TakeAll(queue, consumer));
 
         Assert.Equal(AckResult.Acknowledged, queue.Acknowledge(delivered.DeliveryId, _receipts));
         Assert.Equal(AckResult.AlreadyAcknowledged, queue.Acknowledge(delivered.DeliveryId, _receipts));
 
-        (int sender, ReceiptItem item, ulong walPosition) = Assert.Single(_receipts);
-        Assert.NotEqual(0UL, walPosition);
-        Assert.Equal(4, sender);
+        (PartnerInfo? sender, ReceiptItem item, StoreRef storeRef) = Assert.Single(_receipts);
+        Assert.False(storeRef.IsNone);
+        Assert.Same(alpha, sender);
         Assert.Equal(ReceiptStatus.Delivered, item.Status);
         Assert.Equal(0, queue.Count);
     }
@@ -140,12 +142,12 @@ public sealed class ShardQueueTests : IDisposable
 
     private ShardQueue NewQueue() => new(0, 64L * 1024 * 1024, 1_000_000, windowEnvelopes: 100_000, windowBytes: 64 << 20);
 
-    private AppendResult Append(ShardQueue queue, Frame frame, int senderPartner = 0, long expiresAtMs = long.MaxValue)
+    private AppendResult Append(ShardQueue queue, Frame frame, PartnerInfo? sender = null, long expiresAtMs = long.MaxValue)
     {
         var wire = new ReadOnlySequence<byte>(frame.ToByteArray());
         Assert.True(EnvelopeHeader.TryRead(wire, out EnvelopeHeader header));
         AppendResult result;
-        while ((result = queue.TryAppend(_store, wire, header, senderPartner, 1, expiresAtMs, out _)) == AppendResult.LogBusy)
+        while ((result = queue.TryAppend(_store, wire, header, sender, 1, expiresAtMs, out _)) == AppendResult.Busy)
         {
             _store.WaitForSpaceAsync(CancellationToken.None).AsTask().Wait();
         }

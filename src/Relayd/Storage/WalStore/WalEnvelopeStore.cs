@@ -2,36 +2,29 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
-using Relayd.Delivery;
-using Relayd.Hosting;
 using Relayd.Wal;
 
-namespace Relayd.Storage;
-
-/// <summary>Told when the log has made more records durable; see <see cref="MessageStore.NotifyOnCommit"/>.</summary>
-internal interface ICommitListener
-{
-    void OnCommitted();
-}
+namespace Relayd.Storage.WalStore;
 
 /// <summary>
-/// The relay's durable state on top of the write-ahead log: accepted envelopes, which of them are settled, and
-/// whether there is room for more. Shard queues append through it; the ack path waits on its commits.
+/// The envelope store on the write-ahead log: accepted envelopes, which of them are settled, and whether there is
+/// room for more (docs/wal.md, "How the relay uses the log"). A <see cref="StoreRef"/> is an envelope record's
+/// <see cref="WalPosition"/>; a <see cref="DurableMark"/> is the end of its record.
 /// </summary>
-internal sealed class MessageStore : IDisposable
+internal sealed partial class WalEnvelopeStore : IEnvelopeStore
 {
     private readonly WriteAheadLog _log;
     private readonly StorageOptions _options;
     private readonly ILogger _logger;
-    private readonly ConcurrentQueue<ICommitListener> _commitListeners = new();
+    private readonly ConcurrentQueue<IDurabilityListener> _durabilityListeners = new();
     private readonly Lock _settledLock = new();
     private readonly List<ulong> _unwrittenSettled = [];
-    private readonly List<SettledEnvelope> _unwrittenHeld = [];
+    private readonly List<HeldReceiptEntry> _unwrittenHeld = [];
     private byte[] _settledPayload = [];
     private volatile bool _full;
     private ulong _appendSegment;
 
-    private MessageStore(WriteAheadLog log, StorageOptions options, ILogger logger)
+    private WalEnvelopeStore(WriteAheadLog log, StorageOptions options, ILogger logger)
     {
         _log = log;
         _options = options;
@@ -39,22 +32,33 @@ internal sealed class MessageStore : IDisposable
         log.Committed += OnCommitted;
     }
 
+    public event Action<Exception>? Failed
+    {
+        add => _log.Failed += value;
+        remove => _log.Failed -= value;
+    }
+
+    /// <summary>
+    /// The log itself, for the store's own parts, the tests that look at its segments and the benchmarks; the relay
+    /// goes through <see cref="IEnvelopeStore"/>.
+    /// </summary>
+    internal WriteAheadLog Log => _log;
+
     /// <summary>Envelope records settled before this start (read by recovery); they are never delivered again.</summary>
-    public HashSet<ulong> SettledBeforeStart { get; internal set; } = [];
+    internal HashSet<ulong> SettledBeforeStart { get; set; } = [];
 
-    public SegmentUsage Usage { get; } = new();
+    internal SegmentUsage Usage { get; } = new();
 
-    public WriteAheadLog Log => _log;
+    internal StorageOptions Options => _options;
 
-    public StorageOptions Options => _options;
+    public DurableMark Durable => new(_log.DurablePosition.ToUInt64());
 
-    public WalPosition DurablePosition => _log.DurablePosition;
+    public Exception? Failure => _log.Failure;
 
-    /// <summary>True while the disk is below its reserve: new envelopes are refused with STORAGE_FULL.</summary>
     public bool IsFull => _full;
 
-    /// <summary>Opens (and recovers) the log; the caller then replays it with <see cref="StoreRecovery"/>.</summary>
-    public static MessageStore Open(StorageOptions options, ILogger logger)
+    /// <summary>Opens (and recovers) the log; the caller then replays it with <see cref="Recover"/>.</summary>
+    public static WalEnvelopeStore Open(StorageOptions options, ILogger logger)
     {
         var walOptions = new WalOptions
         {
@@ -71,29 +75,35 @@ internal sealed class MessageStore : IDisposable
             StorageLog.SyncDisabled(logger, options.Directory);
         }
 
-        return new MessageStore(WriteAheadLog.Open(walOptions, logger), options, logger);
+        return new WalEnvelopeStore(WriteAheadLog.Open(walOptions, logger), options, logger);
     }
 
     /// <summary>
-    /// Appends an accepted envelope (its frame still sliced from the sender's pipe) and counts it live in its segment.
-    /// False when the log's buffer is full: retry after <see cref="WaitForSpaceAsync"/>.
+    /// Appends an Envelope record (a copy from the sender's pipe into the log's write buffer) and counts it live in
+    /// its segment. Busy when the log's buffer is full.
     /// </summary>
-    /// <exception cref="WalDiskFullException">No room for a new segment; the store is marked full.</exception>
-    public bool TryAppendEnvelope(in ReadOnlySequence<byte> frame, long acceptedAtMs, long expiresAtMs, out WalPosition position)
+    public AppendResult TryAppend(in ReadOnlySequence<byte> frame, long acceptedAtMs, long expiresAtMs, out StoreRef reference, out DurableMark durableAt)
     {
         Span<byte> prefix = stackalloc byte[StoredRecords.EnvelopePrefixBytes];
         StoredRecords.WriteEnvelopePrefix(prefix, acceptedAtMs, expiresAtMs);
+        reference = default;
+        durableAt = default;
+        WalPosition position;
         try
         {
             if (!_log.TryAppend(StoredRecords.Envelope, prefix, frame, out position))
             {
-                return false;
+                return AppendResult.Busy;
             }
         }
         catch (WalDiskFullException)
         {
             SetFull(true, _log.AvailableBytes());
-            throw;
+            return AppendResult.Full;
+        }
+        catch (WalFailedException)
+        {
+            return AppendResult.Failed;
         }
 
         Usage.Add(position.Segment);
@@ -105,65 +115,55 @@ internal sealed class MessageStore : IDisposable
             CheckSpace();
         }
 
-        return true;
+        reference = new StoreRef(position.ToUInt64());
+        durableAt = new DurableMark(WriteAheadLog.EndOf(position, StoredRecords.EnvelopePrefixBytes + (int)frame.Length).ToUInt64());
+        return AppendResult.Appended;
     }
-
-    /// <summary>The position after an envelope record: its Ack waits until the log is durable up to here.</summary>
-    public static ulong DurableAt(WalPosition position, long frameLength) =>
-        WriteAheadLog.EndOf(position, StoredRecords.EnvelopePrefixBytes + (int)frameLength).ToUInt64();
 
     public ValueTask WaitForSpaceAsync(CancellationToken cancellationToken) => _log.WaitForSpaceAsync(cancellationToken);
 
-    /// <summary>Calls <paramref name="listener"/> once after the next commit (on the log writer thread: be quick).</summary>
-    public void NotifyOnCommit(ICommitListener listener) => _commitListeners.Enqueue(listener);
+    public void NotifyWhenDurable(IDurabilityListener listener) => _durabilityListeners.Enqueue(listener);
 
-    /// <summary>
-    /// Marks envelopes settled: their segments may be deleted, and a Settled record keeps them from being delivered
-    /// again after a restart. The record is not waited for (at-least-once: a crash first means one more delivery).
-    /// </summary>
-    public void Settle(ReadOnlySpan<SettledEnvelope> settled)
+    /// <summary>Appends a Settled record for the envelopes (several when they are many), not waited for.</summary>
+    public void Settle(ReadOnlySpan<StoreRef> envelopes)
     {
-        if (settled.IsEmpty)
+        if (envelopes.IsEmpty)
         {
             return;
         }
 
         lock (_settledLock)
         {
-            foreach (ref readonly SettledEnvelope envelope in settled)
+            foreach (StoreRef envelope in envelopes)
             {
-                if (envelope.WalPosition != 0)
+                if (!envelope.IsNone)
                 {
-                    _unwrittenSettled.Add(envelope.WalPosition);
+                    _unwrittenSettled.Add(envelope.Value);
                 }
             }
 
             WriteSettledLocked();
         }
 
-        foreach (ref readonly SettledEnvelope envelope in settled)
+        foreach (StoreRef envelope in envelopes)
         {
-            if (envelope.WalPosition != 0)
+            if (!envelope.IsNone)
             {
-                Usage.Remove(WalPosition.FromUInt64(envelope.WalPosition).Segment);
+                Usage.Remove(WalPosition.FromUInt64(envelope.Value).Segment);
             }
         }
     }
 
-    /// <summary>
-    /// Marks envelopes settled whose receipts are held for a sender partner that is not connected: not delivered
-    /// again, and after a restart their receipts are held again. Their segments stay until <see cref="Settle"/>
-    /// follows, once a session of the sender has taken the receipts.
-    /// </summary>
-    public void SettleHeld(ReadOnlySpan<SettledEnvelope> held)
+    /// <summary>Appends a HeldReceipts record; the segments keep their live count until <see cref="Settle"/> follows.</summary>
+    public void SettleHeld(ReadOnlySpan<HeldReceiptEntry> held)
     {
         lock (_settledLock)
         {
-            foreach (ref readonly SettledEnvelope envelope in held)
+            foreach (HeldReceiptEntry entry in held)
             {
-                if (envelope.WalPosition != 0)
+                if (!entry.Envelope.IsNone)
                 {
-                    _unwrittenHeld.Add(envelope);
+                    _unwrittenHeld.Add(entry);
                 }
             }
 
@@ -171,7 +171,6 @@ internal sealed class MessageStore : IDisposable
         }
     }
 
-    /// <summary>Writes Settled records that did not fit in the log's buffer before; called from maintenance.</summary>
     public void FlushSettled()
     {
         lock (_settledLock)
@@ -180,12 +179,13 @@ internal sealed class MessageStore : IDisposable
         }
     }
 
-    /// <summary>Checks the disk against the reserve; returns true when the full state changed.</summary>
     public bool CheckSpace()
     {
         long available = Math.Max(0, _log.AvailableBytesAfterPreparation());
         return SetFull(available < _options.ReserveBytes, available);
     }
+
+    public void Recover(IRecoverySink sink, IDedupIndexes dedup, long nowMs) => WalStoreRecovery.Run(this, sink, dedup, nowMs, _logger);
 
     public void Dispose()
     {
@@ -285,10 +285,10 @@ internal sealed class MessageStore : IDisposable
 
     private void OnCommitted(WalPosition durable)
     {
-        int count = _commitListeners.Count;
-        while (count-- > 0 && _commitListeners.TryDequeue(out ICommitListener? listener))
+        int count = _durabilityListeners.Count;
+        while (count-- > 0 && _durabilityListeners.TryDequeue(out IDurabilityListener? listener))
         {
-            listener.OnCommitted();
+            listener.OnDurable();
         }
     }
 }

@@ -1,4 +1,4 @@
-namespace Relayd.Storage;
+namespace Relayd.Storage.WalStore;
 
 /// <summary>
 /// How many unsettled envelopes each log segment holds, so retention knows which segments may go. Lock-free: a ring

@@ -1,10 +1,9 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using Relayd.Delivery;
 using Relayd.Protocol.V1;
-using Relayd.Routing;
+using Relayd.Wal;
 
-namespace Relayd.Storage;
+namespace Relayd.Storage.WalStore;
 
 /// <summary>
 /// The relay's record types in the write-ahead log (see docs/wal.md, "Relay records"). The log itself only knows
@@ -14,7 +13,7 @@ internal static class StoredRecords
 {
     /// <summary>
     /// An accepted envelope: <c>[accepted_at_ms i64][expires_at_ms i64]</c> followed by the Frame exactly as the
-    /// sender's envelope frame was read (one field, <c>envelope</c>), so recovery reads it with <see cref="EnvelopeHeader"/>.
+    /// sender's envelope frame was read (one field, <c>envelope</c>), so the layer above reads it as it read the frame.
     /// </summary>
     public const byte Envelope = 1;
 
@@ -45,11 +44,11 @@ internal static class StoredRecords
         BinaryPrimitives.WriteInt64LittleEndian(prefix[8..], expiresAtMs);
     }
 
-    public static void WriteHeldReceipt(Span<byte> entry, in SettledEnvelope settled)
+    public static void WriteHeldReceipt(Span<byte> entry, in HeldReceiptEntry held)
     {
-        BinaryPrimitives.WriteUInt64LittleEndian(entry, settled.WalPosition);
-        BinaryPrimitives.WriteInt32LittleEndian(entry[8..], (int)settled.Receipt.Status);
-        BinaryPrimitives.WriteInt32LittleEndian(entry[12..], (int)settled.Receipt.Code);
+        BinaryPrimitives.WriteUInt64LittleEndian(entry, held.Envelope.Value);
+        BinaryPrimitives.WriteInt32LittleEndian(entry[8..], (int)held.Status);
+        BinaryPrimitives.WriteInt32LittleEndian(entry[12..], (int)held.Code);
     }
 
     /// <summary>Reads one entry of a <see cref="HeldReceipts"/> record: the envelope's position and its receipt's fate.</summary>
@@ -58,50 +57,26 @@ internal static class StoredRecords
          (ReceiptStatus)BinaryPrimitives.ReadInt32LittleEndian(entry[8..]),
          (ErrorCode)BinaryPrimitives.ReadInt32LittleEndian(entry[12..]));
 
-    /// <summary>Reads an Envelope record's payload back into its times, frame and routing header.</summary>
-    public static bool TryReadEnvelope(ReadOnlyMemory<byte> payload, out StoredEnvelope envelope)
+    /// <summary>
+    /// Reads an Envelope record back into its times and frame; false when the payload is too short to hold a frame.
+    /// Its <see cref="StoredEnvelope.Next"/> is the position after the record, where a read resumes.
+    /// </summary>
+    public static bool TryReadEnvelope(in WalRecord record, out StoredEnvelope envelope)
     {
         envelope = default;
+        ReadOnlyMemory<byte> payload = record.Payload;
         if (payload.Length <= EnvelopePrefixBytes)
         {
             return false;
         }
 
         ReadOnlySpan<byte> span = payload.Span;
-        var frame = new ReadOnlySequence<byte>(payload[EnvelopePrefixBytes..]);
-        EnvelopeHeader header;
-        try
-        {
-            if (!EnvelopeHeader.TryRead(frame, out header) || !header.HasValidMessageId)
-            {
-                return false;
-            }
-        }
-        catch (Relayd.Protocol.RelayException)
-        {
-            // Only a relay from before the strict reader stored such an envelope (one stock parsers read differently):
-            // unreadable now, like any record of an incompatible version.
-            return false;
-        }
-
         envelope = new StoredEnvelope(
+            new StoreRef(record.Position.ToUInt64()),
+            new StoreRef(record.End.ToUInt64()),
             BinaryPrimitives.ReadInt64LittleEndian(span),
             BinaryPrimitives.ReadInt64LittleEndian(span[8..]),
-            frame,
-            header);
+            new ReadOnlySequence<byte>(payload[EnvelopePrefixBytes..]));
         return true;
     }
-}
-
-/// <summary>An envelope as recovery or the backlog loader reads it from the log.</summary>
-internal readonly record struct StoredEnvelope(long AcceptedAtMs, long ExpiresAtMs, ReadOnlySequence<byte> Frame, EnvelopeHeader Header)
-{
-    /// <summary>The approved partner that sent it, or null when it is no longer approved.</summary>
-    public PartnerInfo? Sender(PartnerDirectory partners) => partners.Find(Frame.Slice(Header.SenderPartner.Offset, Header.SenderPartner.Length));
-
-    /// <summary>The approved partner it is for, or null when it is no longer approved.</summary>
-    public PartnerInfo? Recipient(PartnerDirectory partners) => partners.Find(Frame.Slice(Header.RecipientPartner.Offset, Header.RecipientPartner.Length));
-
-    /// <summary>The shard of its conversation among <paramref name="shardCount"/> (as the route step chose it).</summary>
-    public int Shard(int shardCount) => EnvelopeRouter.ShardOf(Frame.Slice(Header.RecipientUser.Offset, Header.RecipientUser.Length), shardCount);
 }

@@ -1,4 +1,4 @@
-namespace Relayd.Routing;
+namespace Relayd.Storage;
 
 /// <summary>
 /// Remembers the message ids one sender partner used in the dedup window, so that a resend gets the original Ack
@@ -7,7 +7,8 @@ namespace Relayd.Routing;
 /// </summary>
 /// <remarks>
 /// Rebuilt at start from the envelope records still in the write-ahead log and from the dedup snapshot written
-/// before retention deletes segments (<see cref="Storage.DedupSnapshot"/>), so it survives restarts.
+/// before retention deletes segments (<see cref="WalStore.DedupSnapshot"/>), so it survives restarts. It lives beside
+/// the store that saves it (<see cref="IDedupIndexes"/>); the route step owns one per sender partner.
 /// </remarks>
 internal sealed class IdempotencyIndex
 {
@@ -31,8 +32,8 @@ internal sealed class IdempotencyIndex
     public int Count => _byId.Count;
 
     /// <summary>
-    /// Finds an id accepted within the window: when it was accepted, and the log position its Ack must wait for
-    /// (0 when it is durable already).
+    /// Finds an id accepted within the window: when it was accepted, and the store's mark its Ack must wait for
+    /// (<see cref="DurableMark.None"/> when it is durable already).
     /// </summary>
     public bool TryGet(UInt128 messageId, long nowMs, out Accepted accepted)
     {
@@ -40,7 +41,7 @@ internal sealed class IdempotencyIndex
         return _byId.TryGetValue(messageId, out accepted);
     }
 
-    public void Record(UInt128 messageId, long acceptedAtMs, ulong durableAt)
+    public void Record(UInt128 messageId, long acceptedAtMs, DurableMark durableAt)
     {
         if (_byId.Count >= _capacity)
         {
@@ -69,6 +70,6 @@ internal sealed class IdempotencyIndex
         }
     }
 
-    /// <summary>When an id was accepted, and the end of its log record (its Ack is sent once that is durable).</summary>
-    internal readonly record struct Accepted(long AcceptedAtMs, ulong DurableAt);
+    /// <summary>When an id was accepted, and the store's mark its Ack waits for.</summary>
+    internal readonly record struct Accepted(long AcceptedAtMs, DurableMark DurableAt);
 }

@@ -2,10 +2,9 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Text;
 using Microsoft.Extensions.Logging;
-using Relayd.Routing;
 using Relayd.Wal;
 
-namespace Relayd.Storage;
+namespace Relayd.Storage.WalStore;
 
 /// <summary>
 /// The dedup index written to <c>dedup.snapshot</c> in the log directory before retention deletes segments, so the
@@ -22,7 +21,7 @@ internal static class DedupSnapshot
     public const string FileName = "dedup.snapshot";
     private static readonly byte[] Magic = "RDD1"u8.ToArray();
 
-    public static void Write(string directory, PartnerDirectory partners, long nowMs, ILogger logger)
+    public static void Write(string directory, IDedupIndexes dedup, long nowMs, ILogger logger)
     {
         var stopwatch = Stopwatch.StartNew();
         string path = Path.Combine(directory, FileName);
@@ -30,7 +29,7 @@ internal static class DedupSnapshot
         int total;
         try
         {
-            total = WriteTemporary(temporary, partners, nowMs);
+            total = WriteTemporary(temporary, dedup, nowMs);
         }
         catch
         {
@@ -43,7 +42,7 @@ internal static class DedupSnapshot
         StorageLog.DedupSnapshotWritten(logger, total, stopwatch.Elapsed.TotalMilliseconds);
     }
 
-    private static int WriteTemporary(string temporary, PartnerDirectory partners, long nowMs)
+    private static int WriteTemporary(string temporary, IDedupIndexes dedup, long nowMs)
     {
         var ids = new List<(UInt128 Id, long AcceptedAtMs)>();
         int total = 0;
@@ -59,17 +58,17 @@ internal static class DedupSnapshot
             }
 
             Put(file, Magic);
-            foreach (PartnerInfo partner in partners.Partners)
+            foreach ((byte[] partnerId, IdempotencyIndex index) in dedup.All)
             {
                 ids.Clear();
-                lock (partner.Idempotency.SyncRoot)
+                lock (index.SyncRoot)
                 {
-                    partner.Idempotency.CopyTo(ids, nowMs);
+                    index.CopyTo(ids, nowMs);
                 }
 
-                BinaryPrimitives.WriteUInt16LittleEndian(scratch, (ushort)partner.IdUtf8.Length);
+                BinaryPrimitives.WriteUInt16LittleEndian(scratch, (ushort)partnerId.Length);
                 Put(file, scratch[..2]);
-                Put(file, partner.IdUtf8);
+                Put(file, partnerId);
                 BinaryPrimitives.WriteInt32LittleEndian(scratch, ids.Count);
                 Put(file, scratch[..4]);
                 foreach ((UInt128 id, long acceptedAt) in ids)
@@ -95,9 +94,9 @@ internal static class DedupSnapshot
         return total;
     }
 
-    /// <summary>Loads the snapshot (if any) into the partners' dedup indexes; returns how many ids it held.</summary>
+    /// <summary>Loads the snapshot (if any) into the sender partners' dedup indexes; returns how many ids it held.</summary>
     /// <exception cref="InvalidDataException">The file is damaged (it is only ever replaced whole, so that is not a crash).</exception>
-    public static int Load(string directory, PartnerDirectory partners)
+    public static int Load(string directory, IDedupIndexes dedup)
     {
         string path = Path.Combine(directory, FileName);
         if (!File.Exists(path))
@@ -122,10 +121,10 @@ internal static class DedupSnapshot
             offset += 2 + idLength;
             int count = BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(offset));
             offset += 4;
-            IdempotencyIndex? index = partners.Find(id)?.Idempotency;
+            IdempotencyIndex? index = dedup.Find(id);
             for (int i = 0; i < count; i++, offset += 24)
             {
-                index?.Record(BinaryPrimitives.ReadUInt128LittleEndian(data.AsSpan(offset)), BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(offset + 16)), durableAt: 0);
+                index?.Record(BinaryPrimitives.ReadUInt128LittleEndian(data.AsSpan(offset)), BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(offset + 16)), DurableMark.None);
             }
 
             total += count;

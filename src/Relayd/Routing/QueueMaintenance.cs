@@ -1,0 +1,162 @@
+using Microsoft.Extensions.Logging;
+using Relayd.Delivery;
+using Relayd.Storage;
+
+namespace Relayd.Routing;
+
+/// <summary>
+/// The background work around the store, on one task: loads spilled backlogs back into memory as it frees (in
+/// store order), watches the disk reserve, settles envelopes that expired while their recipient was away, and lets
+/// the store reclaim what is settled (after saving the dedup indexes it still vouches for).
+/// </summary>
+internal sealed class QueueMaintenance : IBacklogReader
+{
+    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(25);
+    private static readonly TimeSpan SpaceCheckInterval = TimeSpan.FromMilliseconds(250);
+    private static readonly TimeSpan FullRetentionInterval = TimeSpan.FromSeconds(1);
+
+    private readonly IEnvelopeStore _store;
+    private readonly PartnerDirectory _partners;
+    private readonly PartnerDedupIndexes _dedup;
+    private readonly ISettlementSink _settle;
+    private readonly TimeSpan _retentionInterval;
+    private readonly TimeProvider _clock;
+    private readonly ILogger _logger;
+    private readonly List<SettledEnvelope> _settled = [];
+
+    // The shard whose backlog is being read (IBacklogReader).
+    private PartnerInfo? _loading;
+    private ShardQueue? _loadingShard;
+    private int _loadingIndex;
+    private int _loadingShardCount;
+    private long _loadingNowMs;
+
+    public QueueMaintenance(IEnvelopeStore store, PartnerDirectory partners, ISettlementSink settle, TimeSpan retentionInterval, TimeProvider clock, ILogger logger)
+    {
+        _store = store;
+        _partners = partners;
+        _dedup = new PartnerDedupIndexes(partners);
+        _settle = settle;
+        _retentionInterval = retentionInterval;
+        _clock = clock;
+        _logger = logger;
+    }
+
+    public async Task RunAsync(CancellationToken stopping)
+    {
+        await Task.Yield();
+        using var timer = new PeriodicTimer(Tick);
+        long lastSpaceCheck = 0;
+        long lastRetention = Environment.TickCount64;
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stopping))
+            {
+                try
+                {
+                    LoadBacklogs();
+                    long now = Environment.TickCount64;
+                    if (now - lastSpaceCheck >= SpaceCheckInterval.TotalMilliseconds)
+                    {
+                        lastSpaceCheck = now;
+                        _store.FlushSettled();
+                        _store.CheckSpace();
+                    }
+
+                    TimeSpan retention = _store.IsFull ? FullRetentionInterval : _retentionInterval;
+                    if (now - lastRetention >= retention.TotalMilliseconds)
+                    {
+                        lastRetention = now;
+                        RunRetention();
+                    }
+                }
+                catch (Exception ex) when (ex is IOException or InvalidDataException or UnauthorizedAccessException)
+                {
+                    StorageLog.MaintenanceFailed(_logger, ex);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Stopping.
+        }
+    }
+
+    /// <summary>Settles expired envelopes held in memory and lets the store reclaim what nothing unsettled is left in.</summary>
+    public void RunRetention()
+    {
+        if (_store.Failure is not null)
+        {
+            return;
+        }
+
+        long nowMs = _clock.GetUtcNow().ToUnixTimeMilliseconds();
+        foreach (PartnerInfo partner in _partners.Partners)
+        {
+            foreach (ShardQueue shard in partner.Mailbox.Shards)
+            {
+                shard.ExpireDue(nowMs, _settled);
+            }
+        }
+
+        if (_settled.Count > 0)
+        {
+            StorageLog.Expired(_logger, _settled.Count);
+            _settle.Settle(_settled);
+            _settled.Clear();
+        }
+
+        _store.RunRetention(_dedup, nowMs);
+    }
+
+    /// <summary>For every shard with envelopes only in the store, reads them back in order while memory allows.</summary>
+    private void LoadBacklogs()
+    {
+        long nowMs = _clock.GetUtcNow().ToUnixTimeMilliseconds();
+        foreach (PartnerInfo partner in _partners.Partners)
+        {
+            ShardQueue[] shards = partner.Mailbox.Shards;
+            for (int i = 0; i < shards.Length; i++)
+            {
+                if (shards[i].IsSpilled && shards[i].HasRoom && shards[i].TryGetSpillCursor(out StoreRef from))
+                {
+                    (_loading, _loadingShard, _loadingIndex, _loadingShardCount, _loadingNowMs) = (partner, shards[i], i, shards.Length, nowMs);
+                    _store.ReadBacklog(from, this);
+                }
+            }
+        }
+
+        _loading = null;
+        _loadingShard = null;
+        if (_settled.Count > 0)
+        {
+            _settle.Settle(_settled);
+            _settled.Clear();
+        }
+    }
+
+    /// <summary>One envelope after the loading shard's cursor: loaded if it is that shard's, passed over otherwise.</summary>
+    bool IBacklogReader.OnEnvelope(in StoredEnvelope envelope)
+    {
+        if (!StoredEnvelopes.TryReadHeader(envelope, out EnvelopeHeader header)
+            || !ReferenceEquals(StoredEnvelopes.Recipient(_partners, envelope.Frame, header), _loading)
+            || StoredEnvelopes.Shard(envelope.Frame, header, _loadingShardCount) != _loadingIndex)
+        {
+            return true;
+        }
+
+        PartnerInfo? sender = StoredEnvelopes.Sender(_partners, envelope.Frame, header);
+        bool expired = envelope.ExpiresAtMs <= _loadingNowMs;
+        if (_loadingShard!.TryLoadSpilled(envelope, header, sender, skip: expired) != SpillLoad.Loaded)
+        {
+            return false;
+        }
+
+        if (expired)
+        {
+            _settled.Add(SettledEnvelope.Expired(sender, header.MessageId, envelope.Ref));
+        }
+
+        return true;
+    }
+}

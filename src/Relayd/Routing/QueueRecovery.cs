@@ -1,0 +1,96 @@
+using System.Buffers;
+using Microsoft.Extensions.Logging;
+using Relayd.Delivery;
+using Relayd.Storage;
+
+namespace Relayd.Routing;
+
+/// <summary>
+/// Puts what the store recovers at start where it belongs: every message id into its sender's dedup index, every
+/// unsettled envelope into its recipient's shard (in memory while it fits, spilled beyond), held receipts back with
+/// their senders. Envelopes found expired are collected in <see cref="Expired"/> for the receipt dispatch; envelopes
+/// for a partner no longer approved are dropped with a warning naming it.
+/// </summary>
+internal sealed class QueueRecovery : IRecoverySink
+{
+    private readonly PartnerDirectory _partners;
+    private readonly IEnvelopeStore _store;
+    private readonly ILogger _logger;
+    private readonly List<SettledEnvelope> _dropped = [];
+    private readonly Dictionary<string, long> _gone = [];
+    private long _held;
+
+    public QueueRecovery(PartnerDirectory partners, IEnvelopeStore store, ILogger logger)
+    {
+        _partners = partners;
+        _store = store;
+        _logger = logger;
+    }
+
+    /// <summary>Envelopes that expired while the relay was down: their senders get EXPIRED_UNDELIVERED receipts.</summary>
+    public List<SettledEnvelope> Expired { get; } = [];
+
+    /// <summary>Replays the store into the partners' queues, dedup indexes and held receipts.</summary>
+    public void Run(long nowMs)
+    {
+        _store.Recover(this, new PartnerDedupIndexes(_partners), nowMs);
+        if (_held > 0)
+        {
+            StorageLog.ReceiptsHeld(_logger, _held - _dropped.Count, _dropped.Count);
+        }
+    }
+
+    RecoveredAs IRecoverySink.Recover(in StoredEnvelope envelope, StoredFate fate)
+    {
+        if (!StoredEnvelopes.TryReadHeader(envelope, out EnvelopeHeader header))
+        {
+            return RecoveredAs.Unreadable;
+        }
+
+        PartnerInfo? sender = StoredEnvelopes.Sender(_partners, envelope.Frame, header);
+        sender?.Idempotency.Record(header.MessageId, envelope.AcceptedAtMs, DurableMark.None);
+        switch (fate.Kind)
+        {
+            case StoredFateKind.Settled:
+                return RecoveredAs.Kept;
+            case StoredFateKind.Held:
+                if (sender is null)
+                {
+                    return RecoveredAs.Dropped;
+                }
+
+                var receipt = new SettledEnvelope(sender, new ReceiptItem(header.MessageId, fate.Status, fate.Code), envelope.Ref);
+                sender.HeldReceipts.Hold(new ReadOnlySpan<SettledEnvelope>(in receipt), _dropped);
+                _held++;
+                return RecoveredAs.Kept;
+        }
+
+        PartnerInfo? recipient = StoredEnvelopes.Recipient(_partners, envelope.Frame, header);
+        if (recipient is null)
+        {
+            string name = System.Text.Encoding.UTF8.GetString(envelope.Frame.Slice(header.RecipientPartner.Offset, header.RecipientPartner.Length).ToArray());
+            _gone[name] = _gone.GetValueOrDefault(name) + 1;
+            return RecoveredAs.Dropped;
+        }
+
+        if (fate.Kind == StoredFateKind.Expired)
+        {
+            Expired.Add(SettledEnvelope.Expired(sender, header.MessageId, envelope.Ref));
+            return RecoveredAs.Kept;
+        }
+
+        ShardQueue[] shards = recipient.Mailbox.Shards;
+        shards[StoredEnvelopes.Shard(envelope.Frame, header, shards.Length)].Restore(envelope, header, sender);
+        return RecoveredAs.Kept;
+    }
+
+    void IRecoverySink.OnRecovered()
+    {
+        foreach ((string partner, long count) in _gone)
+        {
+            StorageLog.RecipientGone(_logger, count, partner);
+        }
+
+        _store.Settle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_dropped)); // beyond held_receipts_per_partner
+    }
+}

@@ -1,0 +1,107 @@
+using System.Buffers.Binary;
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Relayd.Protocol.V1;
+using Relayd.Wal;
+
+namespace Relayd.Storage.WalStore;
+
+/// <summary>
+/// Replays the log at start, before the relay listens: the dedup snapshot, then every Envelope record in log order
+/// (so in conversation order) with what the Settled and HeldReceipts records say of it. What to do with each is the
+/// sink's (Routing: dedup indexes, shard queues, held receipts); the store keeps the segment counts and the set of
+/// envelopes settled before the start.
+/// </summary>
+internal static class WalStoreRecovery
+{
+    public static void Run(WalEnvelopeStore store, IRecoverySink sink, IDedupIndexes dedupIndexes, long nowMs, ILogger logger)
+    {
+        var stopwatch = Stopwatch.StartNew();
+        int dedup = DedupSnapshot.Load(store.Options.Directory, dedupIndexes);
+
+        // Pass 1: what was settled, and which receipts were held. Pass 2 then streams the envelopes in order without
+        // holding them.
+        var settled = new HashSet<ulong>();
+        var held = new Dictionary<ulong, (ReceiptStatus Status, ErrorCode Code)>();
+        var buffer = new WalReadBuffer();
+        foreach (WalRecord record in store.Log.ReadAll(default, buffer))
+        {
+            ReadOnlySpan<byte> entries = record.Payload.Span;
+            if (record.Type == StoredRecords.Settled)
+            {
+                for (int i = 0; i + sizeof(ulong) <= entries.Length; i += sizeof(ulong))
+                {
+                    settled.Add(BinaryPrimitives.ReadUInt64LittleEndian(entries[i..]));
+                }
+            }
+            else if (record.Type == StoredRecords.HeldReceipts)
+            {
+                for (int i = 0; i + StoredRecords.HeldReceiptBytes <= entries.Length; i += StoredRecords.HeldReceiptBytes)
+                {
+                    (ulong position, ReceiptStatus status, ErrorCode code) = StoredRecords.ReadHeldReceipt(entries[i..]);
+                    held[position] = (status, code);
+                }
+            }
+        }
+
+        long live = 0;
+        long settledCount = 0;
+        long expired = 0;
+        foreach (WalRecord record in store.Log.ReadAll(default, buffer))
+        {
+            if (record.Type != StoredRecords.Envelope)
+            {
+                continue;
+            }
+
+            if (!StoredRecords.TryReadEnvelope(record, out StoredEnvelope envelope))
+            {
+                throw Unreadable(store, record);
+            }
+
+            ulong position = record.Position.ToUInt64();
+            StoredFate fate = settled.Contains(position) ? new StoredFate(StoredFateKind.Settled)
+                : held.TryGetValue(position, out (ReceiptStatus Status, ErrorCode Code) receipt) ? new StoredFate(StoredFateKind.Held, receipt.Status, receipt.Code)
+                : new StoredFate(envelope.ExpiresAtMs <= nowMs ? StoredFateKind.Expired : StoredFateKind.Unsettled);
+            RecoveredAs taken = sink.Recover(envelope, fate);
+            if (taken == RecoveredAs.Unreadable)
+            {
+                throw Unreadable(store, record);
+            }
+
+            dedup++;
+            switch (fate.Kind)
+            {
+                case StoredFateKind.Settled:
+                    settledCount++;
+                    break;
+                case StoredFateKind.Held:
+                    // Settled while its sender was away: its receipt is held again; the segment stays until a session takes it.
+                    settled.Add(position);
+                    settledCount++;
+                    if (taken == RecoveredAs.Kept)
+                    {
+                        store.Usage.Add(record.Position.Segment);
+                    }
+
+                    break;
+                case StoredFateKind.Expired when taken == RecoveredAs.Kept:
+                    store.Usage.Add(record.Position.Segment);
+                    settled.Add(position); // not part of any shard's backlog
+                    expired++;
+                    break;
+                case StoredFateKind.Unsettled when taken == RecoveredAs.Kept:
+                    store.Usage.Add(record.Position.Segment);
+                    live++;
+                    break;
+            }
+        }
+
+        sink.OnRecovered();
+        store.SettledBeforeStart = settled;
+        StorageLog.Recovered(logger, store.Options.Directory, live, settledCount, expired, dedup, stopwatch.Elapsed.TotalMilliseconds);
+    }
+
+    private static InvalidDataException Unreadable(WalEnvelopeStore store, in WalRecord record) =>
+        new($"the envelope record at {record.Position} of the write-ahead log in {store.Options.Directory} has a valid checksum but cannot be read (written by an incompatible version?)");
+}
