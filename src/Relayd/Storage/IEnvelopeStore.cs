@@ -65,8 +65,8 @@ internal interface IEnvelopeStore : IDisposable
 
     /// <summary>
     /// Reads the envelopes stored from <paramref name="from"/> on, in append order, skipping those settled before the
-    /// start, until <paramref name="reader"/> returns false or the store's end. For the backlog of a spilled shard;
-    /// one reader at a time.
+    /// start, until <paramref name="reader"/> returns false or the end of what is durable at the call. For the backlog
+    /// of a spilled shard; one reader at a time.
     /// </summary>
     void ReadBacklog(StoreRef from, IBacklogReader reader);
 
