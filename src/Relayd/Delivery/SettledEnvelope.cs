@@ -24,7 +24,7 @@ internal static class SettledEnvelopeStore
     /// <summary>Marks the envelopes settled in the store (<see cref="IEnvelopeStore.Settle"/>).</summary>
     public static void Settle(this IEnvelopeStore store, ReadOnlySpan<SettledEnvelope> settled)
     {
-        Span<StoreRef> references = stackalloc StoreRef[Chunk];
+        Span<StoreRef> references = stackalloc StoreRef[Math.Min(settled.Length, Chunk)];
         while (!settled.IsEmpty)
         {
             int count = Math.Min(settled.Length, Chunk);
@@ -41,7 +41,7 @@ internal static class SettledEnvelopeStore
     /// <summary>Marks the envelopes settled with their receipts held (<see cref="IEnvelopeStore.SettleHeld"/>).</summary>
     public static void SettleHeld(this IEnvelopeStore store, ReadOnlySpan<SettledEnvelope> held)
     {
-        Span<HeldReceiptEntry> entries = stackalloc HeldReceiptEntry[Chunk];
+        Span<HeldReceiptEntry> entries = stackalloc HeldReceiptEntry[Math.Min(held.Length, Chunk)];
         while (!held.IsEmpty)
         {
             int count = Math.Min(held.Length, Chunk);

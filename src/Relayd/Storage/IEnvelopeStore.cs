@@ -6,7 +6,7 @@ namespace Relayd.Storage;
 /// <summary>
 /// Where accepted envelopes are kept until their fate is decided: the seam between the relay's in-memory queues and
 /// its durable state. Appending never waits for the disk; the ack path waits for <see cref="Durable"/> to reach the
-/// mark an append returned. The write-ahead log store (<see cref="WalStore.WalEnvelopeStore"/>) is the first
+/// mark an append returned. The write-ahead log store (<c>WalStore.WalEnvelopeStore</c>) is the first
 /// implementation; a second one must pass the same contract tests (tests/Relayd.Tests/Storage/EnvelopeStoreContract.cs).
 /// </summary>
 internal interface IEnvelopeStore : IDisposable

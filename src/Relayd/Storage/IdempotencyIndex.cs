@@ -7,7 +7,7 @@ namespace Relayd.Storage;
 /// </summary>
 /// <remarks>
 /// Rebuilt at start from the envelope records still in the write-ahead log and from the dedup snapshot written
-/// before retention deletes segments (<see cref="WalStore.DedupSnapshot"/>), so it survives restarts. It lives beside
+/// before retention deletes segments (the WAL store's <c>dedup.snapshot</c>), so it survives restarts. It lives beside
 /// the store that saves it (<see cref="IDedupIndexes"/>); the route step owns one per sender partner.
 /// </remarks>
 internal sealed class IdempotencyIndex
