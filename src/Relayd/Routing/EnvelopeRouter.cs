@@ -62,6 +62,15 @@ internal sealed class EnvelopeRouter
 
     public RouteOutcome Route(PartnerInfo sender, in ReadOnlySequence<byte> frame, in EnvelopeHeader header)
     {
+        RouteOutcome outcome = AdmitAndAppend(sender, frame, header);
+
+        // A segment taken by this append asks for a disk probe: run here, with none of the route's locks held.
+        _store.CheckSpaceIfDue();
+        return outcome;
+    }
+
+    private RouteOutcome AdmitAndAppend(PartnerInfo sender, in ReadOnlySequence<byte> frame, in EnvelopeHeader header)
+    {
         if (!SequenceEquals(frame.Slice(header.SenderPartner.Offset, header.SenderPartner.Length), sender.IdUtf8))
         {
             return RouteOutcome.Refused(ErrorCode.SenderMismatch, $"sender_partner is not the authenticated partner '{sender.Id}'");
