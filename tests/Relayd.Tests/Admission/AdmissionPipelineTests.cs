@@ -274,18 +274,32 @@ public sealed class AdmissionPipelineTests
     [Fact]
     public void Admitting_an_envelope_allocates_nothing()
     {
-        for (int i = 0; i < 100; i++)
+        CountAllocatingAdmissions(2000); // warm-up: JIT, tiering
+
+        int allocating = CountAllocatingAdmissions(10_000);
+
+        // Counted rather than summed: when the runtime retires this thread's allocation context (a GC, or a suspension
+        // for a test running in parallel), its unused rest shows up once as "allocated"; an allocation per admission
+        // would show up in every one of the 10,000.
+        Assert.InRange(allocating, 0, 5);
+    }
+
+    private int CountAllocatingAdmissions(int count)
+    {
+        int allocating = 0;
+        for (int i = 0; i < count; i++)
         {
-            Admit(); // warm up (tiering, statics)
+            long before = GC.GetAllocatedBytesForCurrentThread();
+            bool admitted = Admit();
+            if (GC.GetAllocatedBytesForCurrentThread() != before)
+            {
+                allocating++;
+            }
+
+            Assert.True(admitted);
         }
 
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        for (int i = 0; i < 10_000; i++)
-        {
-            Assert.True(Admit());
-        }
-
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        return allocating;
     }
 
     private bool Admit()
