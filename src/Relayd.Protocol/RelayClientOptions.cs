@@ -68,5 +68,60 @@ public sealed record RelayClientOptions
     /// (e.g. <c>Tls.ClientCertificate</c>) and the message says what it must be.</exception>
     public void Validate()
     {
+        if (string.IsNullOrWhiteSpace(Host))
+        {
+            throw Invalid(nameof(Host), "must name the relay (a host name or address)");
+        }
+
+        if (Port is < 1 or > 65535)
+        {
+            throw OutOfRange(nameof(Port), Port, "must be a TCP port, 1 to 65535");
+        }
+
+        if (Tls is null)
+        {
+            throw Invalid(nameof(Tls), "must be set (start from RelayClientTlsOptions.Default)");
+        }
+
+        if (Tls.ClientCertificate is null)
+        {
+            throw Invalid("Tls.ClientCertificate", "must be the partner's client certificate, with its private key");
+        }
+
+        if (AcceptedKinds is null)
+        {
+            throw Invalid(nameof(AcceptedKinds), "must be a list (empty = all kinds)");
+        }
+
+        if (MaxFrameBytes < 1)
+        {
+            throw OutOfRange(nameof(MaxFrameBytes), MaxFrameBytes, "must be positive");
+        }
+
+        // The bounds CancellationTokenSource.CancelAfter accepts.
+        if (ConnectTimeout != Timeout.InfiniteTimeSpan && (ConnectTimeout <= TimeSpan.Zero || ConnectTimeout.TotalMilliseconds > uint.MaxValue - 1))
+        {
+            throw OutOfRange(nameof(ConnectTimeout), ConnectTimeout, "must be positive and below 49 days, or Timeout.InfiniteTimeSpan");
+        }
+
+        if (DeliveryBufferCapacity < 1)
+        {
+            throw OutOfRange(nameof(DeliveryBufferCapacity), DeliveryBufferCapacity, "must be at least 1");
+        }
+
+        if (ReceiptBufferCapacity < 1)
+        {
+            throw OutOfRange(nameof(ReceiptBufferCapacity), ReceiptBufferCapacity, "must be at least 1");
+        }
+
+        if (Agent is null)
+        {
+            throw Invalid(nameof(Agent), "must be a string (it may be empty)");
+        }
     }
+
+    private static ArgumentException Invalid(string option, string rule) => new($"RelayClientOptions.{option} {rule}.", option);
+
+    private static ArgumentOutOfRangeException OutOfRange(string option, object value, string rule) =>
+        new(option, value, $"RelayClientOptions.{option} {rule}.");
 }
