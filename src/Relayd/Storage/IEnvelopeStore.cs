@@ -56,6 +56,12 @@ internal interface IEnvelopeStore : IDisposable
     bool CheckSpace();
 
     /// <summary>
+    /// Runs the space check an append asked for (it took new space) and a flag read otherwise. Call with no lock
+    /// held, right after appending: appends run under the caller's locks, and the check is a syscall.
+    /// </summary>
+    void CheckSpaceIfDue();
+
+    /// <summary>
     /// Replays the store at start, before the relay listens: restores <paramref name="dedup"/> from the store's dedup
     /// snapshot, then hands every stored envelope to <paramref name="sink"/> in append order with what the store knows
     /// of its fate. Call once, before any append.

@@ -22,6 +22,7 @@ internal sealed partial class WalEnvelopeStore : IEnvelopeStore
     private readonly List<HeldReceiptEntry> _unwrittenHeld = [];
     private byte[] _settledPayload = [];
     private volatile bool _full;
+    private int _spaceCheckDue;      // 1: an append took a new segment; the disk is probed once the caller is out of its locks
     private ulong _appendSegment;
 
     private WalEnvelopeStore(WriteAheadLog log, StorageOptions options, ILogger logger)
@@ -110,9 +111,10 @@ internal sealed partial class WalEnvelopeStore : IEnvelopeStore
         if (position.Segment != Volatile.Read(ref _appendSegment))
         {
             // The log took its next segment, and started pre-writing another: look at the disk now rather than at
-            // the next periodic check, so the reserve is not eaten by a fast sender in between.
+            // the next periodic check, so the reserve is not eaten by a fast sender in between. Not here, though:
+            // callers append under their locks, and statvfs is a syscall; they call CheckSpaceIfDue once out.
             Volatile.Write(ref _appendSegment, position.Segment);
-            CheckSpace();
+            Volatile.Write(ref _spaceCheckDue, 1);
         }
 
         reference = new StoreRef(position.ToUInt64());
@@ -176,6 +178,18 @@ internal sealed partial class WalEnvelopeStore : IEnvelopeStore
         lock (_settledLock)
         {
             WriteSettledLocked();
+        }
+    }
+
+    /// <summary>
+    /// Runs the disk check an append asked for when it took a new segment (a flag read otherwise). Call with no lock
+    /// held, right after appending.
+    /// </summary>
+    public void CheckSpaceIfDue()
+    {
+        if (Volatile.Read(ref _spaceCheckDue) != 0 && Interlocked.Exchange(ref _spaceCheckDue, 0) != 0)
+        {
+            CheckSpace();
         }
     }
 
