@@ -1,6 +1,6 @@
 using System.Buffers;
 using System.Security.Cryptography;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 using Relayd.Protocol.Framing;
 using Relayd.Protocol.V1;
 using Relayd.Routing;

@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 using Relayd.Protocol.Framing;
 using Relayd.Protocol.V1;
 using Relayd.Routing;

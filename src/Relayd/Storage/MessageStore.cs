@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Relayd.Delivery;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 using Relayd.Wal;
 
 namespace Relayd.Storage;

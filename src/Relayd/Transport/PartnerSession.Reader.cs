@@ -2,7 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using Google.Protobuf;
 using Relayd.Delivery;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 using Relayd.Protocol;
 using Relayd.Protocol.Framing;
 using Relayd.Protocol.V1;

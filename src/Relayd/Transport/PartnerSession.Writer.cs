@@ -2,8 +2,8 @@ using System.Buffers;
 using System.IO.Pipelines;
 using Google.Protobuf;
 using Relayd.Delivery;
-using Relayd.Hosting;
 using Relayd.Protocol.V1;
+using Relayd.Diagnostics;
 using Relayd.Routing;
 using Relayd.Storage;
 

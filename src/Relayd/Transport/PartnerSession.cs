@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Security;
 using Microsoft.Extensions.Logging;
 using Relayd.Delivery;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 using Relayd.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Routing;

@@ -1,6 +1,6 @@
 using System.Net;
 using Microsoft.Extensions.Logging;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 
 namespace Relayd.Transport;
 

@@ -1,15 +1,16 @@
 using Microsoft.Extensions.Logging;
 
-namespace Relayd.Wal;
+namespace Relayd.Diagnostics;
 
 /// <summary>
 /// Every log line the write-ahead log writes, with fixed event ids 500-599 (50x open and recovery, 51x segments,
-/// 52x failures, 53x repair). Never logs payloads.
+/// 52x failures, 53x repair). Never logs payloads. Log positions come as text (<c>segment:offset</c>, what
+/// <c>WalPosition.ToString</c> writes) so that Diagnostics needs nothing of the log it describes.
 /// </summary>
 internal static partial class WalLog
 {
     [LoggerMessage(500, LogLevel.Information, "WAL opened in {Directory}: {Segments} segments, {Records} records, appending at {Tail}")]
-    public static partial void Opened(ILogger logger, string directory, int segments, long records, WalPosition tail);
+    public static partial void Opened(ILogger logger, string directory, int segments, long records, string tail);
 
     [LoggerMessage(501, LogLevel.Warning, "WAL torn tail in {Segment} at byte offset {Offset} ({Reason}): zeroed {Bytes} bytes of an unfinished write; no committed record is affected")]
     public static partial void TornTailTruncated(ILogger logger, string segment, long offset, string reason, long bytes);
@@ -30,7 +31,7 @@ internal static partial class WalLog
     public static partial void SegmentsDeleted(ILogger logger, int count, ulong segment, long bytes);
 
     [LoggerMessage(520, LogLevel.Critical, "WAL failed: {Operation} returned an error; nothing after {DurablePosition} is durable and the log accepts no more appends. The process must exit and recover on restart")]
-    public static partial void LogFailed(ILogger logger, string operation, WalPosition durablePosition, Exception exception);
+    public static partial void LogFailed(ILogger logger, string operation, string durablePosition, Exception exception);
 
     [LoggerMessage(521, LogLevel.Error, "WAL {Event} handler threw")]
     public static partial void HandlerFailed(ILogger logger, string @event, Exception exception);

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
 
-namespace Relayd.Hosting;
+namespace Relayd.Diagnostics;
 
 /// <summary>Media log lines: event ids 600-699. Sizes and partner ids only, never user ids or blob bytes.</summary>
 internal static partial class RelayLog

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
 
-namespace Relayd.Hosting;
+namespace Relayd.Diagnostics;
 
 /// <summary>
 /// Every log line relayd writes, with fixed event ids (1xx lifecycle, 2xx admission, 3xx sessions, 4xx routing).

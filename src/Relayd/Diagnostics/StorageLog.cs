@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 
-namespace Relayd.Storage;
+namespace Relayd.Diagnostics;
 
 /// <summary>Log lines of the relay's durable state (event ids 7xx). Never logs ciphertext or user ids.</summary>
 internal static partial class StorageLog

@@ -1,7 +1,7 @@
 using System.Net;
 using Microsoft.Extensions.Logging;
 
-namespace Relayd.Hosting;
+namespace Relayd.Diagnostics;
 
 /// <summary>Hello / Welcome log lines: event ids 350-379. Error codes by their proto names.</summary>
 internal static partial class RelayLog
