@@ -9,45 +9,45 @@ namespace Relayd.Diagnostics;
 /// </summary>
 internal static partial class WalLog
 {
-    [LoggerMessage(500, LogLevel.Information, "WAL opened in {Directory}: {Segments} segments, {Records} records, appending at {Tail}")]
+    [LoggerMessage(EventIds.Opened, LogLevel.Information, "WAL opened in {Directory}: {Segments} segments, {Records} records, appending at {Tail}")]
     public static partial void Opened(ILogger logger, string directory, int segments, long records, string tail);
 
-    [LoggerMessage(501, LogLevel.Warning, "WAL torn tail in {Segment} at byte offset {Offset} ({Reason}): zeroed {Bytes} bytes of an unfinished write; no committed record is affected")]
+    [LoggerMessage(EventIds.TornTailTruncated, LogLevel.Warning, "WAL torn tail in {Segment} at byte offset {Offset} ({Reason}): zeroed {Bytes} bytes of an unfinished write; no committed record is affected")]
     public static partial void TornTailTruncated(ILogger logger, string segment, long offset, string reason, long bytes);
 
-    [LoggerMessage(502, LogLevel.Warning, "WAL removed {File}: an unfinished segment pre-write from before a restart")]
+    [LoggerMessage(EventIds.StaleTemporaryDeleted, LogLevel.Warning, "WAL removed {File}: an unfinished segment pre-write from before a restart")]
     public static partial void StaleTemporaryDeleted(ILogger logger, string file);
 
-    [LoggerMessage(503, LogLevel.Information, "WAL removed {File}: a spare pre-written segment beyond the one kept ready")]
+    [LoggerMessage(EventIds.SpareSegmentDeleted, LogLevel.Information, "WAL removed {File}: a spare pre-written segment beyond the one kept ready")]
     public static partial void SpareSegmentDeleted(ILogger logger, string file);
 
-    [LoggerMessage(510, LogLevel.Debug, "WAL segment {File} pre-written ({Bytes} bytes) in {ElapsedMs} ms")]
+    [LoggerMessage(EventIds.SegmentCreated, LogLevel.Debug, "WAL segment {File} pre-written ({Bytes} bytes) in {ElapsedMs} ms")]
     public static partial void SegmentCreated(ILogger logger, string file, long bytes, double elapsedMs);
 
-    [LoggerMessage(511, LogLevel.Error, "WAL segment {File} could not be created; appends that need it are refused until it can be")]
+    [LoggerMessage(EventIds.SegmentCreationFailed, LogLevel.Error, "WAL segment {File} could not be created; appends that need it are refused until it can be")]
     public static partial void SegmentCreationFailed(ILogger logger, string file, Exception exception);
 
-    [LoggerMessage(512, LogLevel.Information, "WAL deleted {Count} consumed segments before segment {Segment} ({Bytes} bytes)")]
+    [LoggerMessage(EventIds.SegmentsDeleted, LogLevel.Information, "WAL deleted {Count} consumed segments before segment {Segment} ({Bytes} bytes)")]
     public static partial void SegmentsDeleted(ILogger logger, int count, ulong segment, long bytes);
 
-    [LoggerMessage(520, LogLevel.Critical, "WAL failed: {Operation} returned an error; nothing after {DurablePosition} is durable and the log accepts no more appends. The process must exit and recover on restart")]
+    [LoggerMessage(EventIds.WalFailed, LogLevel.Critical, "WAL failed: {Operation} returned an error; nothing after {DurablePosition} is durable and the log accepts no more appends. The process must exit and recover on restart", EventName = "WalFailed")]
     public static partial void LogFailed(ILogger logger, string operation, string durablePosition, Exception exception);
 
-    [LoggerMessage(521, LogLevel.Error, "WAL {Event} handler threw")]
+    [LoggerMessage(EventIds.HandlerFailed, LogLevel.Error, "WAL {Event} handler threw")]
     public static partial void HandlerFailed(ILogger logger, string @event, Exception exception);
 
-    [LoggerMessage(530, LogLevel.Information, "WAL repair in {Directory}: nothing to repair")]
+    [LoggerMessage(EventIds.RepairNothingToDo, LogLevel.Information, "WAL repair in {Directory}: nothing to repair")]
     public static partial void RepairNothingToDo(ILogger logger, string directory);
 
-    [LoggerMessage(531, LogLevel.Warning, "WAL repair: truncating the log at {Segment} byte offset {Offset} ({Problem})")]
+    [LoggerMessage(EventIds.RepairTruncating, LogLevel.Warning, "WAL repair: truncating the log at {Segment} byte offset {Offset} ({Problem})")]
     public static partial void RepairTruncating(ILogger logger, string segment, long offset, string problem);
 
-    [LoggerMessage(532, LogLevel.Warning, "WAL repair: copied bytes {From}..{To} of {Segment} to {Destination}, then zeroed them in the segment")]
+    [LoggerMessage(EventIds.RepairQuarantinedTail, LogLevel.Warning, "WAL repair: copied bytes {From}..{To} of {Segment} to {Destination}, then zeroed them in the segment")]
     public static partial void RepairQuarantinedTail(ILogger logger, long from, long to, string segment, string destination);
 
-    [LoggerMessage(533, LogLevel.Warning, "WAL repair: moved {Segment} to {Destination}")]
+    [LoggerMessage(EventIds.RepairQuarantinedSegment, LogLevel.Warning, "WAL repair: moved {Segment} to {Destination}")]
     public static partial void RepairQuarantinedSegment(ILogger logger, string segment, string destination);
 
-    [LoggerMessage(534, LogLevel.Warning, "WAL repair done: {Files} files in {QuarantineDirectory} hold {Bytes} bytes that are no longer part of the log")]
+    [LoggerMessage(EventIds.RepairDone, LogLevel.Warning, "WAL repair done: {Files} files in {QuarantineDirectory} hold {Bytes} bytes that are no longer part of the log")]
     public static partial void RepairDone(ILogger logger, int files, string quarantineDirectory, long bytes);
 }

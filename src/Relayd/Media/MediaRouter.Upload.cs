@@ -219,6 +219,7 @@ internal sealed partial class MediaRouter
             }
 
             transfer.Received = end;
+            _metrics.MediaBytes.Add(data.Length);
             transfer.LastActivityTicks = Environment.TickCount64;
             transfer.Forward?.Append((long)offset, data);
             transfer.Downloader?.WakeMediaWriter();

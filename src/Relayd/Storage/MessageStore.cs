@@ -54,7 +54,7 @@ internal sealed class MessageStore : IDisposable
     public bool IsFull => _full;
 
     /// <summary>Opens (and recovers) the log; the caller then replays it with <see cref="StoreRecovery"/>.</summary>
-    public static MessageStore Open(StorageOptions options, ILogger logger)
+    public static MessageStore Open(StorageOptions options, ILogger logger, RelayMetrics? metrics = null)
     {
         var walOptions = new WalOptions
         {
@@ -65,6 +65,7 @@ internal sealed class MessageStore : IDisposable
             CommitPolicy = !options.Sync ? WalCommitPolicy.WriteWithoutSync
                 : options.CommitDelay > TimeSpan.Zero ? WalCommitPolicy.GroupCommitWithDelay(options.CommitDelay)
                 : WalCommitPolicy.GroupCommit,
+            Metrics = metrics,
         };
         if (!options.Sync)
         {

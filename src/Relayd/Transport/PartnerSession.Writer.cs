@@ -141,6 +141,7 @@ internal sealed partial class PartnerSession
             int length = _acks.TakeDurable(_server.Store.DurablePosition.ToUInt64(), buffer);
             if (length > 0)
             {
+                _server.Metrics.AcksSent.Add(_acks.LastTaken);
                 await _stream.WriteAsync(buffer.AsMemory(0, length), abort);
                 wrote = true;
                 continue;
