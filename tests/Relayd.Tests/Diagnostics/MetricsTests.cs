@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
+using Relayd.Diagnostics;
 using Relayd.LoadGen.Media;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
@@ -109,6 +110,53 @@ public sealed class MetricsTests : IClassFixture<PkiFixture>
         Assert.Equal(0, idleMetrics.Sum("relayd.envelopes.accepted"));
         Assert.Equal(0, idleMetrics.Sum("relayd.bytes.received"));
         Assert.Equal(0, idleMetrics.Sum("relayd.sessions.active"));
+    }
+
+    [Fact]
+    public void Recording_allocates_nothing_with_or_without_a_listener()
+    {
+        using var metrics = new RelayMetrics();
+        long seen = 0;
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter, metrics.Meter))
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref seen, value));
+        listener.SetMeasurementEventCallback<double>((_, _, _, _) => Interlocked.Increment(ref seen));
+        RecordEachKind(metrics); // warm up (first calls may JIT and build caches)
+
+        long unobserved = AllocatedBy(() => RecordEachKind(metrics));
+        listener.Start();
+        RecordEachKind(metrics);
+        long observed = AllocatedBy(() => RecordEachKind(metrics));
+
+        Assert.Equal(0, unobserved);
+        Assert.Equal(0, observed);
+        Assert.True(Interlocked.Read(ref seen) >= 1000, "the listener saw the measurements");
+    }
+
+    private static void RecordEachKind(RelayMetrics metrics)
+    {
+        for (int i = 0; i < 100; i++)
+        {
+            metrics.EnvelopesAccepted.Add(1);
+            metrics.EnvelopesRefused.Add(1, RelayMetrics.CodeTag(ErrorCode.SenderMismatch));
+            metrics.SessionsActive.Add(1);
+            metrics.BytesReceived.Add(1024);
+            metrics.WalCommitDuration.Record(0.25);
+            metrics.Refusals.Add(1, RelayMetrics.KindTag("admission"));
+        }
+    }
+
+    private static long AllocatedBy(Action action)
+    {
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        action();
+        return GC.GetAllocatedBytesForCurrentThread() - before;
     }
 
     /// <summary>Reads receipts until DELIVERED ones for <paramref name="count"/> message ids arrived.</summary>
