@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Security;
 using Microsoft.Extensions.Logging;
 using Relayd.Delivery;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 using Relayd.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
@@ -101,6 +101,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
 
             Partner.Mailbox.Attach(this);
             attached = true;
+            _server.Metrics.SessionsActive.Add(1);
             _server.Media.Attach(this);
             EnqueueHeldReceipts();
             _server.Register(this);
@@ -122,6 +123,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
             {
                 Partner.Mailbox.Detach(this);
                 _server.Unregister(this);
+                _server.Metrics.SessionsActive.Add(-1);
             }
 
             if (reserved)

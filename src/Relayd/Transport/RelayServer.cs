@@ -7,8 +7,8 @@ using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
 using Relayd.Delivery;
-using Relayd.Hosting;
 using Relayd.Protocol.V1;
+using Relayd.Diagnostics;
 using Relayd.Routing;
 using Relayd.Storage;
 using Relayd.Security;
@@ -41,10 +41,11 @@ internal sealed class RelayServer : IAsyncDisposable
         _validator = validator;
         Logger = logger;
         Clock = clock ?? TimeProvider.System;
+        Metrics = new RelayMetrics();
         Partners = new PartnerDirectory(options);
 
         // Recovery runs before the relay listens: every envelope acknowledged before a crash is back in its queue.
-        Store = MessageStore.Open(options.Storage, logger);
+        Store = MessageStore.Open(options.Storage, logger, Metrics);
         try
         {
             var expired = new List<SettledEnvelope>();
@@ -63,8 +64,8 @@ internal sealed class RelayServer : IAsyncDisposable
 
         Router = new EnvelopeRouter(Partners, Store, options.Limits, Clock);
         Maintenance = new StorageMaintenance(Store, Partners, Settle, Clock, logger);
-        Media = new Media.MediaRouter(options.Media, options.Partners, Partners, options.Limits, logger, Clock);
-        Refusals = new RefusalAggregator(options.Limits.RefusalLogInterval, logger);
+        Media = new Media.MediaRouter(options.Media, options.Partners, Partners, options.Limits, logger, Clock, Metrics);
+        Refusals = new RefusalAggregator(options.Limits.RefusalLogInterval, logger, Metrics);
     }
 
     public RelayLimits Limits => _options.Limits;
@@ -72,6 +73,9 @@ internal sealed class RelayServer : IAsyncDisposable
     public string RelayId => _options.RelayId;
 
     public ILogger Logger { get; }
+
+    /// <summary>This relay's counters and histograms (its own <see cref="RelayMetrics.Meter"/>).</summary>
+    public RelayMetrics Metrics { get; }
 
     public TimeProvider Clock { get; }
 
@@ -184,6 +188,7 @@ internal sealed class RelayServer : IAsyncDisposable
         await StopAsync();
         CloseStore(); // also when the relay never started
         Media.Dispose();
+        Metrics.Dispose();
         _stopping.Dispose();
     }
 
@@ -319,7 +324,7 @@ internal sealed class RelayServer : IAsyncDisposable
     {
         await Task.Yield();
         EndPoint? remote = socket.RemoteEndPoint;
-        var transport = new StallWatchStream(new NetworkStream(socket, ownsSocket: true));
+        var transport = new StallWatchStream(new NetworkStream(socket, ownsSocket: true), Metrics);
         var stream = new SslStream(transport, leaveInnerStreamOpen: false);
         string? refusal = null;
         var tls = new SslServerAuthenticationOptions
