@@ -137,6 +137,9 @@ public static partial class RelayConfigLoader
         ["limits.queue_full_retry_after_ms"] = "limits.retry_after_ms",
     };
 
+    /// <summary>Every key the loader reads (<c>table.key</c>; <c>partners[].key</c> for a partner's), renamed ones not included.</summary>
+    internal static IEnumerable<string> Keys => Setters.Keys;
+
     /// <summary>Reads and validates the configuration file at <paramref name="path"/>.</summary>
     /// <exception cref="ConfigException">The file cannot be read or is invalid.</exception>
     public static RelayOptions Load(string path) => Load(path, out _);
