@@ -61,7 +61,7 @@ public sealed class RelayLimits
     public int MaxConnectionsPerPartner
     {
         get => _maxConnectionsPerPartner;
-        set => _maxConnectionsPerPartner = InRange(value, 1, 10_000, nameof(MaxConnectionsPerPartner));
+        set => _maxConnectionsPerPartner = CheckConnectionsPerPartner(value, nameof(MaxConnectionsPerPartner));
     }
 
     /// <summary>
@@ -239,6 +239,9 @@ public sealed class RelayLimits
         get => _refusalLogInterval;
         set => _refusalLogInterval = InRange(value, OneMillisecond, TimeSpan.FromHours(1), nameof(RefusalLogInterval));
     }
+
+    /// <summary>The bounds of <see cref="MaxConnectionsPerPartner"/>, which a partner's own limit shares.</summary>
+    internal static int CheckConnectionsPerPartner(int value, string name) => InRange(value, 1, 10_000, name);
 
     private static int InRange(int value, int min, int max, string name) =>
         value >= min && value <= max ? value : throw new ArgumentOutOfRangeException(name, value, $"must be between {min} and {max}");

@@ -1,7 +1,4 @@
-using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
-using System.Text.RegularExpressions;
 using Relayd.Protocol.V1;
 using Tomlyn.Parsing;
 using Tomlyn.Syntax;
@@ -83,7 +80,7 @@ public static partial class RelayConfigLoader
     // Setters throw FormatException (wrong type/shape) or ArgumentOutOfRangeException (RelayLimits range checks).
     private static readonly Dictionary<string, Action<RelayOptions, int, ValueSyntax>> Setters = new(StringComparer.Ordinal)
     {
-        ["relay.listen"] = (o, _, v) => o.Listen = Listen(v),
+        ["relay.listen"] = (o, _, v) => o.Listen = Str(v),
         ["relay.relay_id"] = (o, _, v) => o.RelayId = NonEmpty(v),
         ["tls.certificate"] = (o, _, v) => o.Tls.CertificatePath = NonEmpty(v),
         ["tls.key"] = (o, _, v) => o.Tls.KeyPath = NonEmpty(v),
@@ -117,11 +114,10 @@ public static partial class RelayConfigLoader
         ["wal.sync"] = (o, _, v) => o.Storage.Sync = Bool(v),
         ["wal.commit_delay_us"] = (o, _, v) => o.Storage.CommitDelay = Microseconds(v),
         ["wal.retention_interval_ms"] = (o, _, v) => o.Storage.RetentionInterval = Ms(v),
-        ["partners[].id"] = (o, i, v) => o.Partners[i].Id = PartnerId(v),
-        // Same bounds as the global limit: let RelayLimits check them so the rule lives in one place.
-        ["partners[].max_connections"] = (o, i, v) => o.Partners[i].MaxConnections = new RelayLimits { MaxConnectionsPerPartner = Int(v) }.MaxConnectionsPerPartner,
+        ["partners[].id"] = (o, i, v) => o.Partners[i].Id = NonEmpty(v),
+        ["partners[].max_connections"] = (o, i, v) => o.Partners[i].MaxConnections = Int(v),
         ["partners[].accepted_kinds"] = (o, i, v) => SetKinds(o.Partners[i].AcceptedKinds, v),
-        ["partners[].max_media_bytes"] = (o, i, v) => o.Partners[i].MaxMediaBytes = new MediaOptions { MaxBytes = Long(v) }.MaxBytes,
+        ["partners[].max_media_bytes"] = (o, i, v) => o.Partners[i].MaxMediaBytes = Long(v),
         ["media.spool_dir"] = (o, _, v) => o.Media.SpoolDirectory = NonEmpty(v),
         ["media.max_bytes"] = (o, _, v) => o.Media.MaxBytes = Long(v),
         ["media.spool_quota_bytes_per_partner"] = (o, _, v) => o.Media.SpoolQuotaBytesPerPartner = Long(v),
@@ -184,25 +180,7 @@ public static partial class RelayConfigLoader
 
     /// <summary>Parses a listen address: "host:port" with an IPv4 host, "[v6]:port", or "localhost:port" (IPv4 loopback).</summary>
     /// <exception cref="FormatException"><paramref name="value"/> is not such an address.</exception>
-    public static IPEndPoint ParseListen(string value)
-    {
-        ArgumentNullException.ThrowIfNull(value);
-        int colon = value.LastIndexOf(':');
-        string host = colon > 0 ? value[..colon] : "";
-        string port = colon > 0 ? value[(colon + 1)..] : "";
-        bool bracketed = host.Length > 2 && host[0] == '[' && host[^1] == ']';
-        IPAddress? address = host.Equals("localhost", StringComparison.OrdinalIgnoreCase) ? IPAddress.Loopback
-            : bracketed && IPAddress.TryParse(host[1..^1], out IPAddress? v6) && v6.AddressFamily == AddressFamily.InterNetworkV6 ? v6
-            // Require a dotted quad: IPAddress.TryParse also takes "1" or "127.1", which are more likely typos.
-            : host.Count(c => c == '.') == 3 && IPAddress.TryParse(host, out IPAddress? v4) && v4.AddressFamily == AddressFamily.InterNetwork ? v4
-            : null;
-        if (address is null || !ushort.TryParse(port, NumberStyles.None, CultureInfo.InvariantCulture, out ushort portNumber))
-        {
-            throw new FormatException($"'{value}' is not an address to listen on (expected \"ipv4:port\", \"[ipv6]:port\" or \"localhost:port\")");
-        }
-
-        return new IPEndPoint(address, portNumber);
-    }
+    public static IPEndPoint ParseListen(string value) => ListenAddress.Parse(value);
 
     private static RelayOptions OptionsOrThrow(Result result)
     {
@@ -289,15 +267,17 @@ public static partial class RelayConfigLoader
             }
         }
 
-        foreach ((string key, string value) in new[] { ("tls.certificate", options.Tls.CertificatePath), ("tls.key", options.Tls.KeyPath), ("tls.partner_ca", options.Tls.PartnerCaPath) })
+        // The tree's own checks (listen address, required keys, partner ids), as dev, demo and tests get them. A key
+        // whose value was refused above kept its default, about which they would only repeat the refusal.
+        HashSet<string> refused = [.. errors.Where(e => !e.IsWarning).Select(e => e.Key)];
+        foreach (OptionsProblem problem in options.Check(key => lines[key]))
         {
-            if (value.Length == 0 && !lines.ContainsKey(key))
+            if (!refused.Contains(problem.Key))
             {
-                errors.Add(new ConfigError(source, lines.GetValueOrDefault("tls"), key, "required"));
+                errors.Add(new ConfigError(source, LineOfKey(lines, problem.Key), problem.Key, problem.Message));
             }
         }
 
-        CheckPartners(options, lines, source, errors);
         ResolvePaths(options, Path.GetDirectoryName(source));
         return new Result(options, [.. errors.OrderBy(e => e.Line)], lines); // file order (OrderBy is stable)
     }
@@ -327,29 +307,19 @@ public static partial class RelayConfigLoader
         }
     }
 
-    private static void CheckPartners(RelayOptions options, Dictionary<string, int> lines, string source, List<ConfigError> errors)
+    /// <summary>The line of <paramref name="key"/>, else of the nearest table around it (<c>partners[2]</c> for <c>partners[2].id</c>); 0 if none.</summary>
+    private static int LineOfKey(Dictionary<string, int> lines, string key)
     {
-        if (options.Partners.Count == 0)
+        for (string k = key; ; k = k[..k.LastIndexOf('.')])
         {
-            errors.Add(new ConfigError(source, lines.GetValueOrDefault("partners"), "partners", "at least one [[partners]] entry is required"));
-        }
-
-        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (int i = 0; i < options.Partners.Count; i++)
-        {
-            string key = $"partners[{i}].id";
-            string id = options.Partners[i].Id;
-            if (id.Length == 0)
+            if (lines.TryGetValue(k, out int line))
             {
-                // When the key is present its bad value has been reported already.
-                if (!lines.ContainsKey(key))
-                {
-                    errors.Add(new ConfigError(source, lines.GetValueOrDefault($"partners[{i}]"), key, "required"));
-                }
+                return line;
             }
-            else if (!seen.TryAdd(id, i))
+
+            if (!k.Contains('.', StringComparison.Ordinal))
             {
-                errors.Add(new ConfigError(source, lines[key], key, $"duplicate partner id '{id}' (also partners[{seen[id]}], line {lines[$"partners[{seen[id]}].id"]})"));
+                return 0;
             }
         }
     }
@@ -397,16 +367,6 @@ public static partial class RelayConfigLoader
         : count < TimeSpan.MinValue.Ticks / ticksPerUnit ? TimeSpan.MinValue
         : TimeSpan.FromTicks(count * ticksPerUnit);
 
-    private static string Listen(ValueSyntax v)
-    {
-        string value = Str(v);
-        ParseListen(value); // validate now so the error carries the key and line; the host parses it again at start
-        return value;
-    }
-
-    private static string PartnerId(ValueSyntax v) =>
-        NonEmpty(v) is var id && PartnerIdRegex().IsMatch(id) ? id : throw new FormatException($"'{id}' is not a valid partner id (expected ^[a-z0-9][a-z0-9._-]{{0,62}}$)");
-
     private static void SetKinds(IList<ContentKind> kinds, ValueSyntax v)
     {
         if (v is not ArraySyntax array)
@@ -441,9 +401,6 @@ public static partial class RelayConfigLoader
         };
         return new FormatException($"expected {expected}, found {found} {v.ToString()?.Trim()}");
     }
-
-    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,62}$")]
-    private static partial Regex PartnerIdRegex();
 
     private static int LineOf(SyntaxNode node) => node.Span.Start.Line + 1;
 
