@@ -10,56 +10,12 @@ namespace Relayd.Hosting;
 /// which is why this walks Tomlyn's syntax tree (it keeps positions) rather than deserializing into a model.
 /// </summary>
 /// <remarks>
-/// Layout (every key is optional unless marked required; the values shown are the defaults):
-/// <code>
-/// [relay]
-/// listen = "0.0.0.0:7443"               # "host:port", "[v6]:port" or "localhost:port"
-/// relay_id = "relay-1"                  # default: the machine name
-///
-/// [tls]                                 # relative paths are relative to the config file's directory
-/// certificate = "/etc/relayd/tls/server.crt"      # required, PEM
-/// key = "/etc/relayd/tls/server.key"              # required, PEM
-/// partner_ca = "/etc/relayd/tls/partner-ca.crt"   # required, PEM bundle
-/// crl = "/etc/relayd/tls/partner-ca.crl"          # optional, PEM or DER
-///
-/// [limits]                              # see RelayLimits for the meaning and the allowed range of each
-/// max_frame_bytes = 1048576
-/// handshake_timeout_ms = 5000
-/// idle_timeout_ms = 30000
-/// max_connections_per_partner = 16
-/// shard_count = 0                       # 0 = processor count
-/// max_queued_bytes_per_partner = 67108864
-/// max_queued_envelopes_per_partner = 1000000
-/// delivery_window_envelopes = 8192
-/// delivery_window_bytes = 8388608
-/// control_pause_bytes = 1048576
-/// input_buffer_bytes = 65536
-/// dedup_window_seconds = 86400
-/// dedup_capacity_per_partner = 1000000
-/// default_retention_seconds = 2592000
-/// shutdown_timeout_ms = 10000
-/// retry_after_ms = 250                  # formerly queue_full_retry_after_ms, still read (with a warning)
-/// held_receipts_per_partner = 100000
-/// min_frame_data_rate = 4096              # bytes/s a frame body must arrive at, once its length is read
-/// min_frame_data_rate_grace_ms = 10000
-/// max_partial_frame_bytes_per_partner = 0 # 0 = 4 x max_frame_bytes
-/// write_timeout_ms = 30000
-/// refusal_log_interval_ms = 10000
-///
-/// [media]                               # see MediaOptions
-/// spool_dir = "/var/lib/relayd/spool"   # relative to the config file's directory when relative
-/// max_bytes = 2147483648
-/// spool_quota_bytes_per_partner = 21474836480
-/// max_concurrent_transfers_per_partner = 64
-/// transfer_idle_timeout_ms = 120000
-/// window_bytes = 4194304
-///
-/// [[partners]]                          # at least one
-/// id = "alpha"                          # required, unique, ^[a-z0-9][a-z0-9._-]{0,62}$
-/// max_connections = 4                   # default: limits.max_connections_per_partner
-/// accepted_kinds = ["text", "image", "video", "voice", "file"]   # default (absent or empty): all
-/// max_media_bytes = 2147483648          # default: media.max_bytes
-/// </code>
+/// Tables <c>[relay]</c>, <c>[tls]</c>, <c>[limits]</c>, <c>[wal]</c>, <c>[media]</c> and <c>[[partners]]</c>; the keys
+/// are those of <see cref="Setters"/>, each setting one property of <see cref="RelayOptions"/>, whose doc comment
+/// gives its meaning, range and default. <c>packaging/relayd.toml</c> shows every key with its default and unit
+/// (ConfigKeyTableTests keeps the two in step). Durations are integers in the unit the key names (<c>_ms</c>,
+/// <c>_seconds</c>, <c>_us</c>); relative paths are relative to the file's directory. After the keys,
+/// <see cref="RelayOptions.Check"/> runs the checks on the whole tree (listen address, required keys, partner ids).
 /// Unknown tables and keys are errors, so a typo is never silently ignored. A renamed key still works under its
 /// old name, with a warning naming the new one.
 /// </remarks>
@@ -90,7 +46,7 @@ public static partial class RelayConfigLoader
         ["limits.handshake_timeout_ms"] = (o, _, v) => o.Limits.HandshakeTimeout = Ms(v),
         ["limits.idle_timeout_ms"] = (o, _, v) => o.Limits.IdleTimeout = Ms(v),
         ["limits.max_connections_per_partner"] = (o, _, v) => o.Limits.MaxConnectionsPerPartner = Int(v),
-        ["limits.shard_count"] = (o, _, v) => o.Limits.ShardCount = Int(v) is 0 ? Math.Min(Environment.ProcessorCount, 1024) : Int(v),
+        ["limits.shard_count"] = (o, _, v) => o.Limits.ShardCount = Int(v) is 0 ? RelayLimits.DefaultShardCount : Int(v),
         ["limits.max_queued_bytes_per_partner"] = (o, _, v) => o.Limits.MaxQueuedBytesPerPartner = Long(v),
         ["limits.max_queued_envelopes_per_partner"] = (o, _, v) => o.Limits.MaxQueuedEnvelopesPerPartner = Int(v),
         ["limits.delivery_window_envelopes"] = (o, _, v) => o.Limits.DeliveryWindowEnvelopes = Int(v),
@@ -108,6 +64,7 @@ public static partial class RelayConfigLoader
         ["limits.max_partial_frame_bytes_per_partner"] = (o, _, v) => o.Limits.MaxPartialFrameBytesPerPartner = Long(v) is 0 ? null : Long(v),
         ["limits.write_timeout_ms"] = (o, _, v) => o.Limits.WriteTimeout = Ms(v),
         ["limits.refusal_log_interval_ms"] = (o, _, v) => o.Limits.RefusalLogInterval = Ms(v),
+        ["limits.listen_backlog"] = (o, _, v) => o.Limits.ListenBacklog = Int(v),
         ["wal.dir"] = (o, _, v) => o.Storage.Directory = NonEmpty(v),
         ["wal.segment_bytes"] = (o, _, v) => o.Storage.SegmentBytes = Int(v),
         ["wal.reserve_bytes"] = (o, _, v) => o.Storage.ReserveBytes = Long(v),
