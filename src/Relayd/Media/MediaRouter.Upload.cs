@@ -414,7 +414,8 @@ internal sealed partial class MediaRouter
 
     private static void Rehash(MediaTransfer transfer)
     {
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(1024 * 1024);
+        const int RehashReadBytes = 1024 * 1024; // large sequential reads of the spool file; pooled, once per resumed transfer
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(RehashReadBytes);
         try
         {
             long position = 0;

@@ -55,6 +55,7 @@ internal sealed partial class MediaRouter : IDisposable
         _outbox = [.. Enumerable.Range(0, count).Select(_ => new LinkedList<MediaTransfer>())];
         _peers = [.. Enumerable.Range(0, count).Select(_ => new List<IMediaPeer>())];
         Recover();
+        // A quarter of the idle timeout drops an idle transfer within 25% of it; 25 ms..1 s bounds the sweep's cost.
         TimeSpan period = TimeSpan.FromMilliseconds(Math.Clamp(options.TransferIdleTimeout.TotalMilliseconds / 4, 25, 1000));
         _sweeper = new Timer(_ => Sweep(), null, period, period);
     }
