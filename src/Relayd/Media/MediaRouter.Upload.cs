@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using Relayd.Admission;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
@@ -202,6 +202,7 @@ internal sealed partial class MediaRouter
             }
 
             transfer.Received = end;
+            _metrics.MediaBytes.Add(data.Length);
             transfer.LastActivityTicks = Environment.TickCount64;
             transfer.Forward?.Append((long)offset, data);
             transfer.Downloader?.WakeMediaWriter();
@@ -413,7 +414,8 @@ internal sealed partial class MediaRouter
 
     private static void Rehash(MediaTransfer transfer)
     {
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(1024 * 1024);
+        const int RehashReadBytes = 1024 * 1024; // large sequential reads of the spool file; pooled, once per resumed transfer
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(RehashReadBytes);
         try
         {
             long position = 0;

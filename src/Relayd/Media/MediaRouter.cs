@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
@@ -28,6 +28,7 @@ internal sealed partial class MediaRouter : IDisposable
     private readonly RelayLimits _limits;
     private readonly ILogger _logger;
     private readonly TimeProvider _clock;
+    private readonly RelayMetrics _metrics;
     private readonly MediaSpool _spool;
     private readonly long[] _maxBytes;
     private readonly Lock _lock = new();
@@ -38,13 +39,14 @@ internal sealed partial class MediaRouter : IDisposable
     private readonly List<IMediaPeer>[] _peers;
     private readonly Timer _sweeper;
 
-    public MediaRouter(MediaOptions options, IList<PartnerOptions> partnerOptions, PartnerDirectory partners, RelayLimits limits, ILogger logger, TimeProvider clock)
+    public MediaRouter(MediaOptions options, IList<PartnerOptions> partnerOptions, PartnerDirectory partners, RelayLimits limits, ILogger logger, TimeProvider clock, RelayMetrics metrics)
     {
         _options = options;
         _partners = partners;
         _limits = limits;
         _logger = logger;
         _clock = clock;
+        _metrics = metrics;
         _spool = new MediaSpool(options.SpoolDirectory);
         int count = partners.Partners.Length;
         _maxBytes = [.. partnerOptions.Select(p => p.MaxMediaBytes ?? options.MaxBytes)];
@@ -53,6 +55,7 @@ internal sealed partial class MediaRouter : IDisposable
         _outbox = [.. Enumerable.Range(0, count).Select(_ => new LinkedList<MediaTransfer>())];
         _peers = [.. Enumerable.Range(0, count).Select(_ => new List<IMediaPeer>())];
         Recover();
+        // A quarter of the idle timeout drops an idle transfer within 25% of it; 25 ms..1 s bounds the sweep's cost.
         TimeSpan period = TimeSpan.FromMilliseconds(Math.Clamp(options.TransferIdleTimeout.TotalMilliseconds / 4, 25, 1000));
         _sweeper = new Timer(_ => Sweep(), null, period, period);
     }

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Relayd.Diagnostics;
 using Relayd.Delivery;
 using Relayd.Storage;
 
@@ -11,9 +12,10 @@ namespace Relayd.Routing;
 /// </summary>
 internal sealed class QueueMaintenance : IBacklogReader
 {
-    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(25);
-    private static readonly TimeSpan SpaceCheckInterval = TimeSpan.FromMilliseconds(250);
-    private static readonly TimeSpan FullRetentionInterval = TimeSpan.FromSeconds(1);
+    // Fixed, not options: they pace internal work, and no admin choice of them would change what partners see.
+    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(25); // refills freed queues from the log well before a recipient drains them
+    private static readonly TimeSpan SpaceCheckInterval = TimeSpan.FromMilliseconds(250); // statvfs + settled flush: cheap, and a burst cannot outrun the reserve in 250 ms
+    private static readonly TimeSpan FullRetentionInterval = TimeSpan.FromSeconds(1); // while full, free delivered segments sooner than retention_interval_ms would
 
     private readonly IEnvelopeStore _store;
     private readonly PartnerDirectory _partners;

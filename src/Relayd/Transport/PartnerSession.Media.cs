@@ -19,7 +19,7 @@ internal sealed partial class PartnerSession : IMediaPeer
     private readonly ConcurrentQueue<MediaTransfer> _creditDue = new();
     private readonly MediaForwardQueue _mediaForward = new();
     private readonly byte[] _creditFrames = new byte[CreditWriteBytes];
-    private const int CreditWriteBytes = 16 * MediaCreditWire.MaxFrameBytes;
+    private const int CreditWriteBytes = 16 * MediaCreditWire.MaxFrameBytes; // credits per write: 16 transfers' grants in one small TLS write
     private MediaTransfer? _mediaOut;
     private bool _forwarding;
     private SafeFileHandle? _mediaFile;

@@ -2,8 +2,8 @@ using System.Buffers;
 using System.IO.Pipelines;
 using Google.Protobuf;
 using Relayd.Delivery;
-using Relayd.Hosting;
 using Relayd.Protocol.V1;
+using Relayd.Diagnostics;
 using Relayd.Routing;
 using Relayd.Storage;
 
@@ -14,7 +14,7 @@ internal sealed partial class PartnerSession
     private readonly Lock _receiptLock = new();
     private List<ReceiptItem> _pendingReceipts = [];
     private List<ReceiptItem> _sendingReceipts = [];
-    private const int AckWriteBytes = 32 * 1024;
+    private const int AckWriteBytes = 32 * 1024; // Acks per TLS write: two TLS records, at least 512 Acks, so one commit's Acks leave in a write or two
     private readonly List<SettledEnvelope> _expiredReceipts = [];
     private int _commitWaitRegistered;
 
@@ -141,6 +141,7 @@ internal sealed partial class PartnerSession
             int length = _acks.TakeDurable(_server.Store.Durable, buffer);
             if (length > 0)
             {
+                _server.Metrics.AcksSent.Add(_acks.LastTaken);
                 await _stream.WriteAsync(buffer.AsMemory(0, length), abort);
                 wrote = true;
                 continue;

@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Security;
 using Microsoft.Extensions.Logging;
 using Relayd.Delivery;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 using Relayd.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
@@ -61,7 +61,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
         _control = new Pipe(new PipeOptions(
             pauseWriterThreshold: limits.ControlPauseBytes,
             resumeWriterThreshold: limits.ControlPauseBytes / 2,
-            minimumSegmentSize: 16 * 1024,
+            minimumSegmentSize: 16 * 1024, // one TLS record: a segment's replies go out in one write
             useSynchronizationContext: false));
     }
 
@@ -101,6 +101,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
 
             Partner.Mailbox.Attach(this);
             attached = true;
+            _server.Metrics.SessionsActive.Add(1);
             _server.Media.Attach(this);
             EnqueueHeldReceipts();
             _server.Register(this);
@@ -122,6 +123,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
             {
                 Partner.Mailbox.Detach(this);
                 _server.Unregister(this);
+                _server.Metrics.SessionsActive.Add(-1);
             }
 
             if (reserved)
@@ -228,7 +230,8 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
         await _input.CompleteAsync();
         try
         {
-            using var shutdownDeadline = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            TimeSpan closeNotifyTimeout = TimeSpan.FromSeconds(1); // a courtesy close_notify; the socket closes either way
+            using var shutdownDeadline = new CancellationTokenSource(closeNotifyTimeout);
             await _stream.ShutdownAsync().WaitAsync(shutdownDeadline.Token);
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)

@@ -10,6 +10,7 @@ namespace Relayd.Transport;
 /// </summary>
 internal sealed class PendingAcks
 {
+    /// <summary>Acks one session may have waiting: several group commits' worth at full rate, and at most 3 MiB (48 B each) per session.</summary>
     public const int Capacity = 64 * 1024;
 
     private readonly Lock _lock = new();
@@ -21,6 +22,9 @@ internal sealed class PendingAcks
     public int Count => Volatile.Read(ref _count);
 
     public bool IsFull => Count >= Capacity;
+
+    /// <summary>How many Acks the last <see cref="TakeDurable"/> encoded (for the writer that called it).</summary>
+    public int LastTaken { get; private set; }
 
     public void Add(UInt128 messageId, long acceptedAtMs, bool duplicate, DurableMark durableAt)
     {
@@ -59,6 +63,7 @@ internal sealed class PendingAcks
     public int TakeDurable(DurableMark durable, Span<byte> destination)
     {
         int written = 0;
+        int taken = 0;
         TaskCompletionSource? room = null;
         lock (_lock)
         {
@@ -73,7 +78,10 @@ internal sealed class PendingAcks
                 written += WireFrames.WriteAck(destination[written..], ack.MessageId, ack.AcceptedAtMs, ack.Duplicate);
                 _head = (_head + 1) % _ring.Length;
                 Volatile.Write(ref _count, _count - 1);
+                taken++;
             }
+
+            LastTaken = taken;
 
             if (_roomWaiter is not null && _count <= Capacity / 2)
             {

@@ -7,8 +7,8 @@ using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
 using Relayd.Delivery;
-using Relayd.Hosting;
 using Relayd.Protocol.V1;
+using Relayd.Diagnostics;
 using Relayd.Routing;
 using Relayd.Storage;
 using Relayd.Storage.WalStore;
@@ -42,10 +42,11 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
         _validator = validator;
         Logger = logger;
         Clock = clock ?? TimeProvider.System;
+        Metrics = new RelayMetrics();
         Partners = new PartnerDirectory(options);
 
         // Recovery runs before the relay listens: every envelope acknowledged before a crash is back in its queue.
-        Store = WalEnvelopeStore.Open(options.Storage, logger);
+        Store = WalEnvelopeStore.Open(options.Storage, logger, Metrics);
         try
         {
             var recovery = new QueueRecovery(Partners, Store, logger);
@@ -64,8 +65,8 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
 
         Router = new EnvelopeRouter(Partners, Store, options.Limits, Clock);
         Maintenance = new QueueMaintenance(Store, Partners, this, options.Storage.RetentionInterval, Clock, logger);
-        Media = new Media.MediaRouter(options.Media, options.Partners, Partners, options.Limits, logger, Clock);
-        Refusals = new RefusalAggregator(options.Limits.RefusalLogInterval, logger);
+        Media = new Media.MediaRouter(options.Media, options.Partners, Partners, options.Limits, logger, Clock, Metrics);
+        Refusals = new RefusalAggregator(options.Limits.RefusalLogInterval, logger, Metrics);
     }
 
     public RelayLimits Limits => _options.Limits;
@@ -73,6 +74,9 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
     public string RelayId => _options.RelayId;
 
     public ILogger Logger { get; }
+
+    /// <summary>This relay's counters and histograms (its own <see cref="RelayMetrics.Meter"/>).</summary>
+    public RelayMetrics Metrics { get; }
 
     public TimeProvider Clock { get; }
 
@@ -120,7 +124,7 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
 
             AllowRebindOverClosedConnections(socket);
             socket.Bind(endpoint);
-            socket.Listen(512);
+            socket.Listen(Limits.ListenBacklog);
         }
         catch
         {
@@ -171,7 +175,8 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
             session.Abort();
         }
 
-        await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
+        TimeSpan abortGrace = TimeSpan.FromSeconds(2); // aborted sessions only unwind; the host allows shutdown_timeout_ms + 5 s in all
+        await Task.WhenAny(all, Task.Delay(abortGrace, CancellationToken.None));
         await _stopping.CancelAsync();
         await Task.WhenAll(_acceptLoop, _heartbeat, _maintenance);
         Refusals.Flush(Environment.TickCount64 + (long)Limits.RefusalLogInterval.TotalMilliseconds);
@@ -185,6 +190,7 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
         await StopAsync();
         CloseStore(); // also when the relay never started
         Media.Dispose();
+        Metrics.Dispose();
         _stopping.Dispose();
     }
 
@@ -319,7 +325,7 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
     {
         await Task.Yield();
         EndPoint? remote = socket.RemoteEndPoint;
-        var transport = new StallWatchStream(new NetworkStream(socket, ownsSocket: true));
+        var transport = new StallWatchStream(new NetworkStream(socket, ownsSocket: true), Metrics);
         var stream = new SslStream(transport, leaveInnerStreamOpen: false);
         string? refusal = null;
         var tls = new SslServerAuthenticationOptions
@@ -433,7 +439,8 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
         try
         {
             var frame = new Frame { Error = new Error { Code = code, Detail = reason, Fatal = true } };
-            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            TimeSpan refusalWriteTimeout = TimeSpan.FromSeconds(2); // one small Error frame: a peer that does not take it in 2 s is not reading
+            using var deadline = new CancellationTokenSource(refusalWriteTimeout);
             await stream.WriteAsync(frame.ToDelimitedArray(), deadline.Token);
             await stream.ShutdownAsync();
         }
@@ -449,6 +456,7 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
 
     private async Task HeartbeatAsync(CancellationToken stopping)
     {
+        // A quarter of the idle timeout keeps Ping and IDLE_TIMEOUT within 25% of it; 50 ms..1 s bounds the cost and the refusal summaries' delay.
         TimeSpan period = TimeSpan.FromMilliseconds(Math.Clamp(Limits.IdleTimeout.TotalMilliseconds / 4, 50, 1000));
         using var timer = new PeriodicTimer(period);
         try

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Relayd.Diagnostics;
 using Microsoft.Win32.SafeHandles;
 
 namespace Relayd.Wal;
@@ -92,7 +93,7 @@ public sealed partial class WriteAheadLog : IDisposable
         }
 
         log._writer.Start();
-        WalLog.Opened(logger, options.Directory, recovered.Segments.Count, recovered.Report.Records, recovered.Report.End);
+        WalLog.Opened(logger, options.Directory, recovered.Segments.Count, recovered.Report.Records, recovered.Report.End.ToString());
         return log;
     }
 
@@ -171,6 +172,7 @@ public sealed partial class WriteAheadLog : IDisposable
         }
     }
 
+    // 2 s for a previous owner of wal.lock (a relay restarted in place, a repair) to let go before giving up.
     private const int LockAttempts = 100;
     private static readonly TimeSpan LockRetryDelay = TimeSpan.FromMilliseconds(20);
 }

@@ -58,6 +58,16 @@ public sealed class TestRelay : IAsyncDisposable
         RelayOptions options = DefaultOptions(pki);
         string wal = options.Storage.Directory;
         configure?.Invoke(options);
+        try
+        {
+            options.Validate(); // the checks a configuration file gets
+        }
+        catch (RelayOptionsException)
+        {
+            Directory.Delete(wal, recursive: true);
+            throw;
+        }
+
         var logs = new TestOutputLoggerProvider();
         ILoggerFactory logging = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Information));
         if (options.Storage.Directory != wal)

@@ -54,6 +54,7 @@ internal sealed partial class DemoRun(ILogger logger, TextWriter output)
             };
             options.Partners.Add(new PartnerOptions { Id = "alpha" });
             options.Partners.Add(new PartnerOptions { Id = "beta" });
+            options.Validate();
 
             await using RelayServer server = RelayServerFactory.Create(options, logger);
             server.Start(new IPEndPoint(IPAddress.Loopback, 0));

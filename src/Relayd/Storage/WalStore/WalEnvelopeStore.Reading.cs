@@ -5,6 +5,7 @@ namespace Relayd.Storage.WalStore;
 internal sealed partial class WalEnvelopeStore
 {
     private const int DeletionEvery = 6; // retention passes between segment deletions (30 s at the default interval)
+    private const int DeleteAtOnceSegments = 16; // this many deletable segments (1 GiB at the default size) are not worth keeping until the next batch
 
     private readonly WalReadBuffer _backlogBuffer = new();
     private long _lastDeletion = Environment.TickCount64;
@@ -47,7 +48,7 @@ internal sealed partial class WalEnvelopeStore
         ulong first = segments[0];
         ulong keepFrom = Usage.LowestLive(first, _log.DurablePosition.Segment);
         long now = Environment.TickCount64;
-        bool due = IsFull || now - _lastDeletion >= DeletionEvery * _options.RetentionInterval.TotalMilliseconds || keepFrom - first >= 16;
+        bool due = IsFull || now - _lastDeletion >= DeletionEvery * _options.RetentionInterval.TotalMilliseconds || keepFrom - first >= DeleteAtOnceSegments;
         if (keepFrom > first && due)
         {
             _lastDeletion = now;

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
+using Relayd.Diagnostics;
 using Relayd.Wal;
 
 namespace Relayd.Storage.WalStore;
@@ -59,18 +60,9 @@ internal sealed partial class WalEnvelopeStore : IEnvelopeStore
     public bool IsFull => _full;
 
     /// <summary>Opens (and recovers) the log; the caller then replays it with <see cref="Recover"/>.</summary>
-    public static WalEnvelopeStore Open(StorageOptions options, ILogger logger)
+    public static WalEnvelopeStore Open(StorageOptions options, ILogger logger, RelayMetrics? metrics = null)
     {
-        var walOptions = new WalOptions
-        {
-            Directory = options.Directory,
-            SegmentBytes = options.SegmentBytes,
-            WriteBufferBytes = Math.Min(4 * 1024 * 1024, options.SegmentBytes),
-            FileSync = options.FileSync ?? LibcFileSync.Instance,
-            CommitPolicy = !options.Sync ? WalCommitPolicy.WriteWithoutSync
-                : options.CommitDelay > TimeSpan.Zero ? WalCommitPolicy.GroupCommitWithDelay(options.CommitDelay)
-                : WalCommitPolicy.GroupCommit,
-        };
+        WalOptions walOptions = options.ToWalOptions(metrics);
         if (!options.Sync)
         {
             StorageLog.SyncDisabled(logger, options.Directory);

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
+using Relayd.Diagnostics;
 using Relayd.Protocol.V1;
 using Relayd.Wal;
 
