@@ -40,7 +40,7 @@ public sealed class DiskFullTests : IClassFixture<PkiFixture>
         }
 
         await using TmpfsMount tmpfs = mounted;
-        await using var relay = new DurableRelayd(_pki, Path.Combine(tmpfs.Directory, "wal"), walKeys: """
+        await using var relay = new RelaydProcess(_pki, walDirectory: Path.Combine(tmpfs.Directory, "wal"), walKeys: """
             segment_bytes = 1048576
             reserve_bytes = 2097152
             """);
