@@ -170,14 +170,6 @@ public sealed class DeliveryTests : IClassFixture<PkiFixture>
     }
 }
 
-/// <summary>One PKI per test class: generating keys is cheap but not free.</summary>
-public sealed class PkiFixture : IDisposable
-{
-    public TestPki Pki { get; } = new();
-
-    public void Dispose() => Pki.Dispose();
-}
-
 /// <summary>A sender that was away when its message was delivered still learns it when it comes back.</summary>
 public sealed class HeldReceiptTests : IClassFixture<PkiFixture>
 {

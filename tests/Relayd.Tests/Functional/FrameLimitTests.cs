@@ -98,10 +98,6 @@ public sealed class FrameLimitTests : IClassFixture<PkiFixture>
     }
 }
 
-/// <summary>Tests that measure process memory run alone.</summary>
-[CollectionDefinition(nameof(MemorySensitiveCollection), DisableParallelization = true)]
-public sealed class MemorySensitiveCollection;
-
 /// <summary>Silent partners are pinged, then closed.</summary>
 public sealed class IdleTimeoutTests : IClassFixture<PkiFixture>
 {

@@ -1,5 +1,4 @@
 using System.Globalization;
-using Relayd.Tests.Functional;
 using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Hosting;
