@@ -132,10 +132,14 @@ public sealed class DeliveryTests : IClassFixture<PkiFixture>
         video.ContentKind = ContentKind.Video;
 
         RelayException refusal = await Envelopes.RefusedAsync(() => alpha.SendAsync(video));
-        Ack text = await alpha.SendAsync(Envelopes.New("alpha", "beta")).Within();
+        Envelope text = Envelopes.New("alpha", "beta");
+        long sentAtMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        Ack ack = await alpha.SendAsync(text).Within();
 
         Assert.Equal(ErrorCode.ContentKindUnsupported, refusal.Code);
-        Assert.NotNull(text);
+        Assert.Equal(text.MessageId, ack.MessageId);
+        Assert.False(ack.Duplicate);
+        Assert.InRange(ack.AcceptedAtMs, sentAtMs, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
     }
 
     [Fact]
