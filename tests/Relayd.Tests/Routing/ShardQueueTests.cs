@@ -6,13 +6,14 @@ using Relayd.Routing;
 using Relayd.Storage;
 using Relayd.Storage.WalStore;
 using Relayd.Tests.Framing;
+using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Routing;
 
 /// <summary>A shard queue: FIFO per shard, bounded memory, at-least-once across sessions, receipts on ack.</summary>
 public sealed class ShardQueueTests : IDisposable
 {
-    private readonly Relayd.Tests.Wal.TempWalDirectory _wal = new();
+    private readonly TempWalDirectory _wal = new();
     private readonly WalEnvelopeStore _store;
 
     public ShardQueueTests() =>
