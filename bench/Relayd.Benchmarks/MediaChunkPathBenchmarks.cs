@@ -51,6 +51,7 @@ public class MediaChunkPathBenchmarks : IDisposable
         options.Media.SpoolDirectory = _spoolDirectory;
         var directory = new PartnerDirectory(options);
         _router = new MediaRouter(options.Media, options.Partners, directory, options.Limits, NullLogger.Instance, TimeProvider.System);
+        _router.Start();
         _alpha = new BenchPeer(directory.Find("alpha")!, 1, _creditScratch);
         _beta = new BenchPeer(directory.Find("beta")!, 2, _creditScratch);
         RandomNumberGenerator.Fill(_frame.AsSpan(MediaChunkWire.MaxHeaderBytes));

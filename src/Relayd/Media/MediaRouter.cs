@@ -52,9 +52,7 @@ internal sealed partial class MediaRouter : IDisposable
         _spoolBytes = new long[count];
         _outbox = [.. Enumerable.Range(0, count).Select(_ => new LinkedList<MediaTransfer>())];
         _peers = [.. Enumerable.Range(0, count).Select(_ => new List<IMediaPeer>())];
-        Recover();
-        TimeSpan period = TimeSpan.FromMilliseconds(Math.Clamp(options.TransferIdleTimeout.TotalMilliseconds / 4, 25, 1000));
-        _sweeper = new Timer(_ => Sweep(), null, period, period);
+        _sweeper = new Timer(_ => Sweep());
     }
 
     /// <summary>Bytes of one chunk the relay sends to recipients (below the large-object heap size of .NET clients).</summary>
@@ -72,6 +70,14 @@ internal sealed partial class MediaRouter : IDisposable
                 return _transfers.Count;
             }
         }
+    }
+
+    /// <summary>Loads what an earlier run left in the spool, then starts dropping stalled and expired transfers.</summary>
+    public void Start()
+    {
+        Recover();
+        TimeSpan period = TimeSpan.FromMilliseconds(Math.Clamp(_options.TransferIdleTimeout.TotalMilliseconds / 4, 25, 1000));
+        _sweeper.Change(period, period);
     }
 
     public void Dispose() => _sweeper.Dispose();

@@ -48,7 +48,7 @@ internal sealed partial class PartnerSession : IMediaPeer
     /// <summary>Dispatches a media control frame (chunks take the in-place path in <see cref="TryHandleMediaChunk"/>).</summary>
     private void HandleMediaFrame(Frame frame)
     {
-        MediaRouter media = _server.Media;
+        MediaRouter media = _services.Media;
         switch (frame.BodyCase)
         {
             case Frame.BodyOneofCase.MediaOpen:
@@ -81,7 +81,7 @@ internal sealed partial class PartnerSession : IMediaPeer
             return false;
         }
 
-        _server.Media.Chunk(this, id, offset, data);
+        _services.Media.Chunk(this, id, offset, data);
         return true;
     }
 
@@ -107,7 +107,7 @@ internal sealed partial class PartnerSession : IMediaPeer
         wrote |= await WriteCreditAsync(abort);
         if (_mediaOut is null)
         {
-            if (Volatile.Read(ref _closeRequested) != 0 || _server.Media.TakeOutbound(this) is not { } next)
+            if (Volatile.Read(ref _closeRequested) != 0 || _services.Media.TakeOutbound(this) is not { } next)
             {
                 return wrote;
             }
@@ -166,7 +166,7 @@ internal sealed partial class PartnerSession : IMediaPeer
                 }
 
                 _mediaOffset = chunk.End;
-                _server.Media.OnForwarded(transfer, _mediaOffset);
+                _services.Media.OnForwarded(transfer, _mediaOffset);
                 return true;
             }
 
@@ -201,7 +201,7 @@ internal sealed partial class PartnerSession : IMediaPeer
         }
 
         await _stream.WriteAsync(new Frame { MediaClose = new MediaClose { TransferId = transfer.Open.TransferId } }.ToDelimitedArray(), abort);
-        _server.Media.MarkSent(transfer, this);
+        _services.Media.MarkSent(transfer, this);
         EndMediaOut();
         return true;
     }
@@ -225,7 +225,7 @@ internal sealed partial class PartnerSession : IMediaPeer
         }
         catch (IOException ex)
         {
-            _server.Media.DropUnreadable(transfer, this, ex);
+            _services.Media.DropUnreadable(transfer, this, ex);
             return 0;
         }
 
@@ -283,7 +283,7 @@ internal sealed partial class PartnerSession : IMediaPeer
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            _server.Media.DropUnreadable(transfer, this, ex);
+            _services.Media.DropUnreadable(transfer, this, ex);
             return null;
         }
     }
@@ -292,7 +292,7 @@ internal sealed partial class PartnerSession : IMediaPeer
     {
         if (_forwarding)
         {
-            _server.Media.StopForwarding(_mediaOut!, _mediaForward);
+            _services.Media.StopForwarding(_mediaOut!, _mediaForward);
             _forwarding = false;
         }
 
@@ -304,7 +304,7 @@ internal sealed partial class PartnerSession : IMediaPeer
     /// <summary>After the writer has stopped: hands unfinished media back to the router and frees the buffers.</summary>
     private void ReleaseMedia()
     {
-        _server.Media.Detach(this);
+        _services.Media.Detach(this);
         EndMediaOut();
         if (_mediaBuffer is not null)
         {

@@ -23,9 +23,9 @@ namespace Relayd.Transport;
 /// to its TLS stream, which encrypts from it.
 /// </remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "RunAsync owns the session's lifetime and disposes everything when it ends.")]
-internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListener
+internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListener, IReceiptSink
 {
-    private readonly RelayServer _server;
+    private readonly SessionServices _services;
     private readonly SslStream _stream;
     private readonly StallWatchStream _transport;
     private readonly PartialFrameWatch _partialFrame;
@@ -43,17 +43,17 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
     private int _writeStalled;
     private string? _abortReason;
 
-    public PartnerSession(RelayServer server, long connectionId, SslStream stream, StallWatchStream transport, PartnerInfo partner, EndPoint? remote)
+    public PartnerSession(SessionServices services, long connectionId, SslStream stream, StallWatchStream transport, PartnerInfo partner, EndPoint? remote)
     {
-        _server = server;
+        _services = services;
         _stream = stream;
         _transport = transport;
-        _partialFrame = new PartialFrameWatch(server.Limits, partner.PartialFrames, partner.Id);
-        _logger = server.Logger;
+        _partialFrame = new PartialFrameWatch(services.Limits, partner.PartialFrames, partner.Id);
+        _logger = services.Logger;
         ConnectionId = connectionId;
         Partner = partner;
         Remote = remote;
-        RelayLimits limits = server.Limits;
+        RelayLimits limits = services.Limits;
         _input = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: limits.InputBufferBytes, minimumReadSize: 4096, leaveOpen: true));
 
         // Only this session's reader writes replies into the control pipe; when the partner stops reading them the
@@ -101,9 +101,9 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
 
             Partner.Mailbox.Attach(this);
             attached = true;
-            _server.Media.Attach(this);
-            EnqueueHeldReceipts();
-            _server.Register(this);
+            _services.Media.Attach(this);
+            _services.Receipts.Attach(Partner, this); // what was held while the partner was away comes first
+            _services.Register(this);
             RelayLog.SessionOpened(_logger, ConnectionId, Partner.Id, Remote, Agent);
             reason = await ReadLoopAsync();
         }
@@ -121,7 +121,8 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
             if (attached)
             {
                 Partner.Mailbox.Detach(this);
-                _server.Unregister(this);
+                _services.Receipts.Detach(Partner, this);
+                _services.Unregister(this);
             }
 
             if (reserved)
@@ -150,7 +151,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
         }
     }
 
-    /// <summary>Called by the server's heartbeat: pings an idle partner, closes a silent one.</summary>
+    /// <summary>Called by the listener's heartbeat: pings an idle partner, closes a silent one.</summary>
     public void CheckIdle(long nowTicks, TimeSpan idleTimeout)
     {
         long idleMs = nowTicks - Volatile.Read(ref _lastInputTicks);
@@ -170,19 +171,20 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
     }
 
     /// <summary>
-    /// Called by the server's heartbeat: aborts the session when a write has made no progress for
+    /// Called by the listener's heartbeat: aborts the session when a write has made no progress for
     /// <see cref="RelayLimits.WriteTimeout"/> (the partner stopped reading).
     /// </summary>
     public void CheckProgress(long nowTicks)
     {
         long pendingMs = _transport.PendingWriteMs(nowTicks);
-        if (pendingMs > _server.Limits.WriteTimeout.TotalMilliseconds && Interlocked.Exchange(ref _writeStalled, 1) == 0)
+        if (pendingMs > _services.Limits.WriteTimeout.TotalMilliseconds && Interlocked.Exchange(ref _writeStalled, 1) == 0)
         {
             RelayLog.WriteStalled(_logger, ConnectionId, Partner.Id, pendingMs);
             _abortReason = $"a write made no progress for {pendingMs} ms";
 
             // Its shards go to the partner's other sessions now, with what it was sent but did not acknowledge.
             Partner.Mailbox.Detach(this);
+            _services.Receipts.Detach(Partner, this);
             Abort();
             return;
         }
@@ -210,7 +212,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
     {
         await _control.Writer.CompleteAsync();
         _writerSignal.Set();
-        Task finished = await Task.WhenAny(writer, Task.Delay(_server.Limits.ShutdownTimeout));
+        Task finished = await Task.WhenAny(writer, Task.Delay(_services.Limits.ShutdownTimeout));
         if (finished != writer)
         {
             await _abort.CancelAsync();

@@ -1,0 +1,205 @@
+using System.Net;
+using System.Runtime;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.Logging;
+using Relayd.Delivery;
+using Relayd.Hosting;
+using Relayd.Media;
+using Relayd.Routing;
+using Relayd.Security;
+using Relayd.Storage;
+using Relayd.Transport;
+
+namespace Relayd;
+
+/// <summary>
+/// The relay, composed: the one place that builds the store, the envelope router, receipt dispatch, storage
+/// maintenance, the media router and the partner listener, and wires them together. The constructor only keeps its
+/// arguments; <see cref="Open"/> (or <see cref="StartAsync"/>) recovers the store and binds the port.
+/// </summary>
+/// <remarks>
+/// Start: open the write-ahead log and recover it (every envelope acknowledged before a crash back in its queue,
+/// those that expired meanwhile settled), compact the memory recovery used, recover the media spool, bind the listen
+/// socket; then accept, heartbeat and maintenance. Stop: the listener's GoAway and drain, then maintenance, the
+/// storage summary and the store.
+/// </remarks>
+internal sealed class Relay : IAsyncDisposable
+{
+    private readonly RelayOptions _options;
+    private readonly IPEndPoint _endpoint;
+    private readonly X509Certificate2 _serverCertificate;
+    private readonly PartnerCertificateValidator _validator;
+    private readonly CancellationTokenSource _stopping = new();
+    private MessageStore? _store;
+    private ReceiptDispatcher? _receipts;
+    private EnvelopeRouter? _router;
+    private StorageMaintenance? _maintenance;
+    private MediaRouter? _media;
+    private SessionServices? _services;
+    private PartnerListener? _listener;
+    private Task _maintenanceLoop = Task.CompletedTask;
+    private bool _opened;
+    private bool _started;
+    private bool _stopRequested;
+    private bool _storeClosed;
+
+    public Relay(RelayOptions options, IPEndPoint endpoint, X509Certificate2 serverCertificate, PartnerCertificateValidator validator, ILogger logger, TimeProvider? clock = null)
+    {
+        _options = options;
+        _endpoint = endpoint;
+        _serverCertificate = serverCertificate;
+        _validator = validator;
+        Logger = logger;
+        Clock = clock ?? TimeProvider.System;
+        Partners = new PartnerDirectory(options);
+        Refusals = new RefusalAggregator(options.Limits.RefusalLogInterval, logger);
+    }
+
+    public RelayLimits Limits => _options.Limits;
+
+    public ILogger Logger { get; }
+
+    public TimeProvider Clock { get; }
+
+    public PartnerDirectory Partners { get; }
+
+    /// <summary>Where every refusal is counted before it is logged, so that a flood of them costs a few lines.</summary>
+    public RefusalAggregator Refusals { get; }
+
+    /// <summary>The write-ahead log and what the relay keeps in it.</summary>
+    public MessageStore Store => _store ?? throw NotOpen();
+
+    public ReceiptDispatcher Receipts => _receipts ?? throw NotOpen();
+
+    public EnvelopeRouter Router => _router ?? throw NotOpen();
+
+    public StorageMaintenance Maintenance => _maintenance ?? throw NotOpen();
+
+    public MediaRouter Media => _media ?? throw NotOpen();
+
+    public StorageMetrics StorageMetrics => StorageMetrics.Capture(Store, Partners);
+
+    /// <summary>Where the relay listens (the real port when 0 was configured).</summary>
+    public IPEndPoint LocalEndPoint => _listener?.LocalEndPoint ?? throw new InvalidOperationException("not started");
+
+    /// <summary>The sessions past their Welcome.</summary>
+    public IReadOnlyCollection<PartnerSession> Sessions => _services?.Sessions ?? [];
+
+    /// <summary>
+    /// Does everything that can refuse a start, in this order: opens and recovers the write-ahead log, recovers the
+    /// media spool, binds the listen socket. Nothing is accepted until <see cref="StartAsync"/>.
+    /// </summary>
+    /// <exception cref="System.Net.Sockets.SocketException">The listen port is in use or cannot be bound.</exception>
+    /// <exception cref="IOException">The write-ahead log cannot be opened (e.g. another relay has it).</exception>
+    public void Open()
+    {
+        if (_opened)
+        {
+            return;
+        }
+
+        _opened = true;
+
+        // Recovery runs before the relay listens: every envelope acknowledged before a crash is back in its queue.
+        MessageStore store = MessageStore.Open(_options.Storage, Logger);
+        _store = store;
+        try
+        {
+            _receipts = new ReceiptDispatcher(store, Partners, Logger);
+            var expired = new List<SettledEnvelope>();
+            StoreRecovery.Run(store, Partners, Clock.GetUtcNow().ToUnixTimeMilliseconds(), expired, Logger);
+            _receipts.Settle(expired);
+
+            // Replaying a large log allocates a buffer per record; give that memory back before serving.
+            GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
+            GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        }
+        catch
+        {
+            _store = null;
+            store.Dispose();
+            throw;
+        }
+
+        _router = new EnvelopeRouter(Partners, store, _options.Limits, Clock);
+        _maintenance = new StorageMaintenance(store, Partners, _receipts.Settle, Clock, Logger);
+        _media = new MediaRouter(_options.Media, _options.Partners, Partners, _options.Limits, Logger, Clock);
+        _media.Start();
+        _services = new SessionServices
+        {
+            Limits = _options.Limits,
+            RelayId = _options.RelayId,
+            Logger = Logger,
+            Clock = Clock,
+            Router = _router,
+            Store = store,
+            Receipts = _receipts,
+            Media = _media,
+            Refusals = Refusals,
+        };
+        _listener = new PartnerListener(_services, Partners, _serverCertificate, _validator);
+        _listener.Listen(_endpoint);
+    }
+
+    /// <summary>
+    /// Opens the relay (<see cref="Open"/>) unless that was done, then serves: the accept loop, the heartbeat and storage
+    /// maintenance.
+    /// </summary>
+    public Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        Open();
+        if (!_started)
+        {
+            _started = true;
+            _listener!.Start();
+            _maintenanceLoop = _maintenance!.RunAsync(_stopping.Token);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Graceful stop: GoAway to every session, then up to <see cref="RelayLimits.ShutdownTimeout"/> for them to finish.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        if (_stopRequested)
+        {
+            return;
+        }
+
+        _stopRequested = true;
+        if (_listener is not { IsListening: true })
+        {
+            _services?.BeginShutdown();
+            CloseStore(); // never listened (the start was refused): nothing to drain, nothing to report
+            return;
+        }
+
+        int remaining = await _listener.StopAsync(cancellationToken);
+        await _stopping.CancelAsync();
+        await _maintenanceLoop;
+        Refusals.Flush(Environment.TickCount64 + (long)Limits.RefusalLogInterval.TotalMilliseconds);
+        StorageLog.Summary(Logger, StorageMetrics.ToString());
+        CloseStore();
+        RelayLog.Stopped(Logger, remaining);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        CloseStore(); // also when the relay never started
+        _media?.Dispose();
+        _listener?.Dispose();
+        _stopping.Dispose();
+    }
+
+    private void CloseStore()
+    {
+        if (!_storeClosed && _store is not null)
+        {
+            _storeClosed = true;
+            _store.Dispose();
+        }
+    }
+
+    private static InvalidOperationException NotOpen() => new("the relay is not open (Open or StartAsync first)");
+}
