@@ -123,7 +123,7 @@ internal sealed class Relay : IAsyncDisposable
 
         _router = new EnvelopeRouter(Partners, store, _options.Limits, Clock);
         _maintenance = new StorageMaintenance(store, Partners, _receipts.Settle, Clock, Logger);
-        _media = new MediaRouter(_options.Media, _options.Partners, Partners, _options.Limits, Logger, Clock);
+        _media = new MediaRouter(_options.Media, _options.Partners, Partners, _options.Limits, new MediaSpool(_options.Media.SpoolDirectory), Logger, Clock);
         _media.Start();
         _services = new SessionServices
         {

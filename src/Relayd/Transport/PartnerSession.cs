@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Relayd.Delivery;
 using Relayd.Hosting;
 using Relayd.Internal;
+using Relayd.Media;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
 using Relayd.Storage;
@@ -50,6 +51,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
         _transport = transport;
         _partialFrame = new PartialFrameWatch(services.Limits, partner.PartialFrames, partner.Id);
         _logger = services.Logger;
+        _download = new MediaDownloadCursor(services.Media, this);
         ConnectionId = connectionId;
         Partner = partner;
         Remote = remote;
