@@ -29,10 +29,11 @@ internal sealed class Relay : IAsyncDisposable
     private readonly IPEndPoint _endpoint;
     private readonly X509Certificate2 _serverCertificate;
     private readonly PartnerCertificateValidator _validator;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _clock;
+    private readonly RefusalAggregator _refusals;
     private readonly CancellationTokenSource _stopping = new();
     private MessageStore? _store;
-    private ReceiptDispatcher? _receipts;
-    private EnvelopeRouter? _router;
     private StorageMaintenance? _maintenance;
     private MediaRouter? _media;
     private SessionServices? _services;
@@ -49,33 +50,16 @@ internal sealed class Relay : IAsyncDisposable
         _endpoint = endpoint;
         _serverCertificate = serverCertificate;
         _validator = validator;
-        Logger = logger;
-        Clock = clock ?? TimeProvider.System;
+        _logger = logger;
+        _clock = clock ?? TimeProvider.System;
         Partners = new PartnerDirectory(options);
-        Refusals = new RefusalAggregator(options.Limits.RefusalLogInterval, logger);
+        _refusals = new RefusalAggregator(options.Limits.RefusalLogInterval, logger);
     }
-
-    public RelayLimits Limits => _options.Limits;
-
-    public ILogger Logger { get; }
-
-    public TimeProvider Clock { get; }
 
     public PartnerDirectory Partners { get; }
 
-    /// <summary>Where every refusal is counted before it is logged, so that a flood of them costs a few lines.</summary>
-    public RefusalAggregator Refusals { get; }
-
     /// <summary>The write-ahead log and what the relay keeps in it.</summary>
-    public MessageStore Store => _store ?? throw NotOpen();
-
-    public ReceiptDispatcher Receipts => _receipts ?? throw NotOpen();
-
-    public EnvelopeRouter Router => _router ?? throw NotOpen();
-
-    public StorageMaintenance Maintenance => _maintenance ?? throw NotOpen();
-
-    public MediaRouter Media => _media ?? throw NotOpen();
+    public MessageStore Store => _store ?? throw new InvalidOperationException("the relay is not open (Open or StartAsync first)");
 
     public StorageMetrics StorageMetrics => StorageMetrics.Capture(Store, Partners);
 
@@ -101,14 +85,15 @@ internal sealed class Relay : IAsyncDisposable
         _opened = true;
 
         // Recovery runs before the relay listens: every envelope acknowledged before a crash is back in its queue.
-        MessageStore store = MessageStore.Open(_options.Storage, Logger);
+        MessageStore store = MessageStore.Open(_options.Storage, _logger);
         _store = store;
+        ReceiptDispatcher receipts;
         try
         {
-            _receipts = new ReceiptDispatcher(store, Partners, Logger);
+            receipts = new ReceiptDispatcher(store, Partners, _logger);
             var expired = new List<SettledEnvelope>();
-            StoreRecovery.Run(store, Partners, Clock.GetUtcNow().ToUnixTimeMilliseconds(), expired, Logger);
-            _receipts.Settle(expired);
+            StoreRecovery.Run(store, Partners, _clock.GetUtcNow().ToUnixTimeMilliseconds(), expired, _logger);
+            receipts.Settle(expired);
 
             // Replaying a large log allocates a buffer per record; give that memory back before serving.
             GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
@@ -121,21 +106,21 @@ internal sealed class Relay : IAsyncDisposable
             throw;
         }
 
-        _router = new EnvelopeRouter(Partners, store, _options.Limits, Clock);
-        _maintenance = new StorageMaintenance(store, Partners, _receipts.Settle, Clock, Logger);
-        _media = new MediaRouter(_options.Media, _options.Partners, Partners, _options.Limits, new MediaSpool(_options.Media.SpoolDirectory), Logger, Clock);
+        var router = new EnvelopeRouter(Partners, store, _options.Limits, _clock);
+        _maintenance = new StorageMaintenance(store, Partners, receipts.Settle, _clock, _logger);
+        _media = new MediaRouter(_options.Media, _options.Partners, Partners, _options.Limits, new MediaSpool(_options.Media.SpoolDirectory), _logger, _clock);
         _media.Start();
         _services = new SessionServices
         {
             Limits = _options.Limits,
             RelayId = _options.RelayId,
-            Logger = Logger,
-            Clock = Clock,
-            Router = _router,
+            Logger = _logger,
+            Clock = _clock,
+            Router = router,
             Store = store,
-            Receipts = _receipts,
+            Receipts = receipts,
             Media = _media,
-            Refusals = Refusals,
+            Refusals = _refusals,
         };
         _listener = new PartnerListener(_services, Partners, _serverCertificate, _validator);
         _listener.Listen(_endpoint);
@@ -177,10 +162,10 @@ internal sealed class Relay : IAsyncDisposable
         int remaining = await _listener.StopAsync(cancellationToken);
         await _stopping.CancelAsync();
         await _maintenanceLoop;
-        Refusals.Flush(Environment.TickCount64 + (long)Limits.RefusalLogInterval.TotalMilliseconds);
-        StorageLog.Summary(Logger, StorageMetrics.ToString());
+        _refusals.Flush(Environment.TickCount64 + (long)_options.Limits.RefusalLogInterval.TotalMilliseconds);
+        StorageLog.Summary(_logger, StorageMetrics.ToString());
         CloseStore();
-        RelayLog.Stopped(Logger, remaining);
+        RelayLog.Stopped(_logger, remaining);
     }
 
     public async ValueTask DisposeAsync()
@@ -201,5 +186,4 @@ internal sealed class Relay : IAsyncDisposable
         }
     }
 
-    private static InvalidOperationException NotOpen() => new("the relay is not open (Open or StartAsync first)");
 }
