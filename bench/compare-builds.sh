@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# A/B the load generator across two commits, alternating the builds so that drift of the machine hits both alike.
+#
+#   bash bench/compare-builds.sh BASE_REF [NEW_REF=HEAD] [RUNS=3] [-- extra load generator options]
+#
+# Each ref is checked out into a temporary worktree and built in Release; its load generator starts its own relay
+# (relayd dev, durable). Prints per run and the medians: acked msg/s, relay CPU (cores) and relay CPU per message.
+set -euo pipefail
+
+base=${1:?usage: compare-builds.sh BASE_REF [NEW_REF] [RUNS] [-- loadgen options]}
+new=${2:-HEAD}
+runs=${3:-3}
+shift $(( $# < 3 ? $# : 3 ))
+[[ ${1:-} == "--" ]] && shift
+extra=("$@")
+
+repo=$(git rev-parse --show-toplevel)
+work=$(mktemp -d)
+trap 'git -C "$repo" worktree remove --force "$work/a" >/dev/null 2>&1 || true; git -C "$repo" worktree remove --force "$work/b" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+
+for side in a b; do
+    ref=$base; [[ $side == b ]] && ref=$new
+    git -C "$repo" worktree add --detach "$work/$side" "$ref" >/dev/null
+    echo "building $side = $ref ($(git -C "$work/$side" rev-parse --short HEAD))" >&2
+    dotnet build -c Release "$work/$side/bench/Relayd.LoadGen" -nologo -v q >/dev/null
+done
+
+for ((i = 1; i <= runs; i++)); do
+    for side in a b; do
+        out="$work/$side-$i.json"
+        dotnet "$work/$side/bench/Relayd.LoadGen/bin/Release/net10.0/Relayd.LoadGen.dll" --duration 10 "${extra[@]}" --json "$out" >/dev/null
+        python3 - "$side" "$i" "$out" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[3]))["results"][0]
+print(f"{sys.argv[1]} run {sys.argv[2]}: {r['ackedPerSecond']:,.0f} msg/s, relay {r['serverCpuCores']:.2f} cores, {r['serverCpuCores'] / r['ackedPerSecond'] * 1e6:.2f} us CPU/msg")
+EOF
+    done
+done
+
+python3 - "$work" "$runs" "$base" "$new" <<'EOF'
+import json, statistics, sys
+work, runs = sys.argv[1], int(sys.argv[2])
+rows = {}
+for side in "ab":
+    rs = [json.load(open(f"{work}/{side}-{i}.json"))["results"][0] for i in range(1, runs + 1)]
+    rows[side] = (statistics.median(r["ackedPerSecond"] for r in rs),
+                  statistics.median(r["serverCpuCores"] / r["ackedPerSecond"] * 1e6 for r in rs))
+print()
+print("| build | median acked msg/s | median relay CPU per msg |")
+print("|---|---|---|")
+for side, ref in (("a", sys.argv[3]), ("b", sys.argv[4])):
+    print(f"| {ref} | {rows[side][0]:,.0f} | {rows[side][1]:.2f} us |")
+print(f"| ratio new/base | {rows['b'][0] / rows['a'][0]:.3f} | {rows['b'][1] / rows['a'][1]:.3f} |")
+EOF
