@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 using BenchmarkDotNet.Attributes;
 using Google.Protobuf;
 using Relayd.Delivery;
-using Relayd.Protocol.Framing;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Microsoft.Extensions.Logging.Abstractions;
 using Relayd.Routing;

@@ -4,7 +4,7 @@ using BenchmarkDotNet.Attributes;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging.Abstractions;
 using Relayd.Media;
-using Relayd.Protocol.Framing;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
 

@@ -1,5 +1,5 @@
 using Google.Protobuf;
-using Relayd.Protocol.Framing;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 
 namespace Relayd.Fuzz;

@@ -11,7 +11,7 @@ namespace Relayd.Protocol;
 /// Read once from the file descriptor protoc embeds in the generated code: plain data, no System.Reflection, so it
 /// survives trimming and NativeAOT, and a value added to the .proto gets its name without touching this class.
 /// </remarks>
-public static class ProtoNames
+internal static class ProtoNames
 {
     private static readonly string?[] ErrorCodes = ByNumber("ErrorCode");
     private static readonly string?[] ReceiptStatuses = ByNumber("ReceiptStatus");

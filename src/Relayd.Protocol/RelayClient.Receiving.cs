@@ -2,7 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Threading.Channels;
 using Google.Protobuf;
-using Relayd.Protocol.Framing;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 
 namespace Relayd.Protocol;

@@ -3,7 +3,7 @@ using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Threading.Channels;
-using Relayd.Protocol.Framing;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 
 namespace Relayd.Protocol;
@@ -63,6 +63,7 @@ public sealed partial class RelayClient : IAsyncDisposable
     public static async Task<RelayClient> ConnectAsync(RelayClientOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         deadline.CancelAfter(options.ConnectTimeout);
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
@@ -90,14 +91,16 @@ public sealed partial class RelayClient : IAsyncDisposable
 
     private static SslClientAuthenticationOptions CreateTlsOptions(RelayClientOptions options)
     {
+        RelayClientTlsOptions settings = options.Tls;
         var tls = new SslClientAuthenticationOptions
         {
-            TargetHost = options.TargetHost ?? options.Host,
+            TargetHost = settings.TargetHost ?? options.Host,
             EnabledSslProtocols = SslProtocols.Tls13,
-            // Offline: building the client certificate's chain must not fetch AIA URLs from the network.
-            ClientCertificateContext = SslStreamCertificateContext.Create(options.ClientCertificate, additionalCertificates: null, offline: true),
+            // Offline: building the client certificate's chain must not fetch AIA URLs from the network. Validate()
+            // refused options without a certificate.
+            ClientCertificateContext = SslStreamCertificateContext.Create(settings.ClientCertificate!, additionalCertificates: null, offline: true),
         };
-        if (options.RelayRoots is { } roots)
+        if (settings.RelayRoots is { } roots)
         {
             tls.CertificateChainPolicy = new System.Security.Cryptography.X509Certificates.X509ChainPolicy
             {

@@ -216,7 +216,7 @@ public sealed class RelayLimits
     }
 
     /// <summary>The cap <see cref="MaxPartialFrameBytesPerPartner"/> stands for (its default applied).</summary>
-    public long PartialFrameBytesPerPartner => Math.Max(_maxPartialFrameBytesPerPartner ?? 4L * _maxFrameBytes, _maxFrameBytes + Protocol.Framing.FrameReader.MaxVarintBytes);
+    public long PartialFrameBytesPerPartner => Math.Max(_maxPartialFrameBytesPerPartner ?? 4L * _maxFrameBytes, _maxFrameBytes + Protocol.Internal.FrameReader.MaxVarintBytes);
 
     /// <summary>
     /// A write to a partner that makes no progress for this long (its process hangs while its kernel keeps the

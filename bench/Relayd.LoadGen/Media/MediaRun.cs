@@ -121,8 +121,7 @@ internal static class MediaRun
             {
                 Host = hostPort[0],
                 Port = int.Parse(hostPort[1], CultureInfo.InvariantCulture),
-                ClientCertificate = pki.LoadPartner(partner),
-                RelayRoots = [ca],
+                Tls = new() { ClientCertificate = pki.LoadPartner(partner), RelayRoots = [ca] },
                 Agent = "relayd-loadgen-media",
             },
             cancellationToken);

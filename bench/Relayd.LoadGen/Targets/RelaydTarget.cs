@@ -192,8 +192,7 @@ public sealed class RelaydTarget : ILoadTarget
             {
                 Host = hostPort[0],
                 Port = int.Parse(hostPort[1], System.Globalization.CultureInfo.InvariantCulture),
-                ClientCertificate = _pki.LoadPartner(partner),
-                RelayRoots = [ca],
+                Tls = new() { ClientCertificate = _pki.LoadPartner(partner), RelayRoots = [ca] },
                 Agent = "relayd-loadgen",
             },
             cancellationToken);

@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Text;
 using Relayd.Protocol;
-using Relayd.Protocol.Framing;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 
 namespace Relayd.Fuzz.Oracles;

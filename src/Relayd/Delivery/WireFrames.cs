@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using Relayd.Protocol.Framing;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 
 namespace Relayd.Delivery;

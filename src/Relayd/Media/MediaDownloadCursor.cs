@@ -1,6 +1,6 @@
 using System.Buffers;
 using Microsoft.Win32.SafeHandles;
-using Relayd.Protocol.Framing;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 
 namespace Relayd.Media;

@@ -1,5 +1,5 @@
 using System.Buffers;
-using Relayd.Protocol.Framing;
+using Relayd.Protocol.Internal;
 
 namespace Relayd.Media;
 

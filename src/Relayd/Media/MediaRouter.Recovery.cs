@@ -1,5 +1,5 @@
 using Relayd.Hosting;
-using Relayd.Protocol.Framing;
+using Relayd.Protocol.Internal;
 using Relayd.Routing;
 
 namespace Relayd.Media;

@@ -1,7 +1,8 @@
 using System.Buffers;
-using System.Security.Cryptography;
+using System.Diagnostics;
+using Relayd.Admission;
 using Relayd.Hosting;
-using Relayd.Protocol.Framing;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
 
@@ -14,59 +15,40 @@ internal sealed partial class MediaRouter
     private const int MediaOpenFrameField = 16;
     private const int MaxDeliveryOffsetFieldBytes = 1 + 10;
 
+    // The MediaOpen rules (AdmissionPipelines.MediaOpen); the checks on open transfers stay in Open, under _lock.
+    private readonly AdmissionPipeline _admission = AdmissionPipelines.MediaOpen();
+
     /// <summary>MediaOpen from a sender: every limit is checked here, before any byte of the blob is accepted.</summary>
     public void Open(IMediaPeer peer, MediaOpen open)
     {
         UInt128 id = MediaChunkWire.ReadTransferId(open.TransferId);
         PartnerInfo sender = peer.Partner;
-        if (open.SenderPartner != sender.Id)
-        {
-            Refuse(peer, id, ErrorCode.SenderMismatch, $"sender_partner '{open.SenderPartner}' is not the authenticated partner '{sender.Id}'");
-            return;
-        }
-
         PartnerInfo? recipient = _partners.Find(open.RecipientPartner);
-        if (recipient is null)
-        {
-            Refuse(peer, id, ErrorCode.UnknownRecipientPartner, $"no approved partner '{open.RecipientPartner}'");
-            return;
-        }
-
-        if (!recipient.Accepts((int)open.ContentKind))
-        {
-            Refuse(peer, id, ErrorCode.ContentKindUnsupported, recipient.KindRefusal((int)open.ContentKind));
-            return;
-        }
-
-        // The recipient is sent this MediaOpen with delivery_offset added; chunks are far below any declared limit.
-        int recipientFrameLimit = recipient.Mailbox.Declared.MaxFrameBytes;
-        int forwardedOpenBytes = ProtoWire.LengthDelimitedFieldSize(MediaOpenFrameField, open.CalculateSize() + MaxDeliveryOffsetFieldBytes);
-        if (recipientFrameLimit != 0 && forwardedOpenBytes > recipientFrameLimit)
-        {
-            Refuse(peer, id, ErrorCode.FrameTooLarge, $"the MediaOpen frame takes up to {forwardedOpenBytes} bytes; partner '{recipient.Id}' reads frames of at most {recipientFrameLimit} bytes (its Hello.max_frame_bytes)");
-            return;
-        }
-
-        if (open.Sha256.Length != SHA256.HashSizeInBytes)
-        {
-            Refuse(peer, id, ErrorCode.MalformedFrame, "sha256 must be 32 bytes");
-            return;
-        }
-
-        long limit = _state[sender].MaxBytes;
-        if (open.TotalSize > (ulong)limit)
-        {
-            Refuse(peer, id, ErrorCode.MediaTooLarge, $"declared size {open.TotalSize} exceeds the limit of {limit} bytes for partner '{sender.Id}'");
-            return;
-        }
-
         long now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
-        if (open.ExpiresAtMs != 0 && open.ExpiresAtMs <= now)
+        var request = new AdmissionRequest
         {
-            Refuse(peer, id, ErrorCode.Expired, "expires_at_ms is in the past");
+            Subject = AdmissionSubject.MediaOpen,
+            Sender = sender,
+            SenderPartnerText = open.SenderPartner,
+            Recipient = recipient,
+            RecipientPartnerText = open.RecipientPartner,
+            ContentKind = (int)open.ContentKind,
+
+            // The recipient is sent this MediaOpen with delivery_offset added; chunks are far below any declared limit.
+            RecipientFrameBytes = ProtoWire.LengthDelimitedFieldSize(MediaOpenFrameField, open.CalculateSize() + MaxDeliveryOffsetFieldBytes),
+            Sha256Length = open.Sha256.Length,
+            DeclaredMediaBytes = open.TotalSize,
+            SenderMediaLimitBytes = _state[sender].MaxBytes,
+            ExpiresAtMs = open.ExpiresAtMs,
+            NowMs = now,
+        };
+        if (!_admission.Admit(request, out AdmissionRefusal refusal))
+        {
+            Refuse(peer, id, refusal.Code, refusal.Detail, refusal.RetryAfterMs);
             return;
         }
 
+        Debug.Assert(recipient is not null, "admitted: the recipient rule refuses an unknown recipient_partner");
         long size = (long)open.TotalSize;
         long expiresAt = open.ExpiresAtMs != 0 ? open.ExpiresAtMs : now + (long)_limits.DefaultRetention.TotalMilliseconds;
         var transfer = MediaTransfer.Opened(id, open, sender, recipient, _spool.BasePath(recipient.Id, sender.Id, id), expiresAt, peer, _options.WindowBytes);

@@ -1,6 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Relayd.Hosting;
-using Relayd.Protocol.Framing;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
 

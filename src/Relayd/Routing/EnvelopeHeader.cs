@@ -1,6 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using Relayd.Protocol.Framing;
+using Relayd.Protocol.Internal;
 
 namespace Relayd.Routing;
 

@@ -1,5 +1,7 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.IO.Hashing;
+using Relayd.Admission;
 using Relayd.Protocol.V1;
 using Relayd.Storage;
 using Relayd.Wal;
@@ -29,6 +31,7 @@ internal sealed class EnvelopeRouter
     private readonly MessageStore _store;
     private readonly TimeProvider _clock;
     private readonly long _retentionMs;
+    private readonly AdmissionPipeline _admission;
 
     public EnvelopeRouter(PartnerDirectory partners, MessageStore store, RelayLimits limits, TimeProvider clock)
     {
@@ -36,6 +39,7 @@ internal sealed class EnvelopeRouter
         _store = store;
         _clock = clock;
         _retentionMs = (long)limits.DefaultRetention.TotalMilliseconds;
+        _admission = AdmissionPipelines.Envelopes(limits);
     }
 
     /// <summary>Shard of a conversation: stable across processes (xxHash3), so a later on-disk log can rely on it.</summary>
@@ -62,49 +66,38 @@ internal sealed class EnvelopeRouter
 
     public RouteOutcome Route(PartnerInfo sender, in ReadOnlySequence<byte> frame, in EnvelopeHeader header)
     {
-        if (!SequenceEquals(frame.Slice(header.SenderPartner.Offset, header.SenderPartner.Length), sender.IdUtf8))
-        {
-            return RouteOutcome.Refused(ErrorCode.SenderMismatch, $"sender_partner is not the authenticated partner '{sender.Id}'");
-        }
+        RouteOutcome outcome = AdmitAndAppend(sender, frame, header);
 
-        if (!header.HasValidMessageId)
-        {
-            return RouteOutcome.Refused(ErrorCode.InvalidEnvelope, $"message_id must be {EnvelopeHeader.MessageIdBytes} bytes, got {header.MessageIdSlice.Length}");
-        }
+        // A segment taken by this append asks for a disk probe: run here, with none of the route's locks held.
+        _store.CheckSpaceIfDue();
+        return outcome;
+    }
 
-        if (header.RecipientUser.IsEmpty)
-        {
-            return RouteOutcome.Refused(ErrorCode.InvalidEnvelope, "recipient_user is empty");
-        }
-
+    private RouteOutcome AdmitAndAppend(PartnerInfo sender, in ReadOnlySequence<byte> frame, in EnvelopeHeader header)
+    {
         PartnerInfo? recipient = _partners.Find(frame.Slice(header.RecipientPartner.Offset, header.RecipientPartner.Length));
-        if (recipient is null)
-        {
-            return RouteOutcome.Refused(ErrorCode.UnknownRecipientPartner, "recipient_partner is not an approved partner of this relay");
-        }
-
-        if (!recipient.Accepts(header.ContentKind))
-        {
-            return RouteOutcome.Refused(ErrorCode.ContentKindUnsupported, recipient.KindRefusal(header.ContentKind));
-        }
-
-        int recipientFrameLimit = recipient.Mailbox.Declared.MaxFrameBytes;
-        if (recipientFrameLimit != 0 && Delivery.WireFrames.MaxDeliverFrameBodyBytes(header.Envelope.Length) > recipientFrameLimit)
-        {
-            return RouteOutcome.Refused(ErrorCode.FrameTooLarge, $"the Deliver frame of this envelope takes up to {Delivery.WireFrames.MaxDeliverFrameBodyBytes(header.Envelope.Length)} bytes; partner '{recipient.Id}' reads frames of at most {recipientFrameLimit} bytes (its Hello.max_frame_bytes)");
-        }
-
         long now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
-        long expiresAt = now + _retentionMs;
-        if (header.ExpiresAtMs != 0)
+        var request = new AdmissionRequest
         {
-            if (header.ExpiresAtMs <= now)
-            {
-                return RouteOutcome.Refused(ErrorCode.Expired, "expires_at_ms is in the past");
-            }
-
-            expiresAt = Math.Min(expiresAt, header.ExpiresAtMs);
+            Subject = AdmissionSubject.Envelope,
+            Sender = sender,
+            SenderPartnerUtf8 = frame.Slice(header.SenderPartner.Offset, header.SenderPartner.Length),
+            MessageIdLength = header.MessageIdSlice.Length,
+            RecipientUserEmpty = header.RecipientUser.IsEmpty,
+            Recipient = recipient,
+            ContentKind = header.ContentKind,
+            RecipientFrameBytes = Delivery.WireFrames.MaxDeliverFrameBodyBytes(header.Envelope.Length),
+            ExpiresAtMs = header.ExpiresAtMs,
+            NowMs = now,
+            StorageFull = _store.IsFull,
+        };
+        if (!_admission.Admit(request, out AdmissionRefusal refusal))
+        {
+            return RouteOutcome.Refused(refusal.Code, refusal.Detail);
         }
+
+        Debug.Assert(recipient is not null, "admitted: the recipient rule refuses an unknown recipient_partner");
+        long expiresAt = header.ExpiresAtMs != 0 ? Math.Min(now + _retentionMs, header.ExpiresAtMs) : now + _retentionMs;
 
         IdempotencyIndex dedup = sender.Idempotency;
         lock (dedup.SyncRoot)
@@ -114,10 +107,9 @@ internal sealed class EnvelopeRouter
                 return new RouteOutcome(ErrorCode.Unspecified, original.AcceptedAtMs, Duplicate: true, original.DurableAt);
             }
 
-            // Checked after dedup: a resend of something already stored still gets its Ack while the disk is full.
-            if (_store.IsFull)
+            if (!_admission.AdmitNew(request, out refusal))
             {
-                return RouteOutcome.Refused(ErrorCode.StorageFull, "the relay's disk is below its reserve; retry later");
+                return RouteOutcome.Refused(refusal.Code, refusal.Detail);
             }
 
             ShardQueue[] shards = recipient.Mailbox.Shards;
@@ -143,15 +135,5 @@ internal sealed class EnvelopeRouter
             dedup.Record(header.MessageId, now, durableAt);
             return new RouteOutcome(ErrorCode.Unspecified, now, Duplicate: false, durableAt);
         }
-    }
-
-    private static bool SequenceEquals(in ReadOnlySequence<byte> value, ReadOnlySpan<byte> expected) =>
-        value.IsSingleSegment ? value.FirstSpan.SequenceEqual(expected) : value.Length == expected.Length && SlowEquals(value, expected);
-
-    private static bool SlowEquals(in ReadOnlySequence<byte> value, ReadOnlySpan<byte> expected)
-    {
-        Span<byte> copy = stackalloc byte[expected.Length];
-        value.CopyTo(copy);
-        return copy.SequenceEqual(expected);
     }
 }

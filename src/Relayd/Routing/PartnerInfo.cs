@@ -4,7 +4,7 @@ using Relayd.Protocol.V1;
 namespace Relayd.Routing;
 
 /// <summary>An approved partner as the relay knows it at run time.</summary>
-internal sealed class PartnerInfo
+internal sealed class PartnerInfo : Admission.IAdmissionPartner
 {
     public PartnerInfo(int index, PartnerOptions options, RelayLimits limits)
     {
@@ -46,6 +46,11 @@ internal sealed class PartnerInfo
 
     /// <summary>Bytes this partner holds in partially received frames, across its connections.</summary>
     public Transport.PartialFrameBudget PartialFrames { get; } = new();
+
+    /// <summary>Largest frame body this partner's connections read (their Hello.max_frame_bytes combined); 0 = none declared.</summary>
+    public int DeclaredMaxFrameBytes => Mailbox.Declared.MaxFrameBytes;
+
+    ReadOnlySpan<byte> Admission.IAdmissionPartner.IdUtf8 => IdUtf8;
 
     /// <summary>Whether envelopes and media of <paramref name="contentKind"/> may go to this partner: its configuration and its connections' Hello allow it.</summary>
     public bool Accepts(int contentKind) =>

@@ -29,6 +29,7 @@ internal sealed class MessageStore : IDisposable
     private readonly List<SettledEnvelope> _unwrittenHeld = [];
     private byte[] _settledPayload = [];
     private volatile bool _full;
+    private int _spaceCheckDue;      // 1: an append took a new segment; the disk is probed once the caller is out of its locks
     private ulong _appendSegment;
 
     private MessageStore(WriteAheadLog log, StorageOptions options, ILogger logger)
@@ -100,9 +101,10 @@ internal sealed class MessageStore : IDisposable
         if (position.Segment != Volatile.Read(ref _appendSegment))
         {
             // The log took its next segment, and started pre-writing another: look at the disk now rather than at
-            // the next periodic check, so the reserve is not eaten by a fast sender in between.
+            // the next periodic check, so the reserve is not eaten by a fast sender in between. Not here, though:
+            // callers append under their locks, and statvfs is a syscall; they call CheckSpaceIfDue once out.
             Volatile.Write(ref _appendSegment, position.Segment);
-            CheckSpace();
+            Volatile.Write(ref _spaceCheckDue, 1);
         }
 
         return true;
@@ -177,6 +179,18 @@ internal sealed class MessageStore : IDisposable
         lock (_settledLock)
         {
             WriteSettledLocked();
+        }
+    }
+
+    /// <summary>
+    /// Runs the disk check an append asked for when it took a new segment (a flag read otherwise). Call with no lock
+    /// held, right after appending.
+    /// </summary>
+    public void CheckSpaceIfDue()
+    {
+        if (Volatile.Read(ref _spaceCheckDue) != 0 && Interlocked.Exchange(ref _spaceCheckDue, 0) != 0)
+        {
+            CheckSpace();
         }
     }
 

@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Collections.Concurrent;
 using Relayd.Media;
-using Relayd.Protocol.Framing;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
 

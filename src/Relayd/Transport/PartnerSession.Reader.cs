@@ -4,7 +4,7 @@ using Google.Protobuf;
 using Relayd.Delivery;
 using Relayd.Hosting;
 using Relayd.Protocol;
-using Relayd.Protocol.Framing;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
 

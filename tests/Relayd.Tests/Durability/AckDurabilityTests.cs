@@ -104,8 +104,7 @@ public sealed class AckDurabilityTests : IClassFixture<PkiFixture>
                 {
                     Host = "localhost",
                     Port = port,
-                    ClientCertificate = _pki.Partner("alpha"),
-                    RelayRoots = [_pki.Ca],
+                    Tls = new() { ClientCertificate = _pki.Partner("alpha"), RelayRoots = [_pki.Ca] },
                     ConnectTimeout = TimeSpan.FromSeconds(5),
                 }, TestContext.Current.CancellationToken);
             }

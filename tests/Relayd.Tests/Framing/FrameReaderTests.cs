@@ -1,7 +1,7 @@
 using System.Buffers;
 using Google.Protobuf;
 using Relayd.Protocol;
-using Relayd.Protocol.Framing;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Tests.Infrastructure;
 

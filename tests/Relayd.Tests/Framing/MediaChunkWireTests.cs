@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using Google.Protobuf;
 using Relayd.Protocol;
-using Relayd.Protocol.Framing;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 
 namespace Relayd.Tests.Framing;

@@ -44,7 +44,7 @@ public sealed class AdmissionTests : IClassFixture<PkiFixture>
     {
         await using TestRelay relay = TestRelay.Start(_pki);
 
-        await AssertRefusedAsync(() => relay.ConnectAsync("alpha", o => o with { ClientCertificate = _pki.PartnerFromOtherCa("alpha") }));
+        await AssertRefusedAsync(() => relay.ConnectAsync("alpha", o => o with { Tls = o.Tls with { ClientCertificate = _pki.PartnerFromOtherCa("alpha") } }));
 
         await relay.WaitForLogAsync("not trusted by the partner CA");
     }
@@ -66,7 +66,7 @@ public sealed class AdmissionTests : IClassFixture<PkiFixture>
     {
         await using TestRelay relay = TestRelay.Start(_pki);
 
-        await AssertRefusedAsync(() => relay.ConnectAsync("alpha", o => o with { ClientCertificate = _pki.ExpiredPartner("alpha") }));
+        await AssertRefusedAsync(() => relay.ConnectAsync("alpha", o => o with { Tls = o.Tls with { ClientCertificate = _pki.ExpiredPartner("alpha") } }));
 
         await relay.WaitForLogAsync("NotTimeValid");
     }
@@ -93,7 +93,7 @@ public sealed class AdmissionTests : IClassFixture<PkiFixture>
         await File.WriteAllBytesAsync(crlPath, CertificateFactory.CreateCrl(_pki.Ca, [revoked, revokedBeta], BigInteger.One), TestContext.Current.CancellationToken);
         await using TestRelay relay = TestRelay.Start(_pki, o => o.Tls.CrlPath = crlPath);
 
-        await AssertRefusedAsync(() => relay.ConnectAsync("beta", o => o with { ClientCertificate = revokedBeta }));
+        await AssertRefusedAsync(() => relay.ConnectAsync("beta", o => o with { Tls = o.Tls with { ClientCertificate = revokedBeta } }));
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
 
         await relay.WaitForLogAsync("revoked");
@@ -120,14 +120,14 @@ public sealed class AdmissionTests : IClassFixture<PkiFixture>
         await using TestRelay relay = TestRelay.Start(_pki);
 
         // Trusted chain with URLs: admitted without a fetch.
-        await using (RelayClient admitted = await relay.ConnectAsync("alpha", o => o with { ClientCertificate = _pki.PartnerWithUrls("alpha", aia, crl) }))
+        await using (RelayClient admitted = await relay.ConnectAsync("alpha", o => o with { Tls = o.Tls with { ClientCertificate = _pki.PartnerWithUrls("alpha", aia, crl) } }))
         {
             Assert.Equal("alpha", admitted.PartnerId);
         }
 
         // Unknown issuer with URLs: the place where a chain builder would download the issuer. Refused, no fetch.
         var stranger = _pki.PartnerFromOtherCa("alpha");
-        await AssertRefusedAsync(() => relay.ConnectAsync("alpha", o => o with { ClientCertificate = stranger }));
+        await AssertRefusedAsync(() => relay.ConnectAsync("alpha", o => o with { Tls = o.Tls with { ClientCertificate = stranger } }));
         await Task.Delay(500, TestContext.Current.CancellationToken);
 
         Assert.Equal(0, Volatile.Read(ref requests));

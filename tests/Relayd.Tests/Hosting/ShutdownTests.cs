@@ -80,7 +80,6 @@ public sealed class ShutdownTests : IClassFixture<PkiFixture>
     {
         Host = "localhost",
         Port = relay.Port,
-        ClientCertificate = _pki.Partner(partner),
-        RelayRoots = [_pki.Ca],
+        Tls = new() { ClientCertificate = _pki.Partner(partner), RelayRoots = [_pki.Ca] },
     };
 }

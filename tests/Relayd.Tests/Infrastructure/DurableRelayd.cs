@@ -169,8 +169,7 @@ internal sealed class DurableRelayd : IAsyncDisposable
     {
         Host = "localhost",
         Port = Port,
-        ClientCertificate = _pki.Partner(partnerId),
-        RelayRoots = [_pki.Ca],
+        Tls = new() { ClientCertificate = _pki.Partner(partnerId), RelayRoots = [_pki.Ca] },
         ReceiveReceipts = receipts,
     };
 

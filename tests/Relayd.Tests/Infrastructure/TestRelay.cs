@@ -94,8 +94,7 @@ public sealed class TestRelay : IAsyncDisposable
     {
         Host = "localhost",
         Port = Port,
-        ClientCertificate = certificate,
-        RelayRoots = [Pki.Ca],
+        Tls = new() { ClientCertificate = certificate, RelayRoots = [Pki.Ca] },
         ConnectTimeout = TimeSpan.FromSeconds(10),
     };
 

@@ -1,7 +1,7 @@
 using Google.Protobuf;
 using Relayd.LoadGen.Media;
 using Relayd.Protocol;
-using Relayd.Protocol.Framing;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Tests.Functional;
 using Relayd.Tests.Infrastructure;

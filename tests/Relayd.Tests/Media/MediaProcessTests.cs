@@ -143,8 +143,7 @@ public sealed class MediaProcessTests : IClassFixture<PkiFixture>
     {
         Host = "localhost",
         Port = relay.Port,
-        ClientCertificate = _pki.Partner(partner),
-        RelayRoots = [_pki.Ca],
+        Tls = new() { ClientCertificate = _pki.Partner(partner), RelayRoots = [_pki.Ca] },
     };
 
     /// <summary>Peak VmRSS of a relay process over a baseline taken at the start, sampled every 50 ms.</summary>

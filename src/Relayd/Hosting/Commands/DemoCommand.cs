@@ -84,8 +84,7 @@ internal sealed partial class DemoRun(ILogger logger, TextWriter output)
             {
                 Host = "localhost",
                 Port = port,
-                ClientCertificate = pki.LoadPartner(partner),
-                RelayRoots = [pki.LoadCa()],
+                Tls = new() { ClientCertificate = pki.LoadPartner(partner), RelayRoots = [pki.LoadCa()] },
                 Agent = "relayd-demo/" + partner,
             },
             cancellationToken);

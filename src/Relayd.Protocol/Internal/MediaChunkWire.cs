@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using Relayd.Protocol.V1;
 
-namespace Relayd.Protocol.Framing;
+namespace Relayd.Protocol.Internal;
 
 /// <summary>
 /// MediaChunk frames by hand, in both directions: a chunk is the per-byte frame of a transfer, so neither side
@@ -14,7 +14,7 @@ namespace Relayd.Protocol.Framing;
 /// </code>
 /// The data is the last field, so a writer puts the header in front of bytes it already holds.
 /// </remarks>
-public static class MediaChunkWire
+internal static class MediaChunkWire
 {
     public const int FrameMediaChunkField = 12;
     public const int TransferIdBytes = 16;

@@ -2,13 +2,13 @@ using System.Buffers;
 using System.Runtime.CompilerServices;
 using Relayd.Protocol.V1;
 
-namespace Relayd.Protocol.Framing;
+namespace Relayd.Protocol.Internal;
 
 /// <summary>
 /// The few protobuf wire-format primitives the relay's hot path needs to read routing fields and write small frames
 /// without materialising messages. Everything else goes through the generated code.
 /// </summary>
-public static class ProtoWire
+internal static class ProtoWire
 {
     /// <summary>Protobuf wire types.</summary>
     public const int WireVarint = 0;

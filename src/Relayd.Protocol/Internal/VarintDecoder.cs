@@ -1,6 +1,6 @@
 using Relayd.Protocol.V1;
 
-namespace Relayd.Protocol.Framing;
+namespace Relayd.Protocol.Internal;
 
 /// <summary>Protobuf base-128 varints, decoded in place.</summary>
 internal static class VarintDecoder

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Runtime.CompilerServices;
 using Relayd.Protocol.V1;
 
-namespace Relayd.Protocol.Framing;
+namespace Relayd.Protocol.Internal;
 
 /// <summary>
 /// Reads protobuf-delimited frames (varint length, then that many bytes of a serialized <see cref="Frame"/>)
@@ -17,7 +17,7 @@ namespace Relayd.Protocol.Framing;
 /// The declared length is checked against the limit before any body byte is waited for, so a peer that announces
 /// 2 GiB costs nothing but the few bytes it sent.
 /// </remarks>
-public static class FrameReader
+internal static class FrameReader
 {
     /// <summary>Longest varint protobuf allows (a 64-bit value).</summary>
     public const int MaxVarintBytes = 10;

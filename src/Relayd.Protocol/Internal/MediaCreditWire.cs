@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace Relayd.Protocol.Framing;
+namespace Relayd.Protocol.Internal;
 
 /// <summary>
 /// MediaCredit frames by hand: the relay grants credit every half window of every transfer, so writing one must not
@@ -11,7 +11,7 @@ namespace Relayd.Protocol.Framing;
 ///  varint frame length | tag(13, LEN) varint body length | tag(1, LEN) 16 transfer id | tag(2, VARINT) bytes
 /// </code>
 /// </remarks>
-public static class MediaCreditWire
+internal static class MediaCreditWire
 {
     public const int FrameMediaCreditField = 13;
     private const int TransferIdField = 1;

@@ -2,10 +2,10 @@ using System.Buffers;
 using Google.Protobuf;
 using Relayd.Protocol.V1;
 
-namespace Relayd.Protocol.Framing;
+namespace Relayd.Protocol.Internal;
 
 /// <summary>Writes frames in protobuf-delimited form (varint length, then the serialized <see cref="Frame"/>).</summary>
-public static class FrameWriter
+internal static class FrameWriter
 {
     /// <summary>Serializes <paramref name="frame"/> with its length prefix straight into <paramref name="output"/>.</summary>
     /// <returns>Bytes written, prefix included.</returns>

@@ -1,0 +1,33 @@
+namespace Relayd.Admission;
+
+/// <summary>
+/// The rules of each path, in the order they are checked: the one place that order is written. Rules to come
+/// (opt-in, rate limits, suspension) are added here, to the paths they apply to.
+/// </summary>
+internal static class AdmissionPipelines
+{
+    /// <summary>An envelope: who sends it, where it goes, whether the recipient can take it, then room to store it.</summary>
+    public static AdmissionPipeline Envelopes(RelayLimits limits) => new(
+        new SenderRule(),
+        new EnvelopeFieldsRule(),
+        new RecipientRule(),
+        new ContentKindRule(),
+        new RecipientFrameLimitRule(),
+        new ExpiryRule(),
+        new StorageRule(limits.QueueFullRetryAfter));
+
+    /// <summary>
+    /// A MediaOpen, before any byte of the blob is taken. What depends on the transfers open now (an existing id, the
+    /// per-partner transfer count and spool quota) is checked by the media router where it reserves the slot, under its
+    /// lock: a check apart from the reservation would let two opens both pass. There is no after-dedup stage: the WAL's
+    /// reserve does not govern the spool (a spool that cannot be written answers STORAGE_FULL itself).
+    /// </summary>
+    public static AdmissionPipeline MediaOpen() => new(
+        new SenderRule(),
+        new RecipientRule(),
+        new ContentKindRule(),
+        new RecipientFrameLimitRule(),
+        new MediaOpenFieldsRule(),
+        new MediaSizeRule(),
+        new ExpiryRule());
+}

@@ -1,0 +1,23 @@
+namespace Relayd.Admission;
+
+/// <summary>
+/// What the admission rules need to know of a partner (sender or recipient). Declared here, implemented by
+/// <c>Routing.PartnerInfo</c>, so the rules depend on no folder that uses them: the envelope router (Routing) and the
+/// media router both run the pipeline.
+/// </summary>
+internal interface IAdmissionPartner
+{
+    string Id { get; }
+
+    /// <summary>The id as it appears in a frame: what an envelope's sender_partner must equal.</summary>
+    ReadOnlySpan<byte> IdUtf8 { get; }
+
+    /// <summary>Largest frame body the partner's connections read (their Hello.max_frame_bytes); 0 = none declared.</summary>
+    int DeclaredMaxFrameBytes { get; }
+
+    /// <summary>Whether envelopes and media of <paramref name="contentKind"/> may go to this partner.</summary>
+    bool Accepts(int contentKind);
+
+    /// <summary>Why <see cref="Accepts"/> is false: the detail of CONTENT_KIND_UNSUPPORTED.</summary>
+    string KindRefusal(int contentKind);
+}

@@ -1,0 +1,37 @@
+using System.Buffers;
+using Relayd.Protocol.V1;
+
+namespace Relayd.Admission;
+
+/// <summary>A partner sends only as itself: sender_partner must be the partner its certificate authenticated.</summary>
+internal sealed class SenderRule : IAdmissionRule
+{
+    public AdmissionStage Stage => AdmissionStage.BeforeDedup;
+
+    public bool Check(in AdmissionRequest request, out AdmissionRefusal refusal)
+    {
+        IAdmissionPartner sender = request.Sender;
+        bool media = request.Subject == AdmissionSubject.MediaOpen;
+        if (media ? string.Equals(request.SenderPartnerText, sender.Id, StringComparison.Ordinal) : SequenceEquals(request.SenderPartnerUtf8, sender.IdUtf8))
+        {
+            refusal = default;
+            return true;
+        }
+
+        // An envelope's refusal does not echo the claimed id (it would be decoded from the frame for the detail only).
+        refusal = new AdmissionRefusal(ErrorCode.SenderMismatch, media
+            ? $"sender_partner '{request.SenderPartnerText}' is not the authenticated partner '{sender.Id}'"
+            : $"sender_partner is not the authenticated partner '{sender.Id}'");
+        return false;
+    }
+
+    private static bool SequenceEquals(in ReadOnlySequence<byte> value, ReadOnlySpan<byte> expected) =>
+        value.IsSingleSegment ? value.FirstSpan.SequenceEqual(expected) : value.Length == expected.Length && SlowEquals(value, expected);
+
+    private static bool SlowEquals(in ReadOnlySequence<byte> value, ReadOnlySpan<byte> expected)
+    {
+        Span<byte> copy = stackalloc byte[expected.Length];
+        value.CopyTo(copy);
+        return copy.SequenceEqual(expected);
+    }
+}
