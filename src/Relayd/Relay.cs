@@ -3,7 +3,7 @@ using System.Runtime;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
 using Relayd.Delivery;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 using Relayd.Media;
 using Relayd.Routing;
 using Relayd.Security;
@@ -53,8 +53,12 @@ internal sealed class Relay : IAsyncDisposable
         _logger = logger;
         _clock = clock ?? TimeProvider.System;
         Partners = new PartnerDirectory(options);
-        _refusals = new RefusalAggregator(options.Limits.RefusalLogInterval, logger);
+        Metrics = new RelayMetrics();
+        _refusals = new RefusalAggregator(options.Limits.RefusalLogInterval, logger, Metrics);
     }
+
+    /// <summary>This relay's counters and histograms (its own <see cref="RelayMetrics.Meter"/>).</summary>
+    public RelayMetrics Metrics { get; }
 
     public PartnerDirectory Partners { get; }
 
@@ -85,7 +89,7 @@ internal sealed class Relay : IAsyncDisposable
         _opened = true;
 
         // Recovery runs before the relay listens: every envelope acknowledged before a crash is back in its queue.
-        MessageStore store = MessageStore.Open(_options.Storage, _logger);
+        MessageStore store = MessageStore.Open(_options.Storage, _logger, Metrics);
         _store = store;
         ReceiptDispatcher receipts;
         try
@@ -108,7 +112,7 @@ internal sealed class Relay : IAsyncDisposable
 
         var router = new EnvelopeRouter(Partners, store, _options.Limits, _clock);
         _maintenance = new StorageMaintenance(store, Partners, receipts.Settle, _clock, _logger);
-        _media = new MediaRouter(_options.Media, _options.Partners, Partners, _options.Limits, new MediaSpool(_options.Media.SpoolDirectory), _logger, _clock);
+        _media = new MediaRouter(_options.Media, _options.Partners, Partners, _options.Limits, new MediaSpool(_options.Media.SpoolDirectory), _logger, _clock, Metrics);
         _media.Start();
         _services = new SessionServices
         {
@@ -116,6 +120,7 @@ internal sealed class Relay : IAsyncDisposable
             RelayId = _options.RelayId,
             Logger = _logger,
             Clock = _clock,
+            Metrics = Metrics,
             Router = router,
             Store = store,
             Receipts = receipts,
@@ -174,6 +179,7 @@ internal sealed class Relay : IAsyncDisposable
         CloseStore(); // also when the relay never started
         _media?.Dispose();
         _listener?.Dispose();
+        Metrics.Dispose();
         _stopping.Dispose();
     }
 

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Relayd.Diagnostics;
 
 namespace Relayd.Hosting;
 
@@ -53,7 +54,7 @@ internal sealed class RelayHostedService : IHostedService, IAsyncDisposable
     {
         // PostgreSQL's fsync rule: never retry, never ack what failed; stop, and let recovery keep what reached the disk.
         _storageFailure = error;
-        Storage.StorageLog.LogFailed(_logger, error);
+        StorageLog.LogFailed(_logger, error);
         _lifetime.StopApplication();
     }
 

@@ -1,5 +1,5 @@
 using Microsoft.Win32.SafeHandles;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Routing;

@@ -1,4 +1,4 @@
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 using Relayd.Protocol.Internal;
 using Relayd.Routing;
 

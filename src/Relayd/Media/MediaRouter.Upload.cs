@@ -1,7 +1,7 @@
 using System.Buffers;
 using System.Diagnostics;
 using Relayd.Admission;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
@@ -130,7 +130,10 @@ internal sealed partial class MediaRouter
         long end = (long)offset + data.Length;
         switch (outcome)
         {
-            case ChunkOutcome.Accepted or ChunkOutcome.Ignored:
+            case ChunkOutcome.Accepted:
+                _metrics.MediaBytes.Add(data.Length);
+                return;
+            case ChunkOutcome.Ignored:
                 return;
             case ChunkOutcome.Aborted:
                 Refuse(peer, id, ErrorCode.MediaUnknownTransfer, "the transfer was aborted");

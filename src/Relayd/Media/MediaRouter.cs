@@ -1,5 +1,5 @@
 using Microsoft.Extensions.Logging;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
@@ -28,6 +28,7 @@ internal sealed partial class MediaRouter : IDisposable
     private readonly RelayLimits _limits;
     private readonly ILogger _logger;
     private readonly TimeProvider _clock;
+    private readonly RelayMetrics _metrics;
     private readonly IMediaSpool _spool;
     private readonly Lock _lock = new();
 
@@ -35,7 +36,7 @@ internal sealed partial class MediaRouter : IDisposable
     private readonly Dictionary<PartnerInfo, MediaPartnerState> _state;
     private readonly Timer _sweeper;
 
-    public MediaRouter(MediaOptions options, IList<PartnerOptions> partnerOptions, PartnerDirectory partners, RelayLimits limits, IMediaSpool spool, ILogger logger, TimeProvider clock)
+    public MediaRouter(MediaOptions options, IList<PartnerOptions> partnerOptions, PartnerDirectory partners, RelayLimits limits, IMediaSpool spool, ILogger logger, TimeProvider clock, RelayMetrics metrics)
     {
         _options = options;
         _partners = partners;
@@ -43,6 +44,7 @@ internal sealed partial class MediaRouter : IDisposable
         _logger = logger;
         _clock = clock;
         _spool = spool;
+        _metrics = metrics;
         Dictionary<string, long> maxBytes = [];
         foreach (PartnerOptions partner in partnerOptions)
         {

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using Relayd.Diagnostics;
 using Relayd.Routing;
 using Relayd.Wal;
 

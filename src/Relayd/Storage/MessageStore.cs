@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Relayd.Delivery;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 using Relayd.Wal;
 
 namespace Relayd.Storage;
@@ -55,7 +55,7 @@ internal sealed class MessageStore : IDisposable
     public bool IsFull => _full;
 
     /// <summary>Opens (and recovers) the log; the caller then replays it with <see cref="StoreRecovery"/>.</summary>
-    public static MessageStore Open(StorageOptions options, ILogger logger)
+    public static MessageStore Open(StorageOptions options, ILogger logger, RelayMetrics? metrics = null)
     {
         var walOptions = new WalOptions
         {
@@ -66,6 +66,7 @@ internal sealed class MessageStore : IDisposable
             CommitPolicy = !options.Sync ? WalCommitPolicy.WriteWithoutSync
                 : options.CommitDelay > TimeSpan.Zero ? WalCommitPolicy.GroupCommitWithDelay(options.CommitDelay)
                 : WalCommitPolicy.GroupCommit,
+            Metrics = metrics,
         };
         if (!options.Sync)
         {

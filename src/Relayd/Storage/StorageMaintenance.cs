@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Relayd.Delivery;
 using Relayd.Protocol.V1;
+using Relayd.Diagnostics;
 using Relayd.Routing;
 using Relayd.Wal;
 

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Relayd.Delivery;
 using Relayd.Protocol.V1;
+using Relayd.Diagnostics;
 using Relayd.Routing;
 using Relayd.Wal;
 

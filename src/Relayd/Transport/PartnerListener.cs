@@ -5,7 +5,7 @@ using System.Net.Sockets;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
 using Relayd.Security;
@@ -164,7 +164,7 @@ internal sealed class PartnerListener : IDisposable
     {
         await Task.Yield();
         EndPoint? remote = socket.RemoteEndPoint;
-        var transport = new StallWatchStream(new NetworkStream(socket, ownsSocket: true));
+        var transport = new StallWatchStream(new NetworkStream(socket, ownsSocket: true), _services.Metrics);
         var stream = new SslStream(transport, leaveInnerStreamOpen: false);
         string? refusal = null;
         var tls = new SslServerAuthenticationOptions

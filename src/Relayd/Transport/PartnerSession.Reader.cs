@@ -2,7 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using Google.Protobuf;
 using Relayd.Delivery;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 using Relayd.Protocol;
 using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
@@ -179,6 +179,8 @@ internal sealed partial class PartnerSession
                 stop = ProtoNames.Of(ex.Code);
             }
 
+            _services.Metrics.FramesReceived.Add(handled);
+
             if (_logBusy)
             {
                 // Consumed what was handled and examined no further, so the next read returns the rest at once.
@@ -289,11 +291,13 @@ internal sealed partial class PartnerSession
         {
             // Sent by the writer once the log has made the envelope durable (see PendingAcks).
             _acks.Add(header.MessageId, outcome.AcceptedAtMs, outcome.Duplicate, outcome.DurableAt);
+            _services.Metrics.EnvelopesAccepted.Add(outcome.Duplicate ? 0 : 1);
             return;
         }
 
         string detail = outcome.Detail ?? ProtoNames.Of(outcome.Refusal);
         RelayLog.EnvelopeRefused(_logger, Partner.Id, outcome.Refusal, detail);
+        _services.Metrics.EnvelopesRefused.Add(1, RelayMetrics.CodeTag(outcome.Refusal));
         uint retryAfter = outcome.Refusal is ErrorCode.QueueFull or ErrorCode.ShuttingDown or ErrorCode.StorageFull or ErrorCode.RetryLater
             ? (uint)_services.Limits.QueueFullRetryAfter.TotalMilliseconds
             : 0;
@@ -323,6 +327,7 @@ internal sealed partial class PartnerSession
             }
         }
 
+        _services.Metrics.EnvelopesDelivered.Add(_ackReceipts.Count);
         _services.Receipts.Settle(_ackReceipts);
     }
 

@@ -2,8 +2,8 @@ using System.Buffers;
 using System.IO.Pipelines;
 using Google.Protobuf;
 using Relayd.Delivery;
-using Relayd.Hosting;
 using Relayd.Protocol.V1;
+using Relayd.Diagnostics;
 using Relayd.Routing;
 using Relayd.Storage;
 
@@ -128,6 +128,7 @@ internal sealed partial class PartnerSession
             int length = _acks.TakeDurable(_services.Store.DurablePosition.ToUInt64(), buffer);
             if (length > 0)
             {
+                _services.Metrics.AcksSent.Add(_acks.LastTaken);
                 await _stream.WriteAsync(buffer.AsMemory(0, length), abort);
                 wrote = true;
                 continue;

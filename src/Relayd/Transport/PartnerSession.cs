@@ -3,7 +3,7 @@ using System.Net;
 using System.Net.Security;
 using Microsoft.Extensions.Logging;
 using Relayd.Delivery;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 using Relayd.Internal;
 using Relayd.Media;
 using Relayd.Protocol.V1;
@@ -103,6 +103,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
 
             Partner.Mailbox.Attach(this);
             attached = true;
+            _services.Metrics.SessionsActive.Add(1);
             _services.Media.Attach(this);
             _services.Receipts.Attach(Partner, this); // what was held while the partner was away comes first
             _services.Register(this);
@@ -125,6 +126,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
                 Partner.Mailbox.Detach(this);
                 _services.Receipts.Detach(Partner, this);
                 _services.Unregister(this);
+                _services.Metrics.SessionsActive.Add(-1);
             }
 
             if (reserved)

@@ -21,6 +21,9 @@ internal sealed class PendingAcks
 
     public bool IsFull => Count >= Capacity;
 
+    /// <summary>How many Acks the last <see cref="TakeDurable"/> encoded (for the writer that called it).</summary>
+    public int LastTaken { get; private set; }
+
     public void Add(UInt128 messageId, long acceptedAtMs, bool duplicate, ulong durableAt)
     {
         lock (_lock)
@@ -58,6 +61,7 @@ internal sealed class PendingAcks
     public int TakeDurable(ulong durable, Span<byte> destination)
     {
         int written = 0;
+        int taken = 0;
         TaskCompletionSource? room = null;
         lock (_lock)
         {
@@ -72,7 +76,10 @@ internal sealed class PendingAcks
                 written += WireFrames.WriteAck(destination[written..], ack.MessageId, ack.AcceptedAtMs, ack.Duplicate);
                 _head = (_head + 1) % _ring.Length;
                 Volatile.Write(ref _count, _count - 1);
+                taken++;
             }
+
+            LastTaken = taken;
 
             if (_roomWaiter is not null && _count <= Capacity / 2)
             {

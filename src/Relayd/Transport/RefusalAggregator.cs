@@ -1,6 +1,6 @@
 using System.Net;
 using Microsoft.Extensions.Logging;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 
 namespace Relayd.Transport;
 
@@ -30,18 +30,24 @@ internal sealed class RefusalAggregator
 {
     public const int MaxTrackedKeys = 1024;
 
+    // The relayd.refusals kind tag of each RefusalKind, in its order, made once.
+    private static readonly KeyValuePair<string, object?>[] KindTags =
+        [RelayMetrics.KindTag("tls_handshake"), RelayMetrics.KindTag("handshake_timeout"), RelayMetrics.KindTag("admission")];
+
     private readonly Lock _lock = new();
     private readonly Dictionary<Key, Window> _windows = [];
     private readonly List<(Key Key, Window Window)> _due = [];
     private readonly ILogger _logger;
+    private readonly RelayMetrics? _metrics;
     private readonly long _intervalMs;
     private long _untracked;
     private long _untrackedSinceMs;
 
-    public RefusalAggregator(TimeSpan interval, ILogger logger)
+    public RefusalAggregator(TimeSpan interval, ILogger logger, RelayMetrics? metrics = null)
     {
         _intervalMs = (long)interval.TotalMilliseconds;
         _logger = logger;
+        _metrics = metrics;
     }
 
     /// <summary>
@@ -50,6 +56,7 @@ internal sealed class RefusalAggregator
     /// </summary>
     public bool ShouldLog(RefusalKind kind, EndPoint? remote, string reason, long nowMs)
     {
+        _metrics?.Refusals.Add(1, KindTags[(int)kind]);
         var key = new Key(kind, (remote as IPEndPoint)?.Address ?? IPAddress.None, reason);
         lock (_lock)
         {

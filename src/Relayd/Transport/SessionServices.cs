@@ -2,7 +2,7 @@ using System.Collections.Concurrent;
 using System.Net;
 using Microsoft.Extensions.Logging;
 using Relayd.Delivery;
-using Relayd.Hosting;
+using Relayd.Diagnostics;
 using Relayd.Media;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
@@ -28,6 +28,9 @@ internal sealed class SessionServices
     public required ILogger Logger { get; init; }
 
     public required TimeProvider Clock { get; init; }
+
+    /// <summary>The relay's counters and histograms.</summary>
+    public required RelayMetrics Metrics { get; init; }
 
     public required EnvelopeRouter Router { get; init; }
 

@@ -1,18 +1,25 @@
 using System.Runtime.CompilerServices;
+using Relayd.Diagnostics;
 
 namespace Relayd.Transport;
 
 /// <summary>
 /// The socket stream under a partner's TLS stream, noting when the write in progress began. TLS writes it one
 /// record (at most 16 KiB) at a time, so a write pending for long means the partner has stopped taking bytes,
-/// however large the caller's buffer: that is what <see cref="PartnerSession.CheckProgress"/> looks for.
+/// however large the caller's buffer: that is what <see cref="PartnerSession.CheckProgress"/> looks for. It also counts
+/// the bytes that cross the socket (<c>relayd.bytes.received</c> / <c>.sent</c>).
 /// </summary>
 internal sealed class StallWatchStream : Stream
 {
     private readonly Stream _inner;
+    private readonly RelayMetrics _metrics;
     private long _writeStartedMs; // Environment.TickCount64 when the pending write began; 0 when none is pending
 
-    public StallWatchStream(Stream inner) => _inner = inner;
+    public StallWatchStream(Stream inner, RelayMetrics metrics)
+    {
+        _inner = inner;
+        _metrics = metrics;
+    }
 
     /// <summary>How long the pending write has waited, in milliseconds; 0 when no write is pending.</summary>
     public long PendingWriteMs(long nowMs)
@@ -35,13 +42,28 @@ internal sealed class StallWatchStream : Stream
         set => throw new NotSupportedException();
     }
 
-    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-        _inner.ReadAsync(buffer, cancellationToken);
+    public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        ValueTask<int> read = _inner.ReadAsync(buffer, cancellationToken);
+        if (read.IsCompletedSuccessfully)
+        {
+            int bytes = read.Result;
+            _metrics.BytesReceived.Add(bytes);
+            return new ValueTask<int>(bytes);
+        }
+
+        return AwaitReadAsync(read);
+    }
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        _inner.ReadAsync(buffer, offset, count, cancellationToken);
+        ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
-    public override int Read(byte[] buffer, int offset, int count) => _inner.Read(buffer, offset, count);
+    public override int Read(byte[] buffer, int offset, int count)
+    {
+        int bytes = _inner.Read(buffer, offset, count);
+        _metrics.BytesReceived.Add(bytes);
+        return bytes;
+    }
 
     public override ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
@@ -50,10 +72,11 @@ internal sealed class StallWatchStream : Stream
         if (write.IsCompletedSuccessfully)
         {
             Volatile.Write(ref _writeStartedMs, 0);
+            _metrics.BytesSent.Add(buffer.Length);
             return default;
         }
 
-        return AwaitWriteAsync(write);
+        return AwaitWriteAsync(write, buffer.Length);
     }
 
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
@@ -65,6 +88,7 @@ internal sealed class StallWatchStream : Stream
         try
         {
             _inner.Write(buffer, offset, count);
+            _metrics.BytesSent.Add(count);
         }
         finally
         {
@@ -96,12 +120,21 @@ internal sealed class StallWatchStream : Stream
         await base.DisposeAsync();
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<int> AwaitReadAsync(ValueTask<int> read)
+    {
+        int bytes = await read;
+        _metrics.BytesReceived.Add(bytes);
+        return bytes;
+    }
+
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
-    private async ValueTask AwaitWriteAsync(ValueTask write)
+    private async ValueTask AwaitWriteAsync(ValueTask write, int bytes)
     {
         try
         {
             await write;
+            _metrics.BytesSent.Add(bytes);
         }
         finally
         {

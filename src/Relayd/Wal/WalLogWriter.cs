@@ -1,3 +1,5 @@
+using Relayd.Diagnostics;
+
 namespace Relayd.Wal;
 
 /// <summary>
@@ -11,6 +13,7 @@ internal sealed partial class WalLogWriter
     private readonly WriteAheadLog _log;
     private readonly IWalFileSync _sync;
     private readonly bool _syncs;
+    private readonly RelayMetrics? _metrics;
     private readonly Thread _thread;
     private readonly object _gate = new();
     private WalWriteBuffer _free;
@@ -26,6 +29,7 @@ internal sealed partial class WalLogWriter
         _log = log;
         _sync = options.FileSync;
         _syncs = options.CommitPolicy.Syncs;
+        _metrics = options.Metrics;
         _commitDelayMicroseconds = options.CommitPolicy.Syncs ? (int)options.CommitPolicy.CommitDelay.TotalMicroseconds : 0;
         _free = free;
         _thread = new Thread(Run) { IsBackground = true, Name = "wal-writer" };
@@ -121,10 +125,14 @@ internal sealed partial class WalLogWriter
             }
 
             batch.WaitForWriters();
+            long started = System.Diagnostics.Stopwatch.GetTimestamp();
             if (_log.Failure is not null || !WriteAndSync(batch))
             {
                 return;
             }
+
+            _metrics?.WalCommitDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            _metrics?.WalBytes.Add(batch.Used);
 
             _log.OnCommitted(batch.End);
             batch.Reset();

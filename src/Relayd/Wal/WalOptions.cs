@@ -1,3 +1,5 @@
+using Relayd.Diagnostics;
+
 namespace Relayd.Wal;
 
 /// <summary>Where the write-ahead log lives and how it writes. Every size is in bytes.</summary>
@@ -56,6 +58,12 @@ public sealed record WalOptions
         get => _commitPolicy;
         init => _commitPolicy = value ?? throw new ArgumentNullException(nameof(CommitPolicy));
     }
+
+    /// <summary>
+    /// Where the log writer records each commit's duration and bytes (<c>relayd.wal.*</c>). Defaults to null: not
+    /// recorded (tools such as <c>relayd wal verify</c>, tests of the log alone).
+    /// </summary>
+    public RelayMetrics? Metrics { get; init; }
 
     /// <summary>
     /// The largest payload one record may carry: min(<see cref="SegmentBytes"/>, <see cref="WriteBufferBytes"/>) − 16

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Microsoft.Extensions.Logging;
+using Relayd.Diagnostics;
 using Microsoft.Win32.SafeHandles;
 
 namespace Relayd.Wal;

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
+using Relayd.Diagnostics;
 using Microsoft.Win32.SafeHandles;
 
 namespace Relayd.Wal;

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Relayd.Diagnostics;
 
 namespace Relayd.Wal;
 

@@ -1,3 +1,5 @@
+using Relayd.Diagnostics;
+
 namespace Relayd.Wal;
 
 public sealed partial class WriteAheadLog
@@ -110,7 +112,7 @@ public sealed partial class WriteAheadLog
             _failing = true;
         }
 
-        WalLog.LogFailed(_logger, operation, DurablePosition, error);
+        WalLog.LogFailed(_logger, operation, DurablePosition.ToString(), error);
 
         // The host hears first (it logs critical and stops the process); only then does anyone else see the failure,
         // so no caller can observe a failed log before Failed was raised. Nothing appended meanwhile becomes durable:

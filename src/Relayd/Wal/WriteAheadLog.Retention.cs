@@ -1,3 +1,5 @@
+using Relayd.Diagnostics;
+
 namespace Relayd.Wal;
 
 public sealed partial class WriteAheadLog

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Relayd.Diagnostics;
 using Microsoft.Win32.SafeHandles;
 
 namespace Relayd.Wal;
@@ -92,7 +93,7 @@ public sealed partial class WriteAheadLog : IDisposable
         }
 
         log._writer.Start();
-        WalLog.Opened(logger, options.Directory, recovered.Segments.Count, recovered.Report.Records, recovered.Report.End);
+        WalLog.Opened(logger, options.Directory, recovered.Segments.Count, recovered.Report.Records, recovered.Report.End.ToString());
         return log;
     }
 

@@ -3,81 +3,81 @@ using Microsoft.Extensions.Logging;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
 
-namespace Relayd.Hosting;
+namespace Relayd.Diagnostics;
 
 /// <summary>
-/// Every log line relayd writes, with fixed event ids (1xx lifecycle, 2xx admission, 3xx sessions, 4xx routing).
-/// Never logs ciphertext or user ids.
+/// The relay's log lines (1xx lifecycle, 2xx admission, 3xx sessions, 4xx routing; media in <c>RelayLog.Media.cs</c>),
+/// each with a fixed id from <see cref="EventIds"/>. Never logs ciphertext or user ids.
 /// </summary>
 internal static partial class RelayLog
 {
-    [LoggerMessage(100, LogLevel.Information, "relayd {RelayId} listening on {Endpoint} for {PartnerCount} approved partners, {ShardCount} shards per partner")]
+    [LoggerMessage(EventIds.Listening, LogLevel.Information, "relayd {RelayId} listening on {Endpoint} for {PartnerCount} approved partners, {ShardCount} shards per partner")]
     public static partial void Listening(ILogger logger, string relayId, EndPoint endpoint, int partnerCount, int shardCount);
 
-    [LoggerMessage(101, LogLevel.Information, "Shutting down: GoAway sent to {SessionCount} sessions")]
+    [LoggerMessage(EventIds.ShuttingDown, LogLevel.Information, "Shutting down: GoAway sent to {SessionCount} sessions")]
     public static partial void ShuttingDown(ILogger logger, int sessionCount);
 
-    [LoggerMessage(102, LogLevel.Information, "Stopped; {SessionCount} sessions were still open at the deadline")]
+    [LoggerMessage(EventIds.Stopped, LogLevel.Information, "Stopped; {SessionCount} sessions were still open at the deadline")]
     public static partial void Stopped(ILogger logger, int sessionCount);
 
-    [LoggerMessage(103, LogLevel.Error, "Accept loop failed")]
+    [LoggerMessage(EventIds.AcceptFailed, LogLevel.Error, "Accept loop failed")]
     public static partial void AcceptFailed(ILogger logger, Exception exception);
 
-    [LoggerMessage(110, LogLevel.Warning, "Configuration: {Problem}")]
+    [LoggerMessage(EventIds.ConfigWarning, LogLevel.Warning, "Configuration: {Problem}")]
     public static partial void ConfigWarning(ILogger logger, string problem);
 
-    [LoggerMessage(200, LogLevel.Warning, "Connection {ConnectionId} from {Remote} refused during TLS: {Reason}")]
+    [LoggerMessage(EventIds.TlsRefused, LogLevel.Warning, "Connection {ConnectionId} from {Remote} refused during TLS: {Reason}")]
     public static partial void TlsRefused(ILogger logger, long connectionId, EndPoint? remote, string reason);
 
-    [LoggerMessage(201, LogLevel.Warning, "Connection {ConnectionId} from {Remote} closed: no TLS handshake within {TimeoutMs} ms")]
+    [LoggerMessage(EventIds.HandshakeTimedOut, LogLevel.Warning, "Connection {ConnectionId} from {Remote} closed: no TLS handshake within {TimeoutMs} ms")]
     public static partial void HandshakeTimedOut(ILogger logger, long connectionId, EndPoint? remote, double timeoutMs);
 
     // The ErrorCode overloads log the proto's name (PARTNER_NOT_APPROVED), as the docs spell it, not the C# one.
     public static void PartnerRefused(ILogger logger, long connectionId, EndPoint? remote, ErrorCode code, string reason) =>
         PartnerRefused(logger, connectionId, remote, ProtoNames.Of(code), reason);
 
-    [LoggerMessage(202, LogLevel.Warning, "Connection {ConnectionId} from {Remote} refused with {Code}: {Reason}")]
+    [LoggerMessage(EventIds.PartnerRefused, LogLevel.Warning, "Connection {ConnectionId} from {Remote} refused with {Code}: {Reason}")]
     private static partial void PartnerRefused(ILogger logger, long connectionId, EndPoint? remote, string code, string reason);
 
-    [LoggerMessage(300, LogLevel.Information, "Session {ConnectionId} opened for partner {PartnerId} from {Remote} ({Agent})")]
+    [LoggerMessage(EventIds.SessionOpened, LogLevel.Information, "Session {ConnectionId} opened for partner {PartnerId} from {Remote} ({Agent})")]
     public static partial void SessionOpened(ILogger logger, long connectionId, string partnerId, EndPoint? remote, string agent);
 
-    [LoggerMessage(301, LogLevel.Information, "Session {ConnectionId} of partner {PartnerId} closed: {Reason}")]
+    [LoggerMessage(EventIds.SessionClosed, LogLevel.Information, "Session {ConnectionId} of partner {PartnerId} closed: {Reason}")]
     public static partial void SessionClosed(ILogger logger, long connectionId, string partnerId, string reason);
 
     public static void ProtocolViolation(ILogger logger, long connectionId, string partnerId, ErrorCode code, string detail) =>
         ProtocolViolation(logger, connectionId, partnerId, ProtoNames.Of(code), detail);
 
-    [LoggerMessage(302, LogLevel.Warning, "Session {ConnectionId} of partner {PartnerId} sent a bad frame, closing with {Code}: {Detail}")]
+    [LoggerMessage(EventIds.ProtocolViolation, LogLevel.Warning, "Session {ConnectionId} of partner {PartnerId} sent a bad frame, closing with {Code}: {Detail}")]
     private static partial void ProtocolViolation(ILogger logger, long connectionId, string partnerId, string code, string detail);
 
-    [LoggerMessage(303, LogLevel.Information, "Session {ConnectionId} of partner {PartnerId} idle, closing")]
+    [LoggerMessage(EventIds.IdleClosed, LogLevel.Information, "Session {ConnectionId} of partner {PartnerId} idle, closing")]
     public static partial void IdleClosed(ILogger logger, long connectionId, string partnerId);
 
-    [LoggerMessage(304, LogLevel.Debug, "Session {ConnectionId} write failed")]
+    [LoggerMessage(EventIds.WriteFailed, LogLevel.Debug, "Session {ConnectionId} write failed")]
     public static partial void WriteFailed(ILogger logger, long connectionId, Exception exception);
 
     public static void EnvelopeRefused(ILogger logger, string partnerId, ErrorCode code, string detail) =>
         EnvelopeRefused(logger, partnerId, ProtoNames.Of(code), detail);
 
-    [LoggerMessage(400, LogLevel.Debug, "Envelope from partner {PartnerId} refused with {Code}: {Detail}")]
+    [LoggerMessage(EventIds.EnvelopeRefused, LogLevel.Debug, "Envelope from partner {PartnerId} refused with {Code}: {Detail}")]
     private static partial void EnvelopeRefused(ILogger logger, string partnerId, string code, string detail);
 
-    [LoggerMessage(401, LogLevel.Warning, "{Count} receipts for partner {PartnerId} dropped: it has been away for longer than held_receipts_per_partner covers")]
+    [LoggerMessage(EventIds.ReceiptsDropped, LogLevel.Warning, "{Count} receipts for partner {PartnerId} dropped: it has been away for longer than held_receipts_per_partner covers")]
     public static partial void ReceiptsDropped(ILogger logger, int count, string partnerId);
 
-    [LoggerMessage(210, LogLevel.Warning, "Refused {Count} more {What} from {Address} in the last {Seconds} s: {Reason}")]
+    [LoggerMessage(EventIds.RefusalsSummarized, LogLevel.Warning, "Refused {Count} more {What} from {Address} in the last {Seconds} s: {Reason}")]
     public static partial void RefusalsSummarized(ILogger logger, long count, string what, IPAddress address, long seconds, string reason);
 
-    [LoggerMessage(211, LogLevel.Warning, "Refused {Count} more connections in the last {Seconds} s from addresses or for reasons not tracked one by one (more than {MaxKeys} at once)")]
+    [LoggerMessage(EventIds.UntrackedRefusalsSummarized, LogLevel.Warning, "Refused {Count} more connections in the last {Seconds} s from addresses or for reasons not tracked one by one (more than {MaxKeys} at once)")]
     public static partial void UntrackedRefusalsSummarized(ILogger logger, long count, long seconds, int maxKeys);
 
-    [LoggerMessage(320, LogLevel.Warning, "Session {ConnectionId} of partner {PartnerId}: a write made no progress for {TimeoutMs} ms, closing; its conversations move to the partner's other connections")]
+    [LoggerMessage(EventIds.WriteStalled, LogLevel.Warning, "Session {ConnectionId} of partner {PartnerId}: a write made no progress for {TimeoutMs} ms, closing; its conversations move to the partner's other connections")]
     public static partial void WriteStalled(ILogger logger, long connectionId, string partnerId, double timeoutMs);
 
     public static void PartialFrameRefused(ILogger logger, long connectionId, string partnerId, Relayd.Protocol.V1.ErrorCode code, string detail) =>
         PartialFrameRefused(logger, connectionId, partnerId, Relayd.Protocol.ProtoNames.Of(code), detail);
 
-    [LoggerMessage(321, LogLevel.Warning, "Session {ConnectionId} of partner {PartnerId} closed with {Code}: {Detail}")]
+    [LoggerMessage(EventIds.PartialFrameRefused, LogLevel.Warning, "Session {ConnectionId} of partner {PartnerId} closed with {Code}: {Detail}")]
     private static partial void PartialFrameRefused(ILogger logger, long connectionId, string partnerId, string code, string detail);
 }

@@ -1,0 +1,86 @@
+namespace Relayd.Diagnostics;
+
+/// <summary>
+/// The one place event ids are assigned: every <c>[LoggerMessage]</c> of relayd takes its id from here, under a
+/// constant named like the event (its method name, or its <c>EventName</c>). Ids never change once shipped: operators
+/// filter the journal by them. <c>EventIdTests</c> fails when two events share an id or a name, or an event's id is
+/// not here under its name.
+/// </summary>
+/// <remarks>
+/// Ranges: 1xx lifecycle, 2xx admission (TLS, partner) and refusal summaries, 3xx sessions (35x Hello), 4xx routing and
+/// receipts, 5xx write-ahead log (50x open, 51x segments, 52x failures, 53x repair), 6xx media, 7xx durable state.
+/// A new event takes the next free id of its range and is added here in id order.
+/// </remarks>
+internal static class EventIds
+{
+    // 1xx lifecycle (RelayLog)
+    public const int Listening = 100;
+    public const int ShuttingDown = 101;
+    public const int Stopped = 102;
+    public const int AcceptFailed = 103;
+    public const int ConfigWarning = 110;
+
+    // 2xx admission and refusal summaries (RelayLog)
+    public const int TlsRefused = 200;
+    public const int HandshakeTimedOut = 201;
+    public const int PartnerRefused = 202;
+    public const int RefusalsSummarized = 210;
+    public const int UntrackedRefusalsSummarized = 211;
+
+    // 3xx sessions, 35x Hello (RelayLog)
+    public const int SessionOpened = 300;
+    public const int SessionClosed = 301;
+    public const int ProtocolViolation = 302;
+    public const int IdleClosed = 303;
+    public const int WriteFailed = 304;
+    public const int WriteStalled = 320;
+    public const int PartialFrameRefused = 321;
+    public const int HelloTimedOut = 350;
+
+    // 4xx routing and receipts (RelayLog)
+    public const int EnvelopeRefused = 400;
+    public const int ReceiptsDropped = 401;
+
+    // 5xx write-ahead log (WalLog)
+    public const int Opened = 500;
+    public const int TornTailTruncated = 501;
+    public const int StaleTemporaryDeleted = 502;
+    public const int SpareSegmentDeleted = 503;
+    public const int SegmentCreated = 510;
+    public const int SegmentCreationFailed = 511;
+    public const int SegmentsDeleted = 512;
+    public const int WalFailed = 520;
+    public const int HandlerFailed = 521;
+    public const int RepairNothingToDo = 530;
+    public const int RepairTruncating = 531;
+    public const int RepairQuarantinedTail = 532;
+    public const int RepairQuarantinedSegment = 533;
+    public const int RepairDone = 534;
+
+    // 6xx media (RelayLog)
+    public const int MediaOpened = 600;
+    public const int MediaSpooled = 601;
+    public const int MediaDelivered = 602;
+    public const int MediaResumed = 603;
+    public const int MediaRefused = 604;
+    public const int MediaDigestMismatch = 605;
+    public const int MediaIdleTimeout = 606;
+    public const int MediaExpired = 607;
+    public const int MediaSpoolFailed = 608;
+    public const int MediaSpoolDiscarded = 609;
+    public const int MediaRecovered = 610;
+    public const int MediaRecipientStalled = 611;
+
+    // 7xx durable state (StorageLog)
+    public const int Recovered = 700;
+    public const int RecipientGone = 701;
+    public const int SyncDisabled = 702;
+    public const int StorageFull = 703;
+    public const int StorageAvailable = 704;
+    public const int LogFailed = 705;
+    public const int Expired = 706;
+    public const int MaintenanceFailed = 707;
+    public const int DedupSnapshotWritten = 708;
+    public const int Summary = 709;
+    public const int ReceiptsHeld = 710;
+}
