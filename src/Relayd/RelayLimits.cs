@@ -6,12 +6,13 @@ namespace Relayd;
 public sealed class RelayLimits
 {
     private static readonly TimeSpan OneMillisecond = TimeSpan.FromMilliseconds(1);
+    private const int MaxShardCount = 1024;
 
     private int _maxFrameBytes = 1024 * 1024;
     private TimeSpan _handshakeTimeout = TimeSpan.FromSeconds(5);
     private TimeSpan _idleTimeout = TimeSpan.FromSeconds(30);
     private int _maxConnectionsPerPartner = 16;
-    private int _shardCount = Environment.ProcessorCount;
+    private int _shardCount = DefaultShardCount;
     private long _maxQueuedBytesPerPartner = 64L * 1024 * 1024;
     private int _maxQueuedEnvelopesPerPartner = 1_000_000;
     private int _deliveryWindowEnvelopes = 8192;
@@ -29,6 +30,7 @@ public sealed class RelayLimits
     private long? _maxPartialFrameBytesPerPartner;
     private TimeSpan _writeTimeout = TimeSpan.FromSeconds(30);
     private TimeSpan _refusalLogInterval = TimeSpan.FromSeconds(10);
+    private int _listenBacklog = 512;
 
     /// <summary>
     /// Largest frame body a partner may send, in bytes. Checked against the declared length before the body is read.
@@ -61,18 +63,21 @@ public sealed class RelayLimits
     public int MaxConnectionsPerPartner
     {
         get => _maxConnectionsPerPartner;
-        set => _maxConnectionsPerPartner = InRange(value, 1, 10_000, nameof(MaxConnectionsPerPartner));
+        set => _maxConnectionsPerPartner = CheckConnectionsPerPartner(value, nameof(MaxConnectionsPerPartner));
     }
 
     /// <summary>
     /// Shard queues per recipient partner; a conversation (recipient partner, recipient user) always maps to one
-    /// shard, which keeps its order. Defaults to the processor count.
+    /// shard, which keeps its order. 1 to 1024. Defaults to the processor count (at most 1024).
     /// </summary>
     public int ShardCount
     {
         get => _shardCount;
-        set => _shardCount = InRange(value, 1, 1024, nameof(ShardCount));
+        set => _shardCount = InRange(value, 1, MaxShardCount, nameof(ShardCount));
     }
+
+    /// <summary>What <see cref="ShardCount"/> defaults to (and <c>shard_count = 0</c> stands for): the processor count, at most 1024.</summary>
+    internal static int DefaultShardCount => Math.Min(Environment.ProcessorCount, MaxShardCount);
 
     /// <summary>
     /// Bytes of envelopes held in memory for one recipient partner (offline, or not acknowledging). Beyond it envelopes
@@ -239,6 +244,21 @@ public sealed class RelayLimits
         get => _refusalLogInterval;
         set => _refusalLogInterval = InRange(value, OneMillisecond, TimeSpan.FromHours(1), nameof(RefusalLogInterval));
     }
+
+    /// <summary>
+    /// Connections the kernel completes and queues before the relay accepts them (the backlog of listen(2); the kernel
+    /// caps it at net.core.somaxconn). After a restart every partner reconnects at once, up to
+    /// <see cref="MaxConnectionsPerPartner"/> connections each; beyond the backlog the kernel drops SYNs and they retry
+    /// after a second or more. 1 to 65535. Defaults to 512 (Kestrel's default).
+    /// </summary>
+    public int ListenBacklog
+    {
+        get => _listenBacklog;
+        set => _listenBacklog = InRange(value, 1, 65_535, nameof(ListenBacklog));
+    }
+
+    /// <summary>The bounds of <see cref="MaxConnectionsPerPartner"/>, which a partner's own limit shares.</summary>
+    internal static int CheckConnectionsPerPartner(int value, string name) => InRange(value, 1, 10_000, name);
 
     private static int InRange(int value, int min, int max, string name) =>
         value >= min && value <= max ? value : throw new ArgumentOutOfRangeException(name, value, $"must be between {min} and {max}");

@@ -30,7 +30,7 @@ internal static class WireFrames
 
     private const int MessageIdBytes = 16;
 
-    /// <summary>Most message ids one Receipt frame carries.</summary>
+    /// <summary>Most message ids one Receipt frame carries: ~18 KiB, well within the smallest frame limit a recipient may declare (128 KiB).</summary>
     public const int MaxIdsPerReceipt = 1024;
 
     /// <summary>Largest encoded Receipt: used to size scratch buffers.</summary>

@@ -1,7 +1,4 @@
-using System.Globalization;
 using System.Net;
-using System.Net.Sockets;
-using System.Text.RegularExpressions;
 using Relayd.Protocol.V1;
 using Tomlyn.Parsing;
 using Tomlyn.Syntax;
@@ -13,56 +10,12 @@ namespace Relayd.Hosting;
 /// which is why this walks Tomlyn's syntax tree (it keeps positions) rather than deserializing into a model.
 /// </summary>
 /// <remarks>
-/// Layout (every key is optional unless marked required; the values shown are the defaults):
-/// <code>
-/// [relay]
-/// listen = "0.0.0.0:7443"               # "host:port", "[v6]:port" or "localhost:port"
-/// relay_id = "relay-1"                  # default: the machine name
-///
-/// [tls]                                 # relative paths are relative to the config file's directory
-/// certificate = "/etc/relayd/tls/server.crt"      # required, PEM
-/// key = "/etc/relayd/tls/server.key"              # required, PEM
-/// partner_ca = "/etc/relayd/tls/partner-ca.crt"   # required, PEM bundle
-/// crl = "/etc/relayd/tls/partner-ca.crl"          # optional, PEM or DER
-///
-/// [limits]                              # see RelayLimits for the meaning and the allowed range of each
-/// max_frame_bytes = 1048576
-/// handshake_timeout_ms = 5000
-/// idle_timeout_ms = 30000
-/// max_connections_per_partner = 16
-/// shard_count = 0                       # 0 = processor count
-/// max_queued_bytes_per_partner = 67108864
-/// max_queued_envelopes_per_partner = 1000000
-/// delivery_window_envelopes = 8192
-/// delivery_window_bytes = 8388608
-/// control_pause_bytes = 1048576
-/// input_buffer_bytes = 65536
-/// dedup_window_seconds = 86400
-/// dedup_capacity_per_partner = 1000000
-/// default_retention_seconds = 2592000
-/// shutdown_timeout_ms = 10000
-/// retry_after_ms = 250                  # formerly queue_full_retry_after_ms, still read (with a warning)
-/// held_receipts_per_partner = 100000
-/// min_frame_data_rate = 4096              # bytes/s a frame body must arrive at, once its length is read
-/// min_frame_data_rate_grace_ms = 10000
-/// max_partial_frame_bytes_per_partner = 0 # 0 = 4 x max_frame_bytes
-/// write_timeout_ms = 30000
-/// refusal_log_interval_ms = 10000
-///
-/// [media]                               # see MediaOptions
-/// spool_dir = "/var/lib/relayd/spool"   # relative to the config file's directory when relative
-/// max_bytes = 2147483648
-/// spool_quota_bytes_per_partner = 21474836480
-/// max_concurrent_transfers_per_partner = 64
-/// transfer_idle_timeout_ms = 120000
-/// window_bytes = 4194304
-///
-/// [[partners]]                          # at least one
-/// id = "alpha"                          # required, unique, ^[a-z0-9][a-z0-9._-]{0,62}$
-/// max_connections = 4                   # default: limits.max_connections_per_partner
-/// accepted_kinds = ["text", "image", "video", "voice", "file"]   # default (absent or empty): all
-/// max_media_bytes = 2147483648          # default: media.max_bytes
-/// </code>
+/// Tables <c>[relay]</c>, <c>[tls]</c>, <c>[limits]</c>, <c>[wal]</c>, <c>[media]</c> and <c>[[partners]]</c>; the keys
+/// are those of <see cref="Setters"/>, each setting one property of <see cref="RelayOptions"/>, whose doc comment
+/// gives its meaning, range and default. <c>packaging/relayd.toml</c> shows every key with its default and unit
+/// (ConfigKeyTableTests keeps the two in step). Durations are integers in the unit the key names (<c>_ms</c>,
+/// <c>_seconds</c>, <c>_us</c>); relative paths are relative to the file's directory. After the keys,
+/// <see cref="RelayOptions.Check"/> runs the checks on the whole tree (listen address, required keys, partner ids).
 /// Unknown tables and keys are errors, so a typo is never silently ignored. A renamed key still works under its
 /// old name, with a warning naming the new one.
 /// </remarks>
@@ -83,7 +36,7 @@ public static partial class RelayConfigLoader
     // Setters throw FormatException (wrong type/shape) or ArgumentOutOfRangeException (RelayLimits range checks).
     private static readonly Dictionary<string, Action<RelayOptions, int, ValueSyntax>> Setters = new(StringComparer.Ordinal)
     {
-        ["relay.listen"] = (o, _, v) => o.Listen = Listen(v),
+        ["relay.listen"] = (o, _, v) => o.Listen = Str(v),
         ["relay.relay_id"] = (o, _, v) => o.RelayId = NonEmpty(v),
         ["tls.certificate"] = (o, _, v) => o.Tls.CertificatePath = NonEmpty(v),
         ["tls.key"] = (o, _, v) => o.Tls.KeyPath = NonEmpty(v),
@@ -93,7 +46,7 @@ public static partial class RelayConfigLoader
         ["limits.handshake_timeout_ms"] = (o, _, v) => o.Limits.HandshakeTimeout = Ms(v),
         ["limits.idle_timeout_ms"] = (o, _, v) => o.Limits.IdleTimeout = Ms(v),
         ["limits.max_connections_per_partner"] = (o, _, v) => o.Limits.MaxConnectionsPerPartner = Int(v),
-        ["limits.shard_count"] = (o, _, v) => o.Limits.ShardCount = Int(v) is 0 ? Math.Min(Environment.ProcessorCount, 1024) : Int(v),
+        ["limits.shard_count"] = (o, _, v) => o.Limits.ShardCount = Int(v) is 0 ? RelayLimits.DefaultShardCount : Int(v),
         ["limits.max_queued_bytes_per_partner"] = (o, _, v) => o.Limits.MaxQueuedBytesPerPartner = Long(v),
         ["limits.max_queued_envelopes_per_partner"] = (o, _, v) => o.Limits.MaxQueuedEnvelopesPerPartner = Int(v),
         ["limits.delivery_window_envelopes"] = (o, _, v) => o.Limits.DeliveryWindowEnvelopes = Int(v),
@@ -111,17 +64,17 @@ public static partial class RelayConfigLoader
         ["limits.max_partial_frame_bytes_per_partner"] = (o, _, v) => o.Limits.MaxPartialFrameBytesPerPartner = Long(v) is 0 ? null : Long(v),
         ["limits.write_timeout_ms"] = (o, _, v) => o.Limits.WriteTimeout = Ms(v),
         ["limits.refusal_log_interval_ms"] = (o, _, v) => o.Limits.RefusalLogInterval = Ms(v),
+        ["limits.listen_backlog"] = (o, _, v) => o.Limits.ListenBacklog = Int(v),
         ["wal.dir"] = (o, _, v) => o.Storage.Directory = NonEmpty(v),
         ["wal.segment_bytes"] = (o, _, v) => o.Storage.SegmentBytes = Int(v),
         ["wal.reserve_bytes"] = (o, _, v) => o.Storage.ReserveBytes = Long(v),
         ["wal.sync"] = (o, _, v) => o.Storage.Sync = Bool(v),
         ["wal.commit_delay_us"] = (o, _, v) => o.Storage.CommitDelay = Microseconds(v),
         ["wal.retention_interval_ms"] = (o, _, v) => o.Storage.RetentionInterval = Ms(v),
-        ["partners[].id"] = (o, i, v) => o.Partners[i].Id = PartnerId(v),
-        // Same bounds as the global limit: let RelayLimits check them so the rule lives in one place.
-        ["partners[].max_connections"] = (o, i, v) => o.Partners[i].MaxConnections = new RelayLimits { MaxConnectionsPerPartner = Int(v) }.MaxConnectionsPerPartner,
+        ["partners[].id"] = (o, i, v) => o.Partners[i].Id = NonEmpty(v),
+        ["partners[].max_connections"] = (o, i, v) => o.Partners[i].MaxConnections = Int(v),
         ["partners[].accepted_kinds"] = (o, i, v) => SetKinds(o.Partners[i].AcceptedKinds, v),
-        ["partners[].max_media_bytes"] = (o, i, v) => o.Partners[i].MaxMediaBytes = new MediaOptions { MaxBytes = Long(v) }.MaxBytes,
+        ["partners[].max_media_bytes"] = (o, i, v) => o.Partners[i].MaxMediaBytes = Long(v),
         ["media.spool_dir"] = (o, _, v) => o.Media.SpoolDirectory = NonEmpty(v),
         ["media.max_bytes"] = (o, _, v) => o.Media.MaxBytes = Long(v),
         ["media.spool_quota_bytes_per_partner"] = (o, _, v) => o.Media.SpoolQuotaBytesPerPartner = Long(v),
@@ -136,6 +89,9 @@ public static partial class RelayConfigLoader
         // It never set QUEUE_FULL's retry-after only: it is that of every refusal worth retrying.
         ["limits.queue_full_retry_after_ms"] = "limits.retry_after_ms",
     };
+
+    /// <summary>Every key the loader reads (<c>table.key</c>; <c>partners[].key</c> for a partner's), renamed ones not included.</summary>
+    internal static IEnumerable<string> Keys => Setters.Keys;
 
     /// <summary>Reads and validates the configuration file at <paramref name="path"/>.</summary>
     /// <exception cref="ConfigException">The file cannot be read or is invalid.</exception>
@@ -181,25 +137,7 @@ public static partial class RelayConfigLoader
 
     /// <summary>Parses a listen address: "host:port" with an IPv4 host, "[v6]:port", or "localhost:port" (IPv4 loopback).</summary>
     /// <exception cref="FormatException"><paramref name="value"/> is not such an address.</exception>
-    public static IPEndPoint ParseListen(string value)
-    {
-        ArgumentNullException.ThrowIfNull(value);
-        int colon = value.LastIndexOf(':');
-        string host = colon > 0 ? value[..colon] : "";
-        string port = colon > 0 ? value[(colon + 1)..] : "";
-        bool bracketed = host.Length > 2 && host[0] == '[' && host[^1] == ']';
-        IPAddress? address = host.Equals("localhost", StringComparison.OrdinalIgnoreCase) ? IPAddress.Loopback
-            : bracketed && IPAddress.TryParse(host[1..^1], out IPAddress? v6) && v6.AddressFamily == AddressFamily.InterNetworkV6 ? v6
-            // Require a dotted quad: IPAddress.TryParse also takes "1" or "127.1", which are more likely typos.
-            : host.Count(c => c == '.') == 3 && IPAddress.TryParse(host, out IPAddress? v4) && v4.AddressFamily == AddressFamily.InterNetwork ? v4
-            : null;
-        if (address is null || !ushort.TryParse(port, NumberStyles.None, CultureInfo.InvariantCulture, out ushort portNumber))
-        {
-            throw new FormatException($"'{value}' is not an address to listen on (expected \"ipv4:port\", \"[ipv6]:port\" or \"localhost:port\")");
-        }
-
-        return new IPEndPoint(address, portNumber);
-    }
+    public static IPEndPoint ParseListen(string value) => ListenAddress.Parse(value);
 
     private static RelayOptions OptionsOrThrow(Result result)
     {
@@ -286,15 +224,17 @@ public static partial class RelayConfigLoader
             }
         }
 
-        foreach ((string key, string value) in new[] { ("tls.certificate", options.Tls.CertificatePath), ("tls.key", options.Tls.KeyPath), ("tls.partner_ca", options.Tls.PartnerCaPath) })
+        // The tree's own checks (listen address, required keys, partner ids), as dev, demo and tests get them. A key
+        // whose value was refused above kept its default, about which they would only repeat the refusal.
+        HashSet<string> refused = [.. errors.Where(e => !e.IsWarning).Select(e => e.Key)];
+        foreach (OptionsProblem problem in options.Check(key => lines[key]))
         {
-            if (value.Length == 0 && !lines.ContainsKey(key))
+            if (!refused.Contains(problem.Key))
             {
-                errors.Add(new ConfigError(source, lines.GetValueOrDefault("tls"), key, "required"));
+                errors.Add(new ConfigError(source, LineOfKey(lines, problem.Key), problem.Key, problem.Message));
             }
         }
 
-        CheckPartners(options, lines, source, errors);
         ResolvePaths(options, Path.GetDirectoryName(source));
         return new Result(options, [.. errors.OrderBy(e => e.Line)], lines); // file order (OrderBy is stable)
     }
@@ -324,29 +264,19 @@ public static partial class RelayConfigLoader
         }
     }
 
-    private static void CheckPartners(RelayOptions options, Dictionary<string, int> lines, string source, List<ConfigError> errors)
+    /// <summary>The line of <paramref name="key"/>, else of the nearest table around it (<c>partners[2]</c> for <c>partners[2].id</c>); 0 if none.</summary>
+    private static int LineOfKey(Dictionary<string, int> lines, string key)
     {
-        if (options.Partners.Count == 0)
+        for (string k = key; ; k = k[..k.LastIndexOf('.')])
         {
-            errors.Add(new ConfigError(source, lines.GetValueOrDefault("partners"), "partners", "at least one [[partners]] entry is required"));
-        }
-
-        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
-        for (int i = 0; i < options.Partners.Count; i++)
-        {
-            string key = $"partners[{i}].id";
-            string id = options.Partners[i].Id;
-            if (id.Length == 0)
+            if (lines.TryGetValue(k, out int line))
             {
-                // When the key is present its bad value has been reported already.
-                if (!lines.ContainsKey(key))
-                {
-                    errors.Add(new ConfigError(source, lines.GetValueOrDefault($"partners[{i}]"), key, "required"));
-                }
+                return line;
             }
-            else if (!seen.TryAdd(id, i))
+
+            if (!k.Contains('.', StringComparison.Ordinal))
             {
-                errors.Add(new ConfigError(source, lines[key], key, $"duplicate partner id '{id}' (also partners[{seen[id]}], line {lines[$"partners[{seen[id]}].id"]})"));
+                return 0;
             }
         }
     }
@@ -394,16 +324,6 @@ public static partial class RelayConfigLoader
         : count < TimeSpan.MinValue.Ticks / ticksPerUnit ? TimeSpan.MinValue
         : TimeSpan.FromTicks(count * ticksPerUnit);
 
-    private static string Listen(ValueSyntax v)
-    {
-        string value = Str(v);
-        ParseListen(value); // validate now so the error carries the key and line; the host parses it again at start
-        return value;
-    }
-
-    private static string PartnerId(ValueSyntax v) =>
-        NonEmpty(v) is var id && PartnerIdRegex().IsMatch(id) ? id : throw new FormatException($"'{id}' is not a valid partner id (expected ^[a-z0-9][a-z0-9._-]{{0,62}}$)");
-
     private static void SetKinds(IList<ContentKind> kinds, ValueSyntax v)
     {
         if (v is not ArraySyntax array)
@@ -438,9 +358,6 @@ public static partial class RelayConfigLoader
         };
         return new FormatException($"expected {expected}, found {found} {v.ToString()?.Trim()}");
     }
-
-    [GeneratedRegex("^[a-z0-9][a-z0-9._-]{0,62}$")]
-    private static partial Regex PartnerIdRegex();
 
     private static int LineOf(SyntaxNode node) => node.Span.Start.Line + 1;
 

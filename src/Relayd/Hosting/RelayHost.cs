@@ -29,7 +29,8 @@ internal static class RelayHost
                 console.TimestampFormat = "HH:mm:ss.fff ";
             });
         }
-        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.Limits.ShutdownTimeout + TimeSpan.FromSeconds(5));
+        TimeSpan stopHeadroom = TimeSpan.FromSeconds(5); // the relay's own abort grace (2 s), closing the store and the final log lines
+        builder.Services.Configure<HostOptions>(host => host.ShutdownTimeout = options.Limits.ShutdownTimeout + stopHeadroom);
         builder.Services.AddSingleton(options);
         builder.Services.AddSingleton<RelayHostedService>();
         builder.Services.AddHostedService(services => services.GetRequiredService<RelayHostedService>());

@@ -87,6 +87,8 @@ internal sealed partial class MediaRouter : IDisposable
     public void Start()
     {
         Recover();
+
+        // A quarter of the idle timeout drops an idle transfer within 25% of it; 25 ms..1 s bounds the sweep's cost.
         TimeSpan period = TimeSpan.FromMilliseconds(Math.Clamp(_options.TransferIdleTimeout.TotalMilliseconds / 4, 25, 1000));
         _sweeper.Change(period, period);
     }

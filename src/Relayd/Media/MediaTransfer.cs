@@ -743,7 +743,8 @@ internal sealed class MediaTransfer
 
     private void Rehash(IMediaSpool spool)
     {
-        byte[] buffer = ArrayPool<byte>.Shared.Rent(1024 * 1024);
+        const int RehashReadBytes = 1024 * 1024; // large sequential reads of the spool file; pooled, once per resumed transfer
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(RehashReadBytes);
         try
         {
             long position = 0;

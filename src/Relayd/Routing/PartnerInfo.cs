@@ -26,7 +26,10 @@ internal sealed class PartnerInfo : Admission.IAdmissionPartner
     /// <summary>Receipts for this partner's messages that arrived while it had no open connection.</summary>
     public Delivery.HeldReceipts HeldReceipts { get; }
 
-    /// <summary>Position in <see cref="PartnerDirectory.Partners"/>; what queues record instead of the id string.</summary>
+    /// <summary>
+    /// Position in the first <see cref="PartnerTable"/>; a partner added by a later one gets an index no partner had.
+    /// What queues record instead of the id string.
+    /// </summary>
     public int Index { get; }
 
     public string Id { get; }

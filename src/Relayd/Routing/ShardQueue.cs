@@ -22,6 +22,7 @@ internal sealed class ShardQueue
 {
     private const int SequenceBits = 48;
     private const ulong SequenceMask = (1UL << SequenceBits) - 1;
+    private const int MinSlabRoomBytes = 64 * 1024; // at the slab cap, the last slab still takes envelopes while this much is free
 
     private readonly Lock _lock = new();
     private readonly int _shardIndex;
@@ -98,7 +99,7 @@ internal sealed class ShardQueue
             lock (_lock)
             {
                 return _count < _maxEntries
-                    && (_slabBytes + DeliverySlab.DefaultBytes <= _maxSlabBytes || (_tail is not null && _tail.Free >= 64 * 1024));
+                    && (_slabBytes + DeliverySlab.DefaultBytes <= _maxSlabBytes || (_tail is not null && _tail.Free >= MinSlabRoomBytes));
             }
         }
     }

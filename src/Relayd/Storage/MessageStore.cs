@@ -57,17 +57,7 @@ internal sealed class MessageStore : IDisposable
     /// <summary>Opens (and recovers) the log; the caller then replays it with <see cref="StoreRecovery"/>.</summary>
     public static MessageStore Open(StorageOptions options, ILogger logger, RelayMetrics? metrics = null)
     {
-        var walOptions = new WalOptions
-        {
-            Directory = options.Directory,
-            SegmentBytes = options.SegmentBytes,
-            WriteBufferBytes = Math.Min(4 * 1024 * 1024, options.SegmentBytes),
-            FileSync = options.FileSync ?? LibcFileSync.Instance,
-            CommitPolicy = !options.Sync ? WalCommitPolicy.WriteWithoutSync
-                : options.CommitDelay > TimeSpan.Zero ? WalCommitPolicy.GroupCommitWithDelay(options.CommitDelay)
-                : WalCommitPolicy.GroupCommit,
-            Metrics = metrics,
-        };
+        WalOptions walOptions = options.ToWalOptions(metrics);
         if (!options.Sync)
         {
             StorageLog.SyncDisabled(logger, options.Directory);

@@ -7,7 +7,7 @@ namespace Relayd.Storage;
 /// </summary>
 internal sealed class SegmentUsage
 {
-    private const int Slots = 1 << 16;
+    private const int Slots = 1 << 16; // 256 KiB of counters; 65,536 live segments are 4 TiB at the default segment size
     private readonly int[] _live = new int[Slots];
 
     public void Add(ulong segment) => Interlocked.Increment(ref _live[segment % Slots]);

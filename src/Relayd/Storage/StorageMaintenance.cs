@@ -14,10 +14,12 @@ namespace Relayd.Storage;
 /// </summary>
 internal sealed class StorageMaintenance
 {
-    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(25);
-    private static readonly TimeSpan SpaceCheckInterval = TimeSpan.FromMilliseconds(250);
-    private static readonly TimeSpan FullRetentionInterval = TimeSpan.FromSeconds(1);
+    // Fixed, not options: they pace internal work, and no admin choice of them would change what partners see.
+    private static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(25); // refills freed queues from the log well before a recipient drains them
+    private static readonly TimeSpan SpaceCheckInterval = TimeSpan.FromMilliseconds(250); // statvfs + settled flush: cheap, and a burst cannot outrun the reserve in 250 ms
+    private static readonly TimeSpan FullRetentionInterval = TimeSpan.FromSeconds(1); // while full, free delivered segments sooner than retention_interval_ms would
     private const int DeletionEvery = 6; // retention passes between segment deletions (30 s at the default interval)
+    private const int DeleteAtOnceSegments = 16; // this many deletable segments (1 GiB at the default size) are not worth keeping until the next batch
 
     private readonly MessageStore _store;
     private readonly PartnerDirectory _partners;
@@ -108,7 +110,7 @@ internal sealed class StorageMaintenance
         // Deleting costs a dedup snapshot (all remembered ids), so under steady load it is batched; under disk
         // pressure it happens at once.
         long now = Environment.TickCount64;
-        bool due = _store.IsFull || now - _lastDeletion >= DeletionEvery * _store.Options.RetentionInterval.TotalMilliseconds || keepFrom - first >= 16;
+        bool due = _store.IsFull || now - _lastDeletion >= DeletionEvery * _store.Options.RetentionInterval.TotalMilliseconds || keepFrom - first >= DeleteAtOnceSegments;
         if (keepFrom > first && due)
         {
             _lastDeletion = now;

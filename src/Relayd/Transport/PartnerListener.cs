@@ -62,7 +62,7 @@ internal sealed class PartnerListener : IDisposable
 
             AllowRebindOverClosedConnections(socket);
             socket.Bind(endpoint);
-            socket.Listen(512);
+            socket.Listen(Limits.ListenBacklog);
         }
         catch
         {
@@ -104,7 +104,8 @@ internal sealed class PartnerListener : IDisposable
             session.Abort();
         }
 
-        await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(2), CancellationToken.None));
+        TimeSpan abortGrace = TimeSpan.FromSeconds(2); // aborted sessions only unwind; the host allows shutdown_timeout_ms + 5 s in all
+        await Task.WhenAny(all, Task.Delay(abortGrace, CancellationToken.None));
         await _stopping.CancelAsync();
         await Task.WhenAll(_acceptLoop, _heartbeat);
         return remaining;
@@ -270,7 +271,8 @@ internal sealed class PartnerListener : IDisposable
         try
         {
             var frame = new Frame { Error = new Error { Code = code, Detail = reason, Fatal = true } };
-            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            TimeSpan refusalWriteTimeout = TimeSpan.FromSeconds(2); // one small Error frame: a peer that does not take it in 2 s is not reading
+            using var deadline = new CancellationTokenSource(refusalWriteTimeout);
             await stream.WriteAsync(frame.ToDelimitedArray(), deadline.Token);
             await stream.ShutdownAsync();
         }
@@ -286,6 +288,7 @@ internal sealed class PartnerListener : IDisposable
 
     private async Task HeartbeatAsync(CancellationToken stopping)
     {
+        // A quarter of the idle timeout keeps Ping and IDLE_TIMEOUT within 25% of it; 50 ms..1 s bounds the cost and the refusal summaries' delay.
         TimeSpan period = TimeSpan.FromMilliseconds(Math.Clamp(Limits.IdleTimeout.TotalMilliseconds / 4, 50, 1000));
         using var timer = new PeriodicTimer(period);
         try

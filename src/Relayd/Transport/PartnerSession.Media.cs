@@ -17,7 +17,7 @@ internal sealed partial class PartnerSession : IMediaPeer
     private readonly ConcurrentQueue<Frame> _mediaPosts = new();
     private readonly ConcurrentQueue<MediaTransfer> _creditDue = new();
     private readonly byte[] _creditFrames = new byte[CreditWriteBytes];
-    private const int CreditWriteBytes = 16 * MediaCreditWire.MaxFrameBytes;
+    private const int CreditWriteBytes = 16 * MediaCreditWire.MaxFrameBytes; // credits per write: 16 transfers' grants in one small TLS write
     private readonly MediaDownloadCursor _download;
 
     PartnerInfo IMediaPeer.Partner => Partner;

@@ -14,7 +14,7 @@ internal sealed partial class PartnerSession
     private readonly Lock _receiptLock = new();
     private List<ReceiptItem> _pendingReceipts = [];
     private List<ReceiptItem> _sendingReceipts = [];
-    private const int AckWriteBytes = 32 * 1024;
+    private const int AckWriteBytes = 32 * 1024; // Acks per TLS write: two TLS records, at least 512 Acks, so one commit's Acks leave in a write or two
     private readonly List<SettledEnvelope> _expiredReceipts = [];
     private int _commitWaitRegistered;
 

@@ -63,7 +63,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
         _control = new Pipe(new PipeOptions(
             pauseWriterThreshold: limits.ControlPauseBytes,
             resumeWriterThreshold: limits.ControlPauseBytes / 2,
-            minimumSegmentSize: 16 * 1024,
+            minimumSegmentSize: 16 * 1024, // one TLS record: a segment's replies go out in one write
             useSynchronizationContext: false));
     }
 
@@ -234,7 +234,8 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, ICommitListene
         await _input.CompleteAsync();
         try
         {
-            using var shutdownDeadline = new CancellationTokenSource(TimeSpan.FromSeconds(1));
+            TimeSpan closeNotifyTimeout = TimeSpan.FromSeconds(1); // a courtesy close_notify; the socket closes either way
+            using var shutdownDeadline = new CancellationTokenSource(closeNotifyTimeout);
             await _stream.ShutdownAsync().WaitAsync(shutdownDeadline.Token);
         }
         catch (Exception ex) when (ex is IOException or OperationCanceledException or ObjectDisposedException or InvalidOperationException)

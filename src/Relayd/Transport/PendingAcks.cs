@@ -9,6 +9,7 @@ namespace Relayd.Transport;
 /// </summary>
 internal sealed class PendingAcks
 {
+    /// <summary>Acks one session may have waiting: several group commits' worth at full rate, and at most 3 MiB (48 B each) per session.</summary>
     public const int Capacity = 64 * 1024;
 
     private readonly Lock _lock = new();

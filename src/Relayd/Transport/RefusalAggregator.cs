@@ -28,6 +28,7 @@ internal enum RefusalKind
 /// </remarks>
 internal sealed class RefusalAggregator
 {
+    /// <summary>Distinct (kind, reason, address) keys per interval: bounds memory under an address sweep, and exceeds the addresses of any real misconfiguration.</summary>
     public const int MaxTrackedKeys = 1024;
 
     // The relayd.refusals kind tag of each RefusalKind, in its order, made once.

@@ -11,7 +11,7 @@ namespace Relayd.Wal;
 internal static unsafe partial class WalDirectWrite
 {
     private const int Alignment = 4096;
-    private const int BlockBytes = 1024 * 1024;
+    private const int BlockBytes = 1024 * 1024; // zeros per O_DIRECT write while pre-writing a segment: large writes, 1 MiB of native memory
     private const int WriteOnly = 0x1;
     private const int Create = 0x40;
     private const int Truncate = 0x200;

@@ -22,7 +22,7 @@ internal sealed partial class WalLogWriter
     private bool _woken; // guarded by _gate
     private long _syncCount;
     private readonly int _commitDelayMicroseconds;
-    private const int TargetBatchBytes = 256 * 1024;
+    private const int TargetBatchBytes = 256 * 1024; // commit_delay_us waits only while a batch is below this: a larger one already spreads its fdatasync over many records
 
     public WalLogWriter(WriteAheadLog log, WalOptions options, WalWriteBuffer free)
     {

@@ -24,7 +24,7 @@ internal sealed class WalSegmentPreparer : IDisposable
         _settled = settled;
     }
 
-    private const int RetryPauseMs = 1000;
+    private const int RetryPauseMs = 1000; // after a failed pre-write (disk full): retry once a second, not in a loop
 
     public enum Outcome
     {

@@ -8,7 +8,7 @@ namespace Relayd.Wal;
 /// </summary>
 internal sealed class WalSegmentReader
 {
-    private const int WindowBytes = 1024 * 1024;
+    internal const int WindowBytes = 1024 * 1024; // one read per MiB of backlog: large sequential reads, small enough to keep per reader
 
     private readonly SafeFileHandle _handle;
     private readonly WalReadBuffer? _shared;
@@ -107,5 +107,5 @@ internal sealed class WalSegmentReader
 /// </summary>
 public sealed class WalReadBuffer
 {
-    internal byte[] Window { get; set; } = new byte[1024 * 1024];
+    internal byte[] Window { get; set; } = new byte[WalSegmentReader.WindowBytes];
 }

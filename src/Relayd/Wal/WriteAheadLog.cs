@@ -172,6 +172,7 @@ public sealed partial class WriteAheadLog : IDisposable
         }
     }
 
+    // 2 s for a previous owner of wal.lock (a relay restarted in place, a repair) to let go before giving up.
     private const int LockAttempts = 100;
     private static readonly TimeSpan LockRetryDelay = TimeSpan.FromMilliseconds(20);
 }

@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
 using Relayd.Storage;
-using Relayd.Tests.Wal;
+using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Admission;
 

@@ -4,7 +4,6 @@ using Microsoft.Win32.SafeHandles;
 using Relayd.Hosting.Commands;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
-using Relayd.Tests.Functional;
 using Relayd.Tests.Infrastructure;
 using Relayd.Wal;
 

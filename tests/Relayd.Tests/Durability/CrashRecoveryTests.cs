@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
-using Relayd.Tests.Functional;
 using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Durability;
@@ -41,7 +40,7 @@ public sealed class CrashRecoveryTests : IClassFixture<PkiFixture>
         var arrivals = new ArrivalLog(ledger);
         var refusals = new List<string>();
         var clock = Stopwatch.StartNew();
-        await using var relay = new DurableRelayd(_pki);
+        await using var relay = new RelaydProcess(_pki);
 
         int killedDuringRecovery = 0;
         for (int cycle = 1; cycle <= cycles; cycle++)
@@ -92,7 +91,7 @@ public sealed class CrashRecoveryTests : IClassFixture<PkiFixture>
     }
 
     /// <summary>One process lifetime: both partners connect, alpha (re)sends, beta consumes, until the kill.</summary>
-    private static async Task RunCycleAsync(DurableRelayd relay, ConversationLedger ledger, ArrivalLog arrivals, List<string> refusals, int betaJoinsAfterMs, CancellationToken stop)
+    private static async Task RunCycleAsync(RelaydProcess relay, ConversationLedger ledger, ArrivalLog arrivals, List<string> refusals, int betaJoinsAfterMs, CancellationToken stop)
     {
         await Task.WhenAll(SendingPartnerAsync(), ReceivingPartnerAsync());
 
@@ -236,7 +235,7 @@ public sealed class CrashRecoveryTests : IClassFixture<PkiFixture>
 
     private static void Report(int cycles, int killedDuringRecovery, int seed, TimeSpan elapsed, ConversationLedger ledger, ArrivalLog arrivals, int lost, int unacked, List<string> refusals)
     {
-        string wal = DurableRelayd.WithoutWal ? " (RELAYD_DURABILITY_WITHOUT_WAL=1: no [wal] table)" : "";
+        string wal = RelaydProcess.WithoutWal ? " (RELAYD_DURABILITY_WITHOUT_WAL=1: no [wal] table)" : "";
         TestReport.WriteLine(string.Create(CultureInfo.InvariantCulture, $"""
             kill test{wal}: {cycles} SIGKILL cycles (+{killedDuringRecovery} kills during start-up/recovery) in {elapsed.TotalSeconds:F1} s (seed {seed}; RELAYD_KILL_CYCLES / RELAYD_KILL_SEED to change)
               envelopes sent: {ledger.SentCount} over {ledger.Conversations} conversations, acked: {ledger.AckedCount} (of which acked as duplicate on resend: {ledger.Acked.Count(s => s.AckedOnResend)}), never acked: {unacked}

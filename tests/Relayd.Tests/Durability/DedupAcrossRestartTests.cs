@@ -1,6 +1,5 @@
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
-using Relayd.Tests.Functional;
 using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Durability;
@@ -20,7 +19,7 @@ public sealed class DedupAcrossRestartTests : IClassFixture<PkiFixture>
     [InlineData(true)]
     public async Task A_resend_after_a_restart_gets_the_original_Ack_marked_duplicate_and_beta_receives_the_envelope_once(bool killed)
     {
-        await using var relay = new DurableRelayd(_pki);
+        await using var relay = new RelaydProcess(_pki);
         await relay.StartAsync();
         Envelope sent = Envelopes.New("alpha", "beta");
         Envelope next = Envelopes.New("alpha", "beta"); // same conversation, sent after the resend
@@ -67,7 +66,7 @@ public sealed class DedupAcrossRestartTests : IClassFixture<PkiFixture>
     [Fact]
     public async Task A_resend_after_a_restart_of_an_envelope_beta_already_acknowledged_is_acked_as_duplicate_and_not_delivered_again()
     {
-        await using var relay = new DurableRelayd(_pki);
+        await using var relay = new RelaydProcess(_pki);
         await relay.StartAsync();
         Envelope sent = Envelopes.New("alpha", "beta");
         Envelope next = Envelopes.New("alpha", "beta");

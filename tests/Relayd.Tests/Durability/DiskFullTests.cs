@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
-using Relayd.Tests.Functional;
 using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Durability;
@@ -40,7 +39,7 @@ public sealed class DiskFullTests : IClassFixture<PkiFixture>
         }
 
         await using TmpfsMount tmpfs = mounted;
-        await using var relay = new DurableRelayd(_pki, Path.Combine(tmpfs.Directory, "wal"), walKeys: """
+        await using var relay = new RelaydProcess(_pki, walDirectory: Path.Combine(tmpfs.Directory, "wal"), walKeys: """
             segment_bytes = 1048576
             reserve_bytes = 2097152
             """);

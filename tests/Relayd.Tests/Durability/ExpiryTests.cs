@@ -1,6 +1,5 @@
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
-using Relayd.Tests.Functional;
 using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Durability;
@@ -23,7 +22,7 @@ public sealed class ExpiryTests : IClassFixture<PkiFixture>
     [Fact]
     public async Task An_envelope_for_an_offline_beta_expires_alpha_gets_EXPIRED_UNDELIVERED_and_beta_connecting_later_receives_nothing()
     {
-        await using DurableRelayd relay = await StartAsync();
+        await using RelaydProcess relay = await StartAsync();
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
         Envelope sent = Envelopes.New("alpha", "beta");
         await alpha.SendAsync(sent).Within();
@@ -41,7 +40,7 @@ public sealed class ExpiryTests : IClassFixture<PkiFixture>
     [InlineData(false, true)]  // stopped, expires while no relay runs
     public async Task An_envelope_stored_before_a_restart_expires_alpha_gets_EXPIRED_UNDELIVERED_and_beta_receives_nothing(bool killed, bool expiresWhileDown)
     {
-        await using DurableRelayd relay = await StartAsync();
+        await using RelaydProcess relay = await StartAsync();
         Envelope sent = Envelopes.New("alpha", "beta");
         await using (RelayClient alpha = await relay.ConnectAsync("alpha", receipts: false))
         {
@@ -71,9 +70,9 @@ public sealed class ExpiryTests : IClassFixture<PkiFixture>
         Assert.Equal([sent.MessageId], receipt.MessageIds);
     }
 
-    private async Task<DurableRelayd> StartAsync()
+    private async Task<RelaydProcess> StartAsync()
     {
-        var relay = new DurableRelayd(_pki, limitsKeys: $"default_retention_seconds = {RetentionSeconds}");
+        var relay = new RelaydProcess(_pki, limitsKeys: $"default_retention_seconds = {RetentionSeconds}");
         await relay.StartAsync();
         return relay;
     }
@@ -82,7 +81,7 @@ public sealed class ExpiryTests : IClassFixture<PkiFixture>
     /// Beta connects; a fresh envelope sent now (same conversation) is the first and only thing it receives, which
     /// shows the expired one was not merely slow.
     /// </summary>
-    private static async Task AssertBetaReceivesOnlyAFreshEnvelopeAsync(DurableRelayd relay, RelayClient alpha)
+    private static async Task AssertBetaReceivesOnlyAFreshEnvelopeAsync(RelaydProcess relay, RelayClient alpha)
     {
         await using RelayClient beta = await relay.ConnectAsync("beta", receipts: false);
         Envelope fresh = Envelopes.New("alpha", "beta");

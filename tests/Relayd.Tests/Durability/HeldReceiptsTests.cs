@@ -1,7 +1,6 @@
 using Google.Protobuf;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
-using Relayd.Tests.Functional;
 using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Durability;
@@ -23,7 +22,7 @@ public sealed class HeldReceiptsTests : IClassFixture<PkiFixture>
     [InlineData(false)]
     public async Task Delivered_receipts_held_for_an_offline_sender_survive_a_restart_and_reach_it_once_when_it_connects(bool killed)
     {
-        await using var relay = new DurableRelayd(_pki);
+        await using var relay = new RelaydProcess(_pki);
         await relay.StartAsync();
         Envelope[] sent = [.. Enumerable.Range(0, Count).Select(i => Envelopes.New("alpha", "beta", toUser: "user-" + (i % 5)))];
         await using (RelayClient alpha = await relay.ConnectAsync("alpha", receipts: false))

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using System.Globalization;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
-using Relayd.Tests.Functional;
 using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Durability;
@@ -35,7 +34,7 @@ public sealed class OfflineBacklogTests : IClassFixture<PkiFixture>
     [Fact(Timeout = 10 * 60 * 1000)]
     public async Task A_backlog_of_100k_envelopes_for_an_offline_beta_survives_a_crash_and_arrives_complete_in_conversation_order_in_bounded_memory()
     {
-        await using var relay = new DurableRelayd(_pki, limitsKeys: $"max_queued_bytes_per_partner = {MaxQueuedBytesPerPartner}");
+        await using var relay = new RelaydProcess(_pki, limitsKeys: $"max_queued_bytes_per_partner = {MaxQueuedBytesPerPartner}");
         await relay.StartAsync();
         long baseline = relay.ReadRssBytes();
         long baselineFile = ProcessMemory.ReadRssFileBytes(relay.Pid);

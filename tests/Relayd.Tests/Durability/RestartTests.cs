@@ -2,9 +2,7 @@ using Google.Protobuf;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
-using Relayd.Tests.Functional;
 using Relayd.Tests.Infrastructure;
-using Relayd.Tests.Wal;
 
 namespace Relayd.Tests.Durability;
 

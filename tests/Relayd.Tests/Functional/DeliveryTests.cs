@@ -132,10 +132,14 @@ public sealed class DeliveryTests : IClassFixture<PkiFixture>
         video.ContentKind = ContentKind.Video;
 
         RelayException refusal = await Envelopes.RefusedAsync(() => alpha.SendAsync(video));
-        Ack text = await alpha.SendAsync(Envelopes.New("alpha", "beta")).Within();
+        Envelope text = Envelopes.New("alpha", "beta");
+        long sentAtMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        Ack ack = await alpha.SendAsync(text).Within();
 
         Assert.Equal(ErrorCode.ContentKindUnsupported, refusal.Code);
-        Assert.NotNull(text);
+        Assert.Equal(text.MessageId, ack.MessageId);
+        Assert.False(ack.Duplicate);
+        Assert.InRange(ack.AcceptedAtMs, sentAtMs, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
     }
 
     [Fact]
@@ -168,14 +172,6 @@ public sealed class DeliveryTests : IClassFixture<PkiFixture>
         Assert.Equal([shortLived.MessageId], receipt.MessageIds);
         Assert.True(await Envelopes.StaysEmpty(beta.Deliveries, 300));
     }
-}
-
-/// <summary>One PKI per test class: generating keys is cheap but not free.</summary>
-public sealed class PkiFixture : IDisposable
-{
-    public TestPki Pki { get; } = new();
-
-    public void Dispose() => Pki.Dispose();
 }
 
 /// <summary>A sender that was away when its message was delivered still learns it when it comes back.</summary>

@@ -98,10 +98,6 @@ public sealed class FrameLimitTests : IClassFixture<PkiFixture>
     }
 }
 
-/// <summary>Tests that measure process memory run alone.</summary>
-[CollectionDefinition(nameof(MemorySensitiveCollection), DisableParallelization = true)]
-public sealed class MemorySensitiveCollection;
-
 /// <summary>Silent partners are pinged, then closed.</summary>
 public sealed class IdleTimeoutTests : IClassFixture<PkiFixture>
 {
@@ -132,9 +128,13 @@ public sealed class IdleTimeoutTests : IClassFixture<PkiFixture>
         await using Relayd.Protocol.RelayClient alpha = await relay.ConnectAsync("alpha");
 
         await Task.Delay(3500, TestContext.Current.CancellationToken);
-        Ack ack = await alpha.SendAsync(Envelopes.New("alpha", "beta")).Within();
+        Envelope sent = Envelopes.New("alpha", "beta");
+        long sentAtMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        Ack ack = await alpha.SendAsync(sent).Within();
 
-        Assert.NotNull(ack);
+        Assert.Equal(sent.MessageId, ack.MessageId);
+        Assert.False(ack.Duplicate);
+        Assert.InRange(ack.AcceptedAtMs, sentAtMs, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         Assert.False(alpha.Completion.IsCompleted);
     }
 }

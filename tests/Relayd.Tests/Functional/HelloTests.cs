@@ -82,7 +82,7 @@ public sealed class HelloTests : IClassFixture<PkiFixture>
         Envelope image = Envelopes.New("alpha", "beta");
         image.ContentKind = ContentKind.Image;
         using var blob = new LoadGen.Media.BlobStream(1000, seed: 1);
-        MediaOpen photo = Media.MediaBlobs.Open("alpha", "beta", blob, kind: ContentKind.Image);
+        MediaOpen photo = MediaBlobs.Open("alpha", "beta", blob, kind: ContentKind.Image);
         blob.Position = 0;
 
         RelayException refused = await Envelopes.RefusedAsync(() => alpha.SendAsync(image));

@@ -76,8 +76,12 @@ public sealed class SenderCheckTests : IClassFixture<PkiFixture>
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
 
         await Envelopes.RefusedAsync(() => alpha.SendAsync(Envelopes.New(from: "gamma", to: "beta")));
-        Ack ack = await alpha.SendAsync(Envelopes.New("alpha", "beta")).Within();
+        Envelope sent = Envelopes.New("alpha", "beta");
+        long sentAtMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        Ack ack = await alpha.SendAsync(sent).Within();
 
-        Assert.NotNull(ack);
+        Assert.Equal(sent.MessageId, ack.MessageId);
+        Assert.False(ack.Duplicate);
+        Assert.InRange(ack.AcceptedAtMs, sentAtMs, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
     }
 }

@@ -149,4 +149,32 @@ public sealed class LimitsConfigTests : IDisposable
         Assert.Contains($"{config}:2: limits.queue_full_retry_after_ms: warning: renamed to limits.retry_after_ms", result.StandardError, StringComparison.Ordinal);
         Assert.Contains("OK", result.StandardOutput, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void The_listen_backlog_is_read_and_bounded_by_what_listen_takes()
+    {
+        RelayOptions options = RelayConfigLoader.Load(_pki.WriteMinimalConfig("""
+            [limits]
+            listen_backlog = 77
+            """));
+        ConfigError error = Assert.Single(RelayConfigLoader.Check(_pki.WriteMinimalConfig("""
+            [limits]
+            listen_backlog = 70000
+            """)));
+
+        Assert.Equal(77, options.Limits.ListenBacklog);
+        Assert.Equal(("limits.listen_backlog", 2, "must be between 1 and 65535 (got 70000)"), (error.Key, error.Line, error.Message));
+    }
+
+    [Fact]
+    public async Task The_listening_socket_has_the_configured_backlog()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki, o => o.Limits.ListenBacklog = 77);
+
+        // For a listening socket ss shows the backlog as Send-Q.
+        ExternalProcess.Result result = await ExternalProcess.RunAsync("ss", ["-Hltn", $"sport = :{relay.Port}"]);
+
+        string[] columns = Assert.Single(result.StandardOutput.Split('\n', StringSplitOptions.RemoveEmptyEntries)).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(("LISTEN", "77"), (columns[0], columns[2]));
+    }
 }

@@ -1,5 +1,4 @@
 using System.Globalization;
-using Relayd.Tests.Functional;
 using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Hosting;
@@ -17,7 +16,8 @@ public sealed class ListenPortTests : IClassFixture<PkiFixture>
     [Fact]
     public async Task A_second_relay_on_a_port_in_use_refuses_to_start_naming_the_address()
     {
-        await using RelaydProcess first = await RelaydProcess.StartAsync(_pki);
+        await using var first = new RelaydProcess(_pki);
+        await first.StartAsync();
         string second = RelaydConfigFile.Write(_pki, "second-relay", first.Port,
             $"[wal]\ndir = \"{Path.Combine(_pki.Directory, $"wal-second-{first.Port}")}\"\nreserve_bytes = 0\n");
 
@@ -34,7 +34,7 @@ public sealed class ListenPortTests : IClassFixture<PkiFixture>
     [Fact]
     public async Task A_relay_restarted_right_after_one_with_live_connections_stopped_binds_the_port_at_once()
     {
-        await using var relay = new DurableRelayd(_pki);
+        await using var relay = new RelaydProcess(_pki);
         await relay.StartAsync();
         var partners = new List<RawPartnerConnection>();
         try

@@ -1,6 +1,5 @@
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
-using Relayd.Tests.Functional;
 using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Hosting;
@@ -15,7 +14,8 @@ public sealed class ShutdownTests : IClassFixture<PkiFixture>
     [Fact]
     public async Task On_SIGTERM_the_relay_sends_GoAway_to_every_session_and_exits_0()
     {
-        await using RelaydProcess relay = await RelaydProcess.StartAsync(_pki);
+        await using var relay = new RelaydProcess(_pki);
+        await relay.StartAsync();
         await using RawPartnerConnection alpha = await RawPartnerConnection.ConnectAsync(relay.Port, _pki.Partner("alpha"), _pki.Ca);
         await using RawPartnerConnection beta = await RawPartnerConnection.ConnectAsync(relay.Port, _pki.Partner("beta"), _pki.Ca);
         await alpha.SendHelloAsync();
@@ -23,7 +23,7 @@ public sealed class ShutdownTests : IClassFixture<PkiFixture>
         Assert.NotNull((await alpha.ReadFrameAsync())?.Welcome);
         Assert.NotNull((await beta.ReadFrameAsync())?.Welcome);
 
-        await relay.TerminateAsync();
+        relay.SendSigterm();
         Frame? alphaGoAway = await alpha.ReadFrameAsync();
         Frame? betaGoAway = await beta.ReadFrameAsync();
         await alpha.SendAsync(new Frame { GoAway = new GoAway() });
@@ -39,13 +39,14 @@ public sealed class ShutdownTests : IClassFixture<PkiFixture>
     public async Task On_SIGTERM_a_partner_that_stays_connected_gets_the_full_drain_timeout_and_the_relay_still_exits_0()
     {
         // System.CommandLine ended the process with 143 two seconds after SIGTERM, whatever shutdown_timeout_ms said.
-        await using RelaydProcess relay = await RelaydProcess.StartAsync(_pki, "[limits]\nshutdown_timeout_ms = 4000\n");
+        await using var relay = new RelaydProcess(_pki, shutdownTimeoutMs: 4000);
+        await relay.StartAsync();
         await using RawPartnerConnection alpha = await RawPartnerConnection.ConnectAsync(relay.Port, _pki.Partner("alpha"), _pki.Ca);
         await alpha.SendHelloAsync();
         Assert.NotNull((await alpha.ReadFrameAsync())?.Welcome);
 
         var drain = System.Diagnostics.Stopwatch.StartNew();
-        await relay.TerminateAsync();
+        relay.SendSigterm();
         Frame? goAway = await alpha.ReadFrameAsync(); // and alpha neither answers nor closes
         int exitCode = await relay.WaitForExitAsync(seconds: 30);
         drain.Stop();
@@ -59,14 +60,15 @@ public sealed class ShutdownTests : IClassFixture<PkiFixture>
     [Fact]
     public async Task Envelopes_accepted_before_SIGTERM_are_still_delivered_and_clients_close_cleanly()
     {
-        await using RelaydProcess relay = await RelaydProcess.StartAsync(_pki);
-        RelayClient alpha = await RelayClient.ConnectAsync(ClientOptions(relay, "alpha"), TestContext.Current.CancellationToken);
-        RelayClient beta = await RelayClient.ConnectAsync(ClientOptions(relay, "beta"), TestContext.Current.CancellationToken);
+        await using var relay = new RelaydProcess(_pki);
+        await relay.StartAsync();
+        RelayClient alpha = await relay.ConnectAsync("alpha");
+        RelayClient beta = await relay.ConnectAsync("beta");
         Envelope sent = Envelopes.New("alpha", "beta");
         await alpha.SendAsync(sent).Within();
 
         Deliver delivered = await beta.Deliveries.ReadAsync().Within();
-        await relay.TerminateAsync();
+        relay.SendSigterm();
         int exitCode = await relay.WaitForExitAsync(seconds: 20);
 
         Assert.Equal(sent, delivered.Envelope);
@@ -75,11 +77,4 @@ public sealed class ShutdownTests : IClassFixture<PkiFixture>
         await beta.DisposeAsync();
         await alpha.DisposeAsync();
     }
-
-    private RelayClientOptions ClientOptions(RelaydProcess relay, string partner) => new()
-    {
-        Host = "localhost",
-        Port = relay.Port,
-        Tls = new() { ClientCertificate = _pki.Partner(partner), RelayRoots = [_pki.Ca] },
-    };
 }

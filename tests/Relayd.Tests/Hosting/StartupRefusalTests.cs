@@ -61,7 +61,8 @@ public sealed class StartupRefusalTests : IDisposable
     {
         string wal = Path.Combine(_pki.Directory, "shared-wal");
         string table = $"[wal]\ndir = \"{wal}\"\nreserve_bytes = 0\n";
-        await using RelaydProcess first = await RelaydProcess.StartAsync(_pki, table);
+        await using var first = new RelaydProcess(_pki, walDirectory: wal, walKeys: "reserve_bytes = 0");
+        await first.StartAsync();
         string second = RelaydConfigFile.Write(_pki, "second", RelaydConfigFile.FreePort(), table);
 
         ExternalProcess.Result result = await ExternalProcess.RunRelaydAsync("run", "--config", second);

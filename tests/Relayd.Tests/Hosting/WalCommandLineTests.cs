@@ -1,5 +1,4 @@
 using Relayd.Tests.Infrastructure;
-using Relayd.Tests.Wal;
 using Relayd.Wal;
 
 namespace Relayd.Tests.Hosting;

@@ -1,5 +1,6 @@
 using Relayd.Hosting;
 using Relayd.Tests.Infrastructure;
+using Relayd.Wal;
 
 namespace Relayd.Tests.Hosting;
 
@@ -51,6 +52,23 @@ public sealed class WalConfigTests : IDisposable
 
         Assert.Contains(errors, e => e.Key == "wal.segment_bytes" && e.Line == 2 && e.Message.Contains("4096", StringComparison.Ordinal));
         Assert.Contains(errors, e => e.Key == "wal.sync" && e.Line == 3);
+    }
+
+    [Fact]
+    public void The_wal_table_becomes_the_logs_own_options()
+    {
+        WalOptions tuned = RelayConfigLoader.Load(Write("""
+            [wal]
+            dir = "/srv/wal"
+            segment_bytes = 1048576
+            sync = false
+            """)).Storage.ToWalOptions();
+        WalOptions defaults = new StorageOptions().ToWalOptions();
+
+        Assert.Equal(("/srv/wal", 1024 * 1024, 1024 * 1024, "write-without-sync"), (tuned.Directory, tuned.SegmentBytes, tuned.WriteBufferBytes, tuned.CommitPolicy.Name));
+        Assert.Equal(("/var/lib/relayd/wal", 64 * 1024 * 1024, 4 * 1024 * 1024, "group-commit-delay-200us"), (defaults.Directory, defaults.SegmentBytes, defaults.WriteBufferBytes, defaults.CommitPolicy.Name));
+        Assert.Equal("group-commit", new StorageOptions { CommitDelay = TimeSpan.Zero }.ToWalOptions().CommitPolicy.Name);
+        Assert.Same(LibcFileSync.Instance, defaults.FileSync);
     }
 
     private string Write(string walTable) => _pki.WriteMinimalConfig(walTable);

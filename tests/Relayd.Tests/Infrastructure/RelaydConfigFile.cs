@@ -71,9 +71,3 @@ internal static class RelaydConfigFile
         }
     }
 }
-
-internal static partial class NativeMethods
-{
-    [LibraryImport("libc", SetLastError = true)]
-    internal static partial int kill(int pid, int signal);
-}

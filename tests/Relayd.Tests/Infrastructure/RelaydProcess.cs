@@ -1,97 +1,259 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Globalization;
+using Relayd.Protocol;
 
 namespace Relayd.Tests.Infrastructure;
 
-/// <summary>relayd started as a real process (<c>relayd run --config FILE</c>), for signals and crashes.</summary>
+/// <summary>
+/// The real daemon (<c>dotnet relayd.dll run --config FILE</c>) on a free loopback port, for signals, crashes and
+/// restarts: it writes the config, starts the process and waits until it listens, kills it with SIGKILL or stops it
+/// with SIGTERM, starts it again on the same port and the same write-ahead log, and keeps what it printed.
+/// </summary>
+/// <remarks>
+/// Each run's output is kept (and echoed to the test output as <c>[relayd#N]</c>) so a failure shows what every
+/// process printed. Set <c>RELAYD_DURABILITY_WITHOUT_WAL=1</c> to leave the [wal] table out of the config: that runs
+/// the same tests against a relay that keeps everything in memory only, which the durability tests must fail (the
+/// proof that they can detect loss); never set it in CI.
+/// </remarks>
 internal sealed class RelaydProcess : IAsyncDisposable
 {
-    private readonly Process _process;
-    private readonly ConcurrentQueue<string> _output = new();
+    /// <summary>
+    /// The [wal] keys besides <c>dir</c> unless a test gives its own: a 16 MiB free-space reserve instead of the
+    /// 512 MiB default, so the tests also run on a small /tmp.
+    /// </summary>
+    public const string DefaultWalKeys = "reserve_bytes = 16777216";
 
-    private RelaydProcess(Process process, int port)
+    private readonly TestPki _pki;
+    private readonly string _configPath;
+    private readonly bool _ownsWalDirectory;
+    private readonly ConcurrentQueue<string> _allOutput = new();
+    private Process? _process;
+    private ConcurrentQueue<string> _output = new();
+    private int _runs;
+
+    /// <summary>Writes the config (partners alpha, beta and gamma approved); <see cref="StartAsync"/> starts the process.</summary>
+    /// <param name="pki">Certificates for the relay and the partners alpha, beta and gamma.</param>
+    /// <param name="tables">Further TOML tables, e.g. <c>[media]</c>; [wal] and [limits] come from the other parameters.</param>
+    /// <param name="walDirectory">The log directory, kept across restarts; by default a temporary one this relay deletes.</param>
+    /// <param name="walKeys">Keys for the [wal] table besides <c>dir</c>, e.g. <c>segment_bytes = 1048576</c>.</param>
+    /// <param name="limitsKeys">Keys for the [limits] table, e.g. <c>default_retention_seconds = 2</c>.</param>
+    /// <param name="shutdownTimeoutMs">limits.shutdown_timeout_ms: short, so a SIGTERM with partners still connected ends soon.</param>
+    public RelaydProcess(TestPki pki, string tables = "", string? walDirectory = null, string walKeys = DefaultWalKeys, string limitsKeys = "", int shutdownTimeoutMs = 3000)
     {
-        _process = process;
-        Port = port;
-        process.OutputDataReceived += (_, e) => Record(e.Data);
-        process.ErrorDataReceived += (_, e) => Record(e.Data);
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        if (tables.Contains("[wal]", StringComparison.Ordinal) || tables.Contains("[limits]", StringComparison.Ordinal))
+        {
+            throw new ArgumentException("give [wal] and [limits] keys through walDirectory/walKeys/limitsKeys, not as tables", nameof(tables));
+        }
+
+        _pki = pki;
+        _ownsWalDirectory = walDirectory is null;
+        WalDirectory = walDirectory ?? Directory.CreateTempSubdirectory("relayd-process-wal-").FullName;
+        Port = RelaydConfigFile.FreePort();
+        string wal = WithoutWal ? "" : $"""
+            [wal]
+            dir = "{WalDirectory}"
+            {walKeys}
+            """;
+        _configPath = RelaydConfigFile.Write(pki, "relayd-process-test", Port, $"""
+            {wal}
+
+            [limits]
+            shutdown_timeout_ms = {shutdownTimeoutMs}
+            {limitsKeys}
+
+            {tables}
+            """);
     }
+
+    /// <summary>True when <c>RELAYD_DURABILITY_WITHOUT_WAL=1</c>: the config has no [wal] table (see remarks).</summary>
+    public static bool WithoutWal => Environment.GetEnvironmentVariable("RELAYD_DURABILITY_WITHOUT_WAL") == "1";
 
     public int Port { get; }
 
-    public int Pid => _process.Id;
+    public string WalDirectory { get; }
 
+    /// <summary>The running process's id; throws when none runs.</summary>
+    public int Pid => (_process ?? throw new InvalidOperationException("relayd is not running")).Id;
+
+    /// <summary>How many processes were started so far.</summary>
+    public int Runs => _runs;
+
+    /// <summary>What the current (or last) process printed.</summary>
     public string Output => string.Join('\n', _output);
 
-    /// <summary>Writes a config approving alpha, beta and gamma on a free loopback port and starts relayd on it.</summary>
-    public static async Task<RelaydProcess> StartAsync(TestPki pki, string extraToml = "")
+    /// <summary>What every process printed, each line prefixed with its run number.</summary>
+    public string AllOutput => string.Join('\n', _allOutput);
+
+    /// <summary>
+    /// Starts relayd on the same config and waits until it prints "listening on" (printed after recovery). Retries
+    /// a few times when the port is still held by the previous process's sockets.
+    /// </summary>
+    public async Task StartAsync(int readySeconds = 60)
     {
-        int port = RelaydConfigFile.FreePort();
-        if (!extraToml.Contains("[wal]", StringComparison.Ordinal))
+        if (_process is { HasExited: false })
         {
-            // Each relay its own write-ahead log, unless the test brings one (e.g. to restart on it).
-            extraToml += $"\n[wal]\ndir = \"{Path.Combine(pki.Directory, $"wal-{port}")}\"\nreserve_bytes = 16777216\n";
+            throw new InvalidOperationException("relayd is already running");
         }
 
-        string config = RelaydConfigFile.Write(pki, "relayd-process-test", port, extraToml);
-        var relay = new RelaydProcess(Process.Start(RelaydConfigFile.RunCommand(config))!, port);
-        await relay.WaitForOutputAsync("listening on");
-        return relay;
+        for (int attempt = 1; ; attempt++)
+        {
+            StartProcess();
+            try
+            {
+                await WaitForOutputAsync("listening on", readySeconds);
+                return;
+            }
+            catch (Xunit.Sdk.XunitException) when (attempt < 20 && _process!.HasExited && PortWasBusy())
+            {
+                await Task.Delay(250);
+            }
+        }
+    }
+
+    /// <summary>Starts relayd without waiting for it to be ready (to kill it during recovery).</summary>
+    public void Launch()
+    {
+        if (_process is { HasExited: false })
+        {
+            throw new InvalidOperationException("relayd is already running");
+        }
+
+        StartProcess();
     }
 
     public async Task WaitForOutputAsync(string text, int seconds = 30)
     {
+        Process process = _process ?? throw new InvalidOperationException("relayd is not running");
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (!_output.Any(l => l.Contains(text, StringComparison.Ordinal)))
         {
-            if (DateTime.UtcNow > deadline || _process.HasExited)
+            if (DateTime.UtcNow > deadline || process.HasExited)
             {
-                throw new Xunit.Sdk.XunitException($"relayd did not print '{text}'; output:\n{Output}");
+                // Let the output readers catch up so the message shows the last lines too.
+                await Task.Delay(100);
+                string state = process.HasExited ? $"exited with {process.ExitCode}" : $"still running after {seconds} s";
+                throw new Xunit.Sdk.XunitException($"relayd (run {_runs}) did not print '{text}' ({state}); output:\n{Output}");
             }
 
-            await Task.Delay(25);
+            await Task.Delay(10);
         }
     }
 
-    /// <summary>Sends SIGTERM, as systemd does on stop (kill(2) directly: minimal CI images may lack kill(1)).</summary>
-    public Task TerminateAsync()
+    /// <summary>SIGKILL: no shutdown code runs, exactly like a crash or power loss of the process.</summary>
+    public async Task KillAsync()
     {
-        const int SigTerm = 15;
-        RelaydConfigFile.Signal(_process, SigTerm);
-        return Task.CompletedTask;
+        const int SigKill = 9;
+        Process process = _process ?? throw new InvalidOperationException("relayd is not running");
+        RelaydConfigFile.Signal(process, SigKill);
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await process.WaitForExitAsync(timeout.Token);
     }
 
-    public async Task<int> WaitForExitAsync(int seconds)
+    /// <summary>SIGTERM (a systemd stop), then waits for the exit; returns the exit code.</summary>
+    public Task<int> TerminateAsync(int seconds = 30)
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
-        await _process.WaitForExitAsync(timeout.Token);
-        return _process.ExitCode;
+        SendSigterm();
+        return WaitForExitAsync(seconds);
     }
+
+    /// <summary>SIGTERM without waiting, for tests that watch the drain from the partners' side.</summary>
+    public void SendSigterm()
+    {
+        const int SigTerm = 15;
+        RelaydConfigFile.Signal(_process ?? throw new InvalidOperationException("relayd is not running"), SigTerm);
+    }
+
+    /// <summary>Waits for the process to exit by itself; returns the exit code.</summary>
+    public async Task<int> WaitForExitAsync(int seconds = 30)
+    {
+        Process process = _process ?? throw new InvalidOperationException("relayd is not running");
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(seconds));
+        await process.WaitForExitAsync(timeout.Token);
+        return process.ExitCode;
+    }
+
+    /// <summary>Stops the process (SIGKILL when <paramref name="kill"/>, else SIGTERM) and starts it again on the same log.</summary>
+    public async Task RestartAsync(bool kill)
+    {
+        if (kill)
+        {
+            await KillAsync();
+        }
+        else
+        {
+            int exitCode = await TerminateAsync();
+            Assert.True(exitCode == 0, $"relayd exited with {exitCode} on SIGTERM; output:\n{Output}");
+        }
+
+        await StartAsync();
+    }
+
+    /// <summary>VmRSS of the running process, in bytes, from /proc/PID/status.</summary>
+    public long ReadRssBytes() => ProcessMemory.ReadVmRssBytes(Pid);
+
+    public RelayClientOptions ClientOptions(string partnerId, bool receipts = true) => new()
+    {
+        Host = "localhost",
+        Port = Port,
+        Tls = new() { ClientCertificate = _pki.Partner(partnerId), RelayRoots = [_pki.Ca] },
+        ReceiveReceipts = receipts,
+    };
+
+    public Task<RelayClient> ConnectAsync(string partnerId, bool receipts = true) =>
+        RelayClient.ConnectAsync(ClientOptions(partnerId, receipts), TestContext.Current.CancellationToken);
 
     public async ValueTask DisposeAsync()
     {
-        if (!_process.HasExited)
+        if (_process is { } process)
         {
-            _process.Kill(entireProcessTree: true);
-            await _process.WaitForExitAsync();
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+                await process.WaitForExitAsync();
+            }
+
+            process.Dispose();
         }
 
-        _process.Dispose();
+        if (_ownsWalDirectory)
+        {
+            Directory.Delete(WalDirectory, recursive: true);
+        }
     }
 
-    private void Record(string? line)
+    private void StartProcess()
+    {
+        _process?.Dispose();
+        ProcessStartInfo start = RelaydConfigFile.RunCommand(_configPath);
+        int run = Interlocked.Increment(ref _runs);
+        var output = new ConcurrentQueue<string>();
+        _output = output;
+        var process = new Process { StartInfo = start };
+        process.OutputDataReceived += (_, e) => Record(output, run, e.Data);
+        process.ErrorDataReceived += (_, e) => Record(output, run, e.Data);
+        process.Start();
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        _process = process;
+    }
+
+    private bool PortWasBusy() => _output.Any(l =>
+        l.Contains("address already in use", StringComparison.OrdinalIgnoreCase) || l.Contains("EADDRINUSE", StringComparison.Ordinal));
+
+    private void Record(ConcurrentQueue<string> output, int run, string? line)
     {
         if (line is null)
         {
             return;
         }
 
-        _output.Enqueue(line);
+        output.Enqueue(line);
+        _allOutput.Enqueue(string.Create(CultureInfo.InvariantCulture, $"[{run}] {line}"));
         try
         {
-            TestContext.Current.TestOutputHelper?.WriteLine("[relayd] " + line);
+            TestContext.Current.TestOutputHelper?.WriteLine(string.Create(CultureInfo.InvariantCulture, $"[relayd#{run}] {line}"));
         }
         catch (InvalidOperationException)
         {

@@ -56,6 +56,16 @@ public sealed class TestRelay : IAsyncDisposable
         RelayOptions options = DefaultOptions(pki);
         string wal = options.Storage.Directory;
         configure?.Invoke(options);
+        try
+        {
+            options.Validate(); // the checks a configuration file gets
+        }
+        catch (RelayOptionsException)
+        {
+            Directory.Delete(wal, recursive: true);
+            throw;
+        }
+
         var logs = new TestOutputLoggerProvider();
         ILoggerFactory logging = LoggerFactory.Create(b => b.AddProvider(logs).SetMinimumLevel(LogLevel.Information));
         if (options.Storage.Directory != wal)
@@ -111,39 +121,6 @@ public sealed class TestRelay : IAsyncDisposable
         if (_temporaryWal is not null)
         {
             Directory.Delete(_temporaryWal, recursive: true);
-        }
-    }
-}
-
-/// <summary>Sends relay logs to xunit's test output, so a failing test shows what the relay saw.</summary>
-internal sealed class TestOutputLoggerProvider : ILoggerProvider
-{
-    public System.Collections.Concurrent.ConcurrentQueue<string> Lines { get; } = new();
-
-    public ILogger CreateLogger(string categoryName) => new TestOutputLogger(Lines);
-
-    public void Dispose()
-    {
-    }
-
-    private sealed class TestOutputLogger(System.Collections.Concurrent.ConcurrentQueue<string> lines) : ILogger
-    {
-        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-        {
-            string line = $"[relay {logLevel} {eventId.Id}] {formatter(state, exception)}{(exception is null ? "" : " " + exception.Message)}";
-            lines.Enqueue(line);
-            try
-            {
-                TestContext.Current.TestOutputHelper?.WriteLine(line);
-            }
-            catch (InvalidOperationException)
-            {
-                // No test is running (output after the test ended).
-            }
         }
     }
 }

@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace Relayd.Tests.Infrastructure;
 
 /// <summary>A small tmpfs mounted by the test (root only): a filesystem that really runs full.</summary>
@@ -40,10 +38,4 @@ internal sealed class TmpfsMount : IAsyncDisposable
 
         System.IO.Directory.Delete(Directory, recursive: true);
     }
-}
-
-internal static partial class NativeMethods
-{
-    [LibraryImport("libc")]
-    internal static partial uint geteuid();
 }

@@ -7,11 +7,11 @@ namespace Relayd.Tests.Interop;
 /// An independent peer: frames encoded and decoded by protoc from text format, sent over a bare TLS connection.
 /// Proves the wire format is standard protobuf delimited framing, usable from any language.
 /// </summary>
-public sealed class ProtocInteropTests : IClassFixture<Functional.PkiFixture>
+public sealed class ProtocInteropTests : IClassFixture<PkiFixture>
 {
     private readonly TestPki _pki;
 
-    public ProtocInteropTests(Functional.PkiFixture fixture) => _pki = fixture.Pki;
+    public ProtocInteropTests(PkiFixture fixture) => _pki = fixture.Pki;
 
     private static string ProtoRoot => Path.Combine(ExternalProcess.RepositoryRoot, "src", "Relayd.Protocol", "Protos");
 

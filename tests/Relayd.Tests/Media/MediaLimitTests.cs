@@ -3,7 +3,6 @@ using Relayd.LoadGen.Media;
 using Relayd.Protocol;
 using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
-using Relayd.Tests.Functional;
 using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Media;

@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using Relayd.LoadGen.Media;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
-using Relayd.Tests.Functional;
 using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Media;

@@ -1,7 +1,6 @@
 using Relayd.LoadGen.Media;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
-using Relayd.Tests.Functional;
 using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Media;
@@ -20,9 +19,10 @@ public sealed class MediaProcessTests : IClassFixture<PkiFixture>
     public async Task A_1_GiB_blob_to_a_connected_recipient_matches_its_digest_and_the_relay_RSS_grows_by_less_than_64_MiB()
     {
         string spool = Path.Combine(_pki.Directory, "spool-" + Guid.NewGuid().ToString("N"));
-        await using RelaydProcess relay = await RelaydProcess.StartAsync(_pki, $"[media]\nspool_dir = \"{spool}\"\n");
-        await using RelayClient alpha = await RelayClient.ConnectAsync(Options(relay, "alpha"), TestContext.Current.CancellationToken);
-        await using RelayClient beta = await RelayClient.ConnectAsync(Options(relay, "beta"), TestContext.Current.CancellationToken);
+        await using var relay = new RelaydProcess(_pki, $"[media]\nspool_dir = \"{spool}\"\n");
+        await relay.StartAsync();
+        await using RelayClient alpha = await relay.ConnectAsync("alpha");
+        await using RelayClient beta = await relay.ConnectAsync("beta");
         // Warm the relay's media path with a small blob first, so the baseline includes its one-off costs (JIT, pools).
         using (var warm = new BlobStream(8 * 1024 * 1024, seed: 20))
         {
@@ -59,9 +59,10 @@ public sealed class MediaProcessTests : IClassFixture<PkiFixture>
         using var blob = new BlobStream(Size + 7, seed: 22);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
         long uploadGrowth;
-        await using (RelaydProcess first = await RelaydProcess.StartAsync(_pki, media))
+        await using (var first = new RelaydProcess(_pki, media))
         {
-            await using RelayClient alpha = await RelayClient.ConnectAsync(Options(first, "alpha"), TestContext.Current.CancellationToken);
+            await first.StartAsync();
+            await using RelayClient alpha = await first.ConnectAsync("alpha");
             // Warm-up: a small blob for gamma (also offline), so the baseline includes the upload path's one-off costs.
             using (var warm = new BlobStream(8 * 1024 * 1024, seed: 23))
             {
@@ -80,9 +81,10 @@ public sealed class MediaProcessTests : IClassFixture<PkiFixture>
             // Disposing kills the process (SIGKILL): what MediaComplete acknowledged must already be on disk.
         }
 
-        await using RelaydProcess second = await RelaydProcess.StartAsync(_pki, media);
+        await using var second = new RelaydProcess(_pki, media);
+        await second.StartAsync();
         await second.WaitForOutputAsync("2 blobs to deliver");
-        await using (RelayClient gamma = await RelayClient.ConnectAsync(Options(second, "gamma"), TestContext.Current.CancellationToken))
+        await using (RelayClient gamma = await second.ConnectAsync("gamma"))
         {
             await MediaBlobs.ReceiveAsync(gamma); // warms the delivery path
         }
@@ -91,7 +93,7 @@ public sealed class MediaProcessTests : IClassFixture<PkiFixture>
         (MediaOpen Open, long Length, byte[] Sha256) received;
         await using (RssGrowth rss = RssGrowth.Start(second.Pid))
         {
-            await using RelayClient beta = await RelayClient.ConnectAsync(Options(second, "beta"), TestContext.Current.CancellationToken);
+            await using RelayClient beta = await second.ConnectAsync("beta");
             received = await MediaBlobs.ReceiveAsync(beta, seconds: 300);
             deliveryGrowth = rss.GrowthBytes("after the restart, 1 GiB from the spool to beta");
         }
@@ -111,9 +113,10 @@ public sealed class MediaProcessTests : IClassFixture<PkiFixture>
         const long Size = 16L * 1024 * 1024;
         using var blob = new BlobStream(Size, seed: 23);
         MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
-        await using (RelaydProcess first = await RelaydProcess.StartAsync(_pki, media))
+        await using (var first = new RelaydProcess(_pki, media))
         {
-            RelayClient alpha = await RelayClient.ConnectAsync(Options(first, "alpha"), TestContext.Current.CancellationToken);
+            await first.StartAsync();
+            RelayClient alpha = await first.ConnectAsync("alpha");
             blob.Position = 0;
             blob.BeforeRead = position =>
             {
@@ -127,10 +130,11 @@ public sealed class MediaProcessTests : IClassFixture<PkiFixture>
             await alpha.DisposeAsync();
         }
 
-        await using RelaydProcess second = await RelaydProcess.StartAsync(_pki, media);
+        await using var second = new RelaydProcess(_pki, media);
+        await second.StartAsync();
         await second.WaitForOutputAsync("1 partial transfers to resume");
-        await using RelayClient again = await RelayClient.ConnectAsync(Options(second, "alpha"), TestContext.Current.CancellationToken);
-        await using RelayClient beta = await RelayClient.ConnectAsync(Options(second, "beta"), TestContext.Current.CancellationToken);
+        await using RelayClient again = await second.ConnectAsync("alpha");
+        await using RelayClient beta = await second.ConnectAsync("beta");
         Task<(MediaOpen Open, long Length, byte[] Sha256)> received = MediaBlobs.ReceiveAsync(beta);
         await again.ResumeMediaAsync(open, blob).Within(60);
         (_, long length, byte[] sha) = await received;
@@ -138,13 +142,6 @@ public sealed class MediaProcessTests : IClassFixture<PkiFixture>
         Assert.Equal(Size, length);
         Assert.Equal(open.Sha256.ToByteArray(), sha);
     }
-
-    private RelayClientOptions Options(RelaydProcess relay, string partner) => new()
-    {
-        Host = "localhost",
-        Port = relay.Port,
-        Tls = new() { ClientCertificate = _pki.Partner(partner), RelayRoots = [_pki.Ca] },
-    };
 
     /// <summary>Peak VmRSS of a relay process over a baseline taken at the start, sampled every 50 ms.</summary>
     private sealed class RssGrowth : IAsyncDisposable

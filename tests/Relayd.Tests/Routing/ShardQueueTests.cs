@@ -5,13 +5,14 @@ using Relayd.Protocol.V1;
 using Relayd.Routing;
 using Relayd.Storage;
 using Relayd.Tests.Framing;
+using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Routing;
 
 /// <summary>A shard queue: FIFO per shard, bounded memory, at-least-once across sessions, receipts on ack.</summary>
 public sealed class ShardQueueTests : IDisposable
 {
-    private readonly Relayd.Tests.Wal.TempWalDirectory _wal = new();
+    private readonly TempWalDirectory _wal = new();
     private readonly MessageStore _store;
 
     public ShardQueueTests() =>

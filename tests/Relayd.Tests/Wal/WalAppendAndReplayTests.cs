@@ -1,4 +1,5 @@
 using System.Buffers;
+using Relayd.Tests.Infrastructure;
 using Relayd.Wal;
 
 namespace Relayd.Tests.Wal;

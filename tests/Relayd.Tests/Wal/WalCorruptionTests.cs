@@ -1,4 +1,5 @@
 using Microsoft.Extensions.Logging;
+using Relayd.Tests.Infrastructure;
 using Relayd.Wal;
 
 namespace Relayd.Tests.Wal;

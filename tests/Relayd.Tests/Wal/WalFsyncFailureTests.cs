@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
+using Relayd.Tests.Infrastructure;
 using Relayd.Wal;
 
 namespace Relayd.Tests.Wal;

@@ -1,3 +1,4 @@
+using Relayd.Tests.Infrastructure;
 using Relayd.Wal;
 
 namespace Relayd.Tests.Wal;

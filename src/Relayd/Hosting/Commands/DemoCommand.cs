@@ -52,6 +52,7 @@ internal sealed partial class DemoRun(ILogger logger, TextWriter output)
             };
             options.Partners.Add(new PartnerOptions { Id = "alpha" });
             options.Partners.Add(new PartnerOptions { Id = "beta" });
+            options.Validate();
 
             await using Relay server = RelayServerFactory.Create(options, logger);
             await server.StartAsync(cancellationToken);

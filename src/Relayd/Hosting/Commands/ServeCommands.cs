@@ -151,16 +151,6 @@ internal static class ServeCommands
             }
 
             var pki = new DevPki(parse.GetValue(dir)!.FullName);
-            try
-            {
-                pki.Init();
-            }
-            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException)
-            {
-                await Console.Error.WriteLineAsync("relayd: " + ex.Message);
-                return ExitCodes.CannotCreate;
-            }
-
             var options = new RelayOptions
             {
                 Listen = $"127.0.0.1:{parse.GetValue(port)}",
@@ -174,16 +164,41 @@ internal static class ServeCommands
                     Sync = !parse.GetValue(noSync),
                 },
             };
-            Console.WriteLine($"dev relay on {options.Listen}; relay CA (trust it for the server certificate): {pki.CaCertPath}");
             foreach (string id in parse.GetValue(partners)!)
             {
-                if (!pki.HasPartner(id))
+                options.Partners.Add(new PartnerOptions { Id = id });
+            }
+
+            // The checks a configuration file gets, before anything is written: the options come from the command line.
+            if (options.Check() is { Count: > 0 } problems)
+            {
+                foreach (OptionsProblem problem in problems)
                 {
-                    pki.IssuePartner(id);
+                    await Console.Error.WriteLineAsync("relayd: " + problem);
                 }
 
-                options.Partners.Add(new PartnerOptions { Id = id });
-                Console.WriteLine($"  partner {id}: certificate {pki.PartnerCertPath(id)}  key {pki.PartnerKeyPath(id)}");
+                return ExitCodes.Usage;
+            }
+
+            try
+            {
+                pki.Init();
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidOperationException)
+            {
+                await Console.Error.WriteLineAsync("relayd: " + ex.Message);
+                return ExitCodes.CannotCreate;
+            }
+
+            Console.WriteLine($"dev relay on {options.Listen}; relay CA (trust it for the server certificate): {pki.CaCertPath}");
+            foreach (PartnerOptions partner in options.Partners)
+            {
+                if (!pki.HasPartner(partner.Id))
+                {
+                    pki.IssuePartner(partner.Id);
+                }
+
+                Console.WriteLine($"  partner {partner.Id}: certificate {pki.PartnerCertPath(partner.Id)}  key {pki.PartnerKeyPath(partner.Id)}");
             }
 
             return await RunHostAsync(options, cancellationToken);

@@ -27,7 +27,7 @@ public sealed class MediaOptions
     public long MaxBytes
     {
         get => _maxBytes;
-        set => _maxBytes = value is > 0 and <= 1L << 40 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "must be between 1 and 1099511627776");
+        set => _maxBytes = CheckMaxBytes(value, nameof(MaxBytes));
     }
 
     /// <summary>
@@ -68,4 +68,8 @@ public sealed class MediaOptions
         get => _windowBytes;
         set => _windowBytes = value is >= 64 * 1024 and <= 256 * 1024 * 1024 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "must be 64 KiB-256 MiB");
     }
+
+    /// <summary>The bounds of <see cref="MaxBytes"/>, which a partner's own limit shares.</summary>
+    internal static long CheckMaxBytes(long value, string name) =>
+        value is > 0 and <= 1L << 40 ? value : throw new ArgumentOutOfRangeException(name, value, "must be between 1 and 1099511627776");
 }

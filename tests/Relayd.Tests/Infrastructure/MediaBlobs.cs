@@ -3,7 +3,7 @@ using Google.Protobuf;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
 
-namespace Relayd.Tests.Media;
+namespace Relayd.Tests.Infrastructure;
 
 internal static class MediaBlobs
 {

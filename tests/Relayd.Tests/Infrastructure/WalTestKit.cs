@@ -2,28 +2,7 @@ using System.Buffers;
 using Microsoft.Extensions.Logging;
 using Relayd.Wal;
 
-namespace Relayd.Tests.Wal;
-
-/// <summary>A temporary directory for one log, deleted afterwards.</summary>
-internal sealed class TempWalDirectory : IDisposable
-{
-    public TempWalDirectory() => Path = Directory.CreateTempSubdirectory("relayd-wal-").FullName;
-
-    public string Path { get; }
-
-    public string Segment(ulong number) => System.IO.Path.Combine(Path, $"wal-{number:x16}.log");
-
-    public void Dispose()
-    {
-        try
-        {
-            Directory.Delete(Path, recursive: true);
-        }
-        catch (IOException)
-        {
-        }
-    }
-}
+namespace Relayd.Tests.Infrastructure;
 
 /// <summary>Opening logs, appending with the retry protocol, and deterministic payloads.</summary>
 internal static class WalTestKit
@@ -96,36 +75,6 @@ internal static class WalTestKit
         {
             Assert.Equal(expected[i].Type, actual[i].Type);
             Assert.True(expected[i].Payload.AsSpan().SequenceEqual(actual[i].Payload.Span), $"record {i} differs");
-        }
-    }
-}
-
-/// <summary>An ILogger that keeps every entry, to assert on what was logged.</summary>
-internal sealed class ListLogger : ILogger
-{
-    private readonly List<(EventId Id, LogLevel Level, string Message)> _entries = [];
-
-    public IReadOnlyList<(EventId Id, LogLevel Level, string Message)> Entries
-    {
-        get
-        {
-            lock (_entries)
-            {
-                return [.. _entries];
-            }
-        }
-    }
-
-    public IDisposable? BeginScope<TState>(TState state)
-        where TState : notnull => null;
-
-    public bool IsEnabled(LogLevel logLevel) => true;
-
-    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
-    {
-        lock (_entries)
-        {
-            _entries.Add((eventId, logLevel, formatter(state, exception)));
         }
     }
 }

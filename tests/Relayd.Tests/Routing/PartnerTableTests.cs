@@ -1,0 +1,96 @@
+using System.Buffers;
+using System.Text;
+using Relayd.Routing;
+
+namespace Relayd.Tests.Routing;
+
+/// <summary>
+/// The approved partners are an immutable snapshot that a reload replaces at once: a partner in both keeps its
+/// object (its queues, message-id index and held receipts), a removed one is no longer found, an added one is.
+/// </summary>
+public sealed class PartnerTableTests
+{
+    [Fact]
+    public void A_replaced_snapshot_keeps_the_objects_of_the_partners_in_both()
+    {
+        var directory = new PartnerDirectory(Options("alpha", "beta"));
+        PartnerTable before = directory.Current;
+        PartnerInfo alpha = directory.Find("alpha")!;
+        PartnerInfo beta = directory.Find("beta")!;
+
+        PartnerTable after = directory.Replace(Options("gamma", "alpha"));
+
+        Assert.Same(after, directory.Current);
+        Assert.Same(alpha, directory.Find("alpha"));
+        Assert.Same(alpha, directory.Find(Utf8("alpha")));
+        Assert.Null(directory.Find("beta"));
+        Assert.Null(directory.Find(Utf8("beta")));
+        PartnerInfo gamma = Assert.IsType<PartnerInfo>(directory.Find("gamma"));
+        Assert.Same(gamma, directory.Find(Utf8("gamma")));
+        Assert.Equal(["gamma", "alpha"], directory.Partners.Select(p => p.Id));
+
+        // The old snapshot is unchanged: whoever still holds it sees the partners as they were.
+        Assert.Same(beta, before.Find("beta"));
+        Assert.Null(before.Find("gamma"));
+        Assert.Equal(["alpha", "beta"], before.Partners.Select(p => p.Id));
+    }
+
+    [Fact]
+    public void An_added_partner_never_gets_the_index_of_another()
+    {
+        var directory = new PartnerDirectory(Options("alpha", "beta"));
+
+        directory.Replace(Options("alpha"));
+        directory.Replace(Options("alpha", "beta", "gamma"));
+
+        Assert.Equal(0, directory.Find("alpha")!.Index);
+        Assert.Equal([0, 2, 3], directory.Partners.Select(p => p.Index));
+    }
+
+    [Fact]
+    public void A_utf8_id_split_across_buffers_is_found_and_an_unknown_or_oversized_one_is_not()
+    {
+        var directory = new PartnerDirectory(Options("alpha", "beta"));
+        byte[] id = Encoding.UTF8.GetBytes("beta");
+        var first = new Segment(id.AsMemory(0, 2));
+        Segment last = first.Append(id.AsMemory(2));
+
+        Assert.Same(directory.Find("beta"), directory.Find(new ReadOnlySequence<byte>(first, 0, last, 2)));
+        Assert.Null(directory.Find(Utf8("bet")));
+        Assert.Null(directory.Find(Utf8(new string('a', 300))));
+    }
+
+    [Fact]
+    public void A_table_refuses_options_that_name_a_partner_twice()
+    {
+        ArgumentException refused = Assert.Throws<ArgumentException>(() => new PartnerDirectory(Options("alpha", "alpha")));
+
+        Assert.Contains("duplicate partner id 'alpha'", refused.Message, StringComparison.Ordinal);
+    }
+
+    private static RelayOptions Options(params string[] ids)
+    {
+        var options = new RelayOptions();
+        options.Limits.ShardCount = 2;
+        foreach (string id in ids)
+        {
+            options.Partners.Add(new PartnerOptions { Id = id });
+        }
+
+        return options;
+    }
+
+    private static ReadOnlySequence<byte> Utf8(string id) => new(Encoding.UTF8.GetBytes(id));
+
+    private sealed class Segment : ReadOnlySequenceSegment<byte>
+    {
+        public Segment(ReadOnlyMemory<byte> memory) => Memory = memory;
+
+        public Segment Append(ReadOnlyMemory<byte> memory)
+        {
+            var next = new Segment(memory) { RunningIndex = RunningIndex + Memory.Length };
+            Next = next;
+            return next;
+        }
+    }
+}
