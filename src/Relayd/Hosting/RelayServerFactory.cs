@@ -12,6 +12,6 @@ internal static class RelayServerFactory
     {
         TlsMaterial tls = TlsMaterial.Load(options.Tls);
         var validator = new PartnerCertificateValidator(tls.PartnerRoots, tls.Crl);
-        return new Relay(options, RelayConfigLoader.ParseListen(options.Listen), tls.ServerCertificate, validator, logger, clock);
+        return new Relay(options, ListenAddress.Parse(options.Listen), tls.ServerCertificate, validator, logger, clock);
     }
 }
