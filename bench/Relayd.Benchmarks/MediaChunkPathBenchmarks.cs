@@ -50,7 +50,8 @@ public class MediaChunkPathBenchmarks : IDisposable
         _spoolDirectory = Directory.CreateTempSubdirectory("relayd-bench-spool-").FullName;
         options.Media.SpoolDirectory = _spoolDirectory;
         var directory = new PartnerDirectory(options);
-        _router = new MediaRouter(options.Media, options.Partners, directory, options.Limits, NullLogger.Instance, TimeProvider.System, new Relayd.Diagnostics.RelayMetrics());
+        _router = new MediaRouter(options.Media, options.Partners, directory, options.Limits, new MediaSpool(options.Media.SpoolDirectory), NullLogger.Instance, TimeProvider.System, new Relayd.Diagnostics.RelayMetrics());
+        _router.Start();
         _alpha = new BenchPeer(directory.Find("alpha")!, 1, _creditScratch);
         _beta = new BenchPeer(directory.Find("beta")!, 2, _creditScratch);
         RandomNumberGenerator.Fill(_frame.AsSpan(MediaChunkWire.MaxHeaderBytes));
@@ -83,7 +84,7 @@ public class MediaChunkPathBenchmarks : IDisposable
         {
             // As the recipient's writer does on its first pass: take the transfer, find nothing to read back, forward.
             _transfer = _router.TakeOutbound(_beta) ?? throw new InvalidOperationException("no cut-through transfer");
-            if (!MediaRouter.TryStartForwarding(_transfer, _beta, _queue, 0))
+            if (!_transfer.TryStartForwarding(_beta, _queue, 0))
             {
                 throw new InvalidOperationException("forwarding did not start");
             }
@@ -116,7 +117,7 @@ public class MediaChunkPathBenchmarks : IDisposable
             }
 
             _queue.Return(chunk);
-            _router.OnForwarded(_transfer, chunk.End);
+            _transfer.OnForwarded(chunk.End);
         }
 
         return _offset;
@@ -133,7 +134,8 @@ public class MediaChunkPathBenchmarks : IDisposable
         _router.Close(_alpha, new MediaClose { TransferId = MediaChunkWire.ToByteString(_transferId) });
         if (_transfer is not null)
         {
-            _router.StopForwarding(_transfer, _queue);
+            _transfer.StopForwarding(_queue);
+            _queue.Reset();
         }
 
         if (_alpha.LastError is not ErrorCode.MediaDigestMismatch)
@@ -177,7 +179,7 @@ public class MediaChunkPathBenchmarks : IDisposable
 
         public void AnnounceCredit(MediaTransfer transfer)
         {
-            long grant = MediaRouter.TakeCreditGrant(transfer, this);
+            long grant = transfer.TakeCreditGrant(this);
             if (grant > 0)
             {
                 MediaCreditWire.Write(creditScratch, transfer.Id, (ulong)grant);

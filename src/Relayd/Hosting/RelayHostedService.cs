@@ -1,7 +1,6 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Relayd.Diagnostics;
-using Relayd.Transport;
 
 namespace Relayd.Hosting;
 
@@ -11,7 +10,7 @@ internal sealed class RelayHostedService : IHostedService, IAsyncDisposable
     private readonly RelayOptions _options;
     private readonly ILogger<RelayHostedService> _logger;
     private readonly IHostApplicationLifetime _lifetime;
-    private RelayServer? _server;
+    private Relay? _relay;
     private volatile Exception? _storageFailure;
 
     public RelayHostedService(RelayOptions options, ILogger<RelayHostedService> logger, IHostApplicationLifetime lifetime)
@@ -21,7 +20,7 @@ internal sealed class RelayHostedService : IHostedService, IAsyncDisposable
         _lifetime = lifetime;
     }
 
-    public RelayServer Server => _server ?? throw new InvalidOperationException("not started");
+    public Relay Relay => _relay ?? throw new InvalidOperationException("not started");
 
     /// <summary>Set when the write-ahead log failed (fsync rule): the process stops and must exit non-zero.</summary>
     public Exception? StorageFailure => _storageFailure;
@@ -36,20 +35,19 @@ internal sealed class RelayHostedService : IHostedService, IAsyncDisposable
     /// <exception cref="IOException">The write-ahead log cannot be opened (e.g. another relay has it).</exception>
     public void Open()
     {
-        _server = RelayServerFactory.Create(_options, _logger);
-        _server.Store.Failed += OnStorageFailed;
-        _server.Listen(RelayConfigLoader.ParseListen(_options.Listen));
+        _relay = RelayServerFactory.Create(_options, _logger);
+        _relay.Open();
+        _relay.Store.Failed += OnStorageFailed;
     }
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        if (_server is null)
+        if (_relay is null)
         {
             Open();
         }
 
-        _server!.Start();
-        return Task.CompletedTask;
+        return _relay!.StartAsync(cancellationToken);
     }
 
     private void OnStorageFailed(Exception error)
@@ -60,13 +58,13 @@ internal sealed class RelayHostedService : IHostedService, IAsyncDisposable
         _lifetime.StopApplication();
     }
 
-    public Task StopAsync(CancellationToken cancellationToken) => _server?.StopAsync(cancellationToken) ?? Task.CompletedTask;
+    public Task StopAsync(CancellationToken cancellationToken) => _relay?.StopAsync(cancellationToken) ?? Task.CompletedTask;
 
     public async ValueTask DisposeAsync()
     {
-        if (_server is not null)
+        if (_relay is not null)
         {
-            await _server.DisposeAsync();
+            await _relay.DisposeAsync();
         }
     }
 }

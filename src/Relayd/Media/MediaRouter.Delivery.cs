@@ -1,3 +1,4 @@
+using Microsoft.Win32.SafeHandles;
 using Relayd.Diagnostics;
 using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
@@ -13,7 +14,7 @@ internal sealed partial class MediaRouter
     {
         lock (_lock)
         {
-            LinkedList<MediaTransfer> outbox = _outbox[peer.Partner.Index];
+            LinkedList<MediaTransfer> outbox = _state[peer.Partner].Outbox;
             if (outbox.First is not { } node)
             {
                 return null;
@@ -21,101 +22,26 @@ internal sealed partial class MediaRouter
 
             outbox.RemoveFirst();
             MediaTransfer transfer = node.Value;
-            if (transfer.State == MediaTransferState.Spooled)
-            {
-                transfer.State = MediaTransferState.Sending;
-            }
-
-            transfer.Downloader = peer;
+            transfer.BeginDelivery(peer);
             return transfer;
         }
     }
 
-    /// <summary>True while <paramref name="peer"/> still owns the delivery of <paramref name="transfer"/>.</summary>
-    public static bool IsSending(MediaTransfer transfer, IMediaPeer peer) =>
-        transfer.Downloader == peer && transfer.State is MediaTransferState.Sending or MediaTransferState.Receiving;
-
-    /// <summary>The session wrote the MediaClose; the blob now waits for MediaReceived.</summary>
-    public void MarkSent(MediaTransfer transfer, IMediaPeer peer)
-    {
-        lock (_lock)
-        {
-            if (IsSending(transfer, peer) && transfer.State == MediaTransferState.Sending)
-            {
-                transfer.State = MediaTransferState.Sent;
-            }
-        }
-    }
-
     /// <summary>
-    /// Cut-through: <paramref name="peer"/>'s writer has sent everything the spool holds so far, so from now on the
-    /// sender's read loop also copies each chunk into <paramref name="queue"/>, and the writer sends from there
-    /// instead of reading the file back. False when the sender got ahead again meanwhile (keep reading the file).
+    /// Opens the blob's spool file for <paramref name="peer"/> to stream; null when it is not there: the transfer went
+    /// away meanwhile (aborted, expired), or the file was lost, in which case the blob is dropped. A missing file never
+    /// ends the session.
     /// </summary>
-    public static bool TryStartForwarding(MediaTransfer transfer, IMediaPeer peer, MediaForwardQueue queue, long offset)
+    public SafeFileHandle? OpenSpooled(MediaTransfer transfer, IMediaPeer peer)
     {
-        lock (transfer)
+        try
         {
-            if (transfer.State != MediaTransferState.Receiving || transfer.Downloader != peer || transfer.Received != offset || transfer.Forward is not null)
-            {
-                return false;
-            }
-
-            queue.Begin(transfer.Id);
-            transfer.Forward = queue;
-            transfer.Forwarded = offset;
-            transfer.ForwardedTicks = Environment.TickCount64;
-            return true;
+            return _spool.OpenForReading(transfer.BasePath, arriving: transfer.State == MediaTransferState.Receiving);
         }
-    }
-
-    /// <summary>
-    /// The forwarding writer has written the blob up to <paramref name="end"/> to the recipient's connection: the
-    /// sender gets credit up to a window beyond it, so it never runs more than a window ahead of the recipient.
-    /// </summary>
-    public void OnForwarded(MediaTransfer transfer, long end)
-    {
-        transfer.Forwarded = end;
-        transfer.ForwardedTicks = Environment.TickCount64;
-        long limit = transfer.CreditLimit;
-        if (limit >= transfer.TotalSize || limit - end > _options.WindowBytes / 2)
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            return;
-        }
-
-        lock (transfer)
-        {
-            if (transfer.State == MediaTransferState.Receiving && transfer.Forward is not null)
-            {
-                GrantCredit(transfer, end);
-            }
-        }
-    }
-
-    /// <summary>
-    /// The writer stops forwarding (blob sent, recipient gone, or the router gave up on it): the queue is emptied and
-    /// a sender still uploading is paced by the spool again.
-    /// </summary>
-    public void StopForwarding(MediaTransfer transfer, MediaForwardQueue queue)
-    {
-        lock (transfer)
-        {
-            if (transfer.Forward == queue)
-            {
-                Unforward(transfer);
-            }
-        }
-
-        queue.Reset();
-    }
-
-    // Under lock(transfer): chunks go only to the spool from now on; the forwarding writer notices and resets its queue.
-    private void Unforward(MediaTransfer transfer)
-    {
-        transfer.Forward = null;
-        if (transfer.State == MediaTransferState.Receiving)
-        {
-            GrantCredit(transfer, transfer.Received);
+            DropUnreadable(transfer, peer, ex);
+            return null;
         }
     }
 
@@ -127,33 +53,15 @@ internal sealed partial class MediaRouter
     /// </summary>
     public void DropUnreadable(MediaTransfer transfer, IMediaPeer peer, Exception exception)
     {
-        IMediaPeer? uploader;
-        bool receiving;
-        lock (transfer)
+        if (!transfer.TryFailDelivery(peer, out bool receiving, out IMediaPeer? uploader))
         {
-            lock (_lock)
-            {
-                if (!IsSending(transfer, peer))
-                {
-                    return;
-                }
-
-                // The code first: a writer that sees Gone reads it without the lock.
-                transfer.AbortCode = ErrorCode.StorageFull;
-                receiving = transfer.State == MediaTransferState.Receiving;
-                uploader = transfer.Uploader;
-            }
-
-            RelayLog.MediaSpoolFailed(_logger, transfer.BasePath, exception);
-            if (receiving)
-            {
-                transfer.State = MediaTransferState.Gone;
-                AbortOutsideLock(transfer);
-            }
+            return;
         }
 
+        RelayLog.MediaSpoolFailed(_logger, transfer.BasePath, exception);
         if (receiving)
         {
+            AbortOutsideLock(transfer);
             uploader?.Post(new Frame { Error = new Error { Code = ErrorCode.StorageFull, Detail = "the relay lost the partial blob; the transfer is aborted", RetryAfterMs = 60_000, TransferId = transfer.Open.TransferId } });
         }
         else
@@ -169,7 +77,7 @@ internal sealed partial class MediaRouter
     {
         UInt128 id = MediaChunkWire.ReadTransferId(received.TransferId);
         PartnerInfo? sender = _partners.Find(received.SenderPartner);
-        MediaTransfer? transfer = sender is null ? null : Find(sender.Index, id);
+        MediaTransfer? transfer = sender is null ? null : Find(sender, id);
         if (transfer is null || transfer.Recipient != peer.Partner || transfer.State is not (MediaTransferState.Sent or MediaTransferState.Sending or MediaTransferState.Spooled))
         {
             Refuse(peer, id, ErrorCode.MediaUnknownTransfer, $"no transfer with this id from partner '{received.SenderPartner}' is waiting for partner '{peer.Partner.Id}'");
@@ -183,7 +91,7 @@ internal sealed partial class MediaRouter
     private void ResumeDownload(IMediaPeer peer, UInt128 id, MediaResume resume)
     {
         PartnerInfo? sender = _partners.Find(resume.SenderPartner);
-        MediaTransfer? transfer = sender is null ? null : Find(sender.Index, id);
+        MediaTransfer? transfer = sender is null ? null : Find(sender, id);
         if (transfer is null || transfer.Recipient != peer.Partner || transfer.State is MediaTransferState.Receiving or MediaTransferState.Gone)
         {
             Refuse(peer, id, ErrorCode.MediaUnknownTransfer, $"no spooled transfer with this id from partner '{resume.SenderPartner}' for partner '{peer.Partner.Id}'");
@@ -198,16 +106,15 @@ internal sealed partial class MediaRouter
 
         lock (_lock)
         {
+            LinkedList<MediaTransfer> outbox = _state[peer.Partner].Outbox;
             if (transfer.State == MediaTransferState.Spooled)
             {
-                _outbox[peer.Partner.Index].Remove(transfer);
+                outbox.Remove(transfer);
             }
 
-            // Whoever was sending it stops at its next chunk (it checks IsSending); this session sends it first.
-            transfer.State = MediaTransferState.Spooled;
-            transfer.Downloader = null;
-            transfer.DeliveryStartOffset = (long)resume.Offset;
-            _outbox[peer.Partner.Index].AddFirst(transfer);
+            // Whoever was sending it stops at its next chunk (it checks IsDeliveringTo); this session sends it first.
+            transfer.RestartDelivery((long)resume.Offset);
+            outbox.AddFirst(transfer);
         }
 
         peer.WakeMediaWriter();

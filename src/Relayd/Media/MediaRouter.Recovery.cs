@@ -11,14 +11,14 @@ internal sealed partial class MediaRouter
     private void Recover()
     {
         long nowMs = _clock.GetUtcNow().ToUnixTimeMilliseconds();
-        if (!Directory.Exists(_spool.Directory))
+        if (_spool.Scan() is not { } files)
         {
             return;
         }
 
         int blobs = 0;
         int partials = 0;
-        foreach (SpooledFile file in _spool.Scan())
+        foreach (SpooledFile file in files)
         {
             PartnerInfo? sender = file.Open is null ? null : _partners.Find(file.Open.SenderPartner);
             PartnerInfo? recipient = file.Open is null ? null : _partners.Find(file.Open.RecipientPartner);
@@ -39,25 +39,22 @@ internal sealed partial class MediaRouter
             }
 
             UInt128 id = MediaChunkWire.ReadTransferId(file.Open.TransferId);
-            var transfer = new MediaTransfer(id, file.Open, sender, recipient, file.BasePath, expiresAt) { Streamable = true };
-            _transfers[(sender.Index, id)] = transfer;
-            _spoolBytes[sender.Index] += transfer.TotalSize;
+            var transfer = MediaTransfer.Recovered(id, file.Open, sender, recipient, file.BasePath, expiresAt, file.Complete, file.Length, _options.WindowBytes);
+            MediaPartnerState from = _state[sender];
+            from.Transfers[id] = transfer;
+            from.SpoolBytes += transfer.TotalSize;
             if (file.Complete)
             {
-                transfer.State = MediaTransferState.Spooled;
-                _outbox[recipient.Index].AddLast(transfer);
+                _state[recipient].Outbox.AddLast(transfer);
                 blobs++;
             }
             else
             {
-                transfer.State = MediaTransferState.Receiving;
-                transfer.Received = Math.Min(file.Length, transfer.TotalSize);
-                transfer.AwaitingResume = true;
-                _openTransfers[sender.Index]++;
+                from.OpenTransfers++;
                 partials++;
             }
         }
 
-        RelayLog.MediaRecovered(_logger, _spool.Directory, blobs, partials);
+        RelayLog.MediaRecovered(_logger, _spool.Location, blobs, partials);
     }
 }

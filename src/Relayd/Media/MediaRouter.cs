@@ -29,42 +29,42 @@ internal sealed partial class MediaRouter : IDisposable
     private readonly ILogger _logger;
     private readonly TimeProvider _clock;
     private readonly RelayMetrics _metrics;
-    private readonly MediaSpool _spool;
-    private readonly long[] _maxBytes;
+    private readonly IMediaSpool _spool;
     private readonly Lock _lock = new();
-    private readonly Dictionary<(int Sender, UInt128 Id), MediaTransfer> _transfers = [];
-    private readonly int[] _openTransfers;
-    private readonly long[] _spoolBytes;
-    private readonly LinkedList<MediaTransfer>[] _outbox;
-    private readonly List<IMediaPeer>[] _peers;
+
+    // One per approved partner, keyed by the PartnerInfo reference; the dictionary itself never changes.
+    private readonly Dictionary<PartnerInfo, MediaPartnerState> _state;
     private readonly Timer _sweeper;
 
-    public MediaRouter(MediaOptions options, IList<PartnerOptions> partnerOptions, PartnerDirectory partners, RelayLimits limits, ILogger logger, TimeProvider clock, RelayMetrics metrics)
+    public MediaRouter(MediaOptions options, IList<PartnerOptions> partnerOptions, PartnerDirectory partners, RelayLimits limits, IMediaSpool spool, ILogger logger, TimeProvider clock, RelayMetrics metrics)
     {
         _options = options;
         _partners = partners;
         _limits = limits;
         _logger = logger;
         _clock = clock;
+        _spool = spool;
         _metrics = metrics;
-        _spool = new MediaSpool(options.SpoolDirectory);
-        int count = partners.Partners.Length;
-        _maxBytes = [.. partnerOptions.Select(p => p.MaxMediaBytes ?? options.MaxBytes)];
-        _openTransfers = new int[count];
-        _spoolBytes = new long[count];
-        _outbox = [.. Enumerable.Range(0, count).Select(_ => new LinkedList<MediaTransfer>())];
-        _peers = [.. Enumerable.Range(0, count).Select(_ => new List<IMediaPeer>())];
-        Recover();
-        // A quarter of the idle timeout drops an idle transfer within 25% of it; 25 ms..1 s bounds the sweep's cost.
-        TimeSpan period = TimeSpan.FromMilliseconds(Math.Clamp(options.TransferIdleTimeout.TotalMilliseconds / 4, 25, 1000));
-        _sweeper = new Timer(_ => Sweep(), null, period, period);
+        Dictionary<string, long> maxBytes = [];
+        foreach (PartnerOptions partner in partnerOptions)
+        {
+            maxBytes[partner.Id] = partner.MaxMediaBytes ?? options.MaxBytes;
+        }
+
+        _state = new Dictionary<PartnerInfo, MediaPartnerState>(ReferenceEqualityComparer.Instance);
+        foreach (PartnerInfo partner in partners.Partners)
+        {
+            _state[partner] = new MediaPartnerState(maxBytes.GetValueOrDefault(partner.Id, options.MaxBytes));
+        }
+
+        _sweeper = new Timer(_ => Sweep());
     }
 
     /// <summary>Bytes of one chunk the relay sends to recipients (below the large-object heap size of .NET clients).</summary>
     public const int DeliveryChunkBytes = 64 * 1024;
 
-    // Writeback of spool files is started every 2^23 bytes = 8 MiB (see MediaSpool.StartWriteback).
-    private const int WritebackShift = 23;
+    /// <summary>Where the blobs are; sessions streaming a blob read it from here.</summary>
+    public IMediaSpool Spool => _spool;
 
     public int TransferCount
     {
@@ -72,9 +72,25 @@ internal sealed partial class MediaRouter : IDisposable
         {
             lock (_lock)
             {
-                return _transfers.Count;
+                int count = 0;
+                foreach (MediaPartnerState state in _state.Values)
+                {
+                    count += state.Transfers.Count;
+                }
+
+                return count;
             }
         }
+    }
+
+    /// <summary>Loads what an earlier run left in the spool, then starts dropping stalled and expired transfers.</summary>
+    public void Start()
+    {
+        Recover();
+
+        // A quarter of the idle timeout drops an idle transfer within 25% of it; 25 ms..1 s bounds the sweep's cost.
+        TimeSpan period = TimeSpan.FromMilliseconds(Math.Clamp(_options.TransferIdleTimeout.TotalMilliseconds / 4, 25, 1000));
+        _sweeper.Change(period, period);
     }
 
     public void Dispose() => _sweeper.Dispose();
@@ -87,17 +103,20 @@ internal sealed partial class MediaRouter : IDisposable
     /// </summary>
     public void Attach(IMediaPeer peer)
     {
-        int partner = peer.Partner.Index;
+        PartnerInfo partner = peer.Partner;
         lock (_lock)
         {
-            _peers[partner].Add(peer);
-            foreach (MediaTransfer transfer in _transfers.Values)
+            MediaPartnerState recipient = _state[partner];
+            recipient.Peers.Add(peer);
+            foreach (MediaPartnerState sender in _state.Values)
             {
-                if (transfer.Recipient.Index == partner && transfer.State == MediaTransferState.Receiving && transfer.Streamable
-                    && transfer.Downloader is null && !_outbox[partner].Contains(transfer))
+                foreach (MediaTransfer transfer in sender.Transfers.Values)
                 {
-                    transfer.DeliveryStartOffset = 0;
-                    _outbox[partner].AddLast(transfer);
+                    if (transfer.Recipient == partner && transfer.AwaitsEarlyDelivery && !recipient.Outbox.Contains(transfer))
+                    {
+                        transfer.QueueFromStart();
+                        recipient.Outbox.AddLast(transfer);
+                    }
                 }
             }
         }
@@ -108,45 +127,36 @@ internal sealed partial class MediaRouter : IDisposable
     /// <summary>A session ended: what it was streaming goes back to the outbox, uploads wait for a resume.</summary>
     public void Detach(IMediaPeer peer)
     {
-        int recipient = peer.Partner.Index;
         lock (_lock)
         {
-            _peers[recipient].Remove(peer);
-            foreach (MediaTransfer transfer in _transfers.Values)
+            MediaPartnerState recipient = _state[peer.Partner];
+            recipient.Peers.Remove(peer);
+            foreach (MediaPartnerState sender in _state.Values)
             {
-                if (transfer.Uploader == peer)
+                foreach (MediaTransfer transfer in sender.Transfers.Values)
                 {
-                    transfer.Uploader = null;
-                }
+                    transfer.ReleaseUploader(peer);
 
-                if (transfer.Downloader == peer && transfer.State == MediaTransferState.Receiving)
-                {
-                    // Streaming while it arrived: another session of the partner (now or later) starts it again.
-                    transfer.Downloader = null;
-                    transfer.DeliveryStartOffset = 0;
-                    _outbox[recipient].AddFirst(transfer);
-                }
-                else if (transfer.Downloader == peer && transfer.State is MediaTransferState.Sending or MediaTransferState.Sent)
-                {
-                    // Not acknowledged: deliver again, to the next session of the partner, from the start.
-                    transfer.Downloader = null;
-                    transfer.State = MediaTransferState.Spooled;
-                    transfer.DeliveryStartOffset = 0;
-                    _outbox[recipient].AddFirst(transfer);
+                    // Streamed while it arrived, or sent and not acknowledged: another session of the partner (now or
+                    // later) delivers it again, from the start.
+                    if (transfer.ReleaseDownloader(peer))
+                    {
+                        recipient.Outbox.AddFirst(transfer);
+                    }
                 }
             }
         }
 
-        WakeRecipient(recipient);
+        WakeRecipient(peer.Partner);
     }
 
     // ---------------------------------------------------------------- housekeeping
 
-    private MediaTransfer? Find(int sender, UInt128 id)
+    private MediaTransfer? Find(PartnerInfo sender, UInt128 id)
     {
         lock (_lock)
         {
-            return _transfers.GetValueOrDefault((sender, id));
+            return _state[sender].Transfers.GetValueOrDefault(id);
         }
     }
 
@@ -162,27 +172,24 @@ internal sealed partial class MediaRouter : IDisposable
     /// <summary>Drops a transfer that is still arriving: files deleted, its slot and quota released.</summary>
     private void Abort(MediaTransfer transfer)
     {
-        lock (transfer)
-        {
-            transfer.State = MediaTransferState.Gone;
-        }
-
+        transfer.Discard();
         AbortOutsideLock(transfer);
     }
 
-    // Callers hold lock(transfer) or have set State = Gone under it; the files go last.
+    // The transfer is Gone already (set under its lock); the files go last.
     private void AbortOutsideLock(MediaTransfer transfer)
     {
         IMediaPeer? downloader;
         lock (_lock)
         {
-            if (_transfers.Remove((transfer.Sender.Index, transfer.Id)))
+            MediaPartnerState sender = _state[transfer.Sender];
+            if (sender.Transfers.Remove(transfer.Id))
             {
-                _openTransfers[transfer.Sender.Index]--;
-                _spoolBytes[transfer.Sender.Index] -= transfer.TotalSize;
+                sender.OpenTransfers--;
+                sender.SpoolBytes -= transfer.TotalSize;
             }
 
-            _outbox[transfer.Recipient.Index].Remove(transfer);
+            _state[transfer.Recipient].Outbox.Remove(transfer);
             downloader = transfer.Downloader;
         }
 
@@ -199,14 +206,14 @@ internal sealed partial class MediaRouter : IDisposable
         {
             if (transfer.State == MediaTransferState.Spooled)
             {
-                _outbox[transfer.Recipient.Index].Remove(transfer);
+                _state[transfer.Recipient].Outbox.Remove(transfer);
             }
 
-            transfer.State = MediaTransferState.Gone;
-            transfer.Downloader = null;
-            if (_transfers.Remove((transfer.Sender.Index, transfer.Id)))
+            transfer.Retire();
+            MediaPartnerState sender = _state[transfer.Sender];
+            if (sender.Transfers.Remove(transfer.Id))
             {
-                _spoolBytes[transfer.Sender.Index] -= transfer.TotalSize;
+                sender.SpoolBytes -= transfer.TotalSize;
             }
         }
 
@@ -217,7 +224,7 @@ internal sealed partial class MediaRouter : IDisposable
     {
         try
         {
-            MediaSpool.Delete(basePath);
+            _spool.Delete(basePath);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
@@ -225,12 +232,12 @@ internal sealed partial class MediaRouter : IDisposable
         }
     }
 
-    private void WakeRecipient(int partner)
+    private void WakeRecipient(PartnerInfo partner)
     {
         IMediaPeer[] peers;
         lock (_lock)
         {
-            peers = [.. _peers[partner]];
+            peers = [.. _state[partner].Peers];
         }
 
         foreach (IMediaPeer peer in peers)
@@ -238,16 +245,6 @@ internal sealed partial class MediaRouter : IDisposable
             peer.WakeMediaWriter();
         }
     }
-
-    /// <summary>
-    /// An upload whose sender could have sent (it is away, was told to resume, has credit, or owes only the MediaClose)
-    /// and has not for the idle timeout. A sender waiting for credit because a slow recipient paces it is not idle: granting credit restarts
-    /// its clock.
-    /// </summary>
-    private static bool IsSenderIdle(MediaTransfer transfer, long nowTicks, long idleMs) =>
-        transfer.State == MediaTransferState.Receiving
-        && (transfer.Uploader is null || transfer.AwaitingResume || transfer.CreditLimit > transfer.Received || transfer.Received == transfer.TotalSize)
-        && nowTicks - transfer.LastActivityTicks > idleMs;
 
     /// <summary>Drops transfers whose sender went silent, and spooled blobs past their expiry.</summary>
     private void Sweep()
@@ -260,37 +257,31 @@ internal sealed partial class MediaRouter : IDisposable
         List<MediaTransfer>? unread = null;
         lock (_lock)
         {
-            foreach (MediaTransfer transfer in _transfers.Values)
+            foreach (MediaPartnerState sender in _state.Values)
             {
-                if (IsSenderIdle(transfer, nowTicks, idleMs))
+                foreach (MediaTransfer transfer in sender.Transfers.Values)
                 {
-                    (stalled ??= []).Add(transfer);
-                }
-                else if (transfer.State == MediaTransferState.Receiving && transfer.Forward is not null
-                    && transfer.Received > transfer.Forwarded && nowTicks - transfer.ForwardedTicks > idleMs / 2)
-                {
-                    (unread ??= []).Add(transfer);
-                }
-                else if (transfer.State == MediaTransferState.Spooled && transfer.ExpiresAtMs <= nowMs)
-                {
-                    (expired ??= []).Add(transfer);
+                    if (transfer.IsSenderIdle(nowTicks, idleMs))
+                    {
+                        (stalled ??= []).Add(transfer);
+                    }
+                    else if (transfer.IsRecipientStalled(nowTicks, idleMs))
+                    {
+                        (unread ??= []).Add(transfer);
+                    }
+                    else if (transfer.State == MediaTransferState.Spooled && transfer.ExpiresAtMs <= nowMs)
+                    {
+                        (expired ??= []).Add(transfer);
+                    }
                 }
             }
         }
 
         foreach (MediaTransfer transfer in stalled ?? [])
         {
-            IMediaPeer? uploader;
-            lock (transfer)
+            if (!transfer.TryTimeOut(nowTicks, idleMs, out IMediaPeer? uploader))
             {
-                if (!IsSenderIdle(transfer, nowTicks, idleMs))
-                {
-                    continue;
-                }
-
-                transfer.AbortCode = ErrorCode.MediaIdleTimeout;
-                transfer.State = MediaTransferState.Gone;
-                uploader = transfer.Uploader;
+                continue;
             }
 
             AbortOutsideLock(transfer);
@@ -310,16 +301,9 @@ internal sealed partial class MediaRouter : IDisposable
         {
             // The recipient stopped reading: it must not hold the sender up until the transfer times out. The rest of
             // the blob goes to the spool at the disk's pace; the recipient's session continues from the file.
-            IMediaPeer? downloader;
-            lock (transfer)
+            if (!transfer.TryStopStalledForwarding(nowTicks, idleMs, out IMediaPeer? downloader))
             {
-                if (transfer.State != MediaTransferState.Receiving || transfer.Forward is null || nowTicks - transfer.ForwardedTicks <= idleMs / 2)
-                {
-                    continue;
-                }
-
-                Unforward(transfer);
-                downloader = transfer.Downloader;
+                continue;
             }
 
             RelayLog.MediaRecipientStalled(_logger, transfer.Recipient.Id, transfer.Forwarded, transfer.Received);

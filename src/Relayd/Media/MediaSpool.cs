@@ -12,7 +12,7 @@ namespace Relayd.Media;
 /// verified and fsynced. The rename is the commit point: after a restart a <c>.blob</c> is delivered, a <c>.part</c>
 /// is resumable by its sender.
 /// </summary>
-internal sealed class MediaSpool
+internal sealed class MediaSpool : IMediaSpool
 {
     public const string PartExtension = ".part";
     public const string BlobExtension = ".blob";
@@ -26,12 +26,14 @@ internal sealed class MediaSpool
 
     public string Directory { get; }
 
+    public string Location => Directory;
+
     /// <summary>Base path (without extension) of a transfer's files.</summary>
     public string BasePath(string recipientPartner, string senderPartner, UInt128 transferId) =>
         Path.Combine(Directory, recipientPartner, senderPartner + "." + transferId.ToString("x32", CultureInfo.InvariantCulture));
 
     /// <summary>Creates the meta file (fsynced) and an empty <c>.part</c> file; returns the open part file.</summary>
-    public static SafeFileHandle Create(string basePath, MediaOpen open)
+    public SafeFileHandle Create(string basePath, MediaOpen open)
     {
         string directory = Path.GetDirectoryName(basePath)!;
         System.IO.Directory.CreateDirectory(directory);
@@ -48,11 +50,15 @@ internal sealed class MediaSpool
     }
 
     /// <summary>Opens an existing <c>.part</c> file to continue writing it.</summary>
-    public static SafeFileHandle OpenPart(string basePath) =>
+    public SafeFileHandle OpenPart(string basePath) =>
         File.OpenHandle(basePath + PartExtension, FileMode.Open, FileAccess.ReadWrite, FileShare.Read);
 
+    public void Write(SafeFileHandle part, ReadOnlySpan<byte> data, long offset) => RandomAccess.Write(part, data, offset);
+
+    public void Flush(SafeFileHandle part) => RandomAccess.FlushToDisk(part);
+
     /// <summary>fsyncs the part file, renames it to <c>.blob</c> and fsyncs the directory: the blob is now durable.</summary>
-    public static void Commit(SafeFileHandle part, string basePath)
+    public void Commit(SafeFileHandle part, string basePath)
     {
         RandomAccess.FlushToDisk(part);
         part.Dispose();
@@ -65,7 +71,7 @@ internal sealed class MediaSpool
     /// fsync at MediaClose finds little left to do and a 1 GiB blob does not stall the disk (and the WAL's fdatasync) at
     /// its end. Best effort: an error here is left for that fsync to report.
     /// </summary>
-    public static void StartWriteback(SafeFileHandle file, long offset, long length)
+    public void StartWriteback(SafeFileHandle file, long offset, long length)
     {
         bool added = false;
         try
@@ -82,16 +88,41 @@ internal sealed class MediaSpool
         }
     }
 
+    /// <summary>
+    /// Opens a blob for streaming: while it arrives the blob is the <c>.part</c> file (the rename at commit keeps an
+    /// open handle valid), else, or once it was committed in the meantime, the <c>.blob</c>.
+    /// </summary>
+    public SafeFileHandle OpenForReading(string basePath, bool arriving)
+    {
+        if (arriving)
+        {
+            try
+            {
+                return File.OpenHandle(basePath + PartExtension, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            }
+            catch (FileNotFoundException)
+            {
+                // Committed in the meantime.
+            }
+        }
+
+        return File.OpenHandle(basePath + BlobExtension, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+    }
+
+    public int Read(SafeFileHandle file, Span<byte> buffer, long offset) => RandomAccess.Read(file, buffer, offset);
+
     /// <summary>Deletes every file of a transfer; missing files are fine.</summary>
-    public static void Delete(string basePath)
+    public void Delete(string basePath)
     {
         File.Delete(basePath + PartExtension);
         File.Delete(basePath + BlobExtension);
         File.Delete(basePath + MetaExtension);
     }
 
-    /// <summary>Every transfer found on disk, as left by an earlier run.</summary>
-    public IEnumerable<SpooledFile> Scan()
+    /// <summary>Every transfer found on disk, as left by an earlier run; null when the spool directory does not exist.</summary>
+    public IEnumerable<SpooledFile>? Scan() => System.IO.Directory.Exists(Directory) ? ScanDirectory() : null;
+
+    private IEnumerable<SpooledFile> ScanDirectory()
     {
         foreach (string recipientDir in System.IO.Directory.EnumerateDirectories(Directory))
         {
@@ -120,7 +151,7 @@ internal sealed class MediaSpool
     private static void SyncDirectory(string directory) => Wal.WalDirectorySync.Sync(directory);
 }
 
-/// <summary>One transfer found by <see cref="MediaSpool.Scan"/>; <see cref="Open"/> is null when its meta file is unreadable.</summary>
+/// <summary>One transfer found by <see cref="IMediaSpool.Scan"/>; <see cref="Open"/> is null when its meta file is unreadable.</summary>
 internal readonly record struct SpooledFile(string BasePath, MediaOpen? Open, bool Complete, long Length, DateTime CreatedUtc);
 
 internal static partial class NativeMethods

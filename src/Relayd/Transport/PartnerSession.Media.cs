@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Collections.Concurrent;
-using Microsoft.Win32.SafeHandles;
 using Relayd.Media;
 using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
@@ -17,15 +16,9 @@ internal sealed partial class PartnerSession : IMediaPeer
 {
     private readonly ConcurrentQueue<Frame> _mediaPosts = new();
     private readonly ConcurrentQueue<MediaTransfer> _creditDue = new();
-    private readonly MediaForwardQueue _mediaForward = new();
     private readonly byte[] _creditFrames = new byte[CreditWriteBytes];
     private const int CreditWriteBytes = 16 * MediaCreditWire.MaxFrameBytes; // credits per write: 16 transfers' grants in one small TLS write
-    private MediaTransfer? _mediaOut;
-    private bool _forwarding;
-    private SafeFileHandle? _mediaFile;
-    private long _mediaOffset;
-    private bool _mediaOpenSent;
-    private byte[]? _mediaBuffer;
+    private readonly MediaDownloadCursor _download;
 
     PartnerInfo IMediaPeer.Partner => Partner;
 
@@ -48,7 +41,7 @@ internal sealed partial class PartnerSession : IMediaPeer
     /// <summary>Dispatches a media control frame (chunks take the in-place path in <see cref="TryHandleMediaChunk"/>).</summary>
     private void HandleMediaFrame(Frame frame)
     {
-        MediaRouter media = _server.Media;
+        MediaRouter media = _services.Media;
         switch (frame.BodyCase)
         {
             case Frame.BodyOneofCase.MediaOpen:
@@ -81,7 +74,7 @@ internal sealed partial class PartnerSession : IMediaPeer
             return false;
         }
 
-        _server.Media.Chunk(this, id, offset, data);
+        _services.Media.Chunk(this, id, offset, data);
         return true;
     }
 
@@ -91,7 +84,7 @@ internal sealed partial class PartnerSession : IMediaPeer
     /// </summary>
     /// <remarks>
     /// A blob goes out from the spool file until this writer catches up with the sender; from then on (cut-through)
-    /// the sender's read loop copies each chunk into <see cref="_mediaForward"/> and this writer sends from there.
+    /// the sender's read loop copies each chunk into the cursor's forwarding queue and this writer sends from there.
     /// </remarks>
     // Pooled: this runs once per 64 KiB chunk, and an await that does not complete at once would box a state machine.
     [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
@@ -105,56 +98,42 @@ internal sealed partial class PartnerSession : IMediaPeer
         }
 
         wrote |= await WriteCreditAsync(abort);
-        if (_mediaOut is null)
+        MediaDownloadCursor download = _download;
+        if (download.Transfer is null && (Volatile.Read(ref _closeRequested) != 0 || !download.TryBegin()))
         {
-            if (Volatile.Read(ref _closeRequested) != 0 || _server.Media.TakeOutbound(this) is not { } next)
-            {
-                return wrote;
-            }
-
-            _mediaOut = next;
-            _mediaOffset = next.DeliveryStartOffset;
-            _mediaOpenSent = false;
+            return wrote;
         }
 
-        MediaTransfer transfer = _mediaOut;
-        if (!MediaRouter.IsSending(transfer, this))
+        MediaTransfer transfer = download.Transfer!;
+        if (!transfer.IsDeliveringTo(this))
         {
-            if (_mediaOpenSent && transfer.State == MediaTransferState.Gone && transfer.AbortCode != ErrorCode.Unspecified)
+            if (download.OpenSent && transfer.State == MediaTransferState.Gone && transfer.AbortCode != ErrorCode.Unspecified)
             {
                 // The upload failed while this partner was receiving it: tell it to discard what it got.
                 await _stream.WriteAsync(new Frame { Error = new Error { Code = transfer.AbortCode, Detail = "the blob failed at the relay; discard what was received", TransferId = transfer.Open.TransferId } }.ToDelimitedArray(), abort);
             }
 
             // Otherwise the recipient asked for it again from another offset, or it is delivered or expired.
-            EndMediaOut();
+            download.End();
             return true;
         }
 
-        if (!_mediaOpenSent)
+        if (!download.OpenSent)
         {
-            _mediaFile = TryOpenSpooled(transfer);
-            if (_mediaFile is null)
+            if (!download.TryOpenFile())
             {
                 return true; // gone meanwhile, or dropped as unreadable: the next pass ends it
             }
 
-            MediaOpen open = _mediaOffset == 0 ? transfer.Open : new MediaOpen(transfer.Open) { DeliveryOffset = (ulong)_mediaOffset };
-            await _stream.WriteAsync(new Frame { MediaOpen = open }.ToDelimitedArray(), abort);
-            _mediaOpenSent = true;
+            await _stream.WriteAsync(new Frame { MediaOpen = download.OpenFrame }.ToDelimitedArray(), abort);
+            download.MarkOpenSent();
             return true;
         }
 
-        if (_forwarding && transfer.Forward != _mediaForward)
+        download.FollowRouterForwarding();
+        if (download.Forwarding)
         {
-            // The router stopped the cut-through (this partner stopped reading): what was queued is in the file too.
-            _forwarding = false;
-            _mediaForward.Reset();
-        }
-
-        if (_forwarding)
-        {
-            if (_mediaForward.TryTake(out ForwardedChunk chunk))
+            if (download.TryTakeForwarded(out ForwardedChunk chunk))
             {
                 try
                 {
@@ -162,15 +141,14 @@ internal sealed partial class PartnerSession : IMediaPeer
                 }
                 finally
                 {
-                    _mediaForward.Return(chunk);
+                    download.ReturnForwarded(chunk);
                 }
 
-                _mediaOffset = chunk.End;
-                _server.Media.OnForwarded(transfer, _mediaOffset);
+                download.Forwarded(chunk);
                 return true;
             }
 
-            if (transfer.State != MediaTransferState.Sending || _mediaOffset < transfer.TotalSize)
+            if (transfer.State != MediaTransferState.Sending || download.Offset < transfer.TotalSize)
             {
                 // Waiting for the sender's next chunk (it wakes this writer), or for its MediaClose to be verified.
                 return wrote;
@@ -181,12 +159,12 @@ internal sealed partial class PartnerSession : IMediaPeer
             // State before Received: once Sending, every byte is on disk; while Receiving, those below Received are.
             bool verified = transfer.State == MediaTransferState.Sending;
             long available = verified ? transfer.TotalSize : transfer.Received;
-            if (_mediaOffset < available)
+            if (download.Offset < available)
             {
-                int length = ReadSpooledChunk(transfer, available);
-                if (length > 0)
+                ReadOnlyMemory<byte> frame = download.ReadSpooledChunk(available);
+                if (!frame.IsEmpty)
                 {
-                    await _stream.WriteAsync(_mediaBuffer.AsMemory(0, length), abort);
+                    await _stream.WriteAsync(frame, abort);
                 }
 
                 return true;
@@ -195,42 +173,13 @@ internal sealed partial class PartnerSession : IMediaPeer
             if (!verified)
             {
                 // Caught up with the sender: from here on its chunks come straight from its read loop.
-                _forwarding = MediaRouter.TryStartForwarding(transfer, this, _mediaForward, _mediaOffset);
-                return wrote | _forwarding;
+                return wrote | download.TryStartForwarding();
             }
         }
 
         await _stream.WriteAsync(new Frame { MediaClose = new MediaClose { TransferId = transfer.Open.TransferId } }.ToDelimitedArray(), abort);
-        _server.Media.MarkSent(transfer, this);
-        EndMediaOut();
+        download.Sent();
         return true;
-    }
-
-    /// <summary>
-    /// Reads the next chunk from the spool file into the session's media buffer, behind its frame header; returns the
-    /// frame's length, or 0 when the file cannot be read (the router has dropped the blob; the next pass ends it).
-    /// </summary>
-    private int ReadSpooledChunk(MediaTransfer transfer, long available)
-    {
-        _mediaBuffer ??= ArrayPool<byte>.Shared.Rent(MediaChunkWire.MaxHeaderBytes + MediaRouter.DeliveryChunkBytes);
-        int length = (int)Math.Min(MediaRouter.DeliveryChunkBytes, available - _mediaOffset);
-        int header = MediaChunkWire.WriteHeader(_mediaBuffer, transfer.Id, (ulong)_mediaOffset, length);
-        try
-        {
-            int read = RandomAccess.Read(_mediaFile!, _mediaBuffer.AsSpan(header, length), _mediaOffset);
-            if (read != length)
-            {
-                throw new IOException($"spooled blob {transfer.BasePath} is shorter than its declared {transfer.TotalSize} bytes");
-            }
-        }
-        catch (IOException ex)
-        {
-            _server.Media.DropUnreadable(transfer, this, ex);
-            return 0;
-        }
-
-        _mediaOffset += length;
-        return header + length;
     }
 
     /// <summary>MediaCredit for the transfers this partner uploads, several frames per write, none allocated.</summary>
@@ -241,7 +190,7 @@ internal sealed partial class PartnerSession : IMediaPeer
         int length = 0;
         while (_creditDue.TryDequeue(out MediaTransfer? transfer))
         {
-            long grant = MediaRouter.TakeCreditGrant(transfer, this);
+            long grant = transfer.TakeCreditGrant(this);
             if (grant > 0)
             {
                 length += MediaCreditWire.Write(_creditFrames.AsSpan(length), transfer.Id, (ulong)grant);
@@ -258,58 +207,10 @@ internal sealed partial class PartnerSession : IMediaPeer
         return wrote;
     }
 
-    /// <summary>
-    /// Opens the blob's spool file for streaming; null when it is not there: the transfer went away meanwhile (aborted,
-    /// expired), or the file was lost, in which case the router drops the blob. A missing file never ends the session.
-    /// </summary>
-    private SafeFileHandle? TryOpenSpooled(MediaTransfer transfer)
-    {
-        try
-        {
-            // While it arrives the blob is the .part file; the rename at commit keeps an open handle valid.
-            if (transfer.State == MediaTransferState.Receiving)
-            {
-                try
-                {
-                    return File.OpenHandle(transfer.BasePath + MediaSpool.PartExtension, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-                }
-                catch (FileNotFoundException)
-                {
-                    // Committed in the meantime.
-                }
-            }
-
-            return File.OpenHandle(transfer.BasePath + MediaSpool.BlobExtension, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            _server.Media.DropUnreadable(transfer, this, ex);
-            return null;
-        }
-    }
-
-    private void EndMediaOut()
-    {
-        if (_forwarding)
-        {
-            _server.Media.StopForwarding(_mediaOut!, _mediaForward);
-            _forwarding = false;
-        }
-
-        _mediaFile?.Dispose();
-        _mediaFile = null;
-        _mediaOut = null;
-    }
-
     /// <summary>After the writer has stopped: hands unfinished media back to the router and frees the buffers.</summary>
     private void ReleaseMedia()
     {
-        _server.Media.Detach(this);
-        EndMediaOut();
-        if (_mediaBuffer is not null)
-        {
-            ArrayPool<byte>.Shared.Return(_mediaBuffer);
-            _mediaBuffer = null;
-        }
+        _services.Media.Detach(this);
+        _download.Release();
     }
 }

@@ -33,7 +33,7 @@ internal sealed partial class PartnerSession
     /// </summary>
     private async Task<string?> ReceiveHelloAsync(CancellationToken deadline)
     {
-        int maxFrame = _server.Limits.MaxFrameBytes;
+        int maxFrame = _services.Limits.MaxFrameBytes;
         while (true)
         {
             ReadResult result;
@@ -41,10 +41,10 @@ internal sealed partial class PartnerSession
             {
                 result = await _input.ReadAsync(deadline);
             }
-            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !_server.IsShuttingDown && !_abort.IsCancellationRequested)
+            catch (OperationCanceledException) when (deadline.IsCancellationRequested && !_services.IsShuttingDown && !_abort.IsCancellationRequested)
             {
-                double timeoutMs = _server.Limits.HandshakeTimeout.TotalMilliseconds;
-                if (_server.Refusals.ShouldLog(RefusalKind.HandshakeTimeout, Remote, "no Hello in time", Environment.TickCount64))
+                double timeoutMs = _services.Limits.HandshakeTimeout.TotalMilliseconds;
+                if (_services.Refusals.ShouldLog(RefusalKind.HandshakeTimeout, Remote, "no Hello in time", Environment.TickCount64))
                 {
                     RelayLog.HelloTimedOut(_logger, ConnectionId, Partner.Id, Remote, timeoutMs);
                 }
@@ -110,14 +110,14 @@ internal sealed partial class PartnerSession
 
         Agent = hello.Agent.Length > 128 ? hello.Agent[..128] : hello.Agent;
         _declared = ReceiveDeclaration.FromHello(hello);
-        RelayLimits limits = _server.Limits;
+        RelayLimits limits = _services.Limits;
         var welcome = new Welcome
         {
             Version = ProtocolVersion._1,
             PartnerId = Partner.Id,
             MaxFrameBytes = (uint)limits.MaxFrameBytes,
             IdleTimeoutMs = (uint)limits.IdleTimeout.TotalMilliseconds,
-            RelayId = _server.RelayId,
+            RelayId = _services.RelayId,
             MaxConnections = (uint)Partner.MaxConnections,
             ShardCount = (uint)Partner.Mailbox.Shards.Length,
             DeliveryWindowEnvelopes = (uint)limits.DeliveryWindowEnvelopes,
@@ -141,7 +141,7 @@ internal sealed partial class PartnerSession
     /// <summary>Reads frames until the partner closes, sends GoAway, or breaks the protocol. Returns why it ended.</summary>
     private async Task<string> ReadLoopAsync()
     {
-        int maxFrame = _server.Limits.MaxFrameBytes;
+        int maxFrame = _services.Limits.MaxFrameBytes;
         CancellationToken abort = _abort.Token;
         while (true)
         {
@@ -179,7 +179,7 @@ internal sealed partial class PartnerSession
                 stop = ProtoNames.Of(ex.Code);
             }
 
-            _server.Metrics.FramesReceived.Add(handled);
+            _services.Metrics.FramesReceived.Add(handled);
 
             if (_logBusy)
             {
@@ -187,7 +187,7 @@ internal sealed partial class PartnerSession
                 _input.AdvanceTo(buffer.Start);
                 await FlushControlAsync();
                 long waitStarted = Environment.TickCount64;
-                await _server.Store.WaitForSpaceAsync(abort);
+                await _services.Store.WaitForSpaceAsync(abort);
                 _partialFrame.AddPause(Environment.TickCount64 - waitStarted);
                 _logBusy = false;
                 continue;
@@ -278,9 +278,9 @@ internal sealed partial class PartnerSession
 
     private void HandleEnvelope(in ReadOnlySequence<byte> frame, in EnvelopeHeader header)
     {
-        RouteOutcome outcome = _server.IsShuttingDown
+        RouteOutcome outcome = _services.IsShuttingDown
             ? RouteOutcome.Refused(ErrorCode.ShuttingDown, "the relay is shutting down")
-            : _server.Router.Route(Partner, frame, header);
+            : _services.Router.Route(Partner, frame, header);
         if (outcome.LogBusy)
         {
             _logBusy = true;
@@ -291,15 +291,15 @@ internal sealed partial class PartnerSession
         {
             // Sent by the writer once the log has made the envelope durable (see PendingAcks).
             _acks.Add(header.MessageId, outcome.AcceptedAtMs, outcome.Duplicate, outcome.DurableAt);
-            _server.Metrics.EnvelopesAccepted.Add(outcome.Duplicate ? 0 : 1);
+            _services.Metrics.EnvelopesAccepted.Add(outcome.Duplicate ? 0 : 1);
             return;
         }
 
         string detail = outcome.Detail ?? ProtoNames.Of(outcome.Refusal);
         RelayLog.EnvelopeRefused(_logger, Partner.Id, outcome.Refusal, detail);
-        _server.Metrics.EnvelopesRefused.Add(1, RelayMetrics.CodeTag(outcome.Refusal));
+        _services.Metrics.EnvelopesRefused.Add(1, RelayMetrics.CodeTag(outcome.Refusal));
         uint retryAfter = outcome.Refusal is ErrorCode.QueueFull or ErrorCode.ShuttingDown or ErrorCode.StorageFull or ErrorCode.RetryLater
-            ? (uint)_server.Limits.QueueFullRetryAfter.TotalMilliseconds
+            ? (uint)_services.Limits.QueueFullRetryAfter.TotalMilliseconds
             : 0;
         WriteFrame(new Frame
         {
@@ -327,8 +327,8 @@ internal sealed partial class PartnerSession
             }
         }
 
-        _server.Metrics.EnvelopesDelivered.Add(_ackReceipts.Count);
-        _server.Settle(_ackReceipts);
+        _services.Metrics.EnvelopesDelivered.Add(_ackReceipts.Count);
+        _services.Receipts.Settle(_ackReceipts);
     }
 
     private static Frame ParseFrame(in ReadOnlySequence<byte> frame)
@@ -345,7 +345,7 @@ internal sealed partial class PartnerSession
 
     private void Refuse(ErrorCode code, string detail)
     {
-        _server.LogRefusal(ConnectionId, Remote, code, detail);
+        _services.LogRefusal(ConnectionId, Remote, code, detail);
         WriteError(code, detail, fatal: true);
     }
 

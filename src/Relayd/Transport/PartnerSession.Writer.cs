@@ -32,19 +32,6 @@ internal sealed partial class PartnerSession
         _writerSignal.Set();
     }
 
-    /// <summary>Hands over receipts held while the partner had no connection.</summary>
-    public void EnqueueHeldReceipts()
-    {
-        SettledEnvelope[] held = Partner.HeldReceipts.TakeAll();
-        if (held.Length == 0)
-        {
-            return;
-        }
-
-        EnqueueReceipts(held);
-        _server.Store.Settle(held); // handed over: no longer held after a restart
-    }
-
     /// <summary>
     /// Sends replies, receipts and deliveries until the control pipe is completed and drained. Each source is written
     /// in large blocks (a TLS record and a syscall per write are the main cost per message).
@@ -58,7 +45,7 @@ internal sealed partial class PartnerSession
         try
         {
             bool controlCompleted = false;
-            while (!controlCompleted || (_acks.Count > 0 && _server.Store.Failure is null))
+            while (!controlCompleted || (_acks.Count > 0 && _services.Store.Failure is null))
             {
                 await _writerSignal.WaitAsync();
                 bool progressed;
@@ -102,7 +89,7 @@ internal sealed partial class PartnerSession
     private async ValueTask<bool> WriteDeliveriesAsync(CancellationToken abort)
     {
         bool wrote = false;
-        long now = _server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        long now = _services.Clock.GetUtcNow().ToUnixTimeMilliseconds();
         foreach (ShardQueue shard in Partner.Mailbox.Shards)
         {
             while (shard.TryTakeRange(this, now, _expiredReceipts, out DeliveryRange range))
@@ -122,7 +109,7 @@ internal sealed partial class PartnerSession
 
         if (_expiredReceipts.Count > 0)
         {
-            _server.Settle(_expiredReceipts);
+            _services.Receipts.Settle(_expiredReceipts);
             _expiredReceipts.Clear();
         }
 
@@ -138,10 +125,10 @@ internal sealed partial class PartnerSession
         bool wrote = false;
         while (_acks.Count > 0)
         {
-            int length = _acks.TakeDurable(_server.Store.Durable, buffer);
+            int length = _acks.TakeDurable(_services.Store.Durable, buffer);
             if (length > 0)
             {
-                _server.Metrics.AcksSent.Add(_acks.LastTaken);
+                _services.Metrics.AcksSent.Add(_acks.LastTaken);
                 await _stream.WriteAsync(buffer.AsMemory(0, length), abort);
                 wrote = true;
                 continue;
@@ -149,10 +136,10 @@ internal sealed partial class PartnerSession
 
             if (Interlocked.Exchange(ref _commitWaitRegistered, 1) == 0)
             {
-                _server.Store.NotifyWhenDurable(this);
+                _services.Store.NotifyWhenDurable(this);
             }
 
-            if (!_acks.HasDurable(_server.Store.Durable))
+            if (!_acks.HasDurable(_services.Store.Durable))
             {
                 break;
             }
@@ -179,7 +166,7 @@ internal sealed partial class PartnerSession
             (_pendingReceipts, _sendingReceipts) = (_sendingReceipts, _pendingReceipts);
         }
 
-        long now = _server.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        long now = _services.Clock.GetUtcNow().ToUnixTimeMilliseconds();
         int start = 0;
         while (start < _sendingReceipts.Count)
         {

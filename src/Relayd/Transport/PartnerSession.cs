@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using Relayd.Delivery;
 using Relayd.Diagnostics;
 using Relayd.Internal;
+using Relayd.Media;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
 using Relayd.Storage;
@@ -23,9 +24,9 @@ namespace Relayd.Transport;
 /// to its TLS stream, which encrypts from it.
 /// </remarks>
 [System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "RunAsync owns the session's lifetime and disposes everything when it ends.")]
-internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityListener
+internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityListener, IReceiptSink
 {
-    private readonly RelayServer _server;
+    private readonly SessionServices _services;
     private readonly SslStream _stream;
     private readonly StallWatchStream _transport;
     private readonly PartialFrameWatch _partialFrame;
@@ -43,17 +44,18 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
     private int _writeStalled;
     private string? _abortReason;
 
-    public PartnerSession(RelayServer server, long connectionId, SslStream stream, StallWatchStream transport, PartnerInfo partner, EndPoint? remote)
+    public PartnerSession(SessionServices services, long connectionId, SslStream stream, StallWatchStream transport, PartnerInfo partner, EndPoint? remote)
     {
-        _server = server;
+        _services = services;
         _stream = stream;
         _transport = transport;
-        _partialFrame = new PartialFrameWatch(server.Limits, partner.PartialFrames, partner.Id);
-        _logger = server.Logger;
+        _partialFrame = new PartialFrameWatch(services.Limits, partner.PartialFrames, partner.Id);
+        _logger = services.Logger;
+        _download = new MediaDownloadCursor(services.Media, this);
         ConnectionId = connectionId;
         Partner = partner;
         Remote = remote;
-        RelayLimits limits = server.Limits;
+        RelayLimits limits = services.Limits;
         _input = PipeReader.Create(stream, new StreamPipeReaderOptions(bufferSize: limits.InputBufferBytes, minimumReadSize: 4096, leaveOpen: true));
 
         // Only this session's reader writes replies into the control pipe; when the partner stops reading them the
@@ -101,10 +103,10 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
 
             Partner.Mailbox.Attach(this);
             attached = true;
-            _server.Metrics.SessionsActive.Add(1);
-            _server.Media.Attach(this);
-            EnqueueHeldReceipts();
-            _server.Register(this);
+            _services.Metrics.SessionsActive.Add(1);
+            _services.Media.Attach(this);
+            _services.Receipts.Attach(Partner, this); // what was held while the partner was away comes first
+            _services.Register(this);
             RelayLog.SessionOpened(_logger, ConnectionId, Partner.Id, Remote, Agent);
             reason = await ReadLoopAsync();
         }
@@ -122,8 +124,9 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
             if (attached)
             {
                 Partner.Mailbox.Detach(this);
-                _server.Unregister(this);
-                _server.Metrics.SessionsActive.Add(-1);
+                _services.Receipts.Detach(Partner, this);
+                _services.Unregister(this);
+                _services.Metrics.SessionsActive.Add(-1);
             }
 
             if (reserved)
@@ -152,7 +155,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
         }
     }
 
-    /// <summary>Called by the server's heartbeat: pings an idle partner, closes a silent one.</summary>
+    /// <summary>Called by the listener's heartbeat: pings an idle partner, closes a silent one.</summary>
     public void CheckIdle(long nowTicks, TimeSpan idleTimeout)
     {
         long idleMs = nowTicks - Volatile.Read(ref _lastInputTicks);
@@ -172,19 +175,20 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
     }
 
     /// <summary>
-    /// Called by the server's heartbeat: aborts the session when a write has made no progress for
+    /// Called by the listener's heartbeat: aborts the session when a write has made no progress for
     /// <see cref="RelayLimits.WriteTimeout"/> (the partner stopped reading).
     /// </summary>
     public void CheckProgress(long nowTicks)
     {
         long pendingMs = _transport.PendingWriteMs(nowTicks);
-        if (pendingMs > _server.Limits.WriteTimeout.TotalMilliseconds && Interlocked.Exchange(ref _writeStalled, 1) == 0)
+        if (pendingMs > _services.Limits.WriteTimeout.TotalMilliseconds && Interlocked.Exchange(ref _writeStalled, 1) == 0)
         {
             RelayLog.WriteStalled(_logger, ConnectionId, Partner.Id, pendingMs);
             _abortReason = $"a write made no progress for {pendingMs} ms";
 
             // Its shards go to the partner's other sessions now, with what it was sent but did not acknowledge.
             Partner.Mailbox.Detach(this);
+            _services.Receipts.Detach(Partner, this);
             Abort();
             return;
         }
@@ -212,7 +216,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
     {
         await _control.Writer.CompleteAsync();
         _writerSignal.Set();
-        Task finished = await Task.WhenAny(writer, Task.Delay(_server.Limits.ShutdownTimeout));
+        Task finished = await Task.WhenAny(writer, Task.Delay(_services.Limits.ShutdownTimeout));
         if (finished != writer)
         {
             await _abort.CancelAsync();

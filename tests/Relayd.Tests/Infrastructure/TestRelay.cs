@@ -1,8 +1,6 @@
-using System.Net;
 using Microsoft.Extensions.Logging;
 using Relayd.Hosting;
 using Relayd.Protocol;
-using Relayd.Transport;
 
 namespace Relayd.Tests.Infrastructure;
 
@@ -20,14 +18,14 @@ public sealed class TestRelay : IAsyncDisposable
         Options = options;
         _logging = logging;
         Server = RelayServerFactory.Create(options, logging.CreateLogger("relayd"));
-        Server.Start(new IPEndPoint(IPAddress.Loopback, 0));
+        Server.StartAsync(TestContext.Current.CancellationToken).GetAwaiter().GetResult(); // completes at once
     }
 
     public TestPki Pki { get; }
 
     public RelayOptions Options { get; }
 
-    internal RelayServer Server { get; }
+    internal Relay Server { get; }
 
     public int Port => Server.LocalEndPoint.Port;
 

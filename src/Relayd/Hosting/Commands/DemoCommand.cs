@@ -1,12 +1,10 @@
 using System.CommandLine;
 using System.Diagnostics;
-using System.Net;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
 using Relayd.Security;
-using Relayd.Transport;
 
 namespace Relayd.Hosting.Commands;
 
@@ -56,8 +54,8 @@ internal sealed partial class DemoRun(ILogger logger, TextWriter output)
             options.Partners.Add(new PartnerOptions { Id = "beta" });
             options.Validate();
 
-            await using RelayServer server = RelayServerFactory.Create(options, logger);
-            server.Start(new IPEndPoint(IPAddress.Loopback, 0));
+            await using Relay server = RelayServerFactory.Create(options, logger);
+            await server.StartAsync(cancellationToken);
             output.WriteLine($"relay listening on {server.LocalEndPoint} (TLS 1.3, client certificates from a fresh dev CA in {dir})");
 
             await using RelayClient alpha = await ConnectAsync(pki, "alpha", server.LocalEndPoint.Port, cancellationToken);

@@ -2,115 +2,53 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
-using System.Runtime;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
-using Relayd.Delivery;
-using Relayd.Protocol.V1;
 using Relayd.Diagnostics;
+using Relayd.Protocol.V1;
 using Relayd.Routing;
-using Relayd.Storage;
-using Relayd.Storage.WalStore;
 using Relayd.Security;
 
 namespace Relayd.Transport;
 
 /// <summary>
-/// The relay: accepts TCP connections, runs mutual TLS 1.3, admits approved partners and hosts their sessions.
+/// Where partners connect: binds the listen socket, accepts, runs mutual TLS 1.3, admits the partner its certificate
+/// names, and hosts the session; a heartbeat pings idle sessions and closes stalled ones; a graceful stop sends GoAway
+/// and drains.
 /// </summary>
-internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
+internal sealed class PartnerListener : IDisposable
 {
-    private readonly RelayOptions _options;
+    private readonly SessionServices _services;
+    private readonly PartnerDirectory _partners;
     private readonly SslStreamCertificateContext _serverCertificate;
     private readonly PartnerCertificateValidator _validator;
-    private readonly ConcurrentDictionary<long, PartnerSession> _sessions = new();
     private readonly ConcurrentDictionary<long, Task> _connections = new();
     private readonly CancellationTokenSource _stopping = new();
     private Socket? _listenSocket;
     private Task _acceptLoop = Task.CompletedTask;
     private Task _heartbeat = Task.CompletedTask;
-    private Task _maintenance = Task.CompletedTask;
-    private bool _storeClosed;
     private long _nextConnectionId;
-    private volatile bool _shuttingDown;
 
-    public RelayServer(RelayOptions options, X509Certificate2 serverCertificate, PartnerCertificateValidator validator, ILogger logger, TimeProvider? clock = null)
+    public PartnerListener(SessionServices services, PartnerDirectory partners, X509Certificate2 serverCertificate, PartnerCertificateValidator validator)
     {
-        _options = options;
+        _services = services;
+        _partners = partners;
         _serverCertificate = SslStreamCertificateContext.Create(serverCertificate, additionalCertificates: null, offline: true);
         _validator = validator;
-        Logger = logger;
-        Clock = clock ?? TimeProvider.System;
-        Metrics = new RelayMetrics();
-        Partners = new PartnerDirectory(options);
-
-        // Recovery runs before the relay listens: every envelope acknowledged before a crash is back in its queue.
-        Store = WalEnvelopeStore.Open(options.Storage, logger, Metrics);
-        try
-        {
-            var recovery = new QueueRecovery(Partners, Store, logger);
-            recovery.Run(Clock.GetUtcNow().ToUnixTimeMilliseconds());
-            Settle(recovery.Expired);
-
-            // Replaying a large log allocates a buffer per record; give that memory back before serving.
-            GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
-            GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
-        }
-        catch
-        {
-            Store.Dispose();
-            throw;
-        }
-
-        Router = new EnvelopeRouter(Partners, Store, options.Limits, Clock);
-        Maintenance = new QueueMaintenance(Store, Partners, this, options.Storage.RetentionInterval, Clock, logger);
-        Media = new Media.MediaRouter(options.Media, options.Partners, Partners, options.Limits, logger, Clock, Metrics);
-        Refusals = new RefusalAggregator(options.Limits.RefusalLogInterval, logger, Metrics);
     }
 
-    public RelayLimits Limits => _options.Limits;
+    private RelayLimits Limits => _services.Limits;
 
-    public string RelayId => _options.RelayId;
+    private ILogger Logger => _services.Logger;
 
-    public ILogger Logger { get; }
-
-    /// <summary>This relay's counters and histograms (its own <see cref="RelayMetrics.Meter"/>).</summary>
-    public RelayMetrics Metrics { get; }
-
-    public TimeProvider Clock { get; }
-
-    public PartnerDirectory Partners { get; }
-
-    public EnvelopeRouter Router { get; }
-
-    /// <summary>Where accepted envelopes are kept until settled (the write-ahead log).</summary>
-    public IEnvelopeStore Store { get; }
-
-    public QueueMaintenance Maintenance { get; }
-
-    public StorageMetrics StorageMetrics => Store.CaptureMetrics(MailboxBacklog.Capture(Partners));
-
-    public Media.MediaRouter Media { get; }
-
-    /// <summary>Where every refusal is counted before it is logged, so that a flood of them costs a few lines.</summary>
-    public RefusalAggregator Refusals { get; }
-
-    public bool IsShuttingDown => _shuttingDown;
+    /// <summary>True once <see cref="Listen"/> has bound the socket.</summary>
+    public bool IsListening => _listenSocket is not null;
 
     /// <summary>Where the relay listens (the real port when 0 was configured).</summary>
     public IPEndPoint LocalEndPoint => (IPEndPoint)(_listenSocket?.LocalEndPoint ?? throw new InvalidOperationException("not started"));
 
-    public IReadOnlyCollection<PartnerSession> Sessions => (IReadOnlyCollection<PartnerSession>)_sessions.Values;
-
-    /// <summary>Binds <paramref name="endpoint"/> and listens (<see cref="Listen"/>), then serves (<see cref="Start()"/>).</summary>
-    public void Start(IPEndPoint endpoint)
-    {
-        Listen(endpoint);
-        Start();
-    }
-
-    /// <summary>Binds the listen socket; nothing is accepted until <see cref="Start()"/>.</summary>
+    /// <summary>Binds the listen socket; nothing is accepted until <see cref="Start"/>.</summary>
     /// <exception cref="SocketException">The port is in use (<see cref="SocketError.AddressAlreadyInUse"/>) or cannot be bound.</exception>
     public void Listen(IPEndPoint endpoint)
     {
@@ -135,42 +73,33 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
         _listenSocket = socket;
     }
 
-    /// <summary>Starts accepting on the socket <see cref="Listen"/> bound, and the heartbeat and storage maintenance.</summary>
+    /// <summary>Starts accepting on the socket <see cref="Listen"/> bound, and the heartbeat.</summary>
     public void Start()
     {
         Socket socket = _listenSocket ?? throw new InvalidOperationException("Listen first");
-        RelayLog.Listening(Logger, RelayId, socket.LocalEndPoint!, Partners.Partners.Length, Limits.ShardCount);
+        RelayLog.Listening(Logger, _services.RelayId, socket.LocalEndPoint!, _partners.Partners.Length, Limits.ShardCount);
         _acceptLoop = AcceptLoopAsync(_stopping.Token);
         _heartbeat = HeartbeatAsync(_stopping.Token);
-        _maintenance = Maintenance.RunAsync(_stopping.Token);
     }
 
-    /// <summary>Graceful stop: GoAway to every session, then up to <see cref="RelayLimits.ShutdownTimeout"/> for them to finish.</summary>
-    public async Task StopAsync(CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Graceful stop: no more connections, GoAway to every session, then up to <see cref="RelayLimits.ShutdownTimeout"/>
+    /// for them to finish before the rest are aborted. Returns how many sessions were still open at the deadline.
+    /// </summary>
+    public async Task<int> StopAsync(CancellationToken cancellationToken)
     {
-        if (_shuttingDown)
-        {
-            return;
-        }
-
-        _shuttingDown = true;
-        if (_listenSocket is null)
-        {
-            CloseStore(); // never listened (the start was refused): nothing to drain, nothing to report
-            return;
-        }
-
+        _services.BeginShutdown();
         _listenSocket?.Dispose();
-        foreach (PartnerSession session in _sessions.Values)
+        foreach (PartnerSession session in _services.Sessions)
         {
             session.RequestClose(ErrorCode.ShuttingDown, "the relay is shutting down");
         }
 
-        RelayLog.ShuttingDown(Logger, _sessions.Count);
+        RelayLog.ShuttingDown(Logger, _services.SessionCount);
         Task all = Task.WhenAll(_connections.Values);
         await Task.WhenAny(all, Task.Delay(Limits.ShutdownTimeout, cancellationToken));
-        int remaining = _sessions.Count;
-        foreach (PartnerSession session in _sessions.Values)
+        int remaining = _services.SessionCount;
+        foreach (PartnerSession session in _services.Sessions)
         {
             session.Abort();
         }
@@ -178,19 +107,13 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
         TimeSpan abortGrace = TimeSpan.FromSeconds(2); // aborted sessions only unwind; the host allows shutdown_timeout_ms + 5 s in all
         await Task.WhenAny(all, Task.Delay(abortGrace, CancellationToken.None));
         await _stopping.CancelAsync();
-        await Task.WhenAll(_acceptLoop, _heartbeat, _maintenance);
-        Refusals.Flush(Environment.TickCount64 + (long)Limits.RefusalLogInterval.TotalMilliseconds);
-        StorageLog.Summary(Logger, StorageMetrics.ToString());
-        CloseStore();
-        RelayLog.Stopped(Logger, remaining);
+        await Task.WhenAll(_acceptLoop, _heartbeat);
+        return remaining;
     }
 
-    public async ValueTask DisposeAsync()
+    public void Dispose()
     {
-        await StopAsync();
-        CloseStore(); // also when the relay never started
-        Media.Dispose();
-        Metrics.Dispose();
+        _listenSocket?.Dispose();
         _stopping.Dispose();
     }
 
@@ -210,89 +133,6 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
         }
     }
 
-    /// <summary>
-    /// The fate of envelopes is decided (acknowledged or expired): receipts to their senders, and the log told they
-    /// are settled so that they are not delivered again and their segments can go.
-    /// </summary>
-    public void Settle(List<SettledEnvelope> settled)
-    {
-        if (settled.Count == 0)
-        {
-            return;
-        }
-
-        DispatchReceipts(settled);
-    }
-
-    private void CloseStore()
-    {
-        if (!_storeClosed)
-        {
-            _storeClosed = true;
-            Store.Dispose();
-        }
-    }
-
-    internal void Register(PartnerSession session) => _sessions[session.ConnectionId] = session;
-
-    internal void Unregister(PartnerSession session) => _sessions.TryRemove(session.ConnectionId, out _);
-
-    /// <summary>
-    /// Sends receipts to a connected session of each sender partner, one lock per run of the same sender, and tells
-    /// the log: settled when a session has them (or nobody is left to tell), settled with the receipts held when the
-    /// sender is away (a restart then holds them again). Rearranges <paramref name="receipts"/> in place.
-    /// </summary>
-    private void DispatchReceipts(List<SettledEnvelope> receipts)
-    {
-        Span<SettledEnvelope> all = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(receipts);
-        int settled = 0; // all[..settled]: handed to a session, or nobody to tell; one Settle call for them below
-        int start = 0;
-        while (start < all.Length)
-        {
-            PartnerInfo? sender = all[start].Sender;
-            int end = start + 1;
-            while (end < all.Length && ReferenceEquals(all[end].Sender, sender))
-            {
-                end++;
-            }
-
-            Span<SettledEnvelope> run = all[start..end];
-            PartnerSession? session = sender?.Mailbox.PickConsumer(0) as PartnerSession;
-            if (sender is not null && session is null)
-            {
-                Hold(sender, run);
-            }
-            else
-            {
-                session?.EnqueueReceipts(run); // a sender partner no longer approved (null) has nobody to tell
-                run.CopyTo(all[settled..]);
-                settled += run.Length;
-            }
-
-            start = end;
-        }
-
-        Store.Settle(all[..settled]);
-    }
-
-    private void Hold(PartnerInfo partner, ReadOnlySpan<SettledEnvelope> receipts)
-    {
-        Store.SettleHeld(receipts);
-        var dropped = new List<SettledEnvelope>();
-        partner.HeldReceipts.Hold(receipts, dropped);
-        if (dropped.Count > 0)
-        {
-            RelayLog.ReceiptsDropped(Logger, dropped.Count, partner.Id);
-            Store.Settle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(dropped));
-        }
-
-        // A session may have opened and taken the held receipts between the check and the hold.
-        if (partner.Mailbox.PickConsumer(0) is PartnerSession late)
-        {
-            late.EnqueueHeldReceipts();
-        }
-    }
-
     private async Task AcceptLoopAsync(CancellationToken stopping)
     {
         Socket listener = _listenSocket!;
@@ -303,7 +143,7 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
             {
                 socket = await listener.AcceptAsync(stopping);
             }
-            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException || _shuttingDown)
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException || _services.IsShuttingDown)
             {
                 return;
             }
@@ -325,7 +165,7 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
     {
         await Task.Yield();
         EndPoint? remote = socket.RemoteEndPoint;
-        var transport = new StallWatchStream(new NetworkStream(socket, ownsSocket: true), Metrics);
+        var transport = new StallWatchStream(new NetworkStream(socket, ownsSocket: true), _services.Metrics);
         var stream = new SslStream(transport, leaveInnerStreamOpen: false);
         string? refusal = null;
         var tls = new SslServerAuthenticationOptions
@@ -355,7 +195,7 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
         }
         catch (OperationCanceledException)
         {
-            if (Refusals.ShouldLog(RefusalKind.HandshakeTimeout, remote, "no TLS handshake in time", Environment.TickCount64))
+            if (_services.Refusals.ShouldLog(RefusalKind.HandshakeTimeout, remote, "no TLS handshake in time", Environment.TickCount64))
             {
                 RelayLog.HandshakeTimedOut(Logger, id, remote, Limits.HandshakeTimeout.TotalMilliseconds);
             }
@@ -366,7 +206,7 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
         catch (Exception ex) when (ex is AuthenticationException or IOException or System.ComponentModel.Win32Exception)
         {
             string why = refusal ?? ex.Message;
-            if (Refusals.ShouldLog(RefusalKind.TlsHandshake, remote, why, Environment.TickCount64))
+            if (_services.Refusals.ShouldLog(RefusalKind.TlsHandshake, remote, why, Environment.TickCount64))
             {
                 RelayLog.TlsRefused(Logger, id, remote, why);
             }
@@ -382,7 +222,7 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
             return;
         }
 
-        var session = new PartnerSession(this, id, stream, transport, partner, remote);
+        var session = new PartnerSession(_services, id, stream, transport, partner, remote);
         try
         {
             await session.RunAsync(handshakeDeadline.Token);
@@ -393,6 +233,7 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
         }
     }
 
+    /// <summary>The approved partner the client certificate names; null (logged, with the code and reason to send) when none.</summary>
     private PartnerInfo? Admit(long id, EndPoint? remote, SslStream stream, out ErrorCode code, out string reason)
     {
         var certificate = stream.RemoteCertificate as X509Certificate2;
@@ -401,31 +242,22 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
         {
             code = ErrorCode.UnknownPartner;
             reason = certificate is null ? "no client certificate" : PartnerIdentityReason(certificate);
-            LogRefusal(id, remote, code, reason);
+            _services.LogRefusal(id, remote, code, reason);
             return null;
         }
 
-        PartnerInfo? partner = Partners.Find(partnerId);
+        PartnerInfo? partner = _partners.Find(partnerId);
         if (partner is null)
         {
             code = ErrorCode.PartnerNotApproved;
             reason = $"partner '{partnerId}' is not approved on this relay";
-            LogRefusal(id, remote, code, reason);
+            _services.LogRefusal(id, remote, code, reason);
             return null;
         }
 
         code = ErrorCode.Unspecified;
         reason = "";
         return partner;
-    }
-
-    /// <summary>Logs an admission refusal in full, or counts it into the summary of its kind.</summary>
-    internal void LogRefusal(long id, EndPoint? remote, ErrorCode code, string reason)
-    {
-        if (Refusals.ShouldLog(RefusalKind.Admission, remote, $"{Protocol.ProtoNames.Of(code)}: {reason}", Environment.TickCount64))
-        {
-            RelayLog.PartnerRefused(Logger, id, remote, code, reason);
-        }
     }
 
     private static string PartnerIdentityReason(X509Certificate2 certificate)
@@ -464,13 +296,13 @@ internal sealed class RelayServer : IAsyncDisposable, ISettlementSink
             while (await timer.WaitForNextTickAsync(stopping))
             {
                 long now = Environment.TickCount64;
-                foreach (PartnerSession session in _sessions.Values)
+                foreach (PartnerSession session in _services.Sessions)
                 {
                     session.CheckIdle(now, Limits.IdleTimeout);
                     session.CheckProgress(now);
                 }
 
-                Refusals.Flush(now);
+                _services.Refusals.Flush(now);
             }
         }
         catch (OperationCanceledException)

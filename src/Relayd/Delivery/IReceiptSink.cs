@@ -1,0 +1,8 @@
+namespace Relayd.Delivery;
+
+/// <summary>Where receipts for a sender partner go: one of its connected sessions, which writes them out batched.</summary>
+internal interface IReceiptSink
+{
+    /// <summary>Queues receipts for the partner; from any thread, without blocking on the connection.</summary>
+    void EnqueueReceipts(ReadOnlySpan<SettledEnvelope> receipts);
+}

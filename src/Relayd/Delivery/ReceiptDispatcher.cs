@@ -1,0 +1,165 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using Relayd.Diagnostics;
+using Relayd.Routing;
+using Relayd.Storage;
+
+namespace Relayd.Delivery;
+
+/// <summary>
+/// Settles envelopes whose fate is decided (acknowledged or expired): each receipt goes to a connected session of its
+/// sender partner, or is held until one connects, and the log is told which are settled and which held.
+/// </summary>
+/// <remarks>
+/// Sessions register as the receipt sinks of their partner (<see cref="Attach"/>) once welcomed and leave with
+/// <see cref="Detach"/>; receipts have no order to keep across sessions, so the first one registered takes them.
+/// </remarks>
+internal sealed class ReceiptDispatcher : ISettlementSink
+{
+    private readonly IEnvelopeStore _store;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<PartnerInfo, PartnerSinks> _sinks = new();
+
+    public ReceiptDispatcher(IEnvelopeStore store, ILogger logger)
+    {
+        _store = store;
+        _logger = logger;
+    }
+
+    /// <summary>
+    /// A session of <paramref name="partner"/> takes receipts from now on; what was held while the partner was away is
+    /// handed to it first.
+    /// </summary>
+    public void Attach(PartnerInfo partner, IReceiptSink sink)
+    {
+        _sinks.GetOrAdd(partner, static _ => new PartnerSinks()).Add(sink);
+        HandOverHeld(partner, sink);
+    }
+
+    /// <summary>The session takes no more receipts (it ended, or stopped reading).</summary>
+    public void Detach(PartnerInfo partner, IReceiptSink sink)
+    {
+        if (_sinks.TryGetValue(partner, out PartnerSinks? sinks))
+        {
+            sinks.Remove(sink);
+        }
+    }
+
+    /// <summary>
+    /// The fate of envelopes is decided (acknowledged or expired): receipts to their senders, and the log told they
+    /// are settled so that they are not delivered again and their segments can go.
+    /// </summary>
+    public void Settle(List<SettledEnvelope> settled)
+    {
+        if (settled.Count == 0)
+        {
+            return;
+        }
+
+        DispatchReceipts(settled);
+    }
+
+    /// <summary>
+    /// Sends receipts to a connected session of each sender partner, one lock per run of the same sender, and tells
+    /// the log: settled when a session has them (or nobody is left to tell), settled with the receipts held when the
+    /// sender is away (a restart then holds them again). Rearranges <paramref name="receipts"/> in place.
+    /// </summary>
+    private void DispatchReceipts(List<SettledEnvelope> receipts)
+    {
+        Span<SettledEnvelope> all = CollectionsMarshal.AsSpan(receipts);
+        int settled = 0; // all[..settled]: handed to a session, or nobody to tell; one Settle call for them below
+        int start = 0;
+        while (start < all.Length)
+        {
+            PartnerInfo? sender = all[start].Sender;
+            int end = start + 1;
+            while (end < all.Length && ReferenceEquals(all[end].Sender, sender))
+            {
+                end++;
+            }
+
+            Span<SettledEnvelope> run = all[start..end];
+            IReceiptSink? sink = sender is null ? null : PickSink(sender);
+            if (sender is not null && sink is null)
+            {
+                Hold(sender, run);
+            }
+            else
+            {
+                sink?.EnqueueReceipts(run); // a sender partner no longer approved (null) has nobody to tell
+                run.CopyTo(all[settled..]);
+                settled += run.Length;
+            }
+
+            start = end;
+        }
+
+        _store.Settle(all[..settled]);
+    }
+
+    private void Hold(PartnerInfo partner, ReadOnlySpan<SettledEnvelope> receipts)
+    {
+        _store.SettleHeld(receipts);
+        var dropped = new List<SettledEnvelope>();
+        partner.HeldReceipts.Hold(receipts, dropped);
+        if (dropped.Count > 0)
+        {
+            RelayLog.ReceiptsDropped(_logger, dropped.Count, partner.Id);
+            _store.Settle(CollectionsMarshal.AsSpan(dropped));
+        }
+
+        // A session may have opened and taken the held receipts between the check and the hold.
+        if (PickSink(partner) is { } late)
+        {
+            HandOverHeld(partner, late);
+        }
+    }
+
+    /// <summary>Hands over receipts held while the partner had no connection.</summary>
+    private void HandOverHeld(PartnerInfo partner, IReceiptSink sink)
+    {
+        SettledEnvelope[] held = partner.HeldReceipts.TakeAll();
+        if (held.Length == 0)
+        {
+            return;
+        }
+
+        sink.EnqueueReceipts(held);
+        _store.Settle(held); // handed over: no longer held after a restart
+    }
+
+    private IReceiptSink? PickSink(PartnerInfo partner) =>
+        _sinks.TryGetValue(partner, out PartnerSinks? sinks) ? sinks.First() : null;
+
+    /// <summary>The connected sessions of one partner, in the order they registered.</summary>
+    private sealed class PartnerSinks
+    {
+        private readonly Lock _lock = new();
+        private readonly List<IReceiptSink> _sinks = [];
+
+        public void Add(IReceiptSink sink)
+        {
+            lock (_lock)
+            {
+                _sinks.Add(sink);
+            }
+        }
+
+        public void Remove(IReceiptSink sink)
+        {
+            lock (_lock)
+            {
+                _sinks.Remove(sink);
+            }
+        }
+
+        public IReceiptSink? First()
+        {
+            lock (_lock)
+            {
+                return _sinks.Count == 0 ? null : _sinks[0];
+            }
+        }
+    }
+}

@@ -1,0 +1,196 @@
+using System.Net;
+using System.Runtime;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.Logging;
+using Relayd.Delivery;
+using Relayd.Diagnostics;
+using Relayd.Media;
+using Relayd.Routing;
+using Relayd.Security;
+using Relayd.Storage;
+using Relayd.Storage.WalStore;
+using Relayd.Transport;
+
+namespace Relayd;
+
+/// <summary>
+/// The relay, composed: the one place that builds the store, the envelope router, receipt dispatch, storage
+/// maintenance, the media router and the partner listener, and wires them together. The constructor only keeps its
+/// arguments; <see cref="Open"/> (or <see cref="StartAsync"/>) recovers the store and binds the port.
+/// </summary>
+/// <remarks>
+/// Start: open the write-ahead log and recover it (every envelope acknowledged before a crash back in its queue,
+/// those that expired meanwhile settled), compact the memory recovery used, recover the media spool, bind the listen
+/// socket; then accept, heartbeat and maintenance. Stop: the listener's GoAway and drain, then maintenance, the
+/// storage summary and the store.
+/// </remarks>
+internal sealed class Relay : IAsyncDisposable
+{
+    private readonly RelayOptions _options;
+    private readonly IPEndPoint _endpoint;
+    private readonly X509Certificate2 _serverCertificate;
+    private readonly PartnerCertificateValidator _validator;
+    private readonly ILogger _logger;
+    private readonly TimeProvider _clock;
+    private readonly RefusalAggregator _refusals;
+    private readonly CancellationTokenSource _stopping = new();
+    private WalEnvelopeStore? _store; // the one place that knows which store it is
+    private QueueMaintenance? _maintenance;
+    private MediaRouter? _media;
+    private SessionServices? _services;
+    private PartnerListener? _listener;
+    private Task _maintenanceLoop = Task.CompletedTask;
+    private bool _opened;
+    private bool _started;
+    private bool _stopRequested;
+    private bool _storeClosed;
+
+    public Relay(RelayOptions options, IPEndPoint endpoint, X509Certificate2 serverCertificate, PartnerCertificateValidator validator, ILogger logger, TimeProvider? clock = null)
+    {
+        _options = options;
+        _endpoint = endpoint;
+        _serverCertificate = serverCertificate;
+        _validator = validator;
+        _logger = logger;
+        _clock = clock ?? TimeProvider.System;
+        Partners = new PartnerDirectory(options);
+        Metrics = new RelayMetrics();
+        _refusals = new RefusalAggregator(options.Limits.RefusalLogInterval, logger, Metrics);
+    }
+
+    /// <summary>This relay's counters and histograms (its own <see cref="RelayMetrics.Meter"/>).</summary>
+    public RelayMetrics Metrics { get; }
+
+    public PartnerDirectory Partners { get; }
+
+    /// <summary>Where accepted envelopes are kept until settled (the write-ahead log).</summary>
+    public IEnvelopeStore Store => _store ?? throw new InvalidOperationException("the relay is not open (Open or StartAsync first)");
+
+    public StorageMetrics StorageMetrics => Store.CaptureMetrics(MailboxBacklog.Capture(Partners));
+
+    /// <summary>Where the relay listens (the real port when 0 was configured).</summary>
+    public IPEndPoint LocalEndPoint => _listener?.LocalEndPoint ?? throw new InvalidOperationException("not started");
+
+    /// <summary>The sessions past their Welcome.</summary>
+    public IReadOnlyCollection<PartnerSession> Sessions => _services?.Sessions ?? [];
+
+    /// <summary>
+    /// Does everything that can refuse a start, in this order: opens and recovers the write-ahead log, recovers the
+    /// media spool, binds the listen socket. Nothing is accepted until <see cref="StartAsync"/>.
+    /// </summary>
+    /// <exception cref="System.Net.Sockets.SocketException">The listen port is in use or cannot be bound.</exception>
+    /// <exception cref="IOException">The write-ahead log cannot be opened (e.g. another relay has it).</exception>
+    public void Open()
+    {
+        if (_opened)
+        {
+            return;
+        }
+
+        _opened = true;
+
+        // Recovery runs before the relay listens: every envelope acknowledged before a crash is back in its queue.
+        WalEnvelopeStore store = WalEnvelopeStore.Open(_options.Storage, _logger, Metrics);
+        _store = store;
+        ReceiptDispatcher receipts;
+        try
+        {
+            receipts = new ReceiptDispatcher(store, _logger);
+            var recovery = new QueueRecovery(Partners, store, _logger);
+            recovery.Run(_clock.GetUtcNow().ToUnixTimeMilliseconds());
+            receipts.Settle(recovery.Expired);
+
+            // Replaying a large log allocates a buffer per record; give that memory back before serving.
+            GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
+            GC.Collect(2, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+        }
+        catch
+        {
+            _store = null;
+            store.Dispose();
+            throw;
+        }
+
+        var router = new EnvelopeRouter(Partners, store, _options.Limits, _clock);
+        _maintenance = new QueueMaintenance(store, Partners, receipts, _options.Storage.RetentionInterval, _clock, _logger);
+        _media = new MediaRouter(_options.Media, _options.Partners, Partners, _options.Limits, new MediaSpool(_options.Media.SpoolDirectory), _logger, _clock, Metrics);
+        _media.Start();
+        _services = new SessionServices
+        {
+            Limits = _options.Limits,
+            RelayId = _options.RelayId,
+            Logger = _logger,
+            Clock = _clock,
+            Metrics = Metrics,
+            Router = router,
+            Store = store,
+            Receipts = receipts,
+            Media = _media,
+            Refusals = _refusals,
+        };
+        _listener = new PartnerListener(_services, Partners, _serverCertificate, _validator);
+        _listener.Listen(_endpoint);
+    }
+
+    /// <summary>
+    /// Opens the relay (<see cref="Open"/>) unless that was done, then serves: the accept loop, the heartbeat and storage
+    /// maintenance.
+    /// </summary>
+    public Task StartAsync(CancellationToken cancellationToken = default)
+    {
+        Open();
+        if (!_started)
+        {
+            _started = true;
+            _listener!.Start();
+            _maintenanceLoop = _maintenance!.RunAsync(_stopping.Token);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Graceful stop: GoAway to every session, then up to <see cref="RelayLimits.ShutdownTimeout"/> for them to finish.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken = default)
+    {
+        if (_stopRequested)
+        {
+            return;
+        }
+
+        _stopRequested = true;
+        if (_listener is not { IsListening: true })
+        {
+            _services?.BeginShutdown();
+            CloseStore(); // never listened (the start was refused): nothing to drain, nothing to report
+            return;
+        }
+
+        int remaining = await _listener.StopAsync(cancellationToken);
+        await _stopping.CancelAsync();
+        await _maintenanceLoop;
+        _refusals.Flush(Environment.TickCount64 + (long)_options.Limits.RefusalLogInterval.TotalMilliseconds);
+        StorageLog.Summary(_logger, StorageMetrics.ToString());
+        CloseStore();
+        RelayLog.Stopped(_logger, remaining);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        CloseStore(); // also when the relay never started
+        _media?.Dispose();
+        _listener?.Dispose();
+        Metrics.Dispose();
+        _stopping.Dispose();
+    }
+
+    private void CloseStore()
+    {
+        if (!_storeClosed && _store is not null)
+        {
+            _storeClosed = true;
+            _store.Dispose();
+        }
+    }
+
+}

@@ -1,0 +1,79 @@
+using System.Collections.Concurrent;
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Relayd.Delivery;
+using Relayd.Diagnostics;
+using Relayd.Media;
+using Relayd.Protocol.V1;
+using Relayd.Routing;
+using Relayd.Storage;
+
+namespace Relayd.Transport;
+
+/// <summary>
+/// What a <see cref="PartnerSession"/> may use of the relay: its limits and clock, where envelopes, receipts and media
+/// go, the refusal log, and the registry of open sessions with the relay's shutting-down flag. Built once by the
+/// composition root and shared by every session.
+/// </summary>
+internal sealed class SessionServices
+{
+    private readonly ConcurrentDictionary<long, PartnerSession> _sessions = new();
+    private volatile bool _shuttingDown;
+
+    public required RelayLimits Limits { get; init; }
+
+    /// <summary>The relay's name, sent in Welcome.</summary>
+    public required string RelayId { get; init; }
+
+    public required ILogger Logger { get; init; }
+
+    public required TimeProvider Clock { get; init; }
+
+    /// <summary>The relay's counters and histograms.</summary>
+    public required RelayMetrics Metrics { get; init; }
+
+    public required EnvelopeRouter Router { get; init; }
+
+    /// <summary>The write-ahead log: when Acks may go out (commits), and room to append.</summary>
+    public required IEnvelopeStore Store { get; init; }
+
+    public required ReceiptDispatcher Receipts { get; init; }
+
+    public required MediaRouter Media { get; init; }
+
+    /// <summary>Where every refusal is counted before it is logged, so that a flood of them costs a few lines.</summary>
+    public required RefusalAggregator Refusals { get; init; }
+
+    /// <summary>Set once the relay stops: new envelopes are refused with SHUTTING_DOWN.</summary>
+    public bool IsShuttingDown => _shuttingDown;
+
+    /// <summary>The sessions past their Welcome.</summary>
+    public IReadOnlyCollection<PartnerSession> Sessions => (IReadOnlyCollection<PartnerSession>)_sessions.Values;
+
+    public int SessionCount => _sessions.Count;
+
+    /// <summary>Marks the relay as shutting down; false when it already was.</summary>
+    public bool BeginShutdown()
+    {
+        if (_shuttingDown)
+        {
+            return false;
+        }
+
+        _shuttingDown = true;
+        return true;
+    }
+
+    public void Register(PartnerSession session) => _sessions[session.ConnectionId] = session;
+
+    public void Unregister(PartnerSession session) => _sessions.TryRemove(session.ConnectionId, out _);
+
+    /// <summary>Logs an admission refusal in full, or counts it into the summary of its kind.</summary>
+    public void LogRefusal(long id, EndPoint? remote, ErrorCode code, string reason)
+    {
+        if (Refusals.ShouldLog(RefusalKind.Admission, remote, $"{Protocol.ProtoNames.Of(code)}: {reason}", Environment.TickCount64))
+        {
+            RelayLog.PartnerRefused(Logger, id, remote, code, reason);
+        }
+    }
+}
