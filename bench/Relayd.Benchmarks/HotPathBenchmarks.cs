@@ -2,7 +2,6 @@ using System.Buffers;
 using System.Buffers.Binary;
 using BenchmarkDotNet.Attributes;
 using Google.Protobuf;
-using Relayd.Delivery;
 using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Microsoft.Extensions.Logging.Abstractions;

@@ -85,7 +85,7 @@ internal sealed class EnvelopeRouter
             RecipientUserEmpty = header.RecipientUser.IsEmpty,
             Recipient = recipient,
             ContentKind = header.ContentKind,
-            RecipientFrameBytes = Delivery.WireFrames.MaxDeliverFrameBodyBytes(header.Envelope.Length),
+            RecipientFrameBytes = WireFrames.MaxDeliverFrameBodyBytes(header.Envelope.Length),
             ExpiresAtMs = header.ExpiresAtMs,
             NowMs = now,
             StorageFull = _store.IsFull,

@@ -1,4 +1,3 @@
-using Relayd.Delivery;
 
 namespace Relayd.Routing;
 

@@ -7,9 +7,8 @@ namespace Relayd.Routing;
 /// <summary>An approved partner as the relay knows it at run time.</summary>
 internal sealed class PartnerInfo : Admission.IAdmissionPartner
 {
-    public PartnerInfo(int index, PartnerOptions options, RelayLimits limits)
+    public PartnerInfo(PartnerOptions options, RelayLimits limits)
     {
-        Index = index;
         Id = options.Id;
         IdUtf8 = Encoding.UTF8.GetBytes(options.Id);
         MaxConnections = options.MaxConnections ?? limits.MaxConnectionsPerPartner;
@@ -21,17 +20,11 @@ internal sealed class PartnerInfo : Admission.IAdmissionPartner
         AcceptedKinds = [.. options.AcceptedKinds];
         Mailbox = new PartnerMailbox(limits.ShardCount, limits);
         Idempotency = new IdempotencyIndex(limits.DedupCapacityPerPartner, limits.DedupWindow);
-        HeldReceipts = new Delivery.HeldReceipts(limits.HeldReceiptsPerPartner);
+        HeldReceipts = new HeldReceipts(limits.HeldReceiptsPerPartner);
     }
 
     /// <summary>Receipts for this partner's messages that arrived while it had no open connection.</summary>
-    public Delivery.HeldReceipts HeldReceipts { get; }
-
-    /// <summary>
-    /// Position in the first <see cref="PartnerTable"/>; a partner added by a later one gets an index no partner had.
-    /// What queues record instead of the id string.
-    /// </summary>
-    public int Index { get; }
+    public HeldReceipts HeldReceipts { get; }
 
     public string Id { get; }
 
@@ -47,9 +40,6 @@ internal sealed class PartnerInfo : Admission.IAdmissionPartner
     public PartnerMailbox Mailbox { get; }
 
     public IdempotencyIndex Idempotency { get; }
-
-    /// <summary>Bytes this partner holds in partially received frames, across its connections.</summary>
-    public Transport.PartialFrameBudget PartialFrames { get; } = new();
 
     /// <summary>Largest frame body this partner's connections read (their Hello.max_frame_bytes combined); 0 = none declared.</summary>
     public int DeclaredMaxFrameBytes => Mailbox.Declared.MaxFrameBytes;

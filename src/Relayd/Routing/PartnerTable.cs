@@ -11,27 +11,23 @@ internal sealed class PartnerTable
 {
     private readonly Dictionary<string, PartnerInfo> _byId;
 
-    // The index the next added partner gets: indexes are never reused for another partner.
-    private readonly int _nextIndex;
-
-    private PartnerTable(PartnerInfo[] partners, Dictionary<string, PartnerInfo> byId, int nextIndex)
+    private PartnerTable(PartnerInfo[] partners, Dictionary<string, PartnerInfo> byId)
     {
         Partners = partners;
         _byId = byId;
-        _nextIndex = nextIndex;
     }
 
     /// <summary>The partners in the order of the options. Shared: never modify it.</summary>
     public PartnerInfo[] Partners { get; }
 
-    /// <summary>The first snapshot: every partner of <paramref name="options"/> (validated with <see cref="RelayOptions.Validate"/>), indexed in order.</summary>
+    /// <summary>The first snapshot: every partner of <paramref name="options"/> (validated with <see cref="RelayOptions.Validate"/>), in order.</summary>
     /// <exception cref="ArgumentException">The options name a partner twice.</exception>
     public static PartnerTable Create(RelayOptions options) => Build(options, previous: null);
 
     /// <summary>
     /// The snapshot for <paramref name="options"/> after this one: a partner in both keeps its object as it is here (a
-    /// changed setting of it is not applied), one only in <paramref name="options"/> gets a new object with an index
-    /// no partner had, one only here is left out.
+    /// changed setting of it is not applied), one only in <paramref name="options"/> gets a new object
+    /// (a partner removed and approved again starts afresh), one only here is left out.
     /// </summary>
     /// <exception cref="ArgumentException">The options name a partner twice.</exception>
     public PartnerTable Next(RelayOptions options) => Build(options, this);
@@ -75,11 +71,10 @@ internal sealed class PartnerTable
     {
         var partners = new PartnerInfo[options.Partners.Count];
         var byId = new Dictionary<string, PartnerInfo>(partners.Length, StringComparer.Ordinal);
-        int nextIndex = previous?._nextIndex ?? 0;
         for (int i = 0; i < partners.Length; i++)
         {
             PartnerOptions partner = options.Partners[i];
-            PartnerInfo info = previous?.Find(partner.Id) ?? new PartnerInfo(nextIndex++, partner, options.Limits);
+            PartnerInfo info = previous?.Find(partner.Id) ?? new PartnerInfo(partner, options.Limits);
             if (!byId.TryAdd(info.Id, info))
             {
                 throw new ArgumentException($"duplicate partner id '{partner.Id}' (RelayOptions.Validate refuses it)", nameof(options));
@@ -88,6 +83,6 @@ internal sealed class PartnerTable
             partners[i] = info;
         }
 
-        return new PartnerTable(partners, byId, nextIndex);
+        return new PartnerTable(partners, byId);
     }
 }

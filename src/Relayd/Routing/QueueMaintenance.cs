@@ -1,6 +1,5 @@
 using Microsoft.Extensions.Logging;
 using Relayd.Diagnostics;
-using Relayd.Delivery;
 using Relayd.Storage;
 
 namespace Relayd.Routing;

@@ -1,7 +1,6 @@
 using System.Buffers;
 using Microsoft.Extensions.Logging;
 using Relayd.Diagnostics;
-using Relayd.Delivery;
 using Relayd.Storage;
 
 namespace Relayd.Routing;

@@ -1,5 +1,4 @@
 using System.Buffers;
-using Relayd.Delivery;
 using Relayd.Protocol.V1;
 using Relayd.Storage;
 

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using Google.Protobuf;
-using Relayd.Delivery;
 using Relayd.Diagnostics;
 using Relayd.Protocol;
 using Relayd.Protocol.Internal;

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using Google.Protobuf;
-using Relayd.Delivery;
 using Relayd.Protocol.V1;
 using Relayd.Diagnostics;
 using Relayd.Routing;

@@ -49,7 +49,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
         _services = services;
         _stream = stream;
         _transport = transport;
-        _partialFrame = new PartialFrameWatch(services.Limits, partner.PartialFrames, partner.Id);
+        _partialFrame = new PartialFrameWatch(services.Limits, services.PartialFramesOf(partner), partner.Id);
         _logger = services.Logger;
         _download = new MediaDownloadCursor(services.Media, this);
         ConnectionId = connectionId;

@@ -1,4 +1,4 @@
-using Relayd.Delivery;
+using Relayd.Routing;
 using Relayd.Storage;
 
 namespace Relayd.Transport;

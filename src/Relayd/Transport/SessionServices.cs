@@ -18,6 +18,7 @@ namespace Relayd.Transport;
 internal sealed class SessionServices
 {
     private readonly ConcurrentDictionary<long, PartnerSession> _sessions = new();
+    private readonly ConcurrentDictionary<PartnerInfo, PartialFrameBudget> _partialFrames = new();
     private volatile bool _shuttingDown;
 
     public required RelayLimits Limits { get; init; }
@@ -63,6 +64,12 @@ internal sealed class SessionServices
         _shuttingDown = true;
         return true;
     }
+
+    /// <summary>
+    /// The bytes <paramref name="partner"/> holds in partially received frames, across its connections: transport
+    /// state of a partner, kept here by reference so that the partner table carries nothing of the transport's.
+    /// </summary>
+    public PartialFrameBudget PartialFramesOf(PartnerInfo partner) => _partialFrames.GetOrAdd(partner, static _ => new PartialFrameBudget());
 
     public void Register(PartnerSession session) => _sessions[session.ConnectionId] = session;
 

@@ -36,15 +36,18 @@ public sealed class PartnerTableTests
     }
 
     [Fact]
-    public void An_added_partner_never_gets_the_index_of_another()
+    public void A_partner_removed_and_approved_again_starts_afresh()
     {
         var directory = new PartnerDirectory(Options("alpha", "beta"));
+        PartnerInfo alpha = directory.Find("alpha")!;
+        PartnerInfo beta = directory.Find("beta")!;
 
         directory.Replace(Options("alpha"));
         directory.Replace(Options("alpha", "beta", "gamma"));
 
-        Assert.Equal(0, directory.Find("alpha")!.Index);
-        Assert.Equal([0, 2, 3], directory.Partners.Select(p => p.Index));
+        Assert.Same(alpha, directory.Find("alpha"));
+        Assert.NotSame(beta, directory.Find("beta")); // its queues, dedup index and held receipts went with its removal
+        Assert.Equal(["alpha", "beta", "gamma"], directory.Partners.Select(p => p.Id));
     }
 
     [Fact]

@@ -1,6 +1,5 @@
 using System.Buffers;
 using Google.Protobuf;
-using Relayd.Delivery;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
 using Relayd.Storage;
@@ -59,7 +58,7 @@ public sealed class ShardQueueTests : IDisposable
         var consumer = new Consumer();
         queue.SetOwner(consumer);
         Frame frame = FrameReaderTests.SampleFrame(1);
-        var alpha = new PartnerInfo(4, new PartnerOptions { Id = "alpha" }, new RelayLimits());
+        var alpha = new PartnerInfo(new PartnerOptions { Id = "alpha" }, new RelayLimits());
         Append(queue, frame, sender: alpha);
         Deliver delivered = Assert.Single(TakeAll(queue, consumer));
 

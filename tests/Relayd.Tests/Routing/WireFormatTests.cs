@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using Google.Protobuf;
-using Relayd.Delivery;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
 using Relayd.Tests.Framing;

@@ -1,6 +1,6 @@
 using Relayd.Protocol.V1;
 
-namespace Relayd.Delivery;
+namespace Relayd.Routing;
 
 /// <summary>One message's fate, on its way back to the sender partner.</summary>
 internal readonly record struct ReceiptItem(UInt128 MessageId, ReceiptStatus Status, ErrorCode Code);

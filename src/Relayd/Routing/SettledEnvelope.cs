@@ -1,7 +1,7 @@
 using Relayd.Routing;
 using Relayd.Storage;
 
-namespace Relayd.Delivery;
+namespace Relayd.Routing;
 
 /// <summary>
 /// An envelope whose fate is decided (acknowledged by its recipient, or expired): the receipt for its sender (null

@@ -1,4 +1,4 @@
-namespace Relayd.Delivery;
+namespace Relayd.Routing;
 
 /// <summary>
 /// Receipts for a sender partner that has no open connection, kept (bounded, oldest dropped first) until one opens:

@@ -2,7 +2,7 @@ using System.Buffers.Binary;
 using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 
-namespace Relayd.Delivery;
+namespace Relayd.Routing;
 
 /// <summary>
 /// Hand-encoded frames the relay sends once per message (Deliver, Ack, Receipt). Writing them field by field keeps the
