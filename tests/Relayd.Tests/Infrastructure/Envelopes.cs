@@ -36,6 +36,18 @@ internal static class Envelopes
     public static async Task Within(this Task task, int seconds = 10) =>
         await task.WaitAsync(TimeSpan.FromSeconds(seconds), TestContext.Current.CancellationToken);
 
+    /// <summary>Sends <paramref name="sent"/> and checks its Ack: this message, accepted now, not a duplicate.</summary>
+    public static async Task<Ack> AcceptedAsync(RelayClient client, Envelope sent)
+    {
+        long sentAtMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        Ack ack = await client.SendAsync(sent).Within();
+
+        Assert.Equal(sent.MessageId, ack.MessageId);
+        Assert.False(ack.Duplicate);
+        Assert.InRange(ack.AcceptedAtMs, sentAtMs, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        return ack;
+    }
+
     public static async Task<RelayException> RefusedAsync(Func<Task> action)
     {
         try

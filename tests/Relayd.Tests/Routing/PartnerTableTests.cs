@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Text;
 using Relayd.Routing;
+using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Routing;
 
@@ -54,11 +55,10 @@ public sealed class PartnerTableTests
     public void A_utf8_id_split_across_buffers_is_found_and_an_unknown_or_oversized_one_is_not()
     {
         var directory = new PartnerDirectory(Options("alpha", "beta"));
-        byte[] id = Encoding.UTF8.GetBytes("beta");
-        var first = new Segment(id.AsMemory(0, 2));
-        Segment last = first.Append(id.AsMemory(2));
+        ReadOnlySequence<byte> split = SegmentedSequence.Of(Encoding.UTF8.GetBytes("beta"), chunkSize: 2);
 
-        Assert.Same(directory.Find("beta"), directory.Find(new ReadOnlySequence<byte>(first, 0, last, 2)));
+        Assert.False(split.IsSingleSegment);
+        Assert.Same(directory.Find("beta"), directory.Find(split));
         Assert.Null(directory.Find(Utf8("bet")));
         Assert.Null(directory.Find(Utf8(new string('a', 300))));
     }
@@ -84,16 +84,4 @@ public sealed class PartnerTableTests
     }
 
     private static ReadOnlySequence<byte> Utf8(string id) => new(Encoding.UTF8.GetBytes(id));
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory) => Memory = memory;
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory) { RunningIndex = RunningIndex + Memory.Length };
-            Next = next;
-            return next;
-        }
-    }
 }
