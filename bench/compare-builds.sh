@@ -5,6 +5,8 @@
 #
 # Each ref is checked out into a temporary worktree and built in Release; its load generator starts its own relay
 # (relayd dev, durable). Prints per run and the medians: acked msg/s, relay CPU (cores) and relay CPU per message.
+# SAME_CLIENT=1: BASE_REF's load generator drives both relays (started here, reached with --relay/--pki/--relay-pid),
+# so that only the relay differs between the two sides.
 set -euo pipefail
 
 base=${1:?usage: compare-builds.sh BASE_REF [NEW_REF] [RUNS] [-- loadgen options]}
@@ -28,7 +30,19 @@ done
 for ((i = 1; i <= runs; i++)); do
     for side in a b; do
         out="$work/$side-$i.json"
-        dotnet "$work/$side/bench/Relayd.LoadGen/bin/Release/net10.0/Relayd.LoadGen.dll" --duration 10 "${extra[@]}" --json "$out" >/dev/null
+        bin="$work/$side/bench/Relayd.LoadGen/bin/Release/net10.0"
+        if [[ ${SAME_CLIENT:-0} == 1 ]]; then
+            pki=$(mktemp -d -p "$work")
+            port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+            dotnet "$bin/relayd.dll" dev --dir "$pki" --port "$port" --partner partner-0 --partner partner-1 >"$pki/relay.log" 2>&1 &
+            pid=$!
+            for _ in $(seq 150); do grep -q "listening on" "$pki/relay.log" && break; sleep 0.2; done
+            dotnet "$work/a/bench/Relayd.LoadGen/bin/Release/net10.0/Relayd.LoadGen.dll" --relay "127.0.0.1:$port" --pki "$pki" --relay-pid "$pid" \
+                --duration 10 "${extra[@]}" --json "$out" >/dev/null
+            kill "$pid"; wait "$pid" 2>/dev/null || true
+        else
+            dotnet "$bin/Relayd.LoadGen.dll" --duration 10 "${extra[@]}" --json "$out" >/dev/null
+        fi
         python3 - "$side" "$i" "$out" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[3]))["results"][0]
