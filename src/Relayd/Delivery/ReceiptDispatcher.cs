@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using Relayd.Diagnostics;
@@ -12,38 +11,18 @@ namespace Relayd.Delivery;
 /// sender partner, or is held until one connects, and the log is told which are settled and which held.
 /// </summary>
 /// <remarks>
-/// Sessions register as the receipt sinks of their partner (<see cref="Attach"/>) once welcomed and leave with
-/// <see cref="Detach"/>; receipts have no order to keep across sessions, so the first one registered takes them.
+/// Receipts have no order to keep across sessions, so they go to the partner's first attached delivery consumer (its
+/// <see cref="IDeliveryConsumer.ReceiptSink"/>): the partner's mailbox already knows its connected sessions.
 /// </remarks>
 internal sealed class ReceiptDispatcher : ISettlementSink
 {
     private readonly IEnvelopeStore _store;
     private readonly ILogger _logger;
-    private readonly ConcurrentDictionary<PartnerInfo, PartnerSinks> _sinks = new();
 
     public ReceiptDispatcher(IEnvelopeStore store, ILogger logger)
     {
         _store = store;
         _logger = logger;
-    }
-
-    /// <summary>
-    /// A session of <paramref name="partner"/> takes receipts from now on; what was held while the partner was away is
-    /// handed to it first.
-    /// </summary>
-    public void Attach(PartnerInfo partner, IReceiptSink sink)
-    {
-        _sinks.GetOrAdd(partner, static _ => new PartnerSinks()).Add(sink);
-        HandOverHeld(partner, sink);
-    }
-
-    /// <summary>The session takes no more receipts (it ended, or stopped reading).</summary>
-    public void Detach(PartnerInfo partner, IReceiptSink sink)
-    {
-        if (_sinks.TryGetValue(partner, out PartnerSinks? sinks))
-        {
-            sinks.Remove(sink);
-        }
     }
 
     /// <summary>
@@ -116,8 +95,8 @@ internal sealed class ReceiptDispatcher : ISettlementSink
         }
     }
 
-    /// <summary>Hands over receipts held while the partner had no connection.</summary>
-    private void HandOverHeld(PartnerInfo partner, IReceiptSink sink)
+    /// <summary>Hands <paramref name="sink"/>, a session of <paramref name="partner"/> that has just attached, the receipts held while the partner had no connection.</summary>
+    public void HandOverHeld(PartnerInfo partner, IReceiptSink sink)
     {
         SettledEnvelope[] held = partner.HeldReceipts.TakeAll();
         if (held.Length == 0)
@@ -129,37 +108,5 @@ internal sealed class ReceiptDispatcher : ISettlementSink
         _store.Settle(held); // handed over: no longer held after a restart
     }
 
-    private IReceiptSink? PickSink(PartnerInfo partner) =>
-        _sinks.TryGetValue(partner, out PartnerSinks? sinks) ? sinks.First() : null;
-
-    /// <summary>The connected sessions of one partner, in the order they registered.</summary>
-    private sealed class PartnerSinks
-    {
-        private readonly Lock _lock = new();
-        private readonly List<IReceiptSink> _sinks = [];
-
-        public void Add(IReceiptSink sink)
-        {
-            lock (_lock)
-            {
-                _sinks.Add(sink);
-            }
-        }
-
-        public void Remove(IReceiptSink sink)
-        {
-            lock (_lock)
-            {
-                _sinks.Remove(sink);
-            }
-        }
-
-        public IReceiptSink? First()
-        {
-            lock (_lock)
-            {
-                return _sinks.Count == 0 ? null : _sinks[0];
-            }
-        }
-    }
+    private static IReceiptSink? PickSink(PartnerInfo partner) => partner.Mailbox.PickConsumer(0)?.ReceiptSink;
 }

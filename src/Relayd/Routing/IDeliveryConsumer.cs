@@ -8,6 +8,9 @@ internal interface IDeliveryConsumer
 
     /// <summary>What the consumer's Hello said it can take (content kinds, frame size).</summary>
     ReceiveDeclaration Declared => ReceiveDeclaration.Any;
+
+    /// <summary>Where receipts for this partner's messages go when this consumer is picked for them; null = it takes none.</summary>
+    IReceiptSink? ReceiptSink => null;
 }
 
 /// <summary>A run of consecutive Deliver frames in one slab, taken by a consumer to write with one call.</summary>

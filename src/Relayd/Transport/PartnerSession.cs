@@ -105,7 +105,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
             attached = true;
             _services.Metrics.SessionsActive.Add(1);
             _services.Media.Attach(this);
-            _services.Receipts.Attach(Partner, this); // what was held while the partner was away comes first
+            _services.Receipts.HandOverHeld(Partner, this); // what was held while the partner was away comes first
             _services.Register(this);
             RelayLog.SessionOpened(_logger, ConnectionId, Partner.Id, Remote, Agent);
             reason = await ReadLoopAsync();
@@ -124,7 +124,6 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
             if (attached)
             {
                 Partner.Mailbox.Detach(this);
-                _services.Receipts.Detach(Partner, this);
                 _services.Unregister(this);
                 _services.Metrics.SessionsActive.Add(-1);
             }
@@ -188,7 +187,6 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
 
             // Its shards go to the partner's other sessions now, with what it was sent but did not acknowledge.
             Partner.Mailbox.Detach(this);
-            _services.Receipts.Detach(Partner, this);
             Abort();
             return;
         }
@@ -211,6 +209,8 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
     }
 
     void IDeliveryConsumer.OnDeliveriesAvailable() => _writerSignal.Set();
+
+    IReceiptSink IDeliveryConsumer.ReceiptSink => this;
 
     private async Task CloseAsync(Task writer)
     {

@@ -1,5 +1,4 @@
-namespace Relayd.Delivery;
-using Relayd.Routing;
+namespace Relayd.Routing;
 
 /// <summary>Where receipts for a sender partner go: one of its connected sessions, which writes them out batched.</summary>
 internal interface IReceiptSink
