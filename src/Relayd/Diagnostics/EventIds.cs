@@ -8,7 +8,8 @@ namespace Relayd.Diagnostics;
 /// </summary>
 /// <remarks>
 /// Ranges: 1xx lifecycle, 2xx admission (TLS, partner) and refusal summaries, 3xx sessions (35x Hello), 4xx routing and
-/// receipts, 5xx write-ahead log (50x open, 51x segments, 52x failures, 53x repair), 6xx media, 7xx durable state.
+/// receipts, 5xx write-ahead log (50x open, 51x segments, 52x failures, 53x repair), 6xx media, 7xx durable state, 8xx
+/// operations (80x systemd and reload, 82x-84x control socket, 85x-86x metrics endpoint, 87x journald).
 /// A new event takes the next free id of its range and is added here in id order.
 /// </remarks>
 internal static class EventIds
