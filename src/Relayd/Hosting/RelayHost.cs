@@ -1,10 +1,11 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Relayd.Diagnostics.Journal;
 
 namespace Relayd.Hosting;
 
-/// <summary>The generic host relayd runs in: systemd integration (notify, journald format), console logs, SIGTERM.</summary>
+/// <summary>The generic host relayd runs in: systemd integration (notify), journal or console logs, SIGTERM.</summary>
 internal static class RelayHost
 {
     public static IHost Build(RelayOptions options, LogLevel minimumLevel = LogLevel.Information)
@@ -17,7 +18,13 @@ internal static class RelayHost
         builder.Services.AddSystemd();
         builder.Logging.ClearProviders();
         builder.Logging.SetMinimumLevel(minimumLevel);
-        if (Microsoft.Extensions.Hosting.Systemd.SystemdHelpers.IsSystemdService())
+        var journal = new JournalOptions { IncludeStackTraces = minimumLevel <= LogLevel.Debug };
+        if (JournalStream.IsStandardError() && File.Exists(journal.SocketPath))
+        {
+            // stderr is the journal: log natively, with relayd's fields (docs/operations.md, "The journal").
+            builder.Services.AddSingleton<ILoggerProvider>(_ => new JournalLoggerProvider(journal));
+        }
+        else if (Microsoft.Extensions.Hosting.Systemd.SystemdHelpers.IsSystemdService())
         {
             builder.Logging.AddConsole(); // AddSystemd switches it to journald's format with priorities
         }
