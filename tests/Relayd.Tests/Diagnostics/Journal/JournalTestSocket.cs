@@ -32,8 +32,16 @@ internal sealed class JournalTestSocket : IDisposable
     {
         byte[] buffer = new byte[1 << 20];
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        int received = await _socket!.ReceiveAsync(buffer, SocketFlags.None, timeout.Token);
-        return JournalDatagram.Parse(buffer.AsSpan(0, received));
+        try
+        {
+            int received = await _socket!.ReceiveAsync(buffer, SocketFlags.None, timeout.Token);
+            return JournalDatagram.Parse(buffer.AsSpan(0, received));
+        }
+        catch (OperationCanceledException)
+        {
+            Assert.Fail($"no datagram reached the journal socket {Path} within 10 s");
+            throw;
+        }
     }
 
     /// <summary>Whether a datagram is waiting (to show that none was sent).</summary>
