@@ -52,20 +52,45 @@ internal sealed class PartnerListener : IDisposable
     /// </summary>
     public bool IsAccepting => _acceptLoop is { IsCompleted: false } || _services.IsShuttingDown;
 
-    /// <summary>Sends GoAway to every session of <paramref name="partner"/> (it was removed or suspended); returns how many.</summary>
+    /// <summary>
+    /// Sends GoAway to every session of <paramref name="partner"/> (it was removed or suspended); a session still open
+    /// <see cref="RelayLimits.ShutdownTimeout"/> later is aborted. Returns how many.
+    /// </summary>
     public int GoAway(PartnerInfo partner, ErrorCode code, string detail)
     {
-        int count = 0;
+        List<PartnerSession> leaving = [];
         foreach (PartnerSession session in _services.Sessions)
         {
             if (ReferenceEquals(session.Partner, partner))
             {
-                session.RequestClose(code, detail);
-                count++;
+                session.RequestGoAway(code, detail);
+                leaving.Add(session);
             }
         }
 
-        return count;
+        if (leaving.Count > 0)
+        {
+            _ = AbortLaterAsync(leaving);
+        }
+
+        return leaving.Count;
+    }
+
+    private async Task AbortLaterAsync(List<PartnerSession> sessions)
+    {
+        try
+        {
+            await Task.Delay(Limits.ShutdownTimeout, _stopping.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            return; // the relay stops: its own drain aborts what is left
+        }
+
+        foreach (PartnerSession session in sessions)
+        {
+            session.Abort(); // nothing if it closed already
+        }
     }
 
     private RelayLimits Limits => _services.Limits;
