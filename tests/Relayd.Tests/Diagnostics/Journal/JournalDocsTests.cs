@@ -23,6 +23,7 @@ public sealed partial class JournalDocsTests
         "EnvelopeRefused", "ReceiptsDropped",
         "WalFailed", "MediaRefused", "MediaDigestMismatch",
         "Recovered", "RecipientGone", "StorageFull", "StorageAvailable", "LogFailed", "Expired",
+        "ReloadApplied", "ReloadRefused", "PartnerRetired", "WatchdogWithheld",
     ];
 
     private static readonly string OperationsPath = Path.Combine(ExternalProcess.RepositoryRoot, "docs", "operations.md");
