@@ -41,6 +41,7 @@ internal static class EventIds
     // 4xx routing and receipts (RelayLog)
     public const int EnvelopeRefused = 400;
     public const int ReceiptsDropped = 401;
+    public const int EnvelopeRefusalsSummarized = 402;
 
     // 5xx write-ahead log (WalLog)
     public const int Opened = 500;

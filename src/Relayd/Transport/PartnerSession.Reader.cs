@@ -295,7 +295,11 @@ internal sealed partial class PartnerSession
         }
 
         string detail = outcome.Detail ?? ProtoNames.Of(outcome.Refusal);
-        RelayLog.EnvelopeRefused(_logger, Partner.Id, outcome.Refusal, detail);
+        if (_services.Refusals.Envelopes.ShouldLog(Partner.Id, outcome.Refusal, Environment.TickCount64))
+        {
+            RelayLog.EnvelopeRefused(_logger, Partner.Id, outcome.Refusal, detail);
+        }
+
         _services.Metrics.EnvelopesRefused.Add(1, RelayMetrics.CodeTag(outcome.Refusal));
         uint retryAfter = outcome.Refusal is ErrorCode.QueueFull or ErrorCode.ShuttingDown or ErrorCode.StorageFull or ErrorCode.RetryLater
             ? (uint)_services.Limits.QueueFullRetryAfter.TotalMilliseconds
