@@ -84,4 +84,12 @@ internal static class EventIds
     public const int DedupSnapshotWritten = 708;
     public const int Summary = 709;
     public const int ReceiptsHeld = 710;
+
+    // 85x metrics endpoint (RelayLog, Diagnostics/Prometheus)
+    public const int MetricsListening = 850;
+    public const int MetricsRequestRefused = 851;
+    public const int MetricsRequestTimedOut = 852;
+    public const int MetricsTooManyConnections = 853;
+    public const int MetricsAcceptFailed = 854;
+    public const int MetricsStopped = 855;
 }
