@@ -48,7 +48,10 @@ public sealed class PrometheusEndpointTests : IClassFixture<PkiFixture>
             await beta.AcknowledgeAsync(await beta.Deliveries.ReadAsync().Within());
         }
 
-        PrometheusScrape after = await MetricsHttp.ScrapeUntilAsync(metrics, s => s.ValueOrZero("relayd_envelopes_delivered_total", ("partner", "beta")) >= Sent);
+        // Settling the deliveries commits too: wait until the log is quiet, so the commit figures are of one moment.
+        PrometheusScrape after = await MetricsHttp.ScrapeUntilAsync(metrics, s => s.ValueOrZero("relayd_envelopes_delivered_total", ("partner", "beta")) >= Sent
+            && s.Value("relayd_wal_commit_duration_seconds_count") == s.Value("relayd_wal_commit_batch_size_bytes_count")
+            && s.Value("relayd_wal_bytes_total") == s.Value("relayd_wal_commit_batch_size_bytes_sum"));
 
         Assert.Equal(0, before.ValueOrZero("relayd_envelopes_accepted_total", ("partner", "alpha")));
         Assert.Equal(Sent + 3, after.Value("relayd_envelopes_accepted_total", ("partner", "alpha")));
