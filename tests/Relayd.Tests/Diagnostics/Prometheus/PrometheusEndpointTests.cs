@@ -48,8 +48,10 @@ public sealed class PrometheusEndpointTests : IClassFixture<PkiFixture>
             await beta.AcknowledgeAsync(await beta.Deliveries.ReadAsync().Within());
         }
 
-        // Settling the deliveries commits too: wait until the log is quiet, so the commit figures are of one moment.
+        // Settling the deliveries commits too, and frees their queue entries as it goes: wait until the relay is quiet,
+        // so the figures are of one moment.
         PrometheusScrape after = await MetricsHttp.ScrapeUntilAsync(metrics, s => s.ValueOrZero("relayd_envelopes_delivered_total", ("partner", "beta")) >= Sent
+            && s.ValueOrZero("relayd_backlog_envelopes", ("partner", "beta"), ("held", "memory")) == 0
             && s.Value("relayd_wal_commit_duration_seconds_count") == s.Value("relayd_wal_commit_batch_size_bytes_count")
             && s.Value("relayd_wal_bytes_total") == s.Value("relayd_wal_commit_batch_size_bytes_sum"));
 
