@@ -31,6 +31,9 @@ public sealed class RelayOptions
     /// <summary>Media transfers: the spool and the limits on blobs.</summary>
     public MediaOptions Media { get; set; } = new();
 
+    /// <summary>The opt-in Prometheus and probe endpoint. Defaults to off.</summary>
+    public MetricsOptions Metrics { get; set; } = new();
+
     /// <summary>Throws when <see cref="Check"/> finds a problem; what every way of building options calls before a relay starts.</summary>
     /// <exception cref="RelayOptionsException">The options cannot work; its message lists every problem with its key.</exception>
     public void Validate()
@@ -71,6 +74,7 @@ public sealed class RelayOptions
         }
 
         CheckPartners(problems, lineOfKey);
+        Metrics.Check(problems);
         return problems;
     }
 

@@ -94,4 +94,12 @@ internal static class EventIds
     public const int WatchdogEnabled = 805;
     public const int WatchdogWithheld = 806;
     public const int WatchdogResumed = 807;
+
+    // 85x metrics endpoint (RelayLog, Diagnostics/Prometheus)
+    public const int MetricsListening = 850;
+    public const int MetricsRequestRefused = 851;
+    public const int MetricsRequestTimedOut = 852;
+    public const int MetricsTooManyConnections = 853;
+    public const int MetricsAcceptFailed = 854;
+    public const int MetricsStopped = 855;
 }

@@ -290,7 +290,7 @@ internal sealed partial class PartnerSession
         {
             // Sent by the writer once the log has made the envelope durable (see PendingAcks).
             _acks.Add(header.MessageId, outcome.AcceptedAtMs, outcome.Duplicate, outcome.DurableAt);
-            _services.Metrics.EnvelopesAccepted.Add(outcome.Duplicate ? 0 : 1);
+            _services.Metrics.EnvelopesAccepted.Add(outcome.Duplicate ? 0 : 1, Partner.MetricTag);
             return;
         }
 
@@ -300,7 +300,7 @@ internal sealed partial class PartnerSession
             RelayLog.EnvelopeRefused(_logger, Partner.Id, outcome.Refusal, detail);
         }
 
-        _services.Metrics.EnvelopesRefused.Add(1, RelayMetrics.CodeTag(outcome.Refusal));
+        _services.Metrics.EnvelopesRefused.Add(1, Partner.MetricTag, RelayMetrics.CodeTag(outcome.Refusal));
         uint retryAfter = outcome.Refusal is ErrorCode.QueueFull or ErrorCode.ShuttingDown or ErrorCode.StorageFull or ErrorCode.RetryLater
             ? (uint)_services.Limits.QueueFullRetryAfter.TotalMilliseconds
             : 0;
@@ -330,7 +330,7 @@ internal sealed partial class PartnerSession
             }
         }
 
-        _services.Metrics.EnvelopesDelivered.Add(_ackReceipts.Count);
+        _services.Metrics.EnvelopesDelivered.Add(_ackReceipts.Count, Partner.MetricTag);
         _services.Receipts.Settle(_ackReceipts);
     }
 
