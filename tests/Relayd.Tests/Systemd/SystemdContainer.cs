@@ -71,11 +71,20 @@ public sealed class SystemdContainer : IAsyncLifetime
             File.Copy(file, Path.Combine(_hostDirectory, Path.GetFileName(file)));
         }
 
-        await BootAsync();
-        await InstallAsync();
-        await WriteFileAsync(ConfigPath, Config());
-        await RequireAsync("systemctl", "start", Unit);
-        await WaitForActiveAsync();
+        try
+        {
+            await BootAsync();
+            await InstallAsync();
+            await WriteFileAsync(ConfigPath, Config());
+            await RequireAsync("systemctl", "start", Unit);
+            await WaitForActiveAsync();
+        }
+        catch
+        {
+            // A fixture that failed to start is not always disposed: never leave a container running.
+            await StopContainerAsync();
+            throw;
+        }
     }
 
     /// <summary>Runs <paramref name="argv"/> inside the container (as root, in its mount, PID, IPC and UTS namespaces).</summary>
@@ -364,6 +373,8 @@ public sealed class SystemdContainer : IAsyncLifetime
         finally
         {
             nspawn.Dispose();
+            _nspawn = null;
+            _init = 0;
         }
     }
 
