@@ -3,12 +3,13 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Hosting.Systemd;
 using Microsoft.Extensions.Logging;
+using Relayd.Diagnostics.Journal;
 using Relayd.Hosting.Reload;
 using Relayd.Hosting.Systemd;
 
 namespace Relayd.Hosting;
 
-/// <summary>The generic host relayd runs in: systemd integration (notify, journald format), console logs, SIGTERM.</summary>
+/// <summary>The generic host relayd runs in: systemd integration (notify), journal or console logs, SIGTERM.</summary>
 internal static class RelayHost
 {
     /// <param name="source">The file the options came from, which a reload (SIGHUP, <c>relayd ctl reload</c>) reads again; <see cref="ConfigSource.None"/> by default.</param>
@@ -26,7 +27,13 @@ internal static class RelayHost
         builder.Services.AddSingleton<SystemdNotifications>();
         builder.Logging.ClearProviders();
         builder.Logging.SetMinimumLevel(minimumLevel);
-        if (Microsoft.Extensions.Hosting.Systemd.SystemdHelpers.IsSystemdService())
+        var journal = new JournalOptions { IncludeStackTraces = minimumLevel <= LogLevel.Debug };
+        if (JournalStream.IsStandardError() && File.Exists(journal.SocketPath))
+        {
+            // stderr is the journal: log natively, with relayd's fields (docs/operations.md, "The journal").
+            builder.Services.AddSingleton<ILoggerProvider>(_ => new JournalLoggerProvider(journal));
+        }
+        else if (Microsoft.Extensions.Hosting.Systemd.SystemdHelpers.IsSystemdService())
         {
             builder.Logging.AddConsole(); // AddSystemd switches it to journald's format with priorities
         }
