@@ -48,6 +48,9 @@ public sealed class SystemdContainer : IAsyncLifetime
     /// <summary>The loopback port the relay in the container listens on.</summary>
     public int Port { get; } = RelaydConfigFile.FreePort();
 
+    /// <summary>The loopback port of the relay's Prometheus endpoint ([metrics] listen).</summary>
+    public int MetricsPort { get; } = RelaydConfigFile.FreePort();
+
     /// <summary>What the container printed on its console (boot messages), for failure messages.</summary>
     public string Console => string.Join('\n', _console);
 
@@ -111,9 +114,9 @@ public sealed class SystemdContainer : IAsyncLifetime
     }
 
     /// <summary><c>journalctl -u UNIT -o json</c> inside: one dictionary per entry (binary fields as UTF-8, repeated fields joined by newlines).</summary>
-    public async Task<IReadOnlyList<IReadOnlyDictionary<string, string>>> JournalAsync(string unit = Unit)
+    public async Task<IReadOnlyList<IReadOnlyDictionary<string, string>>> JournalAsync(string unit = Unit, params string[] matches)
     {
-        string json = await RequireAsync("journalctl", "-u", unit, "-o", "json", "--no-pager");
+        string json = await RequireAsync(["journalctl", "-u", unit, "-o", "json", "--no-pager", .. matches]);
         var entries = new List<IReadOnlyDictionary<string, string>>();
         foreach (string line in json.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
@@ -207,6 +210,9 @@ public sealed class SystemdContainer : IAsyncLifetime
 
         [limits]
         shutdown_timeout_ms = 3000
+
+        [metrics]
+        listen = "127.0.0.1:{MetricsPort}"
 
         {extraTables}
 

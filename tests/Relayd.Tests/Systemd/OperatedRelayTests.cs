@@ -1,0 +1,220 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using Google.Protobuf;
+using Relayd.Protocol;
+using Relayd.Protocol.V1;
+using Relayd.Security;
+using Relayd.Tests.Diagnostics.Prometheus;
+using Relayd.Tests.Infrastructure;
+
+namespace Relayd.Tests.Systemd;
+
+/// <summary>
+/// The packaged relay operated as an admin does, in the real systemd of <see cref="SystemdContainer"/>: structured
+/// journal fields, <c>systemctl reload</c> (partners and certificates swapped with sessions kept; a broken file
+/// refused), the watchdog restarting a stopped process without losing what was acked, and the metrics endpoint.
+/// </summary>
+[Collection(nameof(SystemdCollection))]
+public sealed class OperatedRelayTests(SystemdContainer container)
+{
+    [Fact]
+    public async Task A_refused_envelope_is_in_the_journal_with_its_partner_error_code_event_and_message_id()
+    {
+        container.SkipUnlessAvailable();
+        await using RelayClient alpha = await container.ConnectAsync("alpha", receipts: false);
+        Envelope forged = Envelopes.New("alpha", "beta");
+        forged.SenderPartner = "beta";
+        await Envelopes.RefusedAsync(() => alpha.SendAsync(forged));
+
+        IReadOnlyDictionary<string, string>? entry = null;
+        DateTime deadline = DateTime.UtcNow.AddSeconds(30);
+        while (entry is null && DateTime.UtcNow < deadline)
+        {
+            // The filter an admin types: journalctl -u relayd RELAYD_PARTNER=alpha.
+            IReadOnlyList<IReadOnlyDictionary<string, string>> entries = await container.JournalAsync("relayd", "RELAYD_PARTNER=alpha");
+            entry = entries.FirstOrDefault(e => e.GetValueOrDefault("RELAYD_EVENT") == "EnvelopeRefused");
+            if (entry is null)
+            {
+                await Task.Delay(200, TestContext.Current.CancellationToken);
+            }
+        }
+
+        Assert.NotNull(entry);
+        Assert.Equal("SENDER_MISMATCH", entry["RELAYD_ERROR_CODE"]);
+        Assert.Equal("3fcf2aa5da8c5c62af0df36fdf9bd4f2", entry["MESSAGE_ID"]);
+        Assert.Equal("4", entry["PRIORITY"]);
+        Assert.Equal("relayd", entry["SYSLOG_IDENTIFIER"]);
+        Assert.Equal("relayd.service", entry["_SYSTEMD_UNIT"]);
+        Assert.Contains("refused with SENDER_MISMATCH", entry["MESSAGE"], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Systemctl_reload_adds_a_partner_and_rotates_the_certificate_while_sessions_stay_and_a_broken_file_is_refused()
+    {
+        container.SkipUnlessAvailable();
+        int pid = await container.MainPidAsync();
+        await using RelayClient alpha = await container.ConnectAsync("alpha", receipts: false);
+        await using RelayClient beta = await container.ConnectAsync("beta", receipts: false);
+
+        // A new server certificate from the same CA, and partner delta approved.
+        DateTimeOffset now = DateTimeOffset.UtcNow;
+        using X509Certificate2 rotated = CertificateFactory.IssueServer(container.Pki.Ca, ["localhost"], [IPAddress.Loopback], now.AddDays(-1), now.AddYears(1));
+        string pem = Path.Combine(container.Pki.Directory, "rotated.crt");
+        string key = Path.Combine(container.Pki.Directory, "rotated.key");
+        CertificateFactory.WritePem(rotated, pem, key);
+        await container.WriteFileAsync("/etc/relayd/tls/rotated.crt", await File.ReadAllTextAsync(pem));
+        await container.WriteFileAsync("/etc/relayd/tls/rotated.key", await File.ReadAllTextAsync(key));
+        await container.RequireAsync("sh", "-c", "chgrp relayd /etc/relayd/tls/rotated.* && chmod 0640 /etc/relayd/tls/rotated.*");
+        string config = container.Config(extraPartners: "\n[[partners]]\nid = \"delta\"\n")
+            .Replace("/etc/relayd/tls/server.crt", "/etc/relayd/tls/rotated.crt", StringComparison.Ordinal)
+            .Replace("/etc/relayd/tls/server.key", "/etc/relayd/tls/rotated.key", StringComparison.Ordinal);
+        await container.WriteFileAsync(SystemdContainer.ConfigPath, config);
+        await container.RequireAsync("systemctl", "reload", "relayd");
+        await WaitForJournalAsync("(SIGHUP): partners +delta; certificate and partner trust reloaded");
+
+        // Same process, sessions kept: alpha's envelope reaches beta on the connections opened before the reload.
+        Assert.Equal(pid, await container.MainPidAsync());
+        Envelope envelope = Envelopes.New("alpha", "beta");
+        await Envelopes.AcceptedAsync(alpha, envelope);
+        Assert.Equal(envelope.MessageId, (await ReceiveOneAsync(beta)).Envelope.MessageId);
+
+        // The new partner connects; a new connection is served the rotated certificate.
+        await using (RelayClient delta = await container.ConnectAsync("delta", receipts: false))
+        {
+            await Envelopes.AcceptedAsync(delta, Envelopes.New("delta", "beta"));
+        }
+
+        await using (RawPartnerConnection probe = await RawPartnerConnection.ConnectAsync(container.Port, container.Pki.Partner("gamma"), container.Pki.Ca))
+        {
+            Assert.Equal(rotated.Thumbprint, Assert.IsType<X509Certificate2>(probe.Stream.RemoteCertificate, exactMatch: false).Thumbprint);
+        }
+
+        // A broken file: refused with its line and key, the relay keeps running on what it had.
+        await container.WriteFileAsync(SystemdContainer.ConfigPath, config.Replace("shutdown_timeout_ms = 3000", "shutdown_timeout_ms = \"soon\"", StringComparison.Ordinal));
+        await container.RequireAsync("systemctl", "reload", "relayd");
+        await WaitForJournalAsync("limits.shutdown_timeout_ms: expected an integer");
+        await WaitForJournalAsync("Configuration reload (SIGHUP) refused, the running configuration stays");
+        Assert.Equal("active", await container.ShowAsync("ActiveState"));
+        Assert.Equal(pid, await container.MainPidAsync());
+        await Envelopes.AcceptedAsync(alpha, Envelopes.New("alpha", "beta"));
+
+        // Both reloads are counted on the metrics endpoint.
+        var metrics = new IPEndPoint(IPAddress.Loopback, container.MetricsPort);
+        PrometheusScrape scrape = await MetricsHttp.ScrapeUntilAsync(metrics, s => s.Value("relayd_reloads_total", ("result", "refused")) >= 1);
+        Assert.True(scrape.Value("relayd_reloads_total", ("result", "applied")) >= 1);
+
+        await container.WriteFileAsync(SystemdContainer.ConfigPath, config); // leave a valid file for the next restart
+    }
+
+    [Fact]
+    public async Task A_stopped_relay_misses_its_watchdog_pings_and_systemd_restarts_it_without_losing_an_acked_envelope()
+    {
+        container.SkipUnlessAvailable();
+        const int Count = 30;
+        TimeSpan watchdog = TimeSpan.FromMicroseconds(long.Parse(await container.ShowAsync("WatchdogUSec"), CultureInfo.InvariantCulture));
+        Assert.True(watchdog > TimeSpan.Zero, "the unit has no WatchdogSec=");
+        int pidBefore = await container.MainPidAsync();
+
+        var acked = new List<Envelope>();
+        await using (RelayClient alpha = await container.ConnectAsync("alpha", receipts: false))
+        {
+            for (int i = 0; i < Count; i++)
+            {
+                Envelope envelope = Envelopes.New("alpha", "gamma");
+                await Envelopes.AcceptedAsync(alpha, envelope);
+                acked.Add(envelope);
+            }
+        }
+
+        // SIGSTOP: alive but making no progress, as a hung process is. Only the watchdog can notice.
+        var stopped = Stopwatch.StartNew();
+        await container.RequireAsync("kill", "-STOP", pidBefore.ToString(CultureInfo.InvariantCulture));
+        int pidAfter = await container.WaitForActiveAsync(notPid: pidBefore, seconds: 120);
+        stopped.Stop();
+
+        Assert.True(stopped.Elapsed <= 2 * watchdog, $"restarted {stopped.Elapsed.TotalSeconds:F1} s after SIGSTOP, more than twice WatchdogSec={watchdog.TotalSeconds} s");
+        string result = await container.ShowAsync("Result");
+        // systemd's own line under the unit: "relayd.service: Watchdog timeout (limit 10s)!"
+        IReadOnlyList<IReadOnlyDictionary<string, string>> journal = await container.JournalAsync();
+        Assert.Contains(journal, e => e.GetValueOrDefault("MESSAGE", "").Contains("Watchdog timeout", StringComparison.Ordinal));
+        await using RelayClient gamma = await container.ConnectAsync("gamma", receipts: false);
+        HashSet<ByteString> arrived = await ReceiveAllAsync(gamma, acked, seconds: 60);
+        Assert.True(acked.All(e => arrived.Contains(e.MessageId)), $"{acked.Count(e => !arrived.Contains(e.MessageId))} of {Count} acked envelopes lost (pid {pidBefore} -> {pidAfter}, result {result})");
+    }
+
+    [Fact]
+    public async Task The_metrics_endpoint_answers_curl_in_the_container_with_text_that_parses()
+    {
+        container.SkipUnlessAvailable();
+        await using (RelayClient alpha = await container.ConnectAsync("alpha", receipts: false))
+        {
+            await Envelopes.AcceptedAsync(alpha, Envelopes.New("alpha", "beta"));
+        }
+
+        string text = await container.RequireAsync("curl", "-fsS", $"http://127.0.0.1:{container.MetricsPort}/metrics");
+        PrometheusScrape scrape = PrometheusScrape.Parse(text);
+        Assert.True(scrape.Value("relayd_envelopes_accepted_total", ("partner", "alpha")) >= 1);
+        Assert.Equal("ok", (await container.RequireAsync("curl", "-fsS", $"http://127.0.0.1:{container.MetricsPort}/readyz")).Trim());
+        Assert.Equal("ok", (await container.RequireAsync("curl", "-fsS", $"http://127.0.0.1:{container.MetricsPort}/healthz")).Trim());
+    }
+
+    private async Task WaitForJournalAsync(string text)
+    {
+        DateTime deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            IReadOnlyList<IReadOnlyDictionary<string, string>> entries = await container.JournalAsync();
+            if (entries.Any(e => e.GetValueOrDefault("MESSAGE", "").Contains(text, StringComparison.Ordinal)))
+            {
+                return;
+            }
+
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new Xunit.Sdk.XunitException($"no journal entry of relayd.service contains '{text}'; last entries:\n" + string.Join('\n', entries.TakeLast(30).Select(e => e.GetValueOrDefault("MESSAGE"))));
+            }
+
+            await Task.Delay(200, TestContext.Current.CancellationToken);
+        }
+    }
+
+    private static async Task<Deliver> ReceiveOneAsync(RelayClient client)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        deadline.CancelAfter(TimeSpan.FromSeconds(30));
+        await foreach (Deliver delivery in client.ReadDeliveriesAsync(deadline.Token))
+        {
+            await client.AcknowledgeAsync(delivery);
+            return delivery;
+        }
+
+        throw new Xunit.Sdk.XunitException("no delivery");
+    }
+
+    private static async Task<HashSet<ByteString>> ReceiveAllAsync(RelayClient client, List<Envelope> expected, int seconds)
+    {
+        var wanted = expected.Select(e => e.MessageId).ToHashSet();
+        var arrived = new HashSet<ByteString>();
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
+        try
+        {
+            await foreach (Deliver delivery in client.ReadDeliveriesAsync(deadline.Token))
+            {
+                await client.AcknowledgeAsync(delivery);
+                if (wanted.Contains(delivery.Envelope.MessageId) && arrived.Add(delivery.Envelope.MessageId) && arrived.Count == wanted.Count)
+                {
+                    break;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!TestContext.Current.CancellationToken.IsCancellationRequested)
+        {
+            // The deadline: the caller reports what is missing.
+        }
+
+        return arrived;
+    }
+}
