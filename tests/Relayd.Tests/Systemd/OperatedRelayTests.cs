@@ -154,7 +154,7 @@ public sealed class OperatedRelayTests(SystemdContainer container)
         }
 
         string text = await container.RequireAsync("curl", "-fsS", $"http://127.0.0.1:{container.MetricsPort}/metrics");
-        PrometheusScrape scrape = PrometheusScrape.Parse(text);
+        PrometheusScrape scrape = PrometheusTextParser.Parse(text);
         Assert.True(scrape.Value("relayd_envelopes_accepted_total", ("partner", "alpha")) >= 1);
         Assert.Equal("ok", (await container.RequireAsync("curl", "-fsS", $"http://127.0.0.1:{container.MetricsPort}/readyz")).Trim());
         Assert.Equal("ok", (await container.RequireAsync("curl", "-fsS", $"http://127.0.0.1:{container.MetricsPort}/healthz")).Trim());
