@@ -184,6 +184,32 @@ internal sealed class Relay : IAsyncDisposable
         _stopping.Dispose();
     }
 
+    /// <summary>True once <see cref="Drain"/> was called: new sessions and envelopes are refused with DRAINING.</summary>
+    public bool IsDraining => _services?.IsDraining ?? false;
+
+    /// <summary>Lame duck (<c>relayd ctl drain</c>): refuses new sessions and envelopes, keeps delivering. False when already draining.</summary>
+    public bool Drain() => _services is { } services ? services.BeginDrain() : throw new InvalidOperationException("the relay is not open");
+
+    /// <summary>
+    /// Suspends <paramref name="partner"/> (<c>relayd ctl suspend</c>): GoAway PARTNER_SUSPENDED to its sessions, which
+    /// then close; the admission rules refuse what comes from it or goes to it. Returns how many sessions were told.
+    /// </summary>
+    public int Suspend(PartnerInfo partner)
+    {
+        partner.Suspend();
+        int told = 0;
+        foreach (PartnerSession session in Sessions)
+        {
+            if (ReferenceEquals(session.Partner, partner))
+            {
+                session.RequestClose(Protocol.V1.ErrorCode.PartnerSuspended, $"partner '{partner.Id}' is suspended on this relay by its operator");
+                told++;
+            }
+        }
+
+        return told;
+    }
+
     private void CloseStore()
     {
         if (!_storeClosed && _store is not null)
