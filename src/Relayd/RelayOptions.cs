@@ -31,6 +31,9 @@ public sealed class RelayOptions
     /// <summary>Media transfers: the spool and the limits on blobs.</summary>
     public MediaOptions Media { get; set; } = new();
 
+    /// <summary>The admin control socket (<c>relayd ctl</c>).</summary>
+    public ControlOptions Control { get; set; } = new();
+
     /// <summary>Throws when <see cref="Check"/> finds a problem; what every way of building options calls before a relay starts.</summary>
     /// <exception cref="RelayOptionsException">The options cannot work; its message lists every problem with its key.</exception>
     public void Validate()

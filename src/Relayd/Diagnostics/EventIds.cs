@@ -84,4 +84,15 @@ internal static class EventIds
     public const int DedupSnapshotWritten = 708;
     public const int Summary = 709;
     public const int ReceiptsHeld = 710;
+
+    // 82x-84x control socket (ControlLog)
+    public const int ControlListening = 820;
+    public const int ControlUnavailable = 821;
+    public const int ControlPeerRefused = 822;
+    public const int ControlPartnerSuspended = 823;
+    public const int ControlPartnerResumed = 824;
+    public const int ControlDrainStarted = 825;
+    public const int ControlReloadRequested = 826;
+    public const int ControlRequestFailed = 827;
+    public const int ControlGroupUnknown = 828;
 }

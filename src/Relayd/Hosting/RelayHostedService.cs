@@ -1,6 +1,8 @@
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Relayd.Diagnostics;
+using Relayd.Hosting.Control;
+using Relayd.Hosting.Reload;
 
 namespace Relayd.Hosting;
 
@@ -10,14 +12,17 @@ internal sealed class RelayHostedService : IHostedService, IAsyncDisposable
     private readonly RelayOptions _options;
     private readonly ILogger<RelayHostedService> _logger;
     private readonly IHostApplicationLifetime _lifetime;
+    private readonly IConfigReload? _reload;
     private Relay? _relay;
+    private ControlServer? _control;
     private volatile Exception? _storageFailure;
 
-    public RelayHostedService(RelayOptions options, ILogger<RelayHostedService> logger, IHostApplicationLifetime lifetime)
+    public RelayHostedService(RelayOptions options, ILogger<RelayHostedService> logger, IHostApplicationLifetime lifetime, IConfigReload? reload = null)
     {
         _options = options;
         _logger = logger;
         _lifetime = lifetime;
+        _reload = reload;
     }
 
     public Relay Relay => _relay ?? throw new InvalidOperationException("not started");
@@ -47,7 +52,10 @@ internal sealed class RelayHostedService : IHostedService, IAsyncDisposable
             Open();
         }
 
-        return _relay!.StartAsync(cancellationToken);
+        Task started = _relay!.StartAsync(cancellationToken);
+        _control ??= ControlServer.Create(_options, _relay, _reload, _logger);
+        _control.Start();
+        return started;
     }
 
     private void OnStorageFailed(Exception error)
@@ -58,10 +66,26 @@ internal sealed class RelayHostedService : IHostedService, IAsyncDisposable
         _lifetime.StopApplication();
     }
 
-    public Task StopAsync(CancellationToken cancellationToken) => _relay?.StopAsync(cancellationToken) ?? Task.CompletedTask;
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_control is not null)
+        {
+            await _control.StopAsync(); // before the relay: no command runs against a stopping relay
+        }
+
+        if (_relay is not null)
+        {
+            await _relay.StopAsync(cancellationToken);
+        }
+    }
 
     public async ValueTask DisposeAsync()
     {
+        if (_control is not null)
+        {
+            await _control.DisposeAsync();
+        }
+
         if (_relay is not null)
         {
             await _relay.DisposeAsync();
