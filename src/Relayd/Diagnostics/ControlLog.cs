@@ -5,8 +5,8 @@ namespace Relayd.Diagnostics;
 /// <summary>Log lines of the admin control socket (event ids 82x-84x): every mutating command names who asked.</summary>
 internal static partial class ControlLog
 {
-    [LoggerMessage(EventIds.ControlListening, LogLevel.Information, "Control socket listening on {Path} (root, uid {OwnUid} and {Group} may use it)")]
-    public static partial void ControlListening(ILogger logger, string path, uint ownUid, string group);
+    [LoggerMessage(EventIds.ControlListening, LogLevel.Information, "Control socket listening on {Path}: {Allowed} may use it")]
+    public static partial void ControlListening(ILogger logger, string path, string allowed);
 
     [LoggerMessage(EventIds.ControlUnavailable, LogLevel.Warning, "No control socket: {Reason}; relayd ctl cannot reach this relay")]
     public static partial void ControlUnavailable(ILogger logger, string reason);

@@ -109,7 +109,7 @@ internal sealed class ControlServer : IAsyncDisposable
         }
 
         _listenSocket = socket;
-        ControlLog.ControlListening(_logger, _path, _access.OwnUid, _access.GroupName is null ? "no group" : $"group '{_access.GroupName}'");
+        ControlLog.ControlListening(_logger, _path, _access.Allowed);
         _acceptLoop = AcceptLoopAsync(_stopping.Token);
         return true;
     }
