@@ -26,6 +26,8 @@ public sealed class ControlOptions
     public string? Group
     {
         get => _group;
-        set => _group = value is null || PartnerOptions.IsValidId(value.ToLowerInvariant()) ? value : throw new ArgumentException($"'{value}' is not a group name", nameof(value));
+        set => _group = value is null || PartnerOptions.IsValidId(value.ToLowerInvariant())
+            ? value
+            : throw new ArgumentOutOfRangeException(nameof(value), value, $"'{value}' is not a group name (letters, digits, '.', '_' and '-', at most 63)");
     }
 }
