@@ -50,7 +50,7 @@ public class MediaChunkPathBenchmarks : IDisposable
         _spoolDirectory = Directory.CreateTempSubdirectory("relayd-bench-spool-").FullName;
         options.Media.SpoolDirectory = _spoolDirectory;
         var directory = new PartnerDirectory(options);
-        _router = new MediaRouter(options.Media, options.Partners, directory, options.Limits, new MediaSpool(options.Media.SpoolDirectory), NullLogger.Instance, TimeProvider.System, new Relayd.Diagnostics.RelayMetrics());
+        _router = new MediaRouter(options.Media, directory, options.Limits, new MediaSpool(options.Media.SpoolDirectory), NullLogger.Instance, TimeProvider.System, new Relayd.Diagnostics.RelayMetrics());
         _router.Start();
         _alpha = new BenchPeer(directory.Find("alpha")!, 1, _creditScratch);
         _beta = new BenchPeer(directory.Find("beta")!, 2, _creditScratch);

@@ -7,7 +7,10 @@ public sealed class MediaOptions
     public const string DefaultSpoolDirectory = "/var/lib/relayd/spool";
 
     private string _spoolDirectory = DefaultSpoolDirectory;
-    private long _maxBytes = 2L * 1024 * 1024 * 1024;
+    /// <summary>The default of <see cref="MaxBytes"/>: 2 GiB.</summary>
+    public const long DefaultMaxBytes = 2L * 1024 * 1024 * 1024;
+
+    private long _maxBytes = DefaultMaxBytes;
     private long _spoolQuotaBytesPerPartner = 20L * 1024 * 1024 * 1024;
     private int _maxConcurrentTransfersPerPartner = 64;
     private TimeSpan _transferIdleTimeout = TimeSpan.FromSeconds(120);

@@ -63,6 +63,53 @@ internal sealed class Relay : IAsyncDisposable
 
     public PartnerDirectory Partners { get; }
 
+    /// <summary>Called about once a second while <see cref="Open"/> replays the log (set before Open): the systemd STATUS line.</summary>
+    public Action<RecoveryProgress>? RecoveryProgressed { get; set; }
+
+    /// <summary>
+    /// Whether the relay is making progress, for the systemd watchdog: the accept loop runs and the store's commit in
+    /// progress (if any) has run less than <paramref name="commitDeadline"/>. Null when it is; else what is stuck.
+    /// </summary>
+    public string? Stuck(TimeSpan commitDeadline)
+    {
+        if (_listener is null || _store is null)
+        {
+            return "not started";
+        }
+
+        if (!_listener.IsAccepting)
+        {
+            return "the accept loop has ended";
+        }
+
+        TimeSpan commit = _store.CommitInProgressFor;
+        return commit == TimeSpan.MaxValue ? "the write-ahead log's writer has stopped"
+            : commit > commitDeadline ? $"a write-ahead log commit has run for {commit.TotalSeconds:F1} s"
+            : null;
+    }
+
+    /// <summary>
+    /// Applies a reloaded configuration that passed every check: the server certificate and partner trust for new
+    /// connections, then the approved partners and their settings. Sessions of partners no longer approved get GoAway
+    /// (PARTNER_NOT_APPROVED); everyone else's sessions stay up. Returns what changed, for the log.
+    /// </summary>
+    public string ApplyReload(RelayOptions reloaded, X509Certificate2 serverCertificate, PartnerCertificateValidator validator, bool tlsChanged)
+    {
+        PartnerListener listener = _listener ?? throw new InvalidOperationException("not started");
+        if (tlsChanged)
+        {
+            listener.ReplaceTls(serverCertificate, validator);
+        }
+
+        PartnerChanges changes = Partners.Replace(reloaded);
+        foreach (PartnerInfo removed in changes.Removed)
+        {
+            listener.GoAway(removed, Protocol.V1.ErrorCode.PartnerNotApproved, $"partner '{removed.Id}' is no longer approved on this relay (configuration reloaded)");
+        }
+
+        return tlsChanged ? $"{changes}; certificate and partner trust reloaded" : changes.ToString();
+    }
+
     /// <summary>Where accepted envelopes are kept until settled (the write-ahead log).</summary>
     public IEnvelopeStore Store => _store ?? throw new InvalidOperationException("the relay is not open (Open or StartAsync first)");
 
@@ -96,7 +143,7 @@ internal sealed class Relay : IAsyncDisposable
         try
         {
             receipts = new ReceiptDispatcher(store, _logger);
-            var recovery = new QueueRecovery(Partners, store, _logger);
+            var recovery = new QueueRecovery(Partners, store, _logger, RecoveryProgressed);
             recovery.Run(_clock.GetUtcNow().ToUnixTimeMilliseconds());
             receipts.Settle(recovery.Expired);
 
@@ -113,7 +160,7 @@ internal sealed class Relay : IAsyncDisposable
 
         var router = new EnvelopeRouter(Partners, store, _options.Limits, _clock);
         _maintenance = new QueueMaintenance(store, Partners, receipts, _options.Storage.RetentionInterval, _clock, _logger);
-        _media = new MediaRouter(_options.Media, _options.Partners, Partners, _options.Limits, new MediaSpool(_options.Media.SpoolDirectory), _logger, _clock, Metrics);
+        _media = new MediaRouter(_options.Media, Partners, _options.Limits, new MediaSpool(_options.Media.SpoolDirectory), _logger, _clock, Metrics);
         _media.Start();
         _services = new SessionServices
         {
@@ -191,23 +238,15 @@ internal sealed class Relay : IAsyncDisposable
     public bool Drain() => _services is { } services ? services.BeginDrain() : throw new InvalidOperationException("the relay is not open");
 
     /// <summary>
-    /// Suspends <paramref name="partner"/> (<c>relayd ctl suspend</c>): GoAway PARTNER_SUSPENDED to its sessions, which
-    /// then close; the admission rules refuse what comes from it or goes to it. Returns how many sessions were told.
+    /// Suspends <paramref name="partner"/> (<c>relayd ctl suspend</c>): GoAway PARTNER_SUSPENDED to its sessions (aborted
+    /// after shutdown_timeout_ms if they stay); the admission rules refuse what comes from it or goes to it. Returns how
+    /// many sessions were told.
     /// </summary>
     public int Suspend(PartnerInfo partner)
     {
+        PartnerListener listener = _listener ?? throw new InvalidOperationException("not started");
         partner.Suspend();
-        int told = 0;
-        foreach (PartnerSession session in Sessions)
-        {
-            if (ReferenceEquals(session.Partner, partner))
-            {
-                session.RequestClose(Protocol.V1.ErrorCode.PartnerSuspended, $"partner '{partner.Id}' is suspended on this relay by its operator");
-                told++;
-            }
-        }
-
-        return told;
+        return listener.GoAway(partner, Protocol.V1.ErrorCode.PartnerSuspended, $"partner '{partner.Id}' is suspended on this relay by its operator");
     }
 
     private void CloseStore()

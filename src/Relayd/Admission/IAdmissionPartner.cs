@@ -12,6 +12,9 @@ internal interface IAdmissionPartner
     /// <summary>The id as it appears in a frame: what an envelope's sender_partner must equal.</summary>
     ReadOnlySpan<byte> IdUtf8 { get; }
 
+    /// <summary>True once a configuration reload removed the partner from the approved ones.</summary>
+    bool IsRetired { get; }
+
     /// <summary>Largest frame body the partner's connections read (their Hello.max_frame_bytes); 0 = none declared.</summary>
     int DeclaredMaxFrameBytes { get; }
 

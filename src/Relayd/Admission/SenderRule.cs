@@ -11,6 +11,13 @@ internal sealed class SenderRule : IAdmissionRule
     public bool Check(in AdmissionRequest request, out AdmissionRefusal refusal)
     {
         IAdmissionPartner sender = request.Sender;
+        if (sender.IsRetired)
+        {
+            // A reload removed it: its sessions were sent GoAway; what they still send in the meantime is not taken.
+            refusal = new AdmissionRefusal(ErrorCode.PartnerNotApproved, $"partner '{sender.Id}' is no longer approved on this relay (configuration reloaded)");
+            return false;
+        }
+
         bool media = request.Subject == AdmissionSubject.MediaOpen;
         if (media ? string.Equals(request.SenderPartnerText, sender.Id, StringComparison.Ordinal) : SequenceEquals(request.SenderPartnerUtf8, sender.IdUtf8))
         {

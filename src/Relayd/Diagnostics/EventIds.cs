@@ -85,6 +85,15 @@ internal static class EventIds
     public const int Summary = 709;
     public const int ReceiptsHeld = 710;
 
+    // 80x systemd and reload (OperationsLog)
+    public const int ReloadApplied = 800;
+    public const int ReloadRefused = 801;
+    public const int ReloadProblem = 802;
+    public const int PartnerRetired = 803;
+    public const int WatchdogEnabled = 805;
+    public const int WatchdogWithheld = 806;
+    public const int WatchdogResumed = 807;
+
     // 82x-84x control socket (ControlLog)
     public const int ControlListening = 820;
     public const int ControlUnavailable = 821;

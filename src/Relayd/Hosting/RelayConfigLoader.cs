@@ -121,7 +121,14 @@ public static partial class RelayConfigLoader
     /// as <c>relayd run</c> does (certificate, matching key, partner CA bundle, CRL); without it, syntax, keys,
     /// values and ranges only, for checking a config away from the machine it is for.
     /// </summary>
-    public static IReadOnlyList<ConfigError> Check(string path, bool checkFiles = true)
+    public static IReadOnlyList<ConfigError> Check(string path, bool checkFiles = true) => Read(path, checkFiles).Problems;
+
+    /// <summary>
+    /// Reads the file as <see cref="Check"/> does and keeps what a reload needs besides the problems: the options
+    /// (valid when <see cref="LoadedConfig.IsValid"/>) and every key's value in one canonical spelling, so that two
+    /// reads can be compared key by key whatever the comments and formatting.
+    /// </summary>
+    internal static LoadedConfig Read(string path, bool checkFiles = true)
     {
         Result result = ReadAndParse(path);
         // After a syntax error, or with a [tls] key already in error (missing, wrong type), the file checks would
@@ -134,7 +141,7 @@ public static partial class RelayConfigLoader
             }
         }
 
-        return [.. result.Problems.OrderBy(p => p.Line)];
+        return new LoadedConfig(result.Options, [.. result.Problems.OrderBy(p => p.Line)], result.Values, result.Lines);
     }
 
     /// <summary>Parses a listen address: "host:port" with an IPv4 host, "[v6]:port", or "localhost:port" (IPv4 loopback).</summary>
@@ -156,7 +163,7 @@ public static partial class RelayConfigLoader
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
-            return new Result(new RelayOptions(), [new ConfigError(path, 0, "", $"cannot read the file: {ex.Message}")], []);
+            return new Result(new RelayOptions(), [new ConfigError(path, 0, "", $"cannot read the file: {ex.Message}")], [], []);
         }
 
         return ParseCore(text, path);
@@ -175,7 +182,7 @@ public static partial class RelayConfigLoader
         catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or FormatException or IndexOutOfRangeException)
         {
             // Tomlyn throws instead of reporting a few malformed inputs (e.g. a file ending in "\u": found by fuzzing).
-            return new Result(options, [new ConfigError(source, 0, "", $"not valid TOML ({ex.GetType().Name} in the TOML parser: {ex.Message})")], []);
+            return new Result(options, [new ConfigError(source, 0, "", $"not valid TOML ({ex.GetType().Name} in the TOML parser: {ex.Message})")], [], []);
         }
 
         if (document.HasErrors)
@@ -189,7 +196,7 @@ public static partial class RelayConfigLoader
                 }
             }
 
-            return new Result(options, errors, []);
+            return new Result(options, errors, [], []);
         }
 
         var collector = new Collector(source, errors);
@@ -205,6 +212,7 @@ public static partial class RelayConfigLoader
         }
 
         Dictionary<string, int> lines = collector.Lines;
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (Entry entry in collector.Entries)
         {
             Entry current = entry;
@@ -220,6 +228,7 @@ public static partial class RelayConfigLoader
                 current = entry with { Pattern = newKey };
             }
 
+            values[current.Pattern == entry.Pattern ? entry.Key : current.Pattern] = Canonical(entry.Value);
             if (Apply(options, current) is { } problem)
             {
                 errors.Add(new ConfigError(source, entry.Line, entry.Key, problem));
@@ -238,7 +247,7 @@ public static partial class RelayConfigLoader
         }
 
         ResolvePaths(options, Path.GetDirectoryName(source));
-        return new Result(options, [.. errors.OrderBy(e => e.Line)], lines); // file order (OrderBy is stable)
+        return new Result(options, [.. errors.OrderBy(e => e.Line)], lines, values); // file order (OrderBy is stable)
     }
 
     private static string? Apply(RelayOptions options, Entry entry)
@@ -414,7 +423,18 @@ public static partial class RelayConfigLoader
     private sealed record Entry(string Key, string Pattern, int Index, ValueSyntax Value, int Line);
 
     /// <summary>The options read, every error and warning, and the line of every key and table.</summary>
-    private sealed record Result(RelayOptions Options, List<ConfigError> Problems, Dictionary<string, int> Lines);
+    private sealed record Result(RelayOptions Options, List<ConfigError> Problems, Dictionary<string, int> Lines, Dictionary<string, string> Values);
+
+    /// <summary>A value without its comments and formatting: <c>"a"</c>, <c>42</c>, <c>true</c>, <c>["text", "image"]</c>.</summary>
+    private static string Canonical(ValueSyntax value) => value switch
+    {
+        StringValueSyntax s => "\"" + s.Value + "\"",
+        IntegerValueSyntax i => i.Value.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        BooleanValueSyntax b => b.Value ? "true" : "false",
+        FloatValueSyntax f => f.Value.ToString("R", System.Globalization.CultureInfo.InvariantCulture),
+        ArraySyntax a => "[" + string.Join(", ", a.Items.Select(item => item.Value is null ? "" : Canonical(item.Value))) + "]",
+        _ => value.ToString()?.Trim() ?? "",
+    };
 
     /// <summary>Flattens the syntax tree into <see cref="Entry"/>s, remembering the line of every key and table.</summary>
     private sealed class Collector(string source, List<ConfigError> errors)
@@ -496,4 +516,14 @@ public static partial class RelayConfigLoader
             AddItems(key, "partners[]", PartnerCount++, items);
         }
     }
+}
+
+/// <summary>What <see cref="RelayConfigLoader.Read"/> found in a configuration file.</summary>
+/// <param name="Options">The options read; meaningful only when <see cref="IsValid"/>.</param>
+/// <param name="Problems">Every error and warning, in file order.</param>
+/// <param name="Values">Every key set in the file (<c>limits.max_frame_bytes</c>, <c>partners[0].id</c>) and its value, canonically spelled.</param>
+/// <param name="Lines">The 1-based line of every key and table.</param>
+internal sealed record LoadedConfig(RelayOptions Options, IReadOnlyList<ConfigError> Problems, IReadOnlyDictionary<string, string> Values, IReadOnlyDictionary<string, int> Lines)
+{
+    public bool IsValid => !Problems.Any(p => !p.IsWarning);
 }

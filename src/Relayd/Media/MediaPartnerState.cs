@@ -5,10 +5,10 @@ namespace Relayd.Media;
 /// transfers, how many are open and how much of the spool they take; as a recipient its outbox and its connected
 /// sessions. Guarded by the router's lock.
 /// </summary>
-internal sealed class MediaPartnerState(long maxBytes)
+internal sealed class MediaPartnerState(Routing.PartnerInfo partner)
 {
-    /// <summary>Largest blob this partner may send (its own limit, or the relay's).</summary>
-    public long MaxBytes { get; } = maxBytes;
+    /// <summary>Largest blob this partner may send (its own limit, or the relay's), as configured now (a reload may change it).</summary>
+    public long MaxBytes => partner.Settings.MaxMediaBytes;
 
     /// <summary>Transfers this partner sends, open or spooled, by transfer id.</summary>
     public Dictionary<UInt128, MediaTransfer> Transfers { get; } = [];

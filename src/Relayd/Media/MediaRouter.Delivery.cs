@@ -14,7 +14,7 @@ internal sealed partial class MediaRouter
     {
         lock (_lock)
         {
-            LinkedList<MediaTransfer> outbox = _state[peer.Partner].Outbox;
+            LinkedList<MediaTransfer> outbox = StateOf(peer.Partner).Outbox;
             if (outbox.First is not { } node)
             {
                 return null;
@@ -106,7 +106,7 @@ internal sealed partial class MediaRouter
 
         lock (_lock)
         {
-            LinkedList<MediaTransfer> outbox = _state[peer.Partner].Outbox;
+            LinkedList<MediaTransfer> outbox = StateOf(peer.Partner).Outbox;
             if (transfer.State == MediaTransferState.Spooled)
             {
                 outbox.Remove(transfer);

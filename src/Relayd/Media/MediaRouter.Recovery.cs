@@ -40,12 +40,12 @@ internal sealed partial class MediaRouter
 
             UInt128 id = MediaChunkWire.ReadTransferId(file.Open.TransferId);
             var transfer = MediaTransfer.Recovered(id, file.Open, sender, recipient, file.BasePath, expiresAt, file.Complete, file.Length, _options.WindowBytes);
-            MediaPartnerState from = _state[sender];
+            MediaPartnerState from = StateOf(sender);
             from.Transfers[id] = transfer;
             from.SpoolBytes += transfer.TotalSize;
             if (file.Complete)
             {
-                _state[recipient].Outbox.AddLast(transfer);
+                StateOf(recipient).Outbox.AddLast(transfer);
                 blobs++;
             }
             else

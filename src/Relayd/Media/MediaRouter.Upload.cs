@@ -38,7 +38,7 @@ internal sealed partial class MediaRouter
             RecipientFrameBytes = ProtoWire.LengthDelimitedFieldSize(MediaOpenFrameField, open.CalculateSize() + MaxDeliveryOffsetFieldBytes),
             Sha256Length = open.Sha256.Length,
             DeclaredMediaBytes = open.TotalSize,
-            SenderMediaLimitBytes = _state[sender].MaxBytes,
+            SenderMediaLimitBytes = StateOf(sender).MaxBytes,
             ExpiresAtMs = open.ExpiresAtMs,
             NowMs = now,
         };
@@ -54,7 +54,7 @@ internal sealed partial class MediaRouter
         var transfer = MediaTransfer.Opened(id, open, sender, recipient, _spool.BasePath(recipient.Id, sender.Id, id), expiresAt, peer, _options.WindowBytes);
         lock (_lock)
         {
-            MediaPartnerState quota = _state[sender];
+            MediaPartnerState quota = StateOf(sender);
             if (quota.Transfers.ContainsKey(id))
             {
                 Refuse(peer, id, ErrorCode.MediaTransferExists, "a transfer with this id is open or spooled; resume it with MediaResume");
@@ -97,7 +97,7 @@ internal sealed partial class MediaRouter
             // Recipient connected: its session starts streaming now, following the bytes as they arrive. A session that
             // attaches from here on finds the files there and queues it itself.
             transfer.MarkStreamable();
-            MediaPartnerState to = _state[recipient];
+            MediaPartnerState to = StateOf(recipient);
             cutThrough = to.Peers.Count > 0 && transfer.AwaitsEarlyDelivery && !to.Outbox.Contains(transfer);
             if (cutThrough)
             {
@@ -191,10 +191,10 @@ internal sealed partial class MediaRouter
 
         lock (_lock)
         {
-            _state[transfer.Sender].OpenTransfers--;
+            StateOf(transfer.Sender).OpenTransfers--;
 
             // Unless a recipient session streamed it while it arrived (it sends MediaClose now), or it went meanwhile.
-            LinkedList<MediaTransfer> outbox = _state[transfer.Recipient].Outbox;
+            LinkedList<MediaTransfer> outbox = StateOf(transfer.Recipient).Outbox;
             if (transfer.State == MediaTransferState.Spooled && !outbox.Contains(transfer))
             {
                 outbox.AddLast(transfer);

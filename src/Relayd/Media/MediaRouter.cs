@@ -32,11 +32,12 @@ internal sealed partial class MediaRouter : IDisposable
     private readonly IMediaSpool _spool;
     private readonly Lock _lock = new();
 
-    // One per approved partner, keyed by the PartnerInfo reference; the dictionary itself never changes.
+    // One per partner, keyed by the PartnerInfo reference; a partner a reload approved gets its own on first use
+    // (StateOf). Guarded by _lock.
     private readonly Dictionary<PartnerInfo, MediaPartnerState> _state;
     private readonly Timer _sweeper;
 
-    public MediaRouter(MediaOptions options, IList<PartnerOptions> partnerOptions, PartnerDirectory partners, RelayLimits limits, IMediaSpool spool, ILogger logger, TimeProvider clock, RelayMetrics metrics)
+    public MediaRouter(MediaOptions options, PartnerDirectory partners, RelayLimits limits, IMediaSpool spool, ILogger logger, TimeProvider clock, RelayMetrics metrics)
     {
         _options = options;
         _partners = partners;
@@ -45,19 +46,25 @@ internal sealed partial class MediaRouter : IDisposable
         _clock = clock;
         _spool = spool;
         _metrics = metrics;
-        Dictionary<string, long> maxBytes = [];
-        foreach (PartnerOptions partner in partnerOptions)
-        {
-            maxBytes[partner.Id] = partner.MaxMediaBytes ?? options.MaxBytes;
-        }
-
         _state = new Dictionary<PartnerInfo, MediaPartnerState>(ReferenceEqualityComparer.Instance);
         foreach (PartnerInfo partner in partners.Partners)
         {
-            _state[partner] = new MediaPartnerState(maxBytes.GetValueOrDefault(partner.Id, options.MaxBytes));
+            _state[partner] = new MediaPartnerState(partner);
         }
 
         _sweeper = new Timer(_ => Sweep());
+    }
+
+    /// <summary>The media state of <paramref name="partner"/>, created for one a reload approved. Call under <c>_lock</c>.</summary>
+    private MediaPartnerState StateOf(PartnerInfo partner)
+    {
+        if (!_state.TryGetValue(partner, out MediaPartnerState? state))
+        {
+            state = new MediaPartnerState(partner);
+            _state[partner] = state;
+        }
+
+        return state;
     }
 
     /// <summary>Bytes of one chunk the relay sends to recipients (below the large-object heap size of .NET clients).</summary>
@@ -106,7 +113,7 @@ internal sealed partial class MediaRouter : IDisposable
         PartnerInfo partner = peer.Partner;
         lock (_lock)
         {
-            MediaPartnerState recipient = _state[partner];
+            MediaPartnerState recipient = StateOf(partner);
             recipient.Peers.Add(peer);
             foreach (MediaPartnerState sender in _state.Values)
             {
@@ -129,7 +136,7 @@ internal sealed partial class MediaRouter : IDisposable
     {
         lock (_lock)
         {
-            MediaPartnerState recipient = _state[peer.Partner];
+            MediaPartnerState recipient = StateOf(peer.Partner);
             recipient.Peers.Remove(peer);
             foreach (MediaPartnerState sender in _state.Values)
             {
@@ -156,7 +163,7 @@ internal sealed partial class MediaRouter : IDisposable
     {
         lock (_lock)
         {
-            return _state[sender].Transfers.GetValueOrDefault(id);
+            return StateOf(sender).Transfers.GetValueOrDefault(id);
         }
     }
 
@@ -182,14 +189,14 @@ internal sealed partial class MediaRouter : IDisposable
         IMediaPeer? downloader;
         lock (_lock)
         {
-            MediaPartnerState sender = _state[transfer.Sender];
+            MediaPartnerState sender = StateOf(transfer.Sender);
             if (sender.Transfers.Remove(transfer.Id))
             {
                 sender.OpenTransfers--;
                 sender.SpoolBytes -= transfer.TotalSize;
             }
 
-            _state[transfer.Recipient].Outbox.Remove(transfer);
+            StateOf(transfer.Recipient).Outbox.Remove(transfer);
             downloader = transfer.Downloader;
         }
 
@@ -206,11 +213,11 @@ internal sealed partial class MediaRouter : IDisposable
         {
             if (transfer.State == MediaTransferState.Spooled)
             {
-                _state[transfer.Recipient].Outbox.Remove(transfer);
+                StateOf(transfer.Recipient).Outbox.Remove(transfer);
             }
 
             transfer.Retire();
-            MediaPartnerState sender = _state[transfer.Sender];
+            MediaPartnerState sender = StateOf(transfer.Sender);
             if (sender.Transfers.Remove(transfer.Id))
             {
                 sender.SpoolBytes -= transfer.TotalSize;
@@ -237,7 +244,7 @@ internal sealed partial class MediaRouter : IDisposable
         IMediaPeer[] peers;
         lock (_lock)
         {
-            peers = [.. _state[partner].Peers];
+            peers = [.. StateOf(partner).Peers];
         }
 
         foreach (IMediaPeer peer in peers)

@@ -11,21 +11,18 @@ internal sealed class PartnerInfo : Admission.IAdmissionPartner
     private long _envelopesIn;
     private long _envelopesOut;
 
-    public PartnerInfo(PartnerOptions options, RelayLimits limits)
+    public PartnerInfo(PartnerOptions options, RelayLimits limits, long defaultMaxMediaBytes = MediaOptions.DefaultMaxBytes)
     {
         Id = options.Id;
         IdUtf8 = Encoding.UTF8.GetBytes(options.Id);
-        MaxConnections = options.MaxConnections ?? limits.MaxConnectionsPerPartner;
-        foreach (ContentKind kind in options.AcceptedKinds)
-        {
-            AcceptedKindsMask |= 1UL << (int)kind;
-        }
-
-        AcceptedKinds = [.. options.AcceptedKinds];
+        _settings = new PartnerSettings(options, limits, defaultMaxMediaBytes);
         Mailbox = new PartnerMailbox(limits.ShardCount, limits);
         Idempotency = new IdempotencyIndex(limits.DedupCapacityPerPartner, limits.DedupWindow);
         HeldReceipts = new HeldReceipts(limits.HeldReceiptsPerPartner);
     }
+
+    private volatile PartnerSettings _settings;
+    private volatile bool _retired;
 
     /// <summary>Receipts for this partner's messages that arrived while it had no open connection.</summary>
     public HeldReceipts HeldReceipts { get; }
@@ -34,12 +31,27 @@ internal sealed class PartnerInfo : Admission.IAdmissionPartner
 
     public byte[] IdUtf8 { get; }
 
-    public int MaxConnections { get; }
+    /// <summary>Its configured settings now; a reload swaps them (<see cref="Reconfigure"/>).</summary>
+    public PartnerSettings Settings => _settings;
+
+    public int MaxConnections => _settings.MaxConnections;
 
     /// <summary>Bit k set: content kind k accepted. 0 = every kind.</summary>
-    public ulong AcceptedKindsMask { get; }
+    public ulong AcceptedKindsMask => _settings.AcceptedKindsMask;
 
-    public IReadOnlyList<ContentKind> AcceptedKinds { get; }
+    public IReadOnlyList<ContentKind> AcceptedKinds => _settings.AcceptedKinds;
+
+    /// <summary>
+    /// True once a reload removed it from the approved partners: its sessions were sent GoAway, and what they still
+    /// send is refused (PARTNER_NOT_APPROVED). Approved again, it gets a new object.
+    /// </summary>
+    public bool IsRetired => _retired;
+
+    /// <summary>Applies reloaded settings (a kept partner); what is queued for it and its indexes stay.</summary>
+    public void Reconfigure(PartnerSettings settings) => _settings = settings;
+
+    /// <summary>Marks it removed from the approved partners (see <see cref="IsRetired"/>).</summary>
+    public void Retire() => _retired = true;
 
     public PartnerMailbox Mailbox { get; }
 
@@ -51,8 +63,11 @@ internal sealed class PartnerInfo : Admission.IAdmissionPartner
     ReadOnlySpan<byte> Admission.IAdmissionPartner.IdUtf8 => IdUtf8;
 
     /// <summary>Whether envelopes and media of <paramref name="contentKind"/> may go to this partner: its configuration and its connections' Hello allow it.</summary>
-    public bool Accepts(int contentKind) =>
-        (AcceptedKindsMask == 0 || ContentKinds.InMask(AcceptedKindsMask, contentKind)) && Mailbox.Declared.Accepts(contentKind);
+    public bool Accepts(int contentKind)
+    {
+        ulong mask = _settings.AcceptedKindsMask;
+        return (mask == 0 || ContentKinds.InMask(mask, contentKind)) && Mailbox.Declared.Accepts(contentKind);
+    }
 
     /// <summary>Why <see cref="Accepts"/> is false for <paramref name="contentKind"/>: the detail of CONTENT_KIND_UNSUPPORTED.</summary>
     public string KindRefusal(int contentKind) =>

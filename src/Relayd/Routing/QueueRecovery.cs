@@ -18,13 +18,15 @@ internal sealed class QueueRecovery : IRecoverySink
     private readonly ILogger _logger;
     private readonly List<SettledEnvelope> _dropped = [];
     private readonly Dictionary<string, long> _gone = [];
+    private readonly Action<RecoveryProgress>? _progress;
     private long _held;
 
-    public QueueRecovery(PartnerDirectory partners, IEnvelopeStore store, ILogger logger)
+    public QueueRecovery(PartnerDirectory partners, IEnvelopeStore store, ILogger logger, Action<RecoveryProgress>? progress = null)
     {
         _partners = partners;
         _store = store;
         _logger = logger;
+        _progress = progress;
     }
 
     /// <summary>Envelopes that expired while the relay was down: their senders get EXPIRED_UNDELIVERED receipts.</summary>
@@ -39,6 +41,8 @@ internal sealed class QueueRecovery : IRecoverySink
             StorageLog.ReceiptsHeld(_logger, _held - _dropped.Count, _dropped.Count);
         }
     }
+
+    void IRecoverySink.OnProgress(RecoveryProgress progress) => _progress?.Invoke(progress);
 
     RecoveredAs IRecoverySink.Recover(in StoredEnvelope envelope, StoredFate fate)
     {

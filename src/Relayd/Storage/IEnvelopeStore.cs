@@ -17,6 +17,12 @@ internal interface IEnvelopeStore : IDisposable
     /// <summary>Why the store failed (it then accepts and acknowledges nothing more), or null.</summary>
     Exception? Failure { get; }
 
+    /// <summary>
+    /// How long the store's commit in progress has been running (zero when none is); <see cref="TimeSpan.MaxValue"/>
+    /// when its committer is gone. What the systemd watchdog asks before each ping: a hung commit must stop them.
+    /// </summary>
+    TimeSpan CommitInProgressFor { get; }
+
     /// <summary>How far the store is durable; compare with the marks appends returned.</summary>
     DurableMark Durable { get; }
 

@@ -52,6 +52,22 @@ internal interface IRecoverySink
 
     /// <summary>Every envelope was handed over; called once, before the store logs its summary.</summary>
     void OnRecovered();
+
+    /// <summary>How far recovery has come; called about once a second while it runs (a long replay tells systemd it lives).</summary>
+    void OnProgress(RecoveryProgress progress)
+    {
+    }
+}
+
+/// <summary>How far a recovery has come.</summary>
+/// <param name="Envelopes">Envelope records replayed so far (the second pass).</param>
+/// <param name="Fraction">Of the whole recovery (both passes over the retained log), 0 to 1.</param>
+/// <param name="Elapsed">Since recovery began.</param>
+internal readonly record struct RecoveryProgress(long Envelopes, double Fraction, TimeSpan Elapsed)
+{
+    /// <summary>"recovering: 1.2 M envelopes, 40%".</summary>
+    public override string ToString() =>
+        $"recovering the write-ahead log: {(Envelopes >= 1_000_000 ? $"{Envelopes / 1e6:F1} M" : Envelopes >= 1000 ? $"{Envelopes / 1e3:F1} k" : Envelopes.ToString(System.Globalization.CultureInfo.InvariantCulture))} envelopes, {Fraction:P0}";
 }
 
 /// <summary>Reads a spilled shard's backlog from the store; see <see cref="IEnvelopeStore.ReadBacklog"/>.</summary>

@@ -21,8 +21,7 @@ internal sealed class PartnerListener : IDisposable
 {
     private readonly SessionServices _services;
     private readonly PartnerDirectory _partners;
-    private readonly SslStreamCertificateContext _serverCertificate;
-    private readonly PartnerCertificateValidator _validator;
+    private volatile ServerTls _tls; // a reload swaps both at once; a handshake takes one snapshot
     private readonly ConcurrentDictionary<long, Task> _connections = new();
     private readonly CancellationTokenSource _stopping = new();
     private Socket? _listenSocket;
@@ -34,8 +33,64 @@ internal sealed class PartnerListener : IDisposable
     {
         _services = services;
         _partners = partners;
-        _serverCertificate = SslStreamCertificateContext.Create(serverCertificate, additionalCertificates: null, offline: true);
-        _validator = validator;
+        _tls = new ServerTls(SslStreamCertificateContext.Create(serverCertificate, additionalCertificates: null, offline: true), validator);
+    }
+
+    /// <summary>The server certificate and the partner trust (CA bundle, CRL) handshakes use.</summary>
+    private sealed record ServerTls(SslStreamCertificateContext Certificate, PartnerCertificateValidator Validator);
+
+    /// <summary>
+    /// Makes new connections use <paramref name="serverCertificate"/> and <paramref name="validator"/> (a reload rotated
+    /// the certificate, the partner CA bundle or the CRL). Sessions already open keep their TLS session.
+    /// </summary>
+    public void ReplaceTls(X509Certificate2 serverCertificate, PartnerCertificateValidator validator) =>
+        _tls = new ServerTls(SslStreamCertificateContext.Create(serverCertificate, additionalCertificates: null, offline: true), validator);
+
+    /// <summary>
+    /// False once the accept loop has ended while the relay was not stopping (it died): the watchdog stops its
+    /// pings so that systemd restarts the relay.
+    /// </summary>
+    public bool IsAccepting => _acceptLoop is { IsCompleted: false } || _services.IsShuttingDown;
+
+    /// <summary>
+    /// Sends GoAway to every session of <paramref name="partner"/> (it was removed or suspended); a session still open
+    /// <see cref="RelayLimits.ShutdownTimeout"/> later is aborted. Returns how many.
+    /// </summary>
+    public int GoAway(PartnerInfo partner, ErrorCode code, string detail)
+    {
+        List<PartnerSession> leaving = [];
+        foreach (PartnerSession session in _services.Sessions)
+        {
+            if (ReferenceEquals(session.Partner, partner))
+            {
+                session.RequestGoAway(code, detail);
+                leaving.Add(session);
+            }
+        }
+
+        if (leaving.Count > 0)
+        {
+            _ = AbortLaterAsync(leaving);
+        }
+
+        return leaving.Count;
+    }
+
+    private async Task AbortLaterAsync(List<PartnerSession> sessions)
+    {
+        try
+        {
+            await Task.Delay(Limits.ShutdownTimeout, _stopping.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            return; // the relay stops: its own drain aborts what is left
+        }
+
+        foreach (PartnerSession session in sessions)
+        {
+            session.Abort(); // nothing if it closed already
+        }
     }
 
     private RelayLimits Limits => _services.Limits;
@@ -168,12 +223,14 @@ internal sealed class PartnerListener : IDisposable
         var transport = new StallWatchStream(new NetworkStream(socket, ownsSocket: true), _services.Metrics);
         var stream = new SslStream(transport, leaveInnerStreamOpen: false);
         string? refusal = null;
+        ServerTls serverTls = _tls;
+        PartnerCertificateValidator validator = serverTls.Validator;
         var tls = new SslServerAuthenticationOptions
         {
-            ServerCertificateContext = _serverCertificate,
+            ServerCertificateContext = serverTls.Certificate,
             ClientCertificateRequired = true,
             EnabledSslProtocols = SslProtocols.Tls13,
-            CertificateChainPolicy = _validator.CreatePolicy(),
+            CertificateChainPolicy = validator.CreatePolicy(),
 
             // No session tickets or cache: a resumed session skips the client certificate, so a certificate that
             // expired or was revoked (CRL reloaded) would keep working for the ticket's lifetime. Every connection
@@ -181,7 +238,7 @@ internal sealed class PartnerListener : IDisposable
             AllowTlsResume = false,
             RemoteCertificateValidationCallback = (_, certificate, chain, errors) =>
             {
-                refusal = _validator.Validate(certificate, chain, errors);
+                refusal = validator.Validate(certificate, chain, errors);
                 return refusal is null;
             },
         };

@@ -192,14 +192,14 @@ internal sealed partial class PartnerSession
         if (Volatile.Read(ref _closeRequested) == 1 && Interlocked.Exchange(ref _closeRequested, 2) == 1)
         {
             var code = (ErrorCode)Volatile.Read(ref _closeCode);
-            Frame frame = code is ErrorCode.ShuttingDown or ErrorCode.PartnerSuspended
+            bool goAway = _closeWithGoAway;
+            Frame frame = goAway
                 ? new Frame { GoAway = new GoAway { Code = code, Detail = _closeDetail } }
                 : new Frame { Error = new Error { Code = code, Detail = _closeDetail, Fatal = true } };
             await _stream.WriteAsync(frame.ToDelimitedArray(), abort);
-            if (code != ErrorCode.ShuttingDown)
+            if (!goAway)
             {
-                // A fatal error ends the session now, and so does a suspension (its unacknowledged deliveries go back to
-                // the queue); after GoAway SHUTTING_DOWN the partner closes when its work is done.
+                // A fatal error ends the session now; after GoAway the partner closes when its work is done.
                 await _abort.CancelAsync();
             }
 

@@ -40,6 +40,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
     private int _pingOutstanding;
     private int _closeCode;   // an ErrorCode, set once: GoAway / fatal error the writer must send before closing
     private string _closeDetail = "";
+    private volatile bool _closeWithGoAway; // GoAway (the partner finishes and closes) rather than a fatal Error
     private int _closeRequested;
     private int _writeStalled;
     private string? _abortReason;
@@ -172,11 +173,20 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
     }
 
     /// <summary>Closes the session after sending GoAway (shutdown) or a fatal Error (idle timeout).</summary>
-    public void RequestClose(ErrorCode code, string detail)
+    public void RequestClose(ErrorCode code, string detail) => RequestClose(code, detail, goAway: code == ErrorCode.ShuttingDown);
+
+    /// <summary>
+    /// Sends GoAway with <paramref name="code"/> (no new work on this connection: the partner finishes what is in
+    /// flight and closes), e.g. for a partner a reload removed.
+    /// </summary>
+    public void RequestGoAway(ErrorCode code, string detail) => RequestClose(code, detail, goAway: true);
+
+    private void RequestClose(ErrorCode code, string detail, bool goAway)
     {
         if (Interlocked.CompareExchange(ref _closeRequested, 1, 0) == 0)
         {
             _closeDetail = detail;
+            _closeWithGoAway = goAway;
             Volatile.Write(ref _closeCode, (int)code);
             _writerSignal.Set();
         }

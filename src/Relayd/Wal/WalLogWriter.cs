@@ -21,6 +21,7 @@ internal sealed partial class WalLogWriter
     private int _parking; // 1 while the writer found nothing to write and is about to wait or waiting
     private bool _woken; // guarded by _gate
     private long _syncCount;
+    private long _commitStarted; // Stopwatch timestamp of the commit in progress; 0 while none is
     private readonly int _commitDelayMicroseconds;
     private const int TargetBatchBytes = 256 * 1024; // commit_delay_us waits only while a batch is below this: a larger one already spreads its fdatasync over many records
 
@@ -55,6 +56,22 @@ internal sealed partial class WalLogWriter
     }
 
     public void Start() => _thread.Start();
+
+    /// <summary>
+    /// How long the commit in progress (pwrite and fdatasync of one batch) has been running; zero while the writer
+    /// waits for appends. A hung disk shows here: the watchdog stops its pings once this passes its interval.
+    /// </summary>
+    public TimeSpan CommitInProgressFor
+    {
+        get
+        {
+            long started = Volatile.Read(ref _commitStarted);
+            return started == 0 ? TimeSpan.Zero : System.Diagnostics.Stopwatch.GetElapsedTime(started);
+        }
+    }
+
+    /// <summary>False once the writer thread ended without being stopped (it failed: the log is failed too).</summary>
+    public bool IsRunning => _thread.IsAlive || _stopping;
 
     /// <summary>Called after every append; a single volatile read unless the writer is idle.</summary>
     public void Wake()
@@ -126,10 +143,13 @@ internal sealed partial class WalLogWriter
 
             batch.WaitForWriters();
             long started = System.Diagnostics.Stopwatch.GetTimestamp();
+            Volatile.Write(ref _commitStarted, started);
             if (_log.Failure is not null || !WriteAndSync(batch))
             {
                 return;
             }
+
+            Volatile.Write(ref _commitStarted, 0);
 
             _metrics?.WalCommitDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             _metrics?.WalBytes.Add(batch.Used);

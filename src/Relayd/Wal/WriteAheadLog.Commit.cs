@@ -34,6 +34,12 @@ public sealed partial class WriteAheadLog
     /// <summary>How many fdatasync calls commits have made (fewer than records when group commit batches them).</summary>
     public long SyncCount => _writer.SyncCount;
 
+    /// <summary>How long the commit in progress has run (zero when none is); see <see cref="WalLogWriter.CommitInProgressFor"/>.</summary>
+    public TimeSpan CommitInProgressFor => _writer.CommitInProgressFor;
+
+    /// <summary>False once the log-writer thread died.</summary>
+    public bool IsWriterRunning => _writer.IsRunning;
+
     /// <summary>A copy of how long each fdatasync took, in microseconds (for metrics; read it with the HdrHistogram API).</summary>
     public HdrHistogram.HistogramBase SyncLatency => _writer.SyncLatencySnapshot();
 

@@ -8,6 +8,9 @@ public sealed partial class WriteAheadLog
     public IReadOnlyList<ulong> Segments => [.. _segments.Select(s => s.Number)];
 
     /// <summary>Bytes of all segment files on disk, including the spare prepared ahead.</summary>
+    /// <summary>Each retained segment's number and length, oldest first (recovery's progress is measured against them).</summary>
+    public IReadOnlyList<(ulong Number, long Length)> SegmentLengths => [.. _segments.Select(s => (s.Number, s.Length))];
+
     public long SizeBytes => _segments.Sum(s => s.Length) + (_preparer.Ready?.Length ?? 0);
 
     /// <summary>

@@ -67,11 +67,17 @@ internal sealed class RelaydProcess : IAsyncDisposable
     }
 
     /// <summary>True when <c>RELAYD_DURABILITY_WITHOUT_WAL=1</c>: the config has no [wal] table (see remarks).</summary>
-    public static bool WithoutWal => Environment.GetEnvironmentVariable("RELAYD_DURABILITY_WITHOUT_WAL") == "1";
+    public static bool WithoutWal => System.Environment.GetEnvironmentVariable("RELAYD_DURABILITY_WITHOUT_WAL") == "1";
 
     public int Port { get; }
 
     public string WalDirectory { get; }
+
+    /// <summary>The config file the relay runs on (a test may rewrite it before a reload).</summary>
+    public string ConfigPath => _configPath;
+
+    /// <summary>Environment variables for the next start (NOTIFY_SOCKET, WATCHDOG_USEC...).</summary>
+    public Dictionary<string, string> Environment { get; } = [];
 
     /// <summary>The running process's id; throws when none runs.</summary>
     public int Pid => (_process ?? throw new InvalidOperationException("relayd is not running")).Id;
@@ -165,6 +171,13 @@ internal sealed class RelaydProcess : IAsyncDisposable
         RelaydConfigFile.Signal(_process ?? throw new InvalidOperationException("relayd is not running"), SigTerm);
     }
 
+    /// <summary>SIGHUP: reload the configuration (what <c>systemctl reload</c> sends).</summary>
+    public void SendSighup()
+    {
+        const int SigHup = 1;
+        RelaydConfigFile.Signal(_process ?? throw new InvalidOperationException("relayd is not running"), SigHup);
+    }
+
     /// <summary>Waits for the process to exit by itself; returns the exit code.</summary>
     public async Task<int> WaitForExitAsync(int seconds = 30)
     {
@@ -227,6 +240,10 @@ internal sealed class RelaydProcess : IAsyncDisposable
     {
         _process?.Dispose();
         ProcessStartInfo start = RelaydConfigFile.RunCommand(_configPath);
+        foreach ((string name, string value) in Environment)
+        {
+            start.Environment[name] = value;
+        }
         int run = Interlocked.Increment(ref _runs);
         var output = new ConcurrentQueue<string>();
         _output = output;

@@ -19,7 +19,8 @@ public sealed class PartnerTableTests
         PartnerInfo alpha = directory.Find("alpha")!;
         PartnerInfo beta = directory.Find("beta")!;
 
-        PartnerTable after = directory.Replace(Options("gamma", "alpha"));
+        directory.Replace(Options("gamma", "alpha"));
+        PartnerTable after = directory.Current;
 
         Assert.Same(after, directory.Current);
         Assert.Same(alpha, directory.Find("alpha"));
@@ -49,6 +50,43 @@ public sealed class PartnerTableTests
         Assert.Same(alpha, directory.Find("alpha"));
         Assert.NotSame(beta, directory.Find("beta")); // its queues, dedup index and held receipts went with its removal
         Assert.Equal(["alpha", "beta", "gamma"], directory.Partners.Select(p => p.Id));
+    }
+
+    [Fact]
+    public void A_kept_partner_takes_the_reloaded_settings()
+    {
+        var directory = new PartnerDirectory(Options("alpha", "beta"));
+        PartnerInfo alpha = directory.Find("alpha")!;
+        RelayOptions reloaded = Options("alpha", "beta");
+        reloaded.Partners[0].MaxConnections = 3;
+        reloaded.Partners[0].AcceptedKinds.Add(Relayd.Protocol.V1.ContentKind.Text);
+        reloaded.Partners[0].MaxMediaBytes = 1024;
+
+        directory.Replace(reloaded);
+
+        Assert.Same(alpha, directory.Find("alpha"));
+        Assert.Equal(3, alpha.MaxConnections);
+        Assert.Equal([Relayd.Protocol.V1.ContentKind.Text], alpha.AcceptedKinds);
+        Assert.True(alpha.Accepts((int)Relayd.Protocol.V1.ContentKind.Text));
+        Assert.False(alpha.Accepts((int)Relayd.Protocol.V1.ContentKind.Image));
+    }
+
+    [Fact]
+    public void A_replacement_reports_what_changed_and_retires_the_removed_partners()
+    {
+        var directory = new PartnerDirectory(Options("alpha", "beta"));
+        PartnerInfo beta = directory.Find("beta")!;
+        RelayOptions reloaded = Options("alpha", "gamma");
+        reloaded.Partners[0].MaxConnections = 3;
+
+        PartnerChanges changes = directory.Replace(reloaded);
+
+        Assert.Equal(["gamma"], changes.Added.Select(p => p.Id));
+        Assert.Equal([beta], changes.Removed);
+        Assert.True(beta.IsRetired);
+        Assert.False(directory.Find("alpha")!.IsRetired);
+        Assert.Equal("partners +gamma -beta; alpha: max_connections 16 -> 3", changes.ToString());
+        Assert.Equal("partners unchanged", directory.Replace(reloaded).ToString());
     }
 
     [Fact]

@@ -3,7 +3,9 @@ using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using System.Runtime.InteropServices;
 using Relayd.Diagnostics;
+using Relayd.Hosting.Reload;
 using Relayd.Wal;
 using Relayd.Security;
 
@@ -20,31 +22,36 @@ internal static class ServeCommands
         var command = new Command("run", "Run the relay in the foreground (what the systemd unit starts)") { config };
         command.SetAction(async (parse, cancellationToken) =>
         {
-            RelayOptions options;
-            IReadOnlyList<ConfigError> warnings;
-            try
+            string path = parse.GetValue(config)!.FullName;
+            LoadedConfig loaded = RelayConfigLoader.Read(path, checkFiles: false); // the [tls] files are loaded by the relay itself
+            if (!loaded.IsValid)
             {
-                options = RelayConfigLoader.Load(parse.GetValue(config)!.FullName, out warnings);
-            }
-            catch (ConfigException ex)
-            {
-                await Console.Error.WriteLineAsync(ex.Message);
+                await Console.Error.WriteLineAsync(new ConfigException([.. loaded.Problems.Where(p => !p.IsWarning)]).Message);
                 return ExitCodes.BadConfig;
             }
 
-            return await RunHostAsync(options, cancellationToken, warnings);
+            return await RunHostAsync(loaded.Options, cancellationToken, [.. loaded.Problems.Where(p => p.IsWarning)], new ConfigSource(path, loaded.Values));
         });
         return command;
     }
 
     /// <summary>Runs the relay until SIGTERM; the exit code says whether it stopped cleanly or why it would not start.</summary>
-    public static async Task<int> RunHostAsync(RelayOptions options, CancellationToken cancellationToken, IReadOnlyList<ConfigError>? configWarnings = null)
+    public static async Task<int> RunHostAsync(RelayOptions options, CancellationToken cancellationToken, IReadOnlyList<ConfigError>? configWarnings = null, ConfigSource? source = null)
     {
-        IHost host = RelayHost.Build(options);
+        IHost host = RelayHost.Build(options, source: source);
         try
         {
             RelayHostedService relay = host.Services.GetRequiredService<RelayHostedService>();
             ILogger logger = host.Services.GetRequiredService<ILogger<RelayHostedService>>();
+            IConfigReload reload = host.Services.GetRequiredService<IConfigReload>();
+
+            // SIGHUP (systemctl reload) re-reads the configuration; registered before the long recovery, so that an
+            // early SIGHUP is refused with a log line instead of ending the process (its default action).
+            using PosixSignalRegistration hangUp = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+            {
+                context.Cancel = true;
+                _ = ReloadOnSignalAsync(reload, logger);
+            });
             foreach (ConfigError warning in configWarnings ?? [])
             {
                 RelayLog.ConfigWarning(logger, warning.ToString());
@@ -61,6 +68,19 @@ internal static class ServeCommands
         finally
         {
             await ((IAsyncDisposable)host).DisposeAsync(); // again after RunAsync, which is harmless
+        }
+    }
+
+    private static async Task ReloadOnSignalAsync(IConfigReload reload, ILogger logger)
+    {
+        try
+        {
+            await reload.ReloadAsync("SIGHUP");
+        }
+        catch (Exception ex)
+        {
+            // Nothing may escape a signal handler's task; the reload logs its own refusals, this is for the rest.
+            OperationsLog.ReloadRefused(logger, "SIGHUP", $"internal error ({ex.GetType().Name}): {ex.Message}");
         }
     }
 

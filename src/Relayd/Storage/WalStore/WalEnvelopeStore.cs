@@ -59,6 +59,8 @@ internal sealed partial class WalEnvelopeStore : IEnvelopeStore
 
     public bool IsFull => _full;
 
+    public TimeSpan CommitInProgressFor => _log.IsWriterRunning ? _log.CommitInProgressFor : TimeSpan.MaxValue;
+
     /// <summary>Opens (and recovers) the log; the caller then replays it with <see cref="Recover"/>.</summary>
     public static WalEnvelopeStore Open(StorageOptions options, ILogger logger, RelayMetrics? metrics = null)
     {
