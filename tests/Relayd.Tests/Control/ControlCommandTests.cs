@@ -32,7 +32,9 @@ public sealed class ControlCommandTests : IClassFixture<PkiFixture>
         Assert.Equal(1, status.GetProperty("backlog").GetInt64());
         Assert.Equal(3, status.GetProperty("partners_approved").GetInt32());
         Assert.False(status.GetProperty("draining").GetBoolean());
-        Assert.False(status.GetProperty("reload_available").GetBoolean());
+        Assert.True(status.GetProperty("reload_available").GetBoolean());
+        Assert.True(File.Exists(status.GetProperty("config_file").GetString()), "status names the config file reloads read");
+        Assert.False(status.TryGetProperty("last_reload", out _), "no reload yet");
         Assert.True(status.GetProperty("log_bytes").GetInt64() > 0);
 
         JsonElement[] partners = [.. (await relay.CtlJsonAsync("partners")).GetProperty("partners").EnumerateArray()];
@@ -58,7 +60,7 @@ public sealed class ControlCommandTests : IClassFixture<PkiFixture>
         ExternalProcess.Result table = await relay.CtlAsync("status");
         Assert.Equal(0, table.ExitCode);
         Assert.Matches(@"(?m)^draining:\s+no$", table.StandardOutput);
-        Assert.Matches(@"(?m)^reload:\s+not available$", table.StandardOutput);
+        Assert.Matches(@"(?m)^reload:\s+none since start$", table.StandardOutput);
         Assert.Matches(@"(?m)^backlog:\s+1 envelope", table.StandardOutput);
 
         ExternalProcess.Result partnerTable = await relay.CtlAsync("partners");
@@ -88,10 +90,16 @@ public sealed class ControlCommandTests : IClassFixture<PkiFixture>
             """{"command":"partners"}""");
 
         Assert.True(answers[0].GetProperty("ok").GetBoolean());
-        Assert.Equal(["malformed_request", "malformed_request", "unknown_command", "missing_argument", "unknown_partner", "not_available"],
-            answers[1..7].Select(a => a.GetProperty("error").GetProperty("code").GetString()));
-        Assert.All(answers[1..7], a => Assert.False(a.GetProperty("ok").GetBoolean()));
+        Assert.Equal(["malformed_request", "malformed_request", "unknown_command", "missing_argument", "unknown_partner"],
+            answers[1..6].Select(a => a.GetProperty("error").GetProperty("code").GetString()));
+        Assert.All(answers[1..6], a => Assert.False(a.GetProperty("ok").GetBoolean()));
+        Assert.True(answers[6].GetProperty("ok").GetBoolean(), answers[6].ToString());
+        Assert.True(answers[6].GetProperty("reload").GetProperty("applied").GetBoolean());
+        Assert.StartsWith("ctl uid=0 pid=", answers[6].GetProperty("reload").GetProperty("requested_by").GetString(), StringComparison.Ordinal);
         Assert.True(answers[7].GetProperty("ok").GetBoolean());
+        await relay.Relay.WaitForOutputAsync("Reload requested by ctl uid=0 pid=");
+        JsonElement lastReload = (await relay.CtlJsonAsync("status")).GetProperty("status").GetProperty("last_reload");
+        Assert.True(lastReload.GetProperty("applied").GetBoolean());
 
         // A request beyond the bound is refused before it is read to its end, and the connection closes.
         List<JsonElement> tooLarge = await relay.RawAsync(new string(' ', 100_000) + """{"command":"status"}""");
