@@ -1,9 +1,11 @@
+using System.Diagnostics.Metrics;
 using System.Net;
 using System.Runtime;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Logging;
 using Relayd.Delivery;
 using Relayd.Diagnostics;
+using Relayd.Diagnostics.Prometheus;
 using Relayd.Media;
 using Relayd.Routing;
 using Relayd.Security;
@@ -24,7 +26,7 @@ namespace Relayd;
 /// socket; then accept, heartbeat and maintenance. Stop: the listener's GoAway and drain, then maintenance, the
 /// storage summary and the store.
 /// </remarks>
-internal sealed class Relay : IAsyncDisposable
+internal sealed class Relay : IAsyncDisposable, IRelayProbe
 {
     private readonly RelayOptions _options;
     private readonly IPEndPoint _endpoint;
@@ -39,6 +41,8 @@ internal sealed class Relay : IAsyncDisposable
     private MediaRouter? _media;
     private SessionServices? _services;
     private PartnerListener? _listener;
+    private PrometheusExporter? _exporter;
+    private MetricsEndpoint? _metricsEndpoint;
     private Task _maintenanceLoop = Task.CompletedTask;
     private bool _opened;
     private bool _started;
@@ -118,6 +122,9 @@ internal sealed class Relay : IAsyncDisposable
     /// <summary>Where the relay listens (the real port when 0 was configured).</summary>
     public IPEndPoint LocalEndPoint => _listener?.LocalEndPoint ?? throw new InvalidOperationException("not started");
 
+    /// <summary>Where the metrics endpoint listens (the real port when 0 was configured).</summary>
+    public IPEndPoint MetricsEndPoint => _metricsEndpoint?.LocalEndPoint ?? throw new InvalidOperationException("no metrics endpoint ([metrics] listen)");
+
     /// <summary>The sessions past their Welcome.</summary>
     public IReadOnlyCollection<PartnerSession> Sessions => _services?.Sessions ?? [];
 
@@ -176,7 +183,41 @@ internal sealed class Relay : IAsyncDisposable
             Refusals = _refusals,
         };
         _listener = new PartnerListener(_services, Partners, _serverCertificate, _validator);
+        ObserveState(store, _media);
+        if (_options.Metrics.Enabled)
+        {
+            // After recovery, before the partner port: /readyz says 503 until the accept loop runs.
+            _exporter = new PrometheusExporter(Metrics.Meter);
+            _metricsEndpoint = new MetricsEndpoint(_exporter, this, _logger);
+            _metricsEndpoint.Start(ListenAddress.Parse(_options.Metrics.Listen));
+        }
+
         _listener.Listen(_endpoint);
+    }
+
+    string? IRelayProbe.HealthProblem() =>
+        _store is not { } store || _storeClosed ? "the write-ahead log is closed: the relay is stopping"
+        : store.Failure is { } failure ? $"the write-ahead log failed ({failure.Message}): nothing more is accepted; restart to recover"
+        : store.IsFull ? "the write-ahead log's disk is below wal.reserve_bytes: envelopes are refused with STORAGE_FULL until space returns"
+        : null;
+
+    string? IRelayProbe.NotReadyReason() =>
+        _stopRequested || _services is { IsShuttingDown: true } ? "draining: the relay is stopping and accepts no new sessions or envelopes"
+        : !_started ? "starting: the partner listener does not accept yet"
+        : _listener is not { IsAccepting: true } ? "the partner listener's accept loop has ended"
+        : null;
+
+    /// <summary>Points the metrics' gauges at the state they read at collection time: backlog, media, log size.</summary>
+    private void ObserveState(WalEnvelopeStore store, MediaRouter media)
+    {
+        KeyValuePair<string, object?> inMemory = new("held", "memory");
+        KeyValuePair<string, object?> inLogOnly = new("held", "log_only");
+        Metrics.ObserveBacklog(() => MailboxBacklog.Capture(Partners).SelectMany(b => (Measurement<long>[])
+            [new(b.InMemory, RelayMetrics.PartnerTag(b.Partner), inMemory), new(b.InLogOnly, RelayMetrics.PartnerTag(b.Partner), inLogOnly)]));
+        Metrics.ObserveMedia(
+            () => media.CaptureUsage().Select(u => new Measurement<long>(u.OpenTransfers, RelayMetrics.PartnerTag(u.Partner))),
+            () => media.CaptureUsage().Select(u => new Measurement<long>(u.SpoolBytes, RelayMetrics.PartnerTag(u.Partner))));
+        Metrics.ObserveLog(() => _storeClosed ? 0 : store.CaptureMetrics([]).LogBytes);
     }
 
     /// <summary>
@@ -208,6 +249,7 @@ internal sealed class Relay : IAsyncDisposable
         if (_listener is not { IsListening: true })
         {
             _services?.BeginShutdown();
+            await StopMetricsEndpointAsync();
             CloseStore(); // never listened (the start was refused): nothing to drain, nothing to report
             return;
         }
@@ -217,6 +259,7 @@ internal sealed class Relay : IAsyncDisposable
         await _maintenanceLoop;
         _refusals.Flush(Environment.TickCount64 + (long)_options.Limits.RefusalLogInterval.TotalMilliseconds);
         StorageLog.Summary(_logger, StorageMetrics.ToString());
+        await StopMetricsEndpointAsync(); // it answered /readyz with 503 while the sessions drained
         CloseStore();
         RelayLog.Stopped(_logger, remaining);
     }
@@ -227,9 +270,13 @@ internal sealed class Relay : IAsyncDisposable
         CloseStore(); // also when the relay never started
         _media?.Dispose();
         _listener?.Dispose();
+        await StopMetricsEndpointAsync();
+        _exporter?.Dispose();
         Metrics.Dispose();
         _stopping.Dispose();
     }
+
+    private ValueTask StopMetricsEndpointAsync() => _metricsEndpoint?.DisposeAsync() ?? ValueTask.CompletedTask;
 
     /// <summary>True once <see cref="Drain"/> was called: new sessions and envelopes are refused with DRAINING.</summary>
     public bool IsDraining => _services?.IsDraining ?? false;

@@ -31,6 +31,9 @@ public sealed class RelayOptions
     /// <summary>Media transfers: the spool and the limits on blobs.</summary>
     public MediaOptions Media { get; set; } = new();
 
+    /// <summary>The opt-in Prometheus and probe endpoint. Defaults to off.</summary>
+    public MetricsOptions Metrics { get; set; } = new();
+
     /// <summary>The admin control socket (<c>relayd ctl</c>).</summary>
     public ControlOptions Control { get; set; } = new();
 
@@ -74,6 +77,7 @@ public sealed class RelayOptions
         }
 
         CheckPartners(problems, lineOfKey);
+        Metrics.Check(problems);
         return problems;
     }
 

@@ -41,6 +41,7 @@ internal static class EventIds
     // 4xx routing and receipts (RelayLog)
     public const int EnvelopeRefused = 400;
     public const int ReceiptsDropped = 401;
+    public const int EnvelopeRefusalsSummarized = 402;
 
     // 5xx write-ahead log (WalLog)
     public const int Opened = 500;
@@ -104,4 +105,12 @@ internal static class EventIds
     public const int ControlReloadRequested = 826;
     public const int ControlRequestFailed = 827;
     public const int ControlGroupUnknown = 828;
+
+    // 85x metrics endpoint (RelayLog, Diagnostics/Prometheus)
+    public const int MetricsListening = 850;
+    public const int MetricsRequestRefused = 851;
+    public const int MetricsRequestTimedOut = 852;
+    public const int MetricsTooManyConnections = 853;
+    public const int MetricsAcceptFailed = 854;
+    public const int MetricsStopped = 855;
 }

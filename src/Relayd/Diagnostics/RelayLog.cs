@@ -60,8 +60,16 @@ internal static partial class RelayLog
     public static void EnvelopeRefused(ILogger logger, string partnerId, ErrorCode code, string detail) =>
         EnvelopeRefused(logger, partnerId, ProtoNames.Of(code), detail);
 
-    [LoggerMessage(EventIds.EnvelopeRefused, LogLevel.Debug, "Envelope from partner {PartnerId} refused with {Code}: {Detail}")]
+    // Warning: what a partner's support asks about first. EnvelopeRefusalLog keeps it to one line per partner and code
+    // per interval, with a summary of the repeats.
+    [LoggerMessage(EventIds.EnvelopeRefused, LogLevel.Warning, "Envelope from partner {PartnerId} refused with {Code}: {Detail}")]
     private static partial void EnvelopeRefused(ILogger logger, string partnerId, string code, string detail);
+
+    public static void EnvelopeRefusalsSummarized(ILogger logger, long count, string partnerId, ErrorCode code, long seconds) =>
+        EnvelopeRefusalsSummarized(logger, count, partnerId, ProtoNames.Of(code), seconds);
+
+    [LoggerMessage(EventIds.EnvelopeRefusalsSummarized, LogLevel.Warning, "Refused {Count} more envelopes from partner {PartnerId} with {Code} in the last {Seconds} s")]
+    private static partial void EnvelopeRefusalsSummarized(ILogger logger, long count, string partnerId, string code, long seconds);
 
     [LoggerMessage(EventIds.ReceiptsDropped, LogLevel.Warning, "{Count} receipts for partner {PartnerId} dropped: it has been away for longer than held_receipts_per_partner covers")]
     public static partial void ReceiptsDropped(ILogger logger, int count, string partnerId);

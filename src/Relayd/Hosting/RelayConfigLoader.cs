@@ -10,7 +10,7 @@ namespace Relayd.Hosting;
 /// which is why this walks Tomlyn's syntax tree (it keeps positions) rather than deserializing into a model.
 /// </summary>
 /// <remarks>
-/// Tables <c>[relay]</c>, <c>[tls]</c>, <c>[limits]</c>, <c>[wal]</c>, <c>[media]</c>, <c>[control]</c> and <c>[[partners]]</c>; the keys
+/// Tables <c>[relay]</c>, <c>[tls]</c>, <c>[limits]</c>, <c>[wal]</c>, <c>[media]</c>, <c>[metrics]</c>, <c>[control]</c> and <c>[[partners]]</c>; the keys
 /// are those of <see cref="Setters"/>, each setting one property of <see cref="RelayOptions"/>, whose doc comment
 /// gives its meaning, range and default. <c>packaging/relayd.toml</c> shows every key with its default and unit
 /// (ConfigKeyTableTests keeps the two in step). Durations are integers in the unit the key names (<c>_ms</c>,
@@ -21,7 +21,7 @@ namespace Relayd.Hosting;
 /// </remarks>
 public static partial class RelayConfigLoader
 {
-    private static readonly string[] Tables = ["relay", "tls", "limits", "wal", "media", "control"];
+    private static readonly string[] Tables = ["relay", "tls", "limits", "wal", "media", "metrics", "control"];
 
     private static readonly Dictionary<string, ContentKind> KindNames = new(StringComparer.Ordinal)
     {
@@ -81,6 +81,7 @@ public static partial class RelayConfigLoader
         ["media.max_concurrent_transfers_per_partner"] = (o, _, v) => o.Media.MaxConcurrentTransfersPerPartner = Int(v),
         ["media.transfer_idle_timeout_ms"] = (o, _, v) => o.Media.TransferIdleTimeout = Ms(v),
         ["media.window_bytes"] = (o, _, v) => o.Media.WindowBytes = Int(v),
+        ["metrics.listen"] = (o, _, v) => o.Metrics.Listen = Str(v),
         ["control.socket"] = (o, _, v) => o.Control.SocketPath = NonEmpty(v),
         ["control.group"] = (o, _, v) => o.Control.Group = NonEmpty(v),
     };
@@ -244,6 +245,11 @@ public static partial class RelayConfigLoader
             {
                 errors.Add(new ConfigError(source, LineOfKey(lines, problem.Key), problem.Key, problem.Message));
             }
+        }
+
+        if (!refused.Contains("metrics.listen") && options.Metrics.ExposureWarning() is { } exposed)
+        {
+            errors.Add(new ConfigError(source, LineOfKey(lines, "metrics.listen"), "metrics.listen", exposed) { IsWarning = true });
         }
 
         ResolvePaths(options, Path.GetDirectoryName(source));

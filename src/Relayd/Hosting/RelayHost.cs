@@ -53,7 +53,10 @@ internal static class RelayHost
         {
             RelayHostedService relay = services.GetRequiredService<RelayHostedService>();
             ConfigSource from = source ?? ConfigSource.None;
-            return new ConfigReloader(from.Path, from.Values, () => relay.Serving, services.GetRequiredService<SystemdNotifications>(), relay.StatusNow, services.GetRequiredService<ILogger<ConfigReloader>>());
+            return new ConfigReloader(from.Path, from.Values, () => relay.Serving, services.GetRequiredService<SystemdNotifications>(), relay.StatusNow, services.GetRequiredService<ILogger<ConfigReloader>>())
+            {
+                Reloaded = applied => relay.Metrics?.RecordReload(applied), // relayd_reloads_total{result}
+            };
         });
         builder.Services.AddHostedService(services => services.GetRequiredService<RelayHostedService>());
         return builder.Build();

@@ -44,6 +44,9 @@ internal sealed class RelayHostedService : IHostedService, IAsyncDisposable
 
     public Relay Relay => _relay ?? throw new InvalidOperationException("not started");
 
+    /// <summary>The relay's metrics once it is created; null before.</summary>
+    public Diagnostics.RelayMetrics? Metrics => _relay?.Metrics;
+
     /// <summary>The relay once it accepts connections; null before (a reload waits for it).</summary>
     public Relay? Serving => _serving;
 

@@ -102,6 +102,15 @@ internal sealed partial class MediaRouter : IDisposable
 
     public void Dispose() => _sweeper.Dispose();
 
+    /// <summary>Each sender partner's open transfers and spool bytes now, for the metrics' gauges.</summary>
+    public List<(string Partner, int OpenTransfers, long SpoolBytes)> CaptureUsage()
+    {
+        lock (_lock)
+        {
+            return [.. _state.Select(p => (p.Key.Id, p.Value.OpenTransfers, p.Value.SpoolBytes))];
+        }
+    }
+
     // ---------------------------------------------------------------- sessions
 
     /// <summary>

@@ -290,7 +290,7 @@ internal sealed partial class PartnerSession
         {
             // Sent by the writer once the log has made the envelope durable (see PendingAcks).
             _acks.Add(header.MessageId, outcome.AcceptedAtMs, outcome.Duplicate, outcome.DurableAt);
-            _services.Metrics.EnvelopesAccepted.Add(outcome.Duplicate ? 0 : 1);
+            _services.Metrics.EnvelopesAccepted.Add(outcome.Duplicate ? 0 : 1, Partner.MetricTag);
             if (!outcome.Duplicate)
             {
                 Partner.CountEnvelopeIn();
@@ -300,8 +300,12 @@ internal sealed partial class PartnerSession
         }
 
         string detail = outcome.Detail ?? ProtoNames.Of(outcome.Refusal);
-        RelayLog.EnvelopeRefused(_logger, Partner.Id, outcome.Refusal, detail);
-        _services.Metrics.EnvelopesRefused.Add(1, RelayMetrics.CodeTag(outcome.Refusal));
+        if (_services.Refusals.Envelopes.ShouldLog(Partner.Id, outcome.Refusal, Environment.TickCount64))
+        {
+            RelayLog.EnvelopeRefused(_logger, Partner.Id, outcome.Refusal, detail);
+        }
+
+        _services.Metrics.EnvelopesRefused.Add(1, Partner.MetricTag, RelayMetrics.CodeTag(outcome.Refusal));
         uint retryAfter = outcome.Refusal is ErrorCode.QueueFull or ErrorCode.ShuttingDown or ErrorCode.StorageFull or ErrorCode.RetryLater or ErrorCode.Draining
             ? (uint)_services.Limits.QueueFullRetryAfter.TotalMilliseconds
             : 0;
@@ -331,7 +335,7 @@ internal sealed partial class PartnerSession
             }
         }
 
-        _services.Metrics.EnvelopesDelivered.Add(_ackReceipts.Count);
+        _services.Metrics.EnvelopesDelivered.Add(_ackReceipts.Count, Partner.MetricTag);
         Partner.CountEnvelopesOut(_ackReceipts.Count);
         _services.Receipts.Settle(_ackReceipts);
     }

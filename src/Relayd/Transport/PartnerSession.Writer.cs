@@ -124,7 +124,7 @@ internal sealed partial class PartnerSession
         bool wrote = false;
         while (_acks.Count > 0)
         {
-            int length = _acks.TakeDurable(_services.Store.Durable, buffer);
+            int length = _acks.TakeDurable(_services.Store.Durable, buffer, _services.Metrics.AckLatency);
             if (length > 0)
             {
                 _services.Metrics.AcksSent.Add(_acks.LastTaken);

@@ -132,7 +132,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
 
             Partner.Mailbox.Attach(this);
             attached = true;
-            _services.Metrics.SessionsActive.Add(1);
+            _services.Metrics.SessionsActive.Add(1, Partner.MetricTag);
             _services.Media.Attach(this);
             _services.Receipts.HandOverHeld(Partner, this); // what was held while the partner was away comes first
             _services.Register(this);
@@ -154,7 +154,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
             {
                 Partner.Mailbox.Detach(this);
                 _services.Unregister(this);
-                _services.Metrics.SessionsActive.Add(-1);
+                _services.Metrics.SessionsActive.Add(-1, Partner.MetricTag);
             }
 
             if (reserved)

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
 using Relayd.Routing;
 using Relayd.Storage;
 
@@ -28,6 +30,7 @@ internal sealed class PendingAcks
 
     public void Add(UInt128 messageId, long acceptedAtMs, bool duplicate, DurableMark durableAt)
     {
+        long readAt = Stopwatch.GetTimestamp(); // the Ack's latency starts here (relayd.ack.latency)
         lock (_lock)
         {
             if (_count == _ring.Length)
@@ -42,7 +45,7 @@ internal sealed class PendingAcks
                 _head = 0;
             }
 
-            _ring[(_head + _count) % _ring.Length] = new Pending(messageId, acceptedAtMs, duplicate, durableAt);
+            _ring[(_head + _count) % _ring.Length] = new Pending(messageId, acceptedAtMs, duplicate, durableAt, readAt);
             Volatile.Write(ref _count, _count + 1);
         }
     }
@@ -58,10 +61,12 @@ internal sealed class PendingAcks
 
     /// <summary>
     /// Encodes, oldest first, the Acks whose envelopes are durable at <paramref name="durable"/>, as many as fit in
-    /// <paramref name="destination"/>. Stops at the first one still waiting, so Acks keep their order.
+    /// <paramref name="destination"/>. Stops at the first one still waiting, so Acks keep their order. Records each
+    /// one's time since <see cref="Add"/> on <paramref name="latency"/>.
     /// </summary>
-    public int TakeDurable(DurableMark durable, Span<byte> destination)
+    public int TakeDurable(DurableMark durable, Span<byte> destination, Histogram<double>? latency = null)
     {
+        long now = Stopwatch.GetTimestamp();
         int written = 0;
         int taken = 0;
         TaskCompletionSource? room = null;
@@ -76,6 +81,7 @@ internal sealed class PendingAcks
                 }
 
                 written += WireFrames.WriteAck(destination[written..], ack.MessageId, ack.AcceptedAtMs, ack.Duplicate);
+                latency?.Record(Stopwatch.GetElapsedTime(ack.ReadTimestamp, now).TotalMilliseconds);
                 _head = (_head + 1) % _ring.Length;
                 Volatile.Write(ref _count, _count - 1);
                 taken++;
@@ -109,5 +115,5 @@ internal sealed class PendingAcks
         }
     }
 
-    private readonly record struct Pending(UInt128 MessageId, long AcceptedAtMs, bool Duplicate, DurableMark DurableAt);
+    private readonly record struct Pending(UInt128 MessageId, long AcceptedAtMs, bool Duplicate, DurableMark DurableAt, long ReadTimestamp);
 }

@@ -49,7 +49,11 @@ internal sealed class RefusalAggregator
         _intervalMs = (long)interval.TotalMilliseconds;
         _logger = logger;
         _metrics = metrics;
+        Envelopes = new EnvelopeRefusalLog(interval, logger);
     }
+
+    /// <summary>Refused envelopes, per sender partner and code (summarized by the same <see cref="Flush"/>).</summary>
+    public EnvelopeRefusalLog Envelopes { get; }
 
     /// <summary>
     /// Counts one refusal. True when the caller logs it in full (the first of its key in the interval); false when
@@ -91,6 +95,7 @@ internal sealed class RefusalAggregator
     /// <summary>Logs the summary of every interval that has ended and forgets its key.</summary>
     public void Flush(long nowMs)
     {
+        Envelopes.Flush(nowMs);
         long untracked = 0;
         long untrackedSeconds = 0;
         lock (_lock)

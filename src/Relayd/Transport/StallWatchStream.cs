@@ -7,7 +7,7 @@ namespace Relayd.Transport;
 /// The socket stream under a partner's TLS stream, noting when the write in progress began. TLS writes it one
 /// record (at most 16 KiB) at a time, so a write pending for long means the partner has stopped taking bytes,
 /// however large the caller's buffer: that is what <see cref="PartnerSession.CheckProgress"/> looks for. It also counts
-/// the bytes that cross the socket (<c>relayd.bytes.received</c> / <c>.sent</c>).
+/// the bytes that cross the socket (<c>relayd.network.received</c> / <c>.sent</c>).
 /// </summary>
 internal sealed class StallWatchStream : Stream
 {

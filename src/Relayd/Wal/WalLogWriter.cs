@@ -153,6 +153,7 @@ internal sealed partial class WalLogWriter
 
             _metrics?.WalCommitDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
             _metrics?.WalBytes.Add(batch.Used);
+            _metrics?.WalCommitBatchSize.Record(batch.Used);
 
             _log.OnCommitted(batch.End);
             batch.Reset();
@@ -212,6 +213,7 @@ internal sealed partial class WalLogWriter
                 long started = System.Diagnostics.Stopwatch.GetTimestamp();
                 int errno = _sync.FDataSync(run.Segment.Handle);
                 long microseconds = Math.Max(1, (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMicroseconds);
+                _metrics?.WalSyncDuration.Record(microseconds / 1000.0);
                 lock (_syncLatencyLock)
                 {
                     // Readers copy under the same lock: HdrHistogram's iteration refuses to run during a write.

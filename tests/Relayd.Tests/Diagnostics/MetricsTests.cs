@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using Relayd.Diagnostics;
+using Relayd.Diagnostics.Prometheus;
 using Relayd.LoadGen.Media;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
@@ -51,11 +52,18 @@ public sealed class MetricsTests : IClassFixture<PkiFixture>
         Assert.Equal(0, metrics.Sum("relayd.envelopes.refused"));
         Assert.Equal(2, metrics.Sum("relayd.sessions.active"));
         Assert.InRange(metrics.Sum("relayd.frames.received"), 2 * Count + 1, 10 * Count); // envelopes, resend, DeliveryAcks (and maybe pings)
-        Assert.InRange(metrics.Sum("relayd.bytes.received"), (Count + 1) * 3000, long.MaxValue);
-        Assert.InRange(metrics.Sum("relayd.bytes.sent"), Count * 3000, long.MaxValue);
+        Assert.InRange(metrics.Sum("relayd.network.received"), (Count + 1) * 3000, long.MaxValue);
+        Assert.InRange(metrics.Sum("relayd.network.sent"), Count * 3000, long.MaxValue);
         Assert.InRange(metrics.Sum("relayd.wal.bytes"), Count * 3000, long.MaxValue);
         Assert.InRange(metrics.Recorded("relayd.wal.commit.duration"), 1, long.MaxValue);
         Assert.Equal(0, metrics.Sum("relayd.media.bytes"));
+        Assert.Equal(Count, metrics.Sum("relayd.envelopes.accepted", "partner", "alpha"));
+        Assert.Equal(Count, metrics.Sum("relayd.envelopes.delivered", "partner", "beta"));
+        Assert.Equal(1, metrics.Sum("relayd.sessions.active", "partner", "beta"));
+        Assert.Equal(Count + 1, metrics.Recorded("relayd.ack.latency"));
+        Assert.InRange(metrics.Recorded("relayd.wal.sync.duration"), 1, long.MaxValue);
+        Assert.Equal(metrics.Recorded("relayd.wal.commit.duration"), metrics.Recorded("relayd.wal.commit.batch.size"));
+        Assert.InRange(metrics.MostTags, 1, SeriesKey.MaxTags); // what the Prometheus exporter tells apart
 
         await beta.DisposeAsync();
         await Eventually(() => metrics.Sum("relayd.sessions.active") == 1);
@@ -73,6 +81,7 @@ public sealed class MetricsTests : IClassFixture<PkiFixture>
         await Eventually(() => metrics.Sum("relayd.refusals") >= 1);
 
         Assert.Equal(1, metrics.Sum("relayd.envelopes.refused", "code", "SENDER_MISMATCH"));
+        Assert.Equal(1, metrics.Sum("relayd.envelopes.refused", "partner", "alpha"));
         Assert.Equal(1, metrics.Sum("relayd.envelopes.refused"));
         Assert.Equal(0, metrics.Sum("relayd.envelopes.accepted"));
         Assert.Equal(1, metrics.Sum("relayd.refusals", "kind", "admission"));
@@ -108,7 +117,7 @@ public sealed class MetricsTests : IClassFixture<PkiFixture>
 
         Assert.Equal(1, busyMetrics.Sum("relayd.envelopes.accepted"));
         Assert.Equal(0, idleMetrics.Sum("relayd.envelopes.accepted"));
-        Assert.Equal(0, idleMetrics.Sum("relayd.bytes.received"));
+        Assert.Equal(0, idleMetrics.Sum("relayd.network.received"));
         Assert.Equal(0, idleMetrics.Sum("relayd.sessions.active"));
     }
 
@@ -127,28 +136,50 @@ public sealed class MetricsTests : IClassFixture<PkiFixture>
         };
         listener.SetMeasurementEventCallback<long>((_, value, _, _) => Interlocked.Add(ref seen, value));
         listener.SetMeasurementEventCallback<double>((_, _, _, _) => Interlocked.Increment(ref seen));
+        listener.SetMeasurementEventCallback<int>((_, _, _, _) => Interlocked.Increment(ref seen));
         RecordEachKind(metrics); // warm up (first calls may JIT and build caches)
 
         long unobserved = AllocatedBy(() => RecordEachKind(metrics));
         listener.Start();
         RecordEachKind(metrics);
         long observed = AllocatedBy(() => RecordEachKind(metrics));
+        listener.Dispose();
+        using var exporter = new PrometheusExporter(metrics.Meter);
+        RecordEachKind(metrics); // the exporter's first measurement of a tag set makes its series, once
+        long exported = AllocatedBy(() => RecordEachKind(metrics));
+        string scrape = System.Text.Encoding.UTF8.GetString(exporter.Collect());
 
         Assert.Equal(0, unobserved);
         Assert.Equal(0, observed);
+        Assert.Equal(0, exported);
         Assert.True(Interlocked.Read(ref seen) >= 1000, "the listener saw the measurements");
+        Assert.Contains("relayd_envelopes_refused_total{code=\"SENDER_MISMATCH\",partner=\"alpha\"} 200\n", scrape, StringComparison.Ordinal);
+        Assert.Contains("relayd_wal_sync_duration_seconds_count 200\n", scrape, StringComparison.Ordinal);
     }
 
+    private static readonly KeyValuePair<string, object?> Alpha = RelayMetrics.PartnerTag("alpha"); // as PartnerInfo keeps it
+
+    /// <summary>Every instrument the data path records, with the tags it records them with.</summary>
     private static void RecordEachKind(RelayMetrics metrics)
     {
         for (int i = 0; i < 100; i++)
         {
-            metrics.EnvelopesAccepted.Add(1);
-            metrics.EnvelopesRefused.Add(1, RelayMetrics.CodeTag(ErrorCode.SenderMismatch));
-            metrics.SessionsActive.Add(1);
+            metrics.EnvelopesAccepted.Add(1, Alpha);
+            metrics.EnvelopesRefused.Add(1, Alpha, RelayMetrics.CodeTag(ErrorCode.SenderMismatch));
+            metrics.EnvelopesDelivered.Add(3, Alpha);
+            metrics.AcksSent.Add(2);
+            metrics.SessionsActive.Add(1, Alpha);
+            metrics.FramesReceived.Add(4);
             metrics.BytesReceived.Add(1024);
+            metrics.BytesSent.Add(1024);
             metrics.WalCommitDuration.Record(0.25);
+            metrics.WalSyncDuration.Record(0.2);
+            metrics.WalCommitBatchSize.Record(8192);
+            metrics.WalBytes.Add(8192);
+            metrics.AckLatency.Record(0.4);
+            metrics.MediaBytes.Add(65536);
             metrics.Refusals.Add(1, RelayMetrics.KindTag("admission"));
+            metrics.RecordReload(applied: (i & 1) == 0);
         }
     }
 
@@ -189,6 +220,7 @@ public sealed class MetricsTests : IClassFixture<PkiFixture>
         private readonly MeterListener _listener = new();
         private readonly ConcurrentDictionary<string, long> _sums = new();
         private readonly ConcurrentDictionary<string, long> _recorded = new();
+        private int _mostTags;
 
         public RecordedMetrics(Meter meter)
         {
@@ -213,12 +245,19 @@ public sealed class MetricsTests : IClassFixture<PkiFixture>
         /// <summary>How many measurements <paramref name="instrument"/> took (for histograms).</summary>
         public long Recorded(string instrument) => _recorded.GetValueOrDefault(instrument);
 
+        /// <summary>The most tags one measurement carried.</summary>
+        public int MostTags => Volatile.Read(ref _mostTags);
+
         public void Dispose() => _listener.Dispose();
 
         private void Record(string instrument, long value, ReadOnlySpan<KeyValuePair<string, object?>> tags)
         {
             _sums.AddOrUpdate(instrument, value, (_, sum) => sum + value);
             _recorded.AddOrUpdate(instrument, 1, (_, n) => n + 1);
+            for (int most = _mostTags; tags.Length > most; most = _mostTags)
+            {
+                Interlocked.CompareExchange(ref _mostTags, tags.Length, most);
+            }
             foreach (KeyValuePair<string, object?> tag in tags)
             {
                 _sums.AddOrUpdate($"{instrument}{{{tag.Key}={tag.Value}}}", value, (_, sum) => sum + value);

@@ -1,3 +1,5 @@
+using Relayd.Protocol.V1;
+using Relayd.Protocol;
 using System.Diagnostics;
 using System.Net;
 using System.Security.Authentication;
@@ -34,6 +36,24 @@ public sealed partial class RefusalLogTests : IClassFixture<PkiFixture>
         Assert.Equal(Attempts, Accounted(relay));
         Assert.True(lines <= 2 * ((int)(seconds / 2) + 2), $"{lines} lines for {Attempts} refusals in {seconds:F1} s");
         Assert.Contains(Summaries(relay), count => count > 1);
+    }
+
+    [Fact]
+    public async Task Refused_envelopes_are_logged_as_a_warning_once_per_partner_and_code_then_summarized()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki, o => o.Limits.RefusalLogInterval = TimeSpan.FromSeconds(1));
+        await using RelayClient alpha = await relay.ConnectAsync("alpha");
+        for (int i = 0; i < 5; i++)
+        {
+            Envelope forged = Envelopes.New("alpha", "beta");
+            forged.SenderPartner = "beta";
+            await Envelopes.RefusedAsync(() => alpha.SendAsync(forged));
+        }
+
+        await relay.WaitForLogAsync("Refused 4 more envelopes from partner alpha with SENDER_MISMATCH in the last");
+        string[] full = [.. relay.Logs.Where(l => l.Contains("Envelope from partner alpha refused with SENDER_MISMATCH", StringComparison.Ordinal))];
+        Assert.Single(full);
+        Assert.StartsWith("[relay Warning 400]", full[0], StringComparison.Ordinal);
     }
 
     private static async Task HandshakeWithoutCertificateAsync(TestRelay relay)

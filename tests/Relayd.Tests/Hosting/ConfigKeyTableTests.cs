@@ -121,6 +121,7 @@ public sealed partial class ConfigKeyTableTests
         Add("Limits.", options.Limits);
         Add("Storage.", options.Storage);
         Add("Media.", options.Media);
+        Add("Metrics.", options.Metrics);
         PartnerOptions partner = options.Partners[0];
         values["Partners[0].MaxConnections"] = Invariant(partner.MaxConnections ?? options.Limits.MaxConnectionsPerPartner);
         values["Partners[0].MaxMediaBytes"] = Invariant(partner.MaxMediaBytes ?? options.Media.MaxBytes);

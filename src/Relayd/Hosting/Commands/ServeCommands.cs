@@ -101,6 +101,11 @@ internal static class ServeCommands
 
             return ExitCodes.BadConfig;
         }
+        catch (Diagnostics.Prometheus.MetricsListenException ex)
+        {
+            await Console.Error.WriteLineAsync($"relayd: refusing to start: {ex.Message}");
+            return ExitCodes.ListenFailed;
+        }
         catch (SocketException ex)
         {
             string reason = ex.SocketErrorCode == SocketError.AddressAlreadyInUse ? "address already in use (is another relayd running?)" : ex.Message;

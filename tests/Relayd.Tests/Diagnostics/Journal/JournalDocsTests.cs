@@ -20,7 +20,7 @@ public sealed partial class JournalDocsTests
         "Listening", "ShuttingDown", "Stopped", "AcceptFailed", "ConfigWarning",
         "TlsRefused", "HandshakeTimedOut", "PartnerRefused", "RefusalsSummarized", "UntrackedRefusalsSummarized",
         "SessionOpened", "SessionClosed", "ProtocolViolation", "IdleClosed", "WriteStalled", "PartialFrameRefused", "HelloTimedOut",
-        "EnvelopeRefused", "ReceiptsDropped",
+        "EnvelopeRefused", "ReceiptsDropped", "EnvelopeRefusalsSummarized",
         "WalFailed", "MediaRefused", "MediaDigestMismatch",
         "Recovered", "RecipientGone", "StorageFull", "StorageAvailable", "LogFailed", "Expired",
         "ReloadApplied", "ReloadRefused", "PartnerRetired", "WatchdogWithheld",

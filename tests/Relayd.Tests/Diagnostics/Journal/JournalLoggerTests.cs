@@ -44,7 +44,7 @@ public sealed class JournalLoggerTests : IDisposable
     [Fact]
     public async Task The_priority_is_the_syslog_level_of_the_log_level()
     {
-        RelayLog.EnvelopeRefused(_logger, "alpha", ErrorCode.SenderMismatch, "sender_partner is beta"); // Debug
+        RelayLog.WriteFailed(_logger, 7, new IOException("reset")); // Debug
         RelayLog.SessionOpened(_logger, 7, "alpha", null, "test/1"); // Information
         RelayLog.IdleClosed(_logger, 7, "alpha"); // Information
         RelayLog.TlsRefused(_logger, 8, null, "no client certificate"); // Warning
