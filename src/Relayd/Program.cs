@@ -9,6 +9,7 @@ var root = new RootCommand("relayd: the exchange between messaging providers (DM
     DemoCommand.Create(),
     PkiCommands.Create(),
     WalCommands.Create(),
+    CtlCommands.Create(),
 };
 
 var invocation = new InvocationConfiguration

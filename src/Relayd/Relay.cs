@@ -278,6 +278,24 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
 
     private ValueTask StopMetricsEndpointAsync() => _metricsEndpoint?.DisposeAsync() ?? ValueTask.CompletedTask;
 
+    /// <summary>True once <see cref="Drain"/> was called: new sessions and envelopes are refused with DRAINING.</summary>
+    public bool IsDraining => _services?.IsDraining ?? false;
+
+    /// <summary>Lame duck (<c>relayd ctl drain</c>): refuses new sessions and envelopes, keeps delivering. False when already draining.</summary>
+    public bool Drain() => _services is { } services ? services.BeginDrain() : throw new InvalidOperationException("the relay is not open");
+
+    /// <summary>
+    /// Suspends <paramref name="partner"/> (<c>relayd ctl suspend</c>): GoAway PARTNER_SUSPENDED to its sessions (aborted
+    /// after shutdown_timeout_ms if they stay); the admission rules refuse what comes from it or goes to it. Returns how
+    /// many sessions were told.
+    /// </summary>
+    public int Suspend(PartnerInfo partner)
+    {
+        PartnerListener listener = _listener ?? throw new InvalidOperationException("not started");
+        partner.Suspend();
+        return listener.GoAway(partner, Protocol.V1.ErrorCode.PartnerSuspended, $"partner '{partner.Id}' is suspended on this relay by its operator");
+    }
+
     private void CloseStore()
     {
         if (!_storeClosed && _store is not null)

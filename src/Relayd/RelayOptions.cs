@@ -34,6 +34,9 @@ public sealed class RelayOptions
     /// <summary>The opt-in Prometheus and probe endpoint. Defaults to off.</summary>
     public MetricsOptions Metrics { get; set; } = new();
 
+    /// <summary>The admin control socket (<c>relayd ctl</c>).</summary>
+    public ControlOptions Control { get; set; } = new();
+
     /// <summary>Throws when <see cref="Check"/> finds a problem; what every way of building options calls before a relay starts.</summary>
     /// <exception cref="RelayOptionsException">The options cannot work; its message lists every problem with its key.</exception>
     public void Validate()

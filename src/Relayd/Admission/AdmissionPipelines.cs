@@ -2,13 +2,14 @@ namespace Relayd.Admission;
 
 /// <summary>
 /// The rules of each path, in the order they are checked: the one place that order is written. Rules to come
-/// (opt-in, rate limits, suspension) are added here, to the paths they apply to.
+/// (opt-in, rate limits) are added here, to the paths they apply to.
 /// </summary>
 internal static class AdmissionPipelines
 {
     /// <summary>An envelope: who sends it, where it goes, whether the recipient can take it, then room to store it.</summary>
     public static AdmissionPipeline Envelopes(RelayLimits limits) => new(
         new SenderRule(),
+        new SuspensionRule(),
         new EnvelopeFieldsRule(),
         new RecipientRule(),
         new ContentKindRule(),
@@ -24,6 +25,7 @@ internal static class AdmissionPipelines
     /// </summary>
     public static AdmissionPipeline MediaOpen() => new(
         new SenderRule(),
+        new SuspensionRule(),
         new RecipientRule(),
         new ContentKindRule(),
         new RecipientFrameLimitRule(),

@@ -23,4 +23,7 @@ internal interface IAdmissionPartner
 
     /// <summary>Why <see cref="Accepts"/> is false: the detail of CONTENT_KIND_UNSUPPORTED.</summary>
     string KindRefusal(int contentKind);
+
+    /// <summary>Whether an operator suspended the partner (<see cref="SuspensionRule"/>).</summary>
+    bool IsSuspended { get; }
 }

@@ -95,6 +95,17 @@ internal static class EventIds
     public const int WatchdogWithheld = 806;
     public const int WatchdogResumed = 807;
 
+    // 82x-84x control socket (ControlLog)
+    public const int ControlListening = 820;
+    public const int ControlUnavailable = 821;
+    public const int ControlPeerRefused = 822;
+    public const int ControlPartnerSuspended = 823;
+    public const int ControlPartnerResumed = 824;
+    public const int ControlDrainStarted = 825;
+    public const int ControlReloadRequested = 826;
+    public const int ControlRequestFailed = 827;
+    public const int ControlGroupUnknown = 828;
+
     // 85x metrics endpoint (RelayLog, Diagnostics/Prometheus)
     public const int MetricsListening = 850;
     public const int MetricsRequestRefused = 851;

@@ -10,7 +10,7 @@ namespace Relayd.Hosting;
 /// which is why this walks Tomlyn's syntax tree (it keeps positions) rather than deserializing into a model.
 /// </summary>
 /// <remarks>
-/// Tables <c>[relay]</c>, <c>[tls]</c>, <c>[limits]</c>, <c>[wal]</c>, <c>[media]</c>, <c>[metrics]</c> and <c>[[partners]]</c>; the keys
+/// Tables <c>[relay]</c>, <c>[tls]</c>, <c>[limits]</c>, <c>[wal]</c>, <c>[media]</c>, <c>[metrics]</c>, <c>[control]</c> and <c>[[partners]]</c>; the keys
 /// are those of <see cref="Setters"/>, each setting one property of <see cref="RelayOptions"/>, whose doc comment
 /// gives its meaning, range and default. <c>packaging/relayd.toml</c> shows every key with its default and unit
 /// (ConfigKeyTableTests keeps the two in step). Durations are integers in the unit the key names (<c>_ms</c>,
@@ -21,7 +21,7 @@ namespace Relayd.Hosting;
 /// </remarks>
 public static partial class RelayConfigLoader
 {
-    private static readonly string[] Tables = ["relay", "tls", "limits", "wal", "media", "metrics"];
+    private static readonly string[] Tables = ["relay", "tls", "limits", "wal", "media", "metrics", "control"];
 
     private static readonly Dictionary<string, ContentKind> KindNames = new(StringComparer.Ordinal)
     {
@@ -82,6 +82,8 @@ public static partial class RelayConfigLoader
         ["media.transfer_idle_timeout_ms"] = (o, _, v) => o.Media.TransferIdleTimeout = Ms(v),
         ["media.window_bytes"] = (o, _, v) => o.Media.WindowBytes = Int(v),
         ["metrics.listen"] = (o, _, v) => o.Metrics.Listen = Str(v),
+        ["control.socket"] = (o, _, v) => o.Control.SocketPath = NonEmpty(v),
+        ["control.group"] = (o, _, v) => o.Control.Group = NonEmpty(v),
     };
 
     // Old key → its new name. The old one keeps working, with a warning; setting both is an error.
@@ -311,6 +313,7 @@ public static partial class RelayConfigLoader
         tls.CrlPath = tls.CrlPath is null ? null : Resolve(tls.CrlPath);
         options.Storage.Directory = Resolve(options.Storage.Directory);
         options.Media.SpoolDirectory = Resolve(options.Media.SpoolDirectory);
+        options.Control.SocketPath = Resolve(options.Control.SocketPath);
     }
 
     private static string Str(ValueSyntax v) => v is StringValueSyntax { Value: { } s } ? s : throw Mismatch("a string", v);

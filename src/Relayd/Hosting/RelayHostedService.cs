@@ -1,6 +1,9 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Relayd.Diagnostics;
+using Relayd.Hosting.Control;
+using Relayd.Hosting.Reload;
 using Relayd.Hosting.Systemd;
 
 namespace Relayd.Hosting;
@@ -20,19 +23,23 @@ internal sealed class RelayHostedService : IHostedService, IAsyncDisposable
     private readonly ILogger<RelayHostedService> _logger;
     private readonly IHostApplicationLifetime _lifetime;
     private readonly SystemdNotifications _systemd;
+    private readonly IServiceProvider? _services;
     private readonly CancellationTokenSource _stopping = new();
     private Relay? _relay;
     private volatile Relay? _serving;
     private StatusLine? _statusLine;
     private Task _loops = Task.CompletedTask;
     private volatile Exception? _storageFailure;
+    private ControlServer? _control;
 
-    public RelayHostedService(RelayOptions options, ILogger<RelayHostedService> logger, IHostApplicationLifetime lifetime, SystemdNotifications systemd)
+    /// <param name="services">Where the control socket finds the <see cref="IConfigReload"/> at start (it depends on this service, so it cannot be a constructor argument).</param>
+    public RelayHostedService(RelayOptions options, ILogger<RelayHostedService> logger, IHostApplicationLifetime lifetime, SystemdNotifications systemd, IServiceProvider? services = null)
     {
         _options = options;
         _logger = logger;
         _lifetime = lifetime;
         _systemd = systemd;
+        _services = services;
     }
 
     public Relay Relay => _relay ?? throw new InvalidOperationException("not started");
@@ -74,6 +81,8 @@ internal sealed class RelayHostedService : IHostedService, IAsyncDisposable
         }
 
         await _relay!.StartAsync(cancellationToken);
+        _control ??= ControlServer.Create(_options, _relay, _services?.GetService<IConfigReload>(), _logger);
+        _control.Start();
         _statusLine = new StatusLine(_relay);
         _serving = _relay;
         _systemd.Ready(_statusLine.Next());
@@ -121,6 +130,11 @@ internal sealed class RelayHostedService : IHostedService, IAsyncDisposable
         _systemd.Stopping($"stopping: GoAway to {_relay?.Sessions.Count ?? 0} sessions, draining");
         await _stopping.CancelAsync();
         await _loops;
+        if (_control is not null)
+        {
+            await _control.StopAsync(); // before the relay: no command runs against a stopping relay
+        }
+
         if (_relay is not null)
         {
             await _relay.StopAsync(cancellationToken);
@@ -129,6 +143,11 @@ internal sealed class RelayHostedService : IHostedService, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_control is not null)
+        {
+            await _control.DisposeAsync();
+        }
+
         if (_relay is not null)
         {
             await _relay.DisposeAsync();

@@ -7,6 +7,10 @@ namespace Relayd.Routing;
 /// <summary>An approved partner as the relay knows it at run time.</summary>
 internal sealed class PartnerInfo : Admission.IAdmissionPartner
 {
+    private int _suspended;
+    private long _envelopesIn;
+    private long _envelopesOut;
+
     public PartnerInfo(PartnerOptions options, RelayLimits limits, long defaultMaxMediaBytes = MediaOptions.DefaultMaxBytes)
     {
         Id = options.Id;
@@ -74,4 +78,29 @@ internal sealed class PartnerInfo : Admission.IAdmissionPartner
         AcceptedKindsMask != 0 && !ContentKinds.InMask(AcceptedKindsMask, contentKind)
             ? $"partner '{Id}' does not accept {ContentKinds.Name(contentKind)}: the relay's configuration allows it {ContentKinds.Names(AcceptedKindsMask)}"
             : $"partner '{Id}' does not accept {ContentKinds.Name(contentKind)}: its connections declared accepted_kinds {ContentKinds.Names(Mailbox.Declared.Kinds)} in Hello";
+
+    /// <summary>
+    /// Set by an operator (<c>relayd ctl suspend</c>): the partner's sessions are closed, its new connections and
+    /// envelopes and media to or from it are refused with PARTNER_SUSPENDED. Lives in memory only: a reload keeps it
+    /// (the object survives for a kept partner), a restart clears it.
+    /// </summary>
+    public bool IsSuspended => Volatile.Read(ref _suspended) != 0;
+
+    /// <summary>Envelopes accepted from this partner since the relay started (resends not counted).</summary>
+    public long EnvelopesIn => Interlocked.Read(ref _envelopesIn);
+
+    /// <summary>Envelopes this partner acknowledged (DeliveryAck) since the relay started.</summary>
+    public long EnvelopesOut => Interlocked.Read(ref _envelopesOut);
+
+    /// <summary>Suspends the partner; false when it already was.</summary>
+    public bool Suspend() => Interlocked.Exchange(ref _suspended, 1) == 0;
+
+    /// <summary>Lifts a suspension; false when the partner was not suspended.</summary>
+    public bool Resume() => Interlocked.Exchange(ref _suspended, 0) == 1;
+
+    /// <summary>Counts one envelope accepted from this partner.</summary>
+    public void CountEnvelopeIn() => Interlocked.Increment(ref _envelopesIn);
+
+    /// <summary>Counts envelopes this partner acknowledged.</summary>
+    public void CountEnvelopesOut(int count) => Interlocked.Add(ref _envelopesOut, count);
 }

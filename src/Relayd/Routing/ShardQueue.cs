@@ -222,6 +222,15 @@ internal sealed class ShardQueue
         }
     }
 
+    /// <summary>Deliveries handed to <paramref name="consumer"/> and not yet freed (0 when it does not own this shard); for operators.</summary>
+    public int InFlightFor(IDeliveryConsumer consumer)
+    {
+        lock (_lock)
+        {
+            return ReferenceEquals(_owner, consumer) ? _sent : 0;
+        }
+    }
+
     /// <summary>Makes <paramref name="consumer"/> the session this shard delivers to (null: none connected).</summary>
     /// <remarks>Everything not yet acknowledged is delivered again to the new owner, in order.</remarks>
     public void SetOwner(IDeliveryConsumer? consumer)

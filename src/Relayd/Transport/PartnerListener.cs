@@ -275,7 +275,8 @@ internal sealed class PartnerListener : IDisposable
         PartnerInfo? partner = Admit(id, remote, stream, out ErrorCode code, out string reason);
         if (partner is null)
         {
-            await RefuseAsync(stream, code, reason);
+            uint retryAfterMs = code == ErrorCode.Draining ? (uint)Limits.QueueFullRetryAfter.TotalMilliseconds : 0;
+            await RefuseAsync(stream, code, reason, retryAfterMs);
             return;
         }
 
@@ -312,6 +313,15 @@ internal sealed class PartnerListener : IDisposable
             return null;
         }
 
+        if (partner.IsSuspended || _services.IsDraining)
+        {
+            (code, reason) = partner.IsSuspended
+                ? (ErrorCode.PartnerSuspended, $"partner '{partnerId}' is suspended on this relay")
+                : (ErrorCode.Draining, "the relay is draining and takes no new sessions; connect to another relay or retry later");
+            _services.LogRefusal(id, remote, code, reason);
+            return null;
+        }
+
         code = ErrorCode.Unspecified;
         reason = "";
         return partner;
@@ -323,11 +333,11 @@ internal sealed class PartnerListener : IDisposable
         return reason;
     }
 
-    private static async Task RefuseAsync(SslStream stream, ErrorCode code, string reason)
+    private static async Task RefuseAsync(SslStream stream, ErrorCode code, string reason, uint retryAfterMs)
     {
         try
         {
-            var frame = new Frame { Error = new Error { Code = code, Detail = reason, Fatal = true } };
+            var frame = new Frame { Error = new Error { Code = code, Detail = reason, Fatal = true, RetryAfterMs = retryAfterMs } };
             TimeSpan refusalWriteTimeout = TimeSpan.FromSeconds(2); // one small Error frame: a peer that does not take it in 2 s is not reading
             using var deadline = new CancellationTokenSource(refusalWriteTimeout);
             await stream.WriteAsync(frame.ToDelimitedArray(), deadline.Token);

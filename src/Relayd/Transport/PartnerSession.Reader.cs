@@ -277,8 +277,8 @@ internal sealed partial class PartnerSession
 
     private void HandleEnvelope(in ReadOnlySequence<byte> frame, in EnvelopeHeader header)
     {
-        RouteOutcome outcome = _services.IsShuttingDown
-            ? RouteOutcome.Refused(ErrorCode.ShuttingDown, "the relay is shutting down")
+        RouteOutcome outcome = _services.IsShuttingDown ? RouteOutcome.Refused(ErrorCode.ShuttingDown, "the relay is shutting down")
+            : _services.IsDraining ? RouteOutcome.Refused(ErrorCode.Draining, "the relay is draining and takes no new envelopes; send them through another relay or retry later")
             : _services.Router.Route(Partner, frame, header);
         if (outcome.LogBusy)
         {
@@ -291,6 +291,11 @@ internal sealed partial class PartnerSession
             // Sent by the writer once the log has made the envelope durable (see PendingAcks).
             _acks.Add(header.MessageId, outcome.AcceptedAtMs, outcome.Duplicate, outcome.DurableAt);
             _services.Metrics.EnvelopesAccepted.Add(outcome.Duplicate ? 0 : 1, Partner.MetricTag);
+            if (!outcome.Duplicate)
+            {
+                Partner.CountEnvelopeIn();
+            }
+
             return;
         }
 
@@ -301,7 +306,7 @@ internal sealed partial class PartnerSession
         }
 
         _services.Metrics.EnvelopesRefused.Add(1, Partner.MetricTag, RelayMetrics.CodeTag(outcome.Refusal));
-        uint retryAfter = outcome.Refusal is ErrorCode.QueueFull or ErrorCode.ShuttingDown or ErrorCode.StorageFull or ErrorCode.RetryLater
+        uint retryAfter = outcome.Refusal is ErrorCode.QueueFull or ErrorCode.ShuttingDown or ErrorCode.StorageFull or ErrorCode.RetryLater or ErrorCode.Draining
             ? (uint)_services.Limits.QueueFullRetryAfter.TotalMilliseconds
             : 0;
         WriteFrame(new Frame
@@ -331,6 +336,7 @@ internal sealed partial class PartnerSession
         }
 
         _services.Metrics.EnvelopesDelivered.Add(_ackReceipts.Count, Partner.MetricTag);
+        Partner.CountEnvelopesOut(_ackReceipts.Count);
         _services.Receipts.Settle(_ackReceipts);
     }
 

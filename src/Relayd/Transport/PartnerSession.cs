@@ -54,6 +54,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
         _logger = services.Logger;
         _download = new MediaDownloadCursor(services.Media, this);
         ConnectionId = connectionId;
+        ConnectedAt = services.Clock.GetUtcNow();
         Partner = partner;
         Remote = remote;
         RelayLimits limits = services.Limits;
@@ -75,6 +76,33 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
     public EndPoint? Remote { get; }
 
     public string Agent { get; private set; } = "";
+
+    /// <summary>When the connection was accepted (TLS and Hello came after).</summary>
+    public DateTimeOffset ConnectedAt { get; }
+
+    /// <summary>Bytes read from the partner's socket so far.</summary>
+    public long BytesReceived => _transport.BytesReceived;
+
+    /// <summary>Bytes written to the partner's socket so far.</summary>
+    public long BytesSent => _transport.BytesSent;
+
+    /// <summary>Envelopes accepted from the partner whose Ack waits for the log's commit.</summary>
+    public int PendingAcks => _acks.Count;
+
+    /// <summary>Deliveries sent on this session and not yet acknowledged (a lock per shard: for operators, not the data path).</summary>
+    public int DeliveriesInFlight
+    {
+        get
+        {
+            int inFlight = 0;
+            foreach (ShardQueue shard in Partner.Mailbox.Shards)
+            {
+                inFlight += shard.InFlightFor(this);
+            }
+
+            return inFlight;
+        }
+    }
 
     /// <summary>Runs the session until either side closes; never throws.</summary>
     public async Task RunAsync(CancellationToken helloDeadline)

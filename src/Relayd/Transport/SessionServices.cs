@@ -20,6 +20,7 @@ internal sealed class SessionServices
     private readonly ConcurrentDictionary<long, PartnerSession> _sessions = new();
     private readonly ConcurrentDictionary<PartnerInfo, PartialFrameBudget> _partialFrames = new();
     private volatile bool _shuttingDown;
+    private volatile bool _draining;
 
     public required RelayLimits Limits { get; init; }
 
@@ -74,6 +75,21 @@ internal sealed class SessionServices
     public void Register(PartnerSession session) => _sessions[session.ConnectionId] = session;
 
     public void Unregister(PartnerSession session) => _sessions.TryRemove(session.ConnectionId, out _);
+
+    /// <summary>Set by <c>relayd ctl drain</c> (lame duck): new sessions and new envelopes are refused with DRAINING; deliveries go on.</summary>
+    public bool IsDraining => _draining;
+
+    /// <summary>Starts draining; false when the relay already was. One-way: only a restart ends it.</summary>
+    public bool BeginDrain()
+    {
+        if (_draining)
+        {
+            return false;
+        }
+
+        _draining = true;
+        return true;
+    }
 
     /// <summary>Logs an admission refusal in full, or counts it into the summary of its kind.</summary>
     public void LogRefusal(long id, EndPoint? remote, ErrorCode code, string reason)

@@ -14,12 +14,20 @@ internal sealed class StallWatchStream : Stream
     private readonly Stream _inner;
     private readonly RelayMetrics _metrics;
     private long _writeStartedMs; // Environment.TickCount64 when the pending write began; 0 when none is pending
+    private long _bytesReceived;  // this connection's; one reader and one writer each, so a volatile write suffices
+    private long _bytesSent;
 
     public StallWatchStream(Stream inner, RelayMetrics metrics)
     {
         _inner = inner;
         _metrics = metrics;
     }
+
+    /// <summary>Bytes read from this connection's socket (TLS included).</summary>
+    public long BytesReceived => Volatile.Read(ref _bytesReceived);
+
+    /// <summary>Bytes written to this connection's socket (TLS included).</summary>
+    public long BytesSent => Volatile.Read(ref _bytesSent);
 
     /// <summary>How long the pending write has waited, in milliseconds; 0 when no write is pending.</summary>
     public long PendingWriteMs(long nowMs)
@@ -48,7 +56,7 @@ internal sealed class StallWatchStream : Stream
         if (read.IsCompletedSuccessfully)
         {
             int bytes = read.Result;
-            _metrics.BytesReceived.Add(bytes);
+            Received(bytes);
             return new ValueTask<int>(bytes);
         }
 
@@ -61,7 +69,7 @@ internal sealed class StallWatchStream : Stream
     public override int Read(byte[] buffer, int offset, int count)
     {
         int bytes = _inner.Read(buffer, offset, count);
-        _metrics.BytesReceived.Add(bytes);
+        Received(bytes);
         return bytes;
     }
 
@@ -72,7 +80,7 @@ internal sealed class StallWatchStream : Stream
         if (write.IsCompletedSuccessfully)
         {
             Volatile.Write(ref _writeStartedMs, 0);
-            _metrics.BytesSent.Add(buffer.Length);
+            Sent(buffer.Length);
             return default;
         }
 
@@ -88,7 +96,7 @@ internal sealed class StallWatchStream : Stream
         try
         {
             _inner.Write(buffer, offset, count);
-            _metrics.BytesSent.Add(count);
+            Sent(count);
         }
         finally
         {
@@ -124,7 +132,7 @@ internal sealed class StallWatchStream : Stream
     private async ValueTask<int> AwaitReadAsync(ValueTask<int> read)
     {
         int bytes = await read;
-        _metrics.BytesReceived.Add(bytes);
+        Received(bytes);
         return bytes;
     }
 
@@ -134,11 +142,23 @@ internal sealed class StallWatchStream : Stream
         try
         {
             await write;
-            _metrics.BytesSent.Add(bytes);
+            Sent(bytes);
         }
         finally
         {
             Volatile.Write(ref _writeStartedMs, 0);
         }
+    }
+
+    private void Received(int bytes)
+    {
+        _metrics.BytesReceived.Add(bytes);
+        Volatile.Write(ref _bytesReceived, _bytesReceived + bytes);
+    }
+
+    private void Sent(int bytes)
+    {
+        _metrics.BytesSent.Add(bytes);
+        Volatile.Write(ref _bytesSent, _bytesSent + bytes);
     }
 }
