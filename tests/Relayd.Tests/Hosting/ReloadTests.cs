@@ -50,7 +50,7 @@ public sealed class ReloadTests : IClassFixture<PkiFixture>
 
         // beta: GoAway with the code that says why, and a new connection refused.
         Frame? goAway;
-        while ((goAway = await beta.ReadFrameAsync()) is { Ping: not null })
+        while ((goAway = await beta.ReadFrameAsync()) is { GoAway: null })
         {
         }
 

@@ -138,9 +138,15 @@ internal static class CtlCommands
         deadline.CancelAfter(timeout);
         await socket.ConnectAsync(new UnixDomainSocketEndPoint(path), deadline.Token);
         await using var stream = new NetworkStream(socket, ownsSocket: false);
-        byte[] body = JsonSerializer.SerializeToUtf8Bytes(request, ControlJsonContext.Default.ControlRequest);
-        await stream.WriteAsync(body, deadline.Token);
-        await stream.WriteAsync("\n"u8.ToArray(), deadline.Token);
+        byte[] body = [.. JsonSerializer.SerializeToUtf8Bytes(request, ControlJsonContext.Default.ControlRequest), (byte)'\n'];
+        try
+        {
+            await stream.WriteAsync(body, deadline.Token);
+        }
+        catch (IOException)
+        {
+            // EPIPE: the relay answered before reading (a SO_PEERCRED refusal) and closed; that answer is read below.
+        }
 
         var received = new ArrayBufferWriter<byte>();
         while (true)
