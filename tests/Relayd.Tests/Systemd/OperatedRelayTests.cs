@@ -78,7 +78,7 @@ public sealed class OperatedRelayTests(SystemdContainer container)
         Assert.Equal(pid, await container.MainPidAsync());
         Envelope envelope = Envelopes.New("alpha", "beta");
         await Envelopes.AcceptedAsync(alpha, envelope);
-        Assert.Contains(envelope.MessageId, await ReceiveAllAsync(beta, [envelope], seconds: 30));
+        Assert.Contains(envelope.MessageId, await SystemdContainer.ReceiveAsync(beta, [envelope], seconds: 30));
 
         // The new partner connects; a new connection is served the rotated certificate.
         await using (RelayClient delta = await container.ConnectAsync("delta", receipts: false))
@@ -133,6 +133,7 @@ public sealed class OperatedRelayTests(SystemdContainer container)
         await container.RequireAsync("kill", "-STOP", pidBefore.ToString(CultureInfo.InvariantCulture));
         int pidAfter = await container.WaitForActiveAsync(notPid: pidBefore, seconds: 120);
         stopped.Stop();
+        TestContext.Current.TestOutputHelper?.WriteLine($"SIGSTOP at pid {pidBefore}: active again as pid {pidAfter} after {stopped.Elapsed.TotalSeconds:F1} s (WatchdogSec={watchdog.TotalSeconds} s)");
 
         Assert.True(stopped.Elapsed <= 2 * watchdog, $"restarted {stopped.Elapsed.TotalSeconds:F1} s after SIGSTOP, more than twice WatchdogSec={watchdog.TotalSeconds} s");
         string result = await container.ShowAsync("Result");
@@ -140,7 +141,7 @@ public sealed class OperatedRelayTests(SystemdContainer container)
         IReadOnlyList<IReadOnlyDictionary<string, string>> journal = await container.JournalAsync();
         Assert.Contains(journal, e => e.GetValueOrDefault("MESSAGE", "").Contains("Watchdog timeout", StringComparison.Ordinal));
         await using RelayClient gamma = await container.ConnectAsync("gamma", receipts: false);
-        HashSet<ByteString> arrived = await ReceiveAllAsync(gamma, acked, seconds: 60);
+        HashSet<ByteString> arrived = await SystemdContainer.ReceiveAsync(gamma, acked, seconds: 60);
         Assert.True(acked.All(e => arrived.Contains(e.MessageId)), $"{acked.Count(e => !arrived.Contains(e.MessageId))} of {Count} acked envelopes lost (pid {pidBefore} -> {pidAfter}, result {result})");
     }
 
@@ -275,30 +276,5 @@ public sealed class OperatedRelayTests(SystemdContainer container)
 
             await Task.Delay(200, TestContext.Current.CancellationToken);
         }
-    }
-
-    private static async Task<HashSet<ByteString>> ReceiveAllAsync(RelayClient client, List<Envelope> expected, int seconds)
-    {
-        var wanted = expected.Select(e => e.MessageId).ToHashSet();
-        var arrived = new HashSet<ByteString>();
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
-        deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
-        try
-        {
-            await foreach (Deliver delivery in client.ReadDeliveriesAsync(deadline.Token))
-            {
-                await client.AcknowledgeAsync(delivery);
-                if (wanted.Contains(delivery.Envelope.MessageId) && arrived.Add(delivery.Envelope.MessageId) && arrived.Count == wanted.Count)
-                {
-                    break;
-                }
-            }
-        }
-        catch (OperationCanceledException) when (!TestContext.Current.CancellationToken.IsCancellationRequested)
-        {
-            // The deadline: the caller reports what is missing.
-        }
-
-        return arrived;
     }
 }

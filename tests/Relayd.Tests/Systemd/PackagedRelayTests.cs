@@ -63,7 +63,7 @@ public sealed partial class PackagedRelayTests(SystemdContainer container)
             sent.Add(envelope);
         }
 
-        HashSet<ByteString> arrived = await ReceiveAsync(beta, sent, seconds: 30);
+        HashSet<ByteString> arrived = await SystemdContainer.ReceiveAsync(beta, sent, seconds: 30);
 
         Assert.Equal(Count, sent.Count(e => arrived.Contains(e.MessageId)));
     }
@@ -96,7 +96,7 @@ public sealed partial class PackagedRelayTests(SystemdContainer container)
         int restartsAfter = int.Parse(await container.ShowAsync("NRestarts"), CultureInfo.InvariantCulture);
         Assert.True(restartsAfter > restartsBefore, $"NRestarts stayed at {restartsAfter}");
         await using RelayClient beta = await container.ConnectAsync("beta", receipts: false);
-        HashSet<ByteString> arrived = await ReceiveAsync(beta, acked, seconds: 60);
+        HashSet<ByteString> arrived = await SystemdContainer.ReceiveAsync(beta, acked, seconds: 60);
         List<Envelope> lost = acked.Where(e => !arrived.Contains(e.MessageId)).ToList();
         Assert.True(lost.Count == 0, $"{lost.Count} of {Count} acknowledged envelopes did not arrive after the restart");
     }
@@ -113,32 +113,6 @@ public sealed partial class PackagedRelayTests(SystemdContainer container)
             e.GetValueOrDefault("_SYSTEMD_UNIT") == "relayd.service"
             && e.GetValueOrDefault("SYSLOG_IDENTIFIER") == "relayd"
             && e.GetValueOrDefault("MESSAGE", "").Contains(listening, StringComparison.Ordinal));
-    }
-
-    /// <summary>Receives and acknowledges deliveries until every envelope of <paramref name="expected"/> arrived (others, left by earlier tests, are acknowledged too).</summary>
-    private static async Task<HashSet<ByteString>> ReceiveAsync(RelayClient client, List<Envelope> expected, int seconds)
-    {
-        var wanted = expected.Select(e => e.MessageId).ToHashSet();
-        var arrived = new HashSet<ByteString>();
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
-        deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
-        try
-        {
-            await foreach (Deliver delivery in client.ReadDeliveriesAsync(deadline.Token))
-            {
-                await client.AcknowledgeAsync(delivery);
-                if (wanted.Contains(delivery.Envelope.MessageId) && arrived.Add(delivery.Envelope.MessageId) && arrived.Count == wanted.Count)
-                {
-                    break;
-                }
-            }
-        }
-        catch (OperationCanceledException) when (!TestContext.Current.CancellationToken.IsCancellationRequested)
-        {
-            // The deadline: the caller reports what is missing.
-        }
-
-        return arrived;
     }
 
     [GeneratedRegex(@"Overall exposure level for relayd\.service: (\d+(?:\.\d+)?)")]

@@ -1,9 +1,11 @@
+using Google.Protobuf;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Relayd.Protocol;
+using Relayd.Protocol.V1;
 using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Systemd;
@@ -173,6 +175,32 @@ public sealed class SystemdContainer : IAsyncLifetime
 
     public Task<RelayClient> ConnectAsync(string partnerId, bool receipts = true) =>
         RelayClient.ConnectAsync(ClientOptions(partnerId, receipts), TestContext.Current.CancellationToken);
+
+    /// <summary>Receives and acknowledges deliveries until every envelope of <paramref name="expected"/> arrived (others, left by earlier tests, are acknowledged too).</summary>
+    public static async Task<HashSet<ByteString>> ReceiveAsync(RelayClient client, List<Envelope> expected, int seconds)
+    {
+        var wanted = expected.Select(e => e.MessageId).ToHashSet();
+        var arrived = new HashSet<ByteString>();
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
+        deadline.CancelAfter(TimeSpan.FromSeconds(seconds));
+        try
+        {
+            await foreach (Deliver delivery in client.ReadDeliveriesAsync(deadline.Token))
+            {
+                await client.AcknowledgeAsync(delivery);
+                if (wanted.Contains(delivery.Envelope.MessageId) && arrived.Add(delivery.Envelope.MessageId) && arrived.Count == wanted.Count)
+                {
+                    break;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!TestContext.Current.CancellationToken.IsCancellationRequested)
+        {
+            // The deadline: the caller reports what is missing.
+        }
+
+        return arrived;
+    }
 
     public async ValueTask DisposeAsync()
     {
