@@ -179,6 +179,10 @@ internal sealed partial class MediaRouter : IDisposable
     private static Frame Complete(MediaTransfer transfer) =>
         new() { MediaComplete = new MediaComplete { TransferId = transfer.Open.TransferId, TotalSize = (ulong)transfer.TotalSize } };
 
+    /// <summary>Refuses a MediaOpen for a reason of the session's, not of the transfer (the relay is draining).</summary>
+    public void RefuseOpen(IMediaPeer peer, MediaOpen open, ErrorCode code, string detail, uint retryAfterMs) =>
+        Refuse(peer, MediaChunkWire.ReadTransferId(open.TransferId), code, detail, retryAfterMs);
+
     private void Refuse(IMediaPeer peer, UInt128 id, ErrorCode code, string detail, uint retryAfterMs = 0)
     {
         RelayLog.MediaRefused(_logger, peer.ConnectionId, peer.Partner.Id, code, detail);

@@ -44,6 +44,10 @@ internal sealed partial class PartnerSession : IMediaPeer
         MediaRouter media = _services.Media;
         switch (frame.BodyCase)
         {
+            case Frame.BodyOneofCase.MediaOpen when _services.IsDraining:
+                // Like a new envelope: transfers already open finish, a new one goes through another relay.
+                media.RefuseOpen(this, frame.MediaOpen, ErrorCode.Draining, "the relay is draining and takes no new transfers; send it through another relay or retry later", (uint)_services.Limits.QueueFullRetryAfter.TotalMilliseconds);
+                break;
             case Frame.BodyOneofCase.MediaOpen:
                 media.Open(this, frame.MediaOpen);
                 break;

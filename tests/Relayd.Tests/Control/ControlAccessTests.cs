@@ -2,6 +2,7 @@ using Relayd.Admission;
 using Relayd.Hosting.Control;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
+using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Control;
 
@@ -26,6 +27,52 @@ public sealed class ControlAccessTests
 
         Assert.Null(access.Refusal(new PeerCredentials(77, 1000, 1000)));
         Assert.NotNull(access.Refusal(new PeerCredentials(78, 1000, 1000)));
+    }
+
+    [Fact]
+    public async Task The_peers_supplementary_groups_come_from_the_kernel_at_connect()
+    {
+        Assert.SkipUnless(Environment.IsPrivilegedProcess, "needs root, to connect as another user with chosen groups");
+        Assert.SkipUnless(File.Exists("/usr/bin/setpriv") && File.Exists("/usr/bin/python3"), "needs setpriv and python3");
+        if (!OperatingSystem.IsLinux())
+        {
+            return; // SO_PEERGROUPS is Linux's
+        }
+
+        DirectoryInfo directory = Directory.CreateTempSubdirectory("relayd-peergroups-");
+        try
+        {
+            // A real peer: another process, uid 65534 with supplementary groups 4242 and 4243, connects.
+            string path = Path.Combine(directory.FullName, "s.sock");
+            using var listener = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+            listener.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+            listener.Listen();
+            File.SetUnixFileMode(path, (UnixFileMode)0x1FF);
+            File.SetUnixFileMode(directory.FullName, (UnixFileMode)0x1FF);
+            Task<ExternalProcess.Result> client = ExternalProcess.RunAsync("setpriv",
+                ["--reuid=65534", "--regid=65534", "--groups=4242,4243", "/usr/bin/python3", "-c", $"import socket; s = socket.socket(socket.AF_UNIX); s.connect('{path}'); s.recv(1)"], null, timeoutSeconds: 30);
+            Task<System.Net.Sockets.Socket> accepted = listener.AcceptAsync(TestContext.Current.CancellationToken).AsTask();
+            if (await Task.WhenAny(accepted, client) != accepted)
+            {
+                ExternalProcess.Result failed = await client;
+                throw new Xunit.Sdk.XunitException($"the client ended before connecting: exit {failed.ExitCode}: {failed.StandardError}");
+            }
+
+            using System.Net.Sockets.Socket peer = await accepted;
+
+            PeerCredentials credentials = PeerCredentials.Read(peer);
+            peer.Send([1]);
+            Assert.Equal(0, (await client).ExitCode);
+
+            Assert.Equal(65534u, credentials.Uid);
+            Assert.Equal([4242u, 4243u], credentials.Groups.Order());
+            var access = new ControlAccess(ownUid: 998, "relayd-admin", groupId: 4243, supplementaryGroups: _ => []);
+            Assert.Null(access.Refusal(credentials)); // /proc hidden (ProtectProc=invisible): the kernel's list still counts
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
     }
 
     [Fact]

@@ -199,6 +199,11 @@ public sealed class ControlCommandTests : IClassFixture<PkiFixture>
         RelayException refused = await Envelopes.RefusedAsync(() => alpha.SendAsync(Envelopes.New("alpha", "beta")));
         Assert.Equal(ErrorCode.Draining, refused.Code);
         Assert.True(refused.RetryAfterMs > 0, "DRAINING comes with a retry-after");
+        using (var blob = new Relayd.LoadGen.Media.BlobStream(64 * 1024, seed: 3))
+        {
+            RelayException mediaRefused = await Assert.ThrowsAsync<RelayException>(() => alpha.SendMediaAsync(MediaBlobs.Open("alpha", "beta", blob), blob).Within(30));
+            Assert.Equal(ErrorCode.Draining, mediaRefused.Code);
+        }
 
         await using RawPartnerConnection gamma = await RawPartnerConnection.ConnectAsync(relay.Relay.Port, _pki.Partner("gamma"), _pki.Ca);
         Error sessionRefusal = (await gamma.ReadFrameAsync())?.Error ?? throw new Xunit.Sdk.XunitException("no Error for a new session while draining");

@@ -2,7 +2,7 @@ namespace Relayd.Hosting.Control;
 
 /// <summary>
 /// Who may use the control socket: root, the relay's own user, and members (primary or supplementary group) of the
-/// configured group. The socket's mode 0660 already keeps others out; this check holds even if the file mode is widened.
+/// configured group. Supplementary groups come from SO_PEERGROUPS, else from /proc/PID/status. The socket's mode 0660 already keeps others out; this check holds even if the file mode is widened.
 /// </summary>
 internal sealed class ControlAccess
 {
@@ -36,7 +36,7 @@ internal sealed class ControlAccess
             return null;
         }
 
-        if (GroupId is uint gid && (peer.Gid == gid || _supplementaryGroups(peer.Pid).Contains(gid)))
+        if (GroupId is uint gid && (peer.Gid == gid || peer.Groups.Contains(gid) || _supplementaryGroups(peer.Pid).Contains(gid)))
         {
             return null;
         }
