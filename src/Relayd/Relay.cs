@@ -67,6 +67,9 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
 
     public PartnerDirectory Partners { get; }
 
+    /// <summary>Bytes of unfinished frames the connections of <paramref name="partner"/> hold now (the max_partial_frame_bytes_per_partner budget).</summary>
+    public long PartialFrameBytes(PartnerInfo partner) => _services?.PartialFramesOf(partner).Held ?? 0;
+
     /// <summary>Called about once a second while <see cref="Open"/> replays the log (set before Open): the systemd STATUS line.</summary>
     public Action<RecoveryProgress>? RecoveryProgressed { get; set; }
 

@@ -189,7 +189,8 @@ public sealed class ControlCommandTests : IClassFixture<PkiFixture>
         Assert.NotNull((await beta.ReadFrameAsync())?.Welcome);
         Envelope inFlight = Envelopes.New("alpha", "beta");
         await Envelopes.AcceptedAsync(alpha, inFlight);
-        Deliver deliver = (await beta.ReadFrameAsync())?.Deliver ?? throw new Xunit.Sdk.XunitException("beta got no Deliver");
+        Frame? first = await beta.ReadFrameAsync();
+        Deliver deliver = first?.Deliver ?? throw new Xunit.Sdk.XunitException($"beta got no Deliver but {first}");
 
         ExternalProcess.Result drain = await relay.CtlAsync("drain");
         Assert.True(drain.ExitCode == 0, drain.StandardOutput + drain.StandardError);

@@ -80,8 +80,17 @@ public sealed class SlowPeerTests : IClassFixture<PkiFixture>
         RawPartnerConnection[] connections = [first, second];
         const int Held = 850 * 1024;
 
-        // Each connection holds 850 KiB of an unfinished frame: 1.7 MiB together, above the 1.5 MiB cap.
+        // Each connection holds 850 KiB of an unfinished frame: 1.7 MiB together, above the 1.5 MiB cap. The second
+        // starts once the relay holds all of the first's: two growing at the same instant may both see the other's
+        // bytes and both be cut, which is within the rule but not what this test is about.
         await first.Stream.WriteAsync(frames[0].AsMemory(0, Held), TestContext.Current.CancellationToken);
+        Relayd.Routing.PartnerInfo alpha = relay.Server.Partners.Find("alpha")!;
+        DateTime deadline = DateTime.UtcNow.AddSeconds(20);
+        while (relay.Server.PartialFrameBytes(alpha) < Held - 64 * 1024 && DateTime.UtcNow < deadline)
+        {
+            await Task.Delay(10, TestContext.Current.CancellationToken);
+        }
+
         await second.Stream.WriteAsync(frames[1].AsMemory(0, Held), TestContext.Current.CancellationToken);
         Task<Frame?>[] replies = [first.ReadFrameAsync(timeoutSeconds: 20), second.ReadFrameAsync(timeoutSeconds: 20)];
         Task<Frame?> firstReply = await Task.WhenAny(replies);

@@ -27,6 +27,7 @@ internal sealed class RelaydProcess : IAsyncDisposable
     private readonly TestPki _pki;
     private readonly string _configPath;
     private readonly bool _ownsWalDirectory;
+    private readonly string? _spoolDirectory;
     private readonly ConcurrentQueue<string> _allOutput = new();
     private Process? _process;
     private ConcurrentQueue<string> _output = new();
@@ -50,6 +51,19 @@ internal sealed class RelaydProcess : IAsyncDisposable
         _ownsWalDirectory = walDirectory is null;
         WalDirectory = walDirectory ?? Directory.CreateTempSubdirectory("relayd-process-wal-").FullName;
         Port = RelaydConfigFile.FreePort();
+
+        // Without a [media] table the relay would spool to its default, /var/lib/relayd/spool, shared by every run:
+        // a blob one test left there would be delivered in another.
+        string media = "";
+        if (!tables.Contains("[media]", StringComparison.Ordinal))
+        {
+            _spoolDirectory = Directory.CreateTempSubdirectory("relayd-process-spool-").FullName;
+            media = $"""
+                [media]
+                spool_dir = "{_spoolDirectory}"
+                """;
+        }
+
         string wal = WithoutWal ? "" : $"""
             [wal]
             dir = "{WalDirectory}"
@@ -61,6 +75,8 @@ internal sealed class RelaydProcess : IAsyncDisposable
             [limits]
             shutdown_timeout_ms = {shutdownTimeoutMs}
             {limitsKeys}
+
+            {media}
 
             {tables}
             """);
@@ -233,6 +249,11 @@ internal sealed class RelaydProcess : IAsyncDisposable
         if (_ownsWalDirectory)
         {
             Directory.Delete(WalDirectory, recursive: true);
+        }
+
+        if (_spoolDirectory is not null)
+        {
+            Directory.Delete(_spoolDirectory, recursive: true);
         }
     }
 
