@@ -141,8 +141,13 @@ public sealed partial class RelayClient
                 or Frame.BodyOneofCase.MediaOpen or Frame.BodyOneofCase.MediaChunk or Frame.BodyOneofCase.MediaClose:
                 await DispatchMediaAsync(frame, cancellationToken);
                 return true;
+            case Frame.BodyOneofCase.ConsentAck or Frame.BodyOneofCase.KeyBundleRequest or Frame.BodyOneofCase.KeyBundleResponse
+                or Frame.BodyOneofCase.Capabilities or Frame.BodyOneofCase.Typing or Frame.BodyOneofCase.AbuseReportAck
+                or Frame.BodyOneofCase.AbuseNotice:
+                await DispatchInteropAsync(frame, cancellationToken);
+                return true;
             case Frame.BodyOneofCase.Error:
-                if (FailSend(frame.Error) || FailMedia(frame.Error))
+                if (FailSend(frame.Error) || FailMedia(frame.Error) || FailInterop(frame.Error))
                 {
                     return true;
                 }

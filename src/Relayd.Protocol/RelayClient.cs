@@ -116,7 +116,7 @@ public sealed partial class RelayClient : IAsyncDisposable
 
     private async Task HandshakeAsync(CancellationToken cancellationToken)
     {
-        var hello = new Hello { Agent = _options.Agent, MaxFrameBytes = (uint)_options.MaxFrameBytes };
+        var hello = new Hello { Agent = _options.Agent, MaxFrameBytes = (uint)_options.MaxFrameBytes, AcceptsReadReceipts = _options.AcceptsReadReceipts, AcceptsTyping = _options.AcceptsTyping };
         hello.Versions.Add(ProtocolVersion._1);
         hello.AcceptedKinds.AddRange(_options.AcceptedKinds);
         FrameWriter.Write(_output.Writer, new Frame { Hello = hello });

@@ -56,6 +56,15 @@ public sealed record RelayClientOptions
     /// <summary>Called for errors from the relay that concern no single envelope and do not close the connection.</summary>
     public Action<RelayException>? OnRelayError { get; init; }
 
+    /// <summary>
+    /// Whether this partner's users can be shown read receipts (sent in Hello; default: false). The relay tells senders
+    /// through Capabilities; Receipt(READ) for this partner's own messages arrives either way.
+    /// </summary>
+    public bool AcceptsReadReceipts { get; init; }
+
+    /// <summary>Whether this partner shows typing notices from other partners' users (sent in Hello; default: false).</summary>
+    public bool AcceptsTyping { get; init; }
+
     /// <summary>Free-form agent string sent in Hello, for the relay's logs (default: "Relayd.Protocol/1").</summary>
     public string Agent { get; init; } = "Relayd.Protocol/1";
 

@@ -67,6 +67,9 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
 
     public PartnerDirectory Partners { get; }
 
+    /// <summary>The interop rules' state every admission pipeline consults (set by <see cref="Open"/>).</summary>
+    internal Admission.InteropPolicy Interop { get; private set; } = Admission.InteropPolicy.None;
+
     /// <summary>Bytes of unfinished frames the connections of <paramref name="partner"/> hold now (the max_partial_frame_bytes_per_partner budget).</summary>
     public long PartialFrameBytes(PartnerInfo partner) => _services?.PartialFramesOf(partner).Held ?? 0;
 
@@ -168,9 +171,11 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
             throw;
         }
 
-        var router = new EnvelopeRouter(Partners, store, _options.Limits, _clock);
+        // The interop rules' state: who opted in, the rate limits (docs/protocol.md, "Interop").
+        Interop = new Admission.InteropPolicy(Admission.NoConsentRequired.Instance, Admission.NoRateLimits.Instance);
+        var router = new EnvelopeRouter(Partners, store, _options.Limits, _clock, Interop);
         _maintenance = new QueueMaintenance(store, Partners, receipts, _options.Storage.RetentionInterval, _clock, _logger);
-        _media = new MediaRouter(_options.Media, Partners, _options.Limits, new MediaSpool(_options.Media.SpoolDirectory), _logger, _clock, Metrics);
+        _media = new MediaRouter(_options.Media, Partners, _options.Limits, new MediaSpool(_options.Media.SpoolDirectory), _logger, _clock, Metrics, Interop);
         _media.Start();
         _services = new SessionServices
         {
@@ -184,6 +189,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
             Receipts = receipts,
             Media = _media,
             Refusals = _refusals,
+            Interop = Interop,
         };
         _listener = new PartnerListener(_services, Partners, _serverCertificate, _validator);
         ObserveState(store, _media);

@@ -2,11 +2,17 @@ using System.Buffers;
 
 namespace Relayd.Admission;
 
-/// <summary>What is asking to be admitted: an envelope or a MediaOpen. Rules word their refusals for it.</summary>
+/// <summary>What is asking to be admitted. Rules word their refusals for it.</summary>
 internal enum AdmissionSubject
 {
     Envelope,
     MediaOpen,
+
+    /// <summary>A KeyBundleRequest: the requester is the sender, the target the recipient.</summary>
+    KeyBundleRequest,
+
+    /// <summary>A Typing notice (ephemeral).</summary>
+    Typing,
 }
 
 /// <summary>
@@ -34,6 +40,15 @@ internal readonly ref struct AdmissionRequest
     public string? RecipientPartnerText { get; init; }
 
     public int ContentKind { get; init; }
+
+    /// <summary>The sender's user id (sender_user, requester_user), sliced from the frame: opaque bytes.</summary>
+    public ReadOnlySequence<byte> SenderUser { get; init; }
+
+    /// <summary>The recipient's user id (recipient_user, target_user), sliced from the frame: opaque bytes.</summary>
+    public ReadOnlySequence<byte> RecipientUser { get; init; }
+
+    /// <summary>Bytes the request carries for the byte rate limits: an envelope's frame, a MediaOpen's declared blob.</summary>
+    public long Bytes { get; init; }
 
     /// <summary>Largest frame body the recipient would be sent for this (a Deliver frame, a forwarded MediaOpen).</summary>
     public int RecipientFrameBytes { get; init; }

@@ -15,7 +15,7 @@ internal sealed class RecipientRule : IAdmissionRule
             return true;
         }
 
-        refusal = new AdmissionRefusal(ErrorCode.UnknownRecipientPartner, request.Subject == AdmissionSubject.MediaOpen
+        refusal = new AdmissionRefusal(ErrorCode.UnknownRecipientPartner, request.Subject != AdmissionSubject.Envelope
             ? $"no approved partner '{request.RecipientPartnerText}'"
             : "recipient_partner is not an approved partner of this relay");
         return false;

@@ -18,7 +18,8 @@ internal sealed class SenderRule : IAdmissionRule
             return false;
         }
 
-        bool media = request.Subject == AdmissionSubject.MediaOpen;
+        // Parsed frames (all but an envelope) carry the id as text; an envelope's is sliced from its frame.
+        bool media = request.Subject != AdmissionSubject.Envelope;
         if (media ? string.Equals(request.SenderPartnerText, sender.Id, StringComparison.Ordinal) : SequenceEquals(request.SenderPartnerUtf8, sender.IdUtf8))
         {
             refusal = default;

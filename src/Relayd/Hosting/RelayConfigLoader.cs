@@ -10,7 +10,7 @@ namespace Relayd.Hosting;
 /// which is why this walks Tomlyn's syntax tree (it keeps positions) rather than deserializing into a model.
 /// </summary>
 /// <remarks>
-/// Tables <c>[relay]</c>, <c>[tls]</c>, <c>[limits]</c>, <c>[wal]</c>, <c>[media]</c>, <c>[metrics]</c>, <c>[control]</c> and <c>[[partners]]</c>; the keys
+/// Tables <c>[relay]</c>, <c>[tls]</c>, <c>[limits]</c>, <c>[wal]</c>, <c>[media]</c>, <c>[metrics]</c>, <c>[control]</c>, <c>[interop]</c> and <c>[[partners]]</c>; the keys
 /// are those of <see cref="Setters"/>, each setting one property of <see cref="RelayOptions"/>, whose doc comment
 /// gives its meaning, range and default. <c>packaging/relayd.toml</c> shows every key with its default and unit
 /// (ConfigKeyTableTests keeps the two in step). Durations are integers in the unit the key names (<c>_ms</c>,
@@ -21,7 +21,7 @@ namespace Relayd.Hosting;
 /// </remarks>
 public static partial class RelayConfigLoader
 {
-    private static readonly string[] Tables = ["relay", "tls", "limits", "wal", "media", "metrics", "control"];
+    private static readonly string[] Tables = ["relay", "tls", "limits", "wal", "media", "metrics", "control", "interop"];
 
     private static readonly Dictionary<string, ContentKind> KindNames = new(StringComparer.Ordinal)
     {
@@ -30,6 +30,9 @@ public static partial class RelayConfigLoader
         ["video"] = ContentKind.Video,
         ["voice"] = ContentKind.Voice,
         ["file"] = ContentKind.File,
+        ["sticker"] = ContentKind.Sticker,
+        ["status"] = ContentKind.Status,
+        ["reaction"] = ContentKind.Reaction,
     };
 
     // Key path with array indexes removed → setter; the int is the index of the [[partners]] element.
@@ -84,6 +87,7 @@ public static partial class RelayConfigLoader
         ["metrics.listen"] = (o, _, v) => o.Metrics.Listen = Str(v),
         ["control.socket"] = (o, _, v) => o.Control.SocketPath = NonEmpty(v),
         ["control.group"] = (o, _, v) => o.Control.Group = NonEmpty(v),
+        ["interop.require_opt_in"] = (o, _, v) => o.Interop.RequireOptIn = Bool(v),
     };
 
     // Old key → its new name. The old one keeps working, with a warning; setting both is an error.

@@ -16,7 +16,7 @@ internal sealed partial class MediaRouter
     private const int MaxDeliveryOffsetFieldBytes = 1 + 10;
 
     // The MediaOpen rules (AdmissionPipelines.MediaOpen); the checks on open transfers stay in Open, under _lock.
-    private readonly AdmissionPipeline _admission = AdmissionPipelines.MediaOpen();
+    private readonly AdmissionPipeline _admission;
 
     /// <summary>MediaOpen from a sender: every limit is checked here, before any byte of the blob is accepted.</summary>
     public void Open(IMediaPeer peer, MediaOpen open)
@@ -33,6 +33,9 @@ internal sealed partial class MediaRouter
             Recipient = recipient,
             RecipientPartnerText = open.RecipientPartner,
             ContentKind = (int)open.ContentKind,
+            SenderUser = new ReadOnlySequence<byte>(open.SenderUser.Memory),
+            RecipientUser = new ReadOnlySequence<byte>(open.RecipientUser.Memory),
+            Bytes = (long)Math.Min(open.TotalSize, long.MaxValue),
 
             // The recipient is sent this MediaOpen with delivery_offset added; chunks are far below any declared limit.
             RecipientFrameBytes = ProtoWire.LengthDelimitedFieldSize(MediaOpenFrameField, open.CalculateSize() + MaxDeliveryOffsetFieldBytes),

@@ -37,8 +37,9 @@ internal sealed partial class MediaRouter : IDisposable
     private readonly Dictionary<PartnerInfo, MediaPartnerState> _state;
     private readonly Timer _sweeper;
 
-    public MediaRouter(MediaOptions options, PartnerDirectory partners, RelayLimits limits, IMediaSpool spool, ILogger logger, TimeProvider clock, RelayMetrics metrics)
+    public MediaRouter(MediaOptions options, PartnerDirectory partners, RelayLimits limits, IMediaSpool spool, ILogger logger, TimeProvider clock, RelayMetrics metrics, Admission.InteropPolicy? interop = null)
     {
+        _admission = Admission.AdmissionPipelines.MediaOpen(interop ?? Admission.InteropPolicy.None);
         _options = options;
         _partners = partners;
         _limits = limits;

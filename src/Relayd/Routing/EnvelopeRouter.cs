@@ -32,13 +32,13 @@ internal sealed class EnvelopeRouter
     private readonly long _retentionMs;
     private readonly AdmissionPipeline _admission;
 
-    public EnvelopeRouter(PartnerDirectory partners, IEnvelopeStore store, RelayLimits limits, TimeProvider clock)
+    public EnvelopeRouter(PartnerDirectory partners, IEnvelopeStore store, RelayLimits limits, TimeProvider clock, InteropPolicy? interop = null)
     {
         _partners = partners;
         _store = store;
         _clock = clock;
         _retentionMs = (long)limits.DefaultRetention.TotalMilliseconds;
-        _admission = AdmissionPipelines.Envelopes(limits);
+        _admission = AdmissionPipelines.Envelopes(limits, interop ?? InteropPolicy.None);
     }
 
     /// <summary>Shard of a conversation: stable across processes (xxHash3), so a later on-disk log can rely on it.</summary>
@@ -85,6 +85,9 @@ internal sealed class EnvelopeRouter
             RecipientUserEmpty = header.RecipientUser.IsEmpty,
             Recipient = recipient,
             ContentKind = header.ContentKind,
+            SenderUser = frame.Slice(header.SenderUser.Offset, header.SenderUser.Length),
+            RecipientUser = frame.Slice(header.RecipientUser.Offset, header.RecipientUser.Length),
+            Bytes = frame.Length,
             RecipientFrameBytes = WireFrames.MaxDeliverFrameBodyBytes(header.Envelope.Length),
             ExpiresAtMs = header.ExpiresAtMs,
             NowMs = now,

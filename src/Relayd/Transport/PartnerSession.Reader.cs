@@ -259,6 +259,32 @@ internal sealed partial class PartnerSession
             case Frame.BodyOneofCase.DeliveryAck:
                 HandleDeliveryAck(parsed.DeliveryAck);
                 return null;
+
+            // Interop (PartnerSession.Interop.cs and the files it names).
+            case Frame.BodyOneofCase.ConsentUpdate:
+                HandleConsentUpdate(parsed.ConsentUpdate);
+                return null;
+            case Frame.BodyOneofCase.KeyBundleRequest:
+                HandleKeyBundleRequest(parsed.KeyBundleRequest);
+                return null;
+            case Frame.BodyOneofCase.KeyBundleResponse:
+                HandleKeyBundleResponse(parsed.KeyBundleResponse);
+                return null;
+            case Frame.BodyOneofCase.CapabilitiesRequest:
+                HandleCapabilitiesRequest(parsed.CapabilitiesRequest);
+                return null;
+            case Frame.BodyOneofCase.Typing:
+                HandleTyping(parsed.Typing);
+                return null;
+            case Frame.BodyOneofCase.ReadReceipt:
+                HandleReadReceipt(parsed.ReadReceipt);
+                return null;
+            case Frame.BodyOneofCase.AbuseReport:
+                HandleAbuseReport(parsed.AbuseReport);
+                return null;
+            case Frame.BodyOneofCase.AbuseNoticeAck:
+                HandleAbuseNoticeAck(parsed.AbuseNoticeAck);
+                return null;
             case Frame.BodyOneofCase.Ping:
                 WriteFrame(new Frame { Pong = new Pong { Nonce = parsed.Ping.Nonce } });
                 return null;

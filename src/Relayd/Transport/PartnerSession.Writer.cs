@@ -67,6 +67,7 @@ internal sealed partial class PartnerSession
                     progressed |= await WriteReceiptsAsync(scratch, abort);
                     progressed |= await WriteDeliveriesAsync(abort);
                     progressed |= await WriteMediaAsync(abort);
+                    progressed |= await WriteOutboxAsync(abort);
                     progressed |= await WritePingOrCloseAsync(abort);
                 }
                 while (progressed);

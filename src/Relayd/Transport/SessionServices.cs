@@ -46,6 +46,31 @@ internal sealed class SessionServices
     /// <summary>Where every refusal is counted before it is logged, so that a flood of them costs a few lines.</summary>
     public required RefusalAggregator Refusals { get; init; }
 
+    /// <summary>The interop rules' state (opt-in, rate limits) for the pipelines of the frames sessions route themselves.</summary>
+    public Admission.InteropPolicy Interop { get; init; } = Admission.InteropPolicy.None;
+
+    /// <summary>
+    /// A session of <paramref name="partner"/> past its Welcome, for a frame routed live (key bundles, typing); null
+    /// when it has none. Sessions are few (tens): a scan is cheaper than keeping a second index in step.
+    /// </summary>
+    public PartnerSession? AnySessionOf(Routing.PartnerInfo partner)
+    {
+        PartnerSession? found = null;
+        foreach (PartnerSession session in _sessions.Values)
+        {
+            if (ReferenceEquals(session.Partner, partner) && !session.IsClosing)
+            {
+                // The lowest connection id: stable while it lives, so frames of one conversation keep their order.
+                if (found is null || session.ConnectionId < found.ConnectionId)
+                {
+                    found = session;
+                }
+            }
+        }
+
+        return found;
+    }
+
     /// <summary>Set once the relay stops: new envelopes are refused with SHUTTING_DOWN.</summary>
     public bool IsShuttingDown => _shuttingDown;
 

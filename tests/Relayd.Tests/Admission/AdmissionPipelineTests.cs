@@ -39,8 +39,8 @@ public sealed class AdmissionPipelineTests
         _beta = partners.Find("beta")!;
         _gamma = partners.Find("gamma")!;
         _beta.Mailbox.Attach(new DeclaringConsumer(ReceiveDeclaration.FromHello(new Hello { AcceptedKinds = { ContentKind.Text }, MaxFrameBytes = BetaMaxFrameBytes })));
-        _envelopes = AdmissionPipelines.Envelopes(options.Limits);
-        _mediaOpens = AdmissionPipelines.MediaOpen();
+        _envelopes = AdmissionPipelines.Envelopes(options.Limits, InteropPolicy.None);
+        _mediaOpens = AdmissionPipelines.MediaOpen(InteropPolicy.None);
     }
 
     // ------------------------------------------------------------------ each rule
@@ -267,7 +267,7 @@ public sealed class AdmissionPipelineTests
         Assert.Equal(envelopeRules.Length, envelopeRules.Distinct().Count());
         Assert.Equal(mediaRules.Length, mediaRules.Distinct().Count());
         Assert.Equal(
-            [typeof(SenderRule), typeof(SuspensionRule), typeof(RecipientRule), typeof(ContentKindRule), typeof(RecipientFrameLimitRule), typeof(ExpiryRule)],
+            [typeof(SenderRule), typeof(SuspensionRule), typeof(RecipientRule), typeof(ContentKindRule), typeof(RecipientFrameLimitRule), typeof(ExpiryRule), typeof(OptInRule), typeof(RateLimitRule)],
             envelopeRules.Intersect(mediaRules));
     }
 

@@ -64,6 +64,13 @@ internal sealed class RelaydProcess : IAsyncDisposable
                 """;
         }
 
+        // Opt-in is the relay's default; tests of other capabilities send between users nobody registered. Tests of
+        // opt-in give their own [interop] table.
+        string interop = tables.Contains("[interop]", StringComparison.Ordinal) ? "" : """
+            [interop]
+            require_opt_in = false
+            """;
+
         string wal = WithoutWal ? "" : $"""
             [wal]
             dir = "{WalDirectory}"
@@ -77,6 +84,8 @@ internal sealed class RelaydProcess : IAsyncDisposable
             {limitsKeys}
 
             {media}
+
+            {interop}
 
             {tables}
             """);

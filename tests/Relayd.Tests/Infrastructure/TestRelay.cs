@@ -95,6 +95,10 @@ public sealed class TestRelay : IAsyncDisposable
         options.Storage.ReserveBytes = 16L * 1024 * 1024;
         options.Storage.SegmentBytes = 4 * 1024 * 1024;
         options.Media.SpoolDirectory = Path.Combine(pki.Directory, "spool-" + Guid.NewGuid().ToString("N"));
+
+        // Opt-in is the relay's default; tests of other capabilities send between users nobody registered. Tests of
+        // opt-in turn it on.
+        options.Interop.RequireOptIn = false;
         return options;
     }
 
