@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using Relayd.Delivery;
 using Relayd.Diagnostics;
 using Relayd.Diagnostics.Prometheus;
+using Relayd.Interop.Consent;
 using Relayd.Media;
 using Relayd.Routing;
 using Relayd.Security;
@@ -37,6 +38,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
     private readonly RefusalAggregator _refusals;
     private readonly CancellationTokenSource _stopping = new();
     private WalEnvelopeStore? _store; // the one place that knows which store it is
+    private ConsentStore? _consent;
     private QueueMaintenance? _maintenance;
     private MediaRouter? _media;
     private SessionServices? _services;
@@ -171,8 +173,23 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
             throw;
         }
 
+        // Who opted in, back from its own log and snapshot before anything is admitted.
+        ConsentStore consent;
+        try
+        {
+            consent = ConsentStore.Open(_options.Storage.ToWalOptions(), _options.Interop, Partners, _logger);
+        }
+        catch
+        {
+            _store = null;
+            store.Dispose();
+            throw;
+        }
+
+        _consent = consent;
+
         // The interop rules' state: who opted in, the rate limits (docs/protocol.md, "Interop").
-        Interop = new Admission.InteropPolicy(Admission.NoConsentRequired.Instance, Admission.NoRateLimits.Instance);
+        Interop = new Admission.InteropPolicy(consent.Table, Admission.NoRateLimits.Instance);
         var router = new EnvelopeRouter(Partners, store, _options.Limits, _clock, Interop);
         _maintenance = new QueueMaintenance(store, Partners, receipts, _options.Storage.RetentionInterval, _clock, _logger);
         _media = new MediaRouter(_options.Media, Partners, _options.Limits, new MediaSpool(_options.Media.SpoolDirectory), _logger, _clock, Metrics, Interop);
@@ -190,6 +207,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
             Media = _media,
             Refusals = _refusals,
             Interop = Interop,
+            Consent = consent,
         };
         _listener = new PartnerListener(_services, Partners, _serverCertificate, _validator);
         ObserveState(store, _media);
@@ -311,6 +329,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
         {
             _storeClosed = true;
             _store.Dispose();
+            _consent?.Dispose();
         }
     }
 

@@ -18,6 +18,12 @@ internal interface IConsentPolicy
     /// the relay has never heard of: the caller cannot tell the two apart. Allocates nothing.
     /// </summary>
     bool OptedIn(IAdmissionPartner partner, in ReadOnlySequence<byte> user, IAdmissionPartner counterpart);
+
+    /// <summary>
+    /// Changes whenever a revoke takes effect (never 0 or -1): an envelope queued under an older value is checked
+    /// again before it is delivered (a revoke also stops what is queued).
+    /// </summary>
+    int RevokeEpoch { get; }
 }
 
 /// <summary>The policy when no consent table is wired in: nothing is required.</summary>
@@ -28,4 +34,6 @@ internal sealed class NoConsentRequired : IConsentPolicy
     public bool Required => false;
 
     public bool OptedIn(IAdmissionPartner partner, in ReadOnlySequence<byte> user, IAdmissionPartner counterpart) => true;
+
+    public int RevokeEpoch => 1;
 }

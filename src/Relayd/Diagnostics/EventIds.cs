@@ -113,4 +113,13 @@ internal static class EventIds
     public const int MetricsTooManyConnections = 853;
     public const int MetricsAcceptFailed = 854;
     public const int MetricsStopped = 855;
+
+    // 90x opt-in: consent store and ConsentUpdate (ConsentLog)
+    public const int ConsentOpened = 900;
+    public const int ConsentUpdateRefused = 901;
+    public const int ConsentAckDropped = 902;
+    public const int ConsentSnapshotWritten = 903;
+    public const int ConsentSnapshotFailed = 904;
+    public const int ConsentLogFailed = 905;
+    public const int ConsentQueuedRefused = 906;
 }

@@ -88,6 +88,7 @@ public static partial class RelayConfigLoader
         ["control.socket"] = (o, _, v) => o.Control.SocketPath = NonEmpty(v),
         ["control.group"] = (o, _, v) => o.Control.Group = NonEmpty(v),
         ["interop.require_opt_in"] = (o, _, v) => o.Interop.RequireOptIn = Bool(v),
+        ["interop.max_consent_changes"] = (o, _, v) => o.Interop.MaxConsentChanges = Int(v),
     };
 
     // Old key → its new name. The old one keeps working, with a warning; setting both is an error.

@@ -31,6 +31,7 @@ internal sealed class EnvelopeRouter
     private readonly TimeProvider _clock;
     private readonly long _retentionMs;
     private readonly AdmissionPipeline _admission;
+    private readonly IConsentPolicy _consent;
 
     public EnvelopeRouter(PartnerDirectory partners, IEnvelopeStore store, RelayLimits limits, TimeProvider clock, InteropPolicy? interop = null)
     {
@@ -39,6 +40,7 @@ internal sealed class EnvelopeRouter
         _clock = clock;
         _retentionMs = (long)limits.DefaultRetention.TotalMilliseconds;
         _admission = AdmissionPipelines.Envelopes(limits, interop ?? InteropPolicy.None);
+        _consent = (interop ?? InteropPolicy.None).Consent;
     }
 
     /// <summary>Shard of a conversation: stable across processes (xxHash3), so a later on-disk log can rely on it.</summary>
@@ -76,6 +78,7 @@ internal sealed class EnvelopeRouter
     {
         PartnerInfo? recipient = _partners.Find(frame.Slice(header.RecipientPartner.Offset, header.RecipientPartner.Length));
         long now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
+        int consentEpoch = _consent.RevokeEpoch; // before the opt-in check: a revoke after it makes the queue check again
         var request = new AdmissionRequest
         {
             Subject = AdmissionSubject.Envelope,
@@ -116,7 +119,7 @@ internal sealed class EnvelopeRouter
 
             ShardQueue[] shards = recipient.Mailbox.Shards;
             int shard = ShardOf(frame.Slice(header.RecipientUser.Offset, header.RecipientUser.Length), shards.Length);
-            switch (shards[shard].TryAppend(_store, frame, header, sender, now, expiresAt, out DurableMark durableAt))
+            switch (shards[shard].TryAppend(_store, frame, header, sender, now, expiresAt, consentEpoch, out DurableMark durableAt))
             {
                 case AppendResult.Busy:
                     return new RouteOutcome(ErrorCode.Unspecified, 0, false, DurableMark.None) { LogBusy = true };

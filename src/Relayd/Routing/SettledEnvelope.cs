@@ -12,6 +12,10 @@ internal readonly record struct SettledEnvelope(PartnerInfo? Sender, ReceiptItem
     public static SettledEnvelope Delivered(PartnerInfo? sender, UInt128 messageId, StoreRef storeRef) =>
         new(sender, new ReceiptItem(messageId, Protocol.V1.ReceiptStatus.Delivered, Protocol.V1.ErrorCode.Unspecified), storeRef);
 
+    /// <summary>Dropped from the queue: its sender user or recipient user revoked consent while it waited.</summary>
+    public static SettledEnvelope NotOptedIn(PartnerInfo? sender, UInt128 messageId, StoreRef storeRef) =>
+        new(sender, new ReceiptItem(messageId, Protocol.V1.ReceiptStatus.Refused, Protocol.V1.ErrorCode.NotOptedIn), storeRef);
+
     public static SettledEnvelope Expired(PartnerInfo? sender, UInt128 messageId, StoreRef storeRef) =>
         new(sender, new ReceiptItem(messageId, Protocol.V1.ReceiptStatus.ExpiredUndelivered, Protocol.V1.ErrorCode.Expired), storeRef);
 }

@@ -116,7 +116,12 @@ internal sealed class ShardQueue
     /// envelope stays in the store only, and every later one of this shard too until the backlog loader has caught up.
     /// </summary>
     /// <returns>The store's answer; anything but <see cref="AppendResult.Appended"/> leaves the shard unchanged.</returns>
-    public AppendResult TryAppend(IEnvelopeStore store, in ReadOnlySequence<byte> frame, in EnvelopeHeader header, PartnerInfo? sender, long acceptedAtMs, long expiresAtMs, out DurableMark durableAt)
+    public AppendResult TryAppend(IEnvelopeStore store, in ReadOnlySequence<byte> frame, in EnvelopeHeader header, PartnerInfo? sender, long acceptedAtMs, long expiresAtMs, out DurableMark durableAt) =>
+        TryAppend(store, frame, header, sender, acceptedAtMs, expiresAtMs, UncheckedConsent, out durableAt);
+
+    /// <inheritdoc cref="TryAppend(IEnvelopeStore, in ReadOnlySequence{byte}, in EnvelopeHeader, PartnerInfo?, long, long, out DurableMark)"/>
+    /// <param name="consentEpoch">The consent policy's <see cref="Admission.IConsentPolicy.RevokeEpoch"/> read before the envelope was admitted.</param>
+    public AppendResult TryAppend(IEnvelopeStore store, in ReadOnlySequence<byte> frame, in EnvelopeHeader header, PartnerInfo? sender, long acceptedAtMs, long expiresAtMs, int consentEpoch, out DurableMark durableAt)
     {
         IDeliveryConsumer? owner;
         lock (_lock)
@@ -127,7 +132,7 @@ internal sealed class ShardQueue
                 return result;
             }
 
-            if (_spilled || !TryInsertLocked(frame, header.Envelope, header.MessageId, sender, acceptedAtMs, expiresAtMs, reference))
+            if (_spilled || !TryInsertLocked(frame, header, sender, acceptedAtMs, expiresAtMs, reference, consentEpoch))
             {
                 SpillLocked(reference);
                 return AppendResult.Appended;
@@ -145,7 +150,7 @@ internal sealed class ShardQueue
     {
         lock (_lock)
         {
-            if (_spilled || !TryInsertLocked(envelope.Frame, header.Envelope, header.MessageId, sender, envelope.AcceptedAtMs, envelope.ExpiresAtMs, envelope.Ref))
+            if (_spilled || !TryInsertLocked(envelope.Frame, header, sender, envelope.AcceptedAtMs, envelope.ExpiresAtMs, envelope.Ref, UncheckedConsent))
             {
                 SpillLocked(envelope.Ref);
             }
@@ -176,7 +181,7 @@ internal sealed class ShardQueue
                 return SpillLoad.NotSpilled;
             }
 
-            if (!skip && !TryInsertLocked(envelope.Frame, header.Envelope, header.MessageId, sender, envelope.AcceptedAtMs, envelope.ExpiresAtMs, envelope.Ref))
+            if (!skip && !TryInsertLocked(envelope.Frame, header, sender, envelope.AcceptedAtMs, envelope.ExpiresAtMs, envelope.Ref, UncheckedConsent))
             {
                 _spillFrom = envelope.Ref;
                 return SpillLoad.NoRoom;
@@ -260,9 +265,21 @@ internal sealed class ShardQueue
     /// Takes the next run of consecutive deliveries for <paramref name="consumer"/>, within the delivery window.
     /// Expired envelopes met on the way are dropped and reported into <paramref name="receipts"/>.
     /// </summary>
-    public bool TryTakeRange(IDeliveryConsumer consumer, long nowMs, List<SettledEnvelope> receipts, out DeliveryRange range)
+    public bool TryTakeRange(IDeliveryConsumer consumer, long nowMs, List<SettledEnvelope> receipts, out DeliveryRange range) =>
+        TryTakeRange(consumer, nowMs, Admission.NoConsentRequired.Instance, null, receipts, out range);
+
+    /// <summary>
+    /// Takes the next run of consecutive deliveries for <paramref name="consumer"/>, within the delivery window.
+    /// Expired envelopes met on the way are dropped and reported into <paramref name="receipts"/>, and so are those
+    /// whose sender user or recipient user revoked consent since they were admitted (REFUSED, NOT_OPTED_IN): each
+    /// entry admitted under an older <see cref="Admission.IConsentPolicy.RevokeEpoch"/> is checked again, once.
+    /// </summary>
+    /// <param name="recipient">The partner this shard belongs to (whose users receive).</param>
+    public bool TryTakeRange(IDeliveryConsumer consumer, long nowMs, Admission.IConsentPolicy consent, PartnerInfo? recipient, List<SettledEnvelope> receipts, out DeliveryRange range)
     {
         range = default;
+        bool checkConsent = consent.Required && recipient is not null;
+        int epoch = checkConsent ? consent.RevokeEpoch : 0;
         lock (_lock)
         {
             if (!ReferenceEquals(_owner, consumer))
@@ -288,6 +305,14 @@ internal sealed class ShardQueue
                     continue;
                 }
 
+                if (checkConsent && entry.ConsentEpoch != epoch && !StillConsented(ref entry, consent, recipient!, epoch))
+                {
+                    entry.Acked = true;
+                    receipts.Add(SettledEnvelope.NotOptedIn(entry.Sender, entry.MessageId, entry.StoreRef));
+                    _sent++;
+                    continue;
+                }
+
                 break;
             }
 
@@ -305,9 +330,10 @@ internal sealed class ShardQueue
             while (_sent < _count && _sent < _windowEnvelopes && _sentBytes < _windowBytes)
             {
                 ref Entry entry = ref _entries[(_head + _sent) % _entries.Length];
-                if (entry.Acked || entry.ExpiresAtMs <= nowMs || !ReferenceEquals(entry.Slab, slab) || entry.Offset != end)
+                if (entry.Acked || entry.ExpiresAtMs <= nowMs || !ReferenceEquals(entry.Slab, slab) || entry.Offset != end
+                    || (checkConsent && entry.ConsentEpoch != epoch && !StillConsented(ref entry, consent, recipient!, epoch)))
                 {
-                    break;
+                    break; // a revoked one is settled by the next call's skip loop
                 }
 
                 entry.Sent = true;
@@ -374,9 +400,35 @@ internal sealed class ShardQueue
         return AckResult.Acknowledged;
     }
 
-    /// <summary>Encodes the Deliver frame into a slab; false when the shard's memory bound is reached.</summary>
-    private bool TryInsertLocked(in ReadOnlySequence<byte> frame, FieldSlice envelope, UInt128 messageId, PartnerInfo? sender, long acceptedAtMs, long expiresAtMs, StoreRef reference)
+    /// <summary>
+    /// Whether both users of the queued envelope still have consent for this pair of partners (read from the Deliver
+    /// frame in the slab: no allocation); if so the entry is marked checked at <paramref name="epoch"/>. An envelope
+    /// whose sender partner is no longer approved is judged by its recipient user alone.
+    /// </summary>
+    private static bool StillConsented(ref Entry entry, Admission.IConsentPolicy consent, PartnerInfo recipient, int epoch)
     {
+        byte[] buffer = entry.Slab.Buffer;
+        var recipientUser = new ReadOnlySequence<byte>(buffer, entry.Offset + entry.RecipientUserAt, entry.RecipientUserLength);
+        bool consented = entry.Sender is { } sender
+            ? consent.OptedIn(sender, new ReadOnlySequence<byte>(buffer, entry.Offset + entry.SenderUserAt, entry.SenderUserLength), recipient)
+              && consent.OptedIn(recipient, recipientUser, sender)
+            : consent.OptedIn(recipient, recipientUser, recipient);
+        if (consented)
+        {
+            entry.ConsentEpoch = epoch;
+        }
+
+        return consented;
+    }
+
+    /// <summary>The consent epoch of an entry whose admission is unknown (recovered, loaded back): checked at its first take.</summary>
+    private const int UncheckedConsent = -1;
+
+    /// <summary>Encodes the Deliver frame into a slab; false when the shard's memory bound is reached.</summary>
+    private bool TryInsertLocked(in ReadOnlySequence<byte> frame, in EnvelopeHeader header, PartnerInfo? sender, long acceptedAtMs, long expiresAtMs, StoreRef reference, int consentEpoch)
+    {
+        FieldSlice envelope = header.Envelope;
+        UInt128 messageId = header.MessageId;
         if (_count >= _maxEntries)
         {
             return false;
@@ -393,6 +445,7 @@ internal sealed class ShardQueue
 
         Span<byte> destination = slab.Buffer.AsSpan(slab.Written, size);
         int n = WireFrames.WriteDeliverHeader(destination, envelope.Length, deliveryId, acceptedAtMs);
+        int envelopeAt = n;
         frame.Slice(envelope.Offset, envelope.Length).CopyTo(destination[n..]);
         n += envelope.Length;
         WireFrames.WriteDeliverTrailer(destination[n..], acceptedAtMs);
@@ -411,6 +464,11 @@ internal sealed class ShardQueue
             Sender = sender,
             ExpiresAtMs = expiresAtMs,
             StoreRef = reference,
+            ConsentEpoch = consentEpoch,
+            SenderUserAt = envelopeAt + (int)(header.SenderUser.Offset - envelope.Offset),
+            SenderUserLength = header.SenderUser.Length,
+            RecipientUserAt = envelopeAt + (int)(header.RecipientUser.Offset - envelope.Offset),
+            RecipientUserLength = header.RecipientUser.Length,
         };
         _count++;
         slab.Written += size;
@@ -522,5 +580,12 @@ internal sealed class ShardQueue
         public bool Acked;
         public bool Sent;
         public bool EverSent;
+
+        // Opt-in: the consent epoch it was last checked at, and where its users are inside the Deliver frame.
+        public int ConsentEpoch;
+        public int SenderUserAt;
+        public int SenderUserLength;
+        public int RecipientUserAt;
+        public int RecipientUserLength;
     }
 }

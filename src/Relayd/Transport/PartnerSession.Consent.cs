@@ -1,8 +1,46 @@
+using Relayd.Diagnostics;
+using Relayd.Interop.Consent;
 using Relayd.Protocol.V1;
 
 namespace Relayd.Transport;
 
 internal sealed partial class PartnerSession
 {
-    private void HandleConsentUpdate(ConsentUpdate update) => throw NotYetCarried(nameof(ConsentUpdate));
+    /// <summary>
+    /// A ConsentUpdate: checked, logged and put in force by the consent store; a refusal is answered at once (Error
+    /// with request_id), the ConsentAck once the log has made the update durable, through the outbox so that the
+    /// reader never waits for the disk.
+    /// </summary>
+    private void HandleConsentUpdate(ConsentUpdate update)
+    {
+        ConsentStore consent = _services.Consent ?? throw NotYetCarried(nameof(ConsentUpdate));
+        ConsentSubmission submitted = consent.Submit(Partner, update);
+        if (!submitted.Accepted)
+        {
+            ConsentLog.UpdateRefused(_logger, update.RequestId, Partner.Id, submitted.Refusal, submitted.Detail!);
+            WriteFrame(new Frame { Error = new Error { Code = submitted.Refusal, Detail = submitted.Detail, RequestId = update.RequestId } });
+            return;
+        }
+
+        _ = AnswerConsentWhenDurableAsync(consent, submitted, update.RequestId, (uint)update.Changes.Count);
+    }
+
+    private async Task AnswerConsentWhenDurableAsync(ConsentStore consent, ConsentSubmission submitted, ulong requestId, uint changes)
+    {
+        Frame answer = await consent.WhenDurableAsync(submitted.End)
+            ? new Frame { ConsentAck = new ConsentAck { RequestId = requestId, Changes = changes } }
+            : new Frame
+            {
+                Error = new Error
+                {
+                    Code = ErrorCode.RetryLater,
+                    RequestId = requestId,
+                    Detail = "the consent log failed before the update was durable: it may not survive a restart; resend it after the relay restarted",
+                },
+            };
+        if (!TryEnqueueFrame(answer))
+        {
+            ConsentLog.AnswerDropped(_logger, requestId, Partner.Id);
+        }
+    }
 }

@@ -92,7 +92,7 @@ internal sealed partial class PartnerSession
         long now = _services.Clock.GetUtcNow().ToUnixTimeMilliseconds();
         foreach (ShardQueue shard in Partner.Mailbox.Shards)
         {
-            while (shard.TryTakeRange(this, now, _expiredReceipts, out DeliveryRange range))
+            while (shard.TryTakeRange(this, now, _services.Interop.Consent, Partner, _expiredReceipts, out DeliveryRange range))
             {
                 try
                 {

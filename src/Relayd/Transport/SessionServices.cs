@@ -3,6 +3,7 @@ using System.Net;
 using Microsoft.Extensions.Logging;
 using Relayd.Delivery;
 using Relayd.Diagnostics;
+using Relayd.Interop.Consent;
 using Relayd.Media;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
@@ -48,6 +49,9 @@ internal sealed class SessionServices
 
     /// <summary>The interop rules' state (opt-in, rate limits) for the pipelines of the frames sessions route themselves.</summary>
     public Admission.InteropPolicy Interop { get; init; } = Admission.InteropPolicy.None;
+
+    /// <summary>Where ConsentUpdates go (durable opt-in); null: the relay carries none (UNEXPECTED_FRAME).</summary>
+    public ConsentStore? Consent { get; init; }
 
     /// <summary>
     /// A session of <paramref name="partner"/> past its Welcome, for a frame routed live (key bundles, typing); null
