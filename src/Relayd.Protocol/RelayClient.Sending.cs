@@ -174,6 +174,7 @@ public sealed partial class RelayClient
         }
 
         FailAllMedia(_failure!);
+        FailAllConsent(_failure!);
         _deliveries.Writer.TryComplete(_failure is RelayException { Code: ErrorCode.Unspecified } ? null : _failure);
         _receipts.Writer.TryComplete(_failure is RelayException { Code: ErrorCode.Unspecified } ? null : _failure);
     }
