@@ -6,6 +6,11 @@ namespace Relayd.Transport;
 
 internal sealed partial class PartnerSession
 {
+    private int _consentAnswersPending;
+
+    /// <summary>ConsentUpdates whose answer waits for the consent log: the writer stays up for them (as for Acks) when the partner closes.</summary>
+    private bool ConsentAnswersPending => Volatile.Read(ref _consentAnswersPending) > 0;
+
     /// <summary>
     /// A ConsentUpdate: checked, logged and put in force by the consent store; a refusal is answered at once (Error
     /// with request_id), the ConsentAck once the log has made the update durable, through the outbox so that the
@@ -22,6 +27,7 @@ internal sealed partial class PartnerSession
             return;
         }
 
+        Interlocked.Increment(ref _consentAnswersPending);
         _ = AnswerConsentWhenDurableAsync(consent, submitted, update.RequestId, (uint)update.Changes.Count);
     }
 
@@ -38,9 +44,19 @@ internal sealed partial class PartnerSession
                     Detail = "the consent log failed before the update was durable: it may not survive a restart; resend it after the relay restarted",
                 },
             };
-        if (!TryEnqueueFrame(answer))
+        if (_abort.IsCancellationRequested)
         {
             ConsentLog.AnswerDropped(_logger, requestId, Partner.Id);
         }
+        else
+        {
+            // A reply to this session's own request: not bounded like frames routed from other sessions, and still
+            // sent while the session closes (as Acks are).
+            Interlocked.Increment(ref _outboxCount);
+            _outbox.Enqueue(answer);
+        }
+
+        Interlocked.Decrement(ref _consentAnswersPending);
+        _writerSignal.Set(); // the writer may be waiting for this answer before it closes
     }
 }

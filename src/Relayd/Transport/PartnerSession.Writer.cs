@@ -44,7 +44,7 @@ internal sealed partial class PartnerSession
         try
         {
             bool controlCompleted = false;
-            while (!controlCompleted || (_acks.Count > 0 && _services.Store.Failure is null))
+            while (!controlCompleted || (_acks.Count > 0 && _services.Store.Failure is null) || ConsentAnswersPending)
             {
                 await _writerSignal.WaitAsync();
                 bool progressed;

@@ -125,18 +125,22 @@ public sealed class ConsentTests : IClassFixture<PkiFixture>
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
         await using RelayClient beta = await relay.ConnectAsync("beta");
         using var content = new MemoryStream(Envelopes.RandomCiphertext(64 * 1024));
+        Task<MediaComplete> Send()
+        {
+            MediaOpen request = MediaBlobs.Open("alpha", "beta", content);
+            content.Position = 0;
+            return alpha.SendMediaAsync(request, content, TestContext.Current.CancellationToken);
+        }
 
-        RelayException refused = await Envelopes.RefusedAsync(() => alpha.SendMediaAsync(MediaBlobs.Open("alpha", "beta", content), content, TestContext.Current.CancellationToken).Within(30));
+        RelayException refused = await Envelopes.RefusedAsync(() => Send().Within(30));
         Assert.Equal(ErrorCode.NotOptedIn, refused.Code);
 
         await GrantAsync(alpha, "sender-1");
-        content.Position = 0;
-        refused = await Envelopes.RefusedAsync(() => alpha.SendMediaAsync(MediaBlobs.Open("alpha", "beta", content), content, TestContext.Current.CancellationToken).Within(30));
+        refused = await Envelopes.RefusedAsync(() => Send().Within(30));
         Assert.Equal(ErrorCode.NotOptedIn, refused.Code);
 
         await GrantAsync(beta, "user-1");
-        content.Position = 0;
-        Task<MediaComplete> sent = alpha.SendMediaAsync(MediaBlobs.Open("alpha", "beta", content), content, TestContext.Current.CancellationToken);
+        Task<MediaComplete> sent = Send();
         (MediaOpen open, long length, _) = await MediaBlobs.ReceiveAsync(beta);
         await sent.Within(30);
         Assert.Equal(content.Length, length);
