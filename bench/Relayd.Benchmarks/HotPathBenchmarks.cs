@@ -31,6 +31,8 @@ public class HotPathBenchmarks : IDeliveryConsumer, IDisposable
     private EnvelopeRouter _router = null!;
     private PartnerInfo _alpha = null!;
     private ShardQueue[] _betaShards = [];
+    private PartnerInfo _beta = null!;
+    private Relayd.Admission.InteropPolicy _interop = Relayd.Admission.InteropPolicy.None;
     private ulong _counter;
 
     [Params(1024, 64 * 1024)]
@@ -54,9 +56,11 @@ public class HotPathBenchmarks : IDeliveryConsumer, IDisposable
         var directory = new PartnerDirectory(options);
         _walDirectory = Directory.CreateTempSubdirectory("relayd-bench-wal-").FullName;
         _store = WalEnvelopeStore.Open(new StorageOptions { Directory = _walDirectory, ReserveBytes = 0, Sync = Sync }, NullLogger.Instance);
-        _router = new EnvelopeRouter(directory, _store, options.Limits, TimeProvider.System);
+        _interop = CreateInterop();
+        _router = new EnvelopeRouter(directory, _store, options.Limits, TimeProvider.System, _interop);
         _alpha = directory.Find("alpha")!;
-        _betaShards = directory.Find("beta")!.Mailbox.Shards;
+        _beta = directory.Find("beta")!;
+        _betaShards = _beta.Mailbox.Shards;
         foreach (ShardQueue shard in _betaShards)
         {
             shard.SetOwner(this);
@@ -139,7 +143,7 @@ public class HotPathBenchmarks : IDeliveryConsumer, IDisposable
         // The recipient's session: take what is queued (what it would write to TLS), then acknowledge all of it.
         foreach (ShardQueue shard in _betaShards)
         {
-            while (shard.TryTakeRange(this, 0, _receipts, out DeliveryRange range))
+            while (shard.TryTakeRange(this, 0, _interop.Consent, _beta, _receipts, out DeliveryRange range))
             {
                 shard.CompleteWrite(range);
             }
@@ -174,6 +178,12 @@ public class HotPathBenchmarks : IDeliveryConsumer, IDisposable
             _store.Log.DeleteSegmentsBefore(_store.Log.DurablePosition.Segment); // retention: everything is settled
         }
     }
+
+    /// <summary>The interop rules the router and the recipient's take step use; none here (see <see cref="OptInHotPathBenchmarks"/>).</summary>
+    private protected virtual Relayd.Admission.InteropPolicy CreateInterop() => Relayd.Admission.InteropPolicy.None;
+
+    /// <summary>Recipient users of the batch: user-0 … user-63 (the sender is alice).</summary>
+    private protected const int RecipientUsers = Batch;
 
     [GlobalCleanup]
     public void Dispose()

@@ -23,10 +23,11 @@ var json = new Option<string?>("--json") { Description = "Write results as JSON 
 var csv = new Option<string?>("--csv") { Description = "Write results as CSV to FILE" };
 var media = new Option<string?>("--media") { Description = "Media mode: send blobs of SIZE (e.g. 300KiB, 64MiB, 1GiB) partner-0 -> partner-1 and report MiB/s and relay RSS growth" };
 var mediaCount = new Option<int>("--media-count") { Description = "Media mode: blobs to send one after another", DefaultValueFactory = _ => 1 };
+var optIn = new Option<bool>("--opt-in") { Description = "Register consent (ConsentUpdate) for every user before the run, and start relayd requiring it (its default); --opt-in false: neither (relayd dev --no-opt-in)", DefaultValueFactory = _ => true };
 var plotFile = new Option<string?>("--plot") { Description = "Draw ack-latency percentile curves to FILE.png or FILE.svg" };
 var root = new RootCommand("relayd load generator: end-to-end throughput and latency of relayd, optionally beside NATS and Redis")
 {
-    relay, pki, relayPid, partners, connections, size, count, duration, warmup, window, rate, users, noSync, peers, json, csv, plotFile, media, mediaCount,
+    relay, pki, relayPid, partners, connections, size, count, duration, warmup, window, rate, users, noSync, peers, json, csv, plotFile, media, mediaCount, optIn,
 };
 root.SetAction(async (parse, cancellationToken) =>
 {
@@ -59,12 +60,12 @@ async Task<int> RunAsync(ParseResult parse, Workload workload, string pkiDirecto
 
     if (parse.GetValue(media) is { } mediaSize)
     {
-        return await Relayd.LoadGen.Media.MediaRun.RunAsync(devPki, parse.GetValue(relay), parse.GetValue(relayPid), Relayd.LoadGen.Media.MediaRun.ParseSize(mediaSize), Math.Max(1, parse.GetValue(mediaCount)), Console.Out, cancellationToken);
+        return await Relayd.LoadGen.Media.MediaRun.RunAsync(devPki, parse.GetValue(relay), parse.GetValue(relayPid), Relayd.LoadGen.Media.MediaRun.ParseSize(mediaSize), Math.Max(1, parse.GetValue(mediaCount)), Console.Out, cancellationToken, parse.GetValue(optIn));
     }
 
     bool toStdout = parse.GetValue(json) == "-";
     TextWriter log = toStdout ? Console.Error : Console.Out;
-    var targets = new List<Func<ILoadTarget>> { () => new RelaydTarget(devPki, parse.GetValue(relay), parse.GetValue(partners), parse.GetValue(relayPid), sync: !parse.GetValue(noSync)) };
+    var targets = new List<Func<ILoadTarget>> { () => new RelaydTarget(devPki, parse.GetValue(relay), parse.GetValue(partners), parse.GetValue(relayPid), sync: !parse.GetValue(noSync), optIn: parse.GetValue(optIn)) };
     if (parse.GetValue(peers) is { Length: > 0 } peerNames)
     {
         devPki.Init();

@@ -16,14 +16,21 @@ namespace Relayd.LoadGen.Media;
 /// </summary>
 internal static class MediaRun
 {
-    public static async Task<int> RunAsync(DevPki pki, string? relayAddress, int? relayPid, long size, int count, TextWriter log, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(DevPki pki, string? relayAddress, int? relayPid, long size, int count, TextWriter log, CancellationToken cancellationToken, bool optIn = true)
     {
-        await using var target = new RelaydTarget(pki, relayAddress, partners: 2, relayPid);
+        await using var target = new RelaydTarget(pki, relayAddress, partners: 2, relayPid, optIn: optIn);
         string address = await target.EnsureRelayAsync(cancellationToken);
         string[] hostPort = address.Split(':');
         X509Certificate2 ca = X509CertificateLoader.LoadCertificateFromFile(pki.CaCertPath);
         await using RelayClient sender = await ConnectAsync(pki, hostPort, ca, RelaydTarget.PartnerId(0), cancellationToken);
         await using RelayClient recipient = await ConnectAsync(pki, hostPort, ca, RelaydTarget.PartnerId(1), cancellationToken);
+        if (optIn)
+        {
+            // The blobs and the text probe go user-0 -> user-1; the relay requires both to have opted in (its default).
+            string[] users = ["user-0", "user-1"];
+            await RelaydTarget.OptInAsync(sender, users, cancellationToken);
+            await RelaydTarget.OptInAsync(recipient, users, cancellationToken);
+        }
 
         // Warm-up: JIT, pools and the spool directory, outside the measurement and the RSS baseline.
         await TransferAsync(sender, recipient, new BlobStream(16L * 1024 * 1024, seed: 1), cancellationToken);

@@ -29,15 +29,18 @@ public sealed class RelaydTarget : ILoadTarget
     private long _messageCounter;
     private readonly long _runPrefix = Random.Shared.NextInt64();
     private readonly bool _sync;
+    private readonly bool _optIn;
 
     /// <param name="pki">Dev PKI directory (created when the target starts its own relay).</param>
     /// <param name="address">host:port of a running relay, or null to start one.</param>
     /// <param name="partners">Partner count (at least 2).</param>
     /// <param name="relayPid">Pid of a running relay, for RSS/CPU sampling.</param>
     /// <param name="sync">Whether the relay this target starts fdatasyncs its write-ahead log (the durable default).</param>
-    public RelaydTarget(DevPki pki, string? address, int partners, int? relayPid = null, bool sync = true)
+    /// <param name="optIn">Whether every user is registered with ConsentUpdate before the run and the relay this target starts requires it (relayd's default); false: neither.</param>
+    public RelaydTarget(DevPki pki, string? address, int partners, int? relayPid = null, bool sync = true, bool optIn = true)
     {
         _sync = sync;
+        _optIn = optIn;
         _pki = pki;
         _address = address;
         _partners = Math.Max(2, partners);
@@ -66,6 +69,16 @@ public sealed class RelaydTarget : ILoadTarget
             _receivers.Add(receiver);
             _consumers.Add(Task.Run(() => receiver.ConsumeAsync(d => onDelivered(d.Envelope.Ciphertext.Span), long.MaxValue, _stop.Token), CancellationToken.None));
             _consumers.Add(Task.Run(() => DrainReceiptsAsync(receiver, _stop.Token), CancellationToken.None));
+        }
+
+        if (_optIn)
+        {
+            // Every partner's users opt in (partner p's user-0 sends, the others receive), before anything is measured.
+            string[] names = [.. Enumerable.Range(0, workload.Users).Select(i => "user-" + i)];
+            foreach (RelayClient receiver in _receivers)
+            {
+                await OptInAsync(receiver, names, cancellationToken);
+            }
         }
 
         for (int c = 0; c < workload.Connections; c++)
@@ -157,6 +170,11 @@ public sealed class RelaydTarget : ILoadTarget
             start.ArgumentList.Add("--no-sync");
         }
 
+        if (!_optIn)
+        {
+            start.ArgumentList.Add("--no-opt-in");
+        }
+
         for (int p = 0; p < _partners; p++)
         {
             start.ArgumentList.Add("--partner");
@@ -196,6 +214,17 @@ public sealed class RelaydTarget : ILoadTarget
                 Agent = "relayd-loadgen",
             },
             cancellationToken);
+    }
+
+    /// <summary>Grants consent with every partner to <paramref name="users"/> of <paramref name="client"/>'s partner, 1,000 per ConsentUpdate (the relay's default limit).</summary>
+    public static async Task OptInAsync(RelayClient client, IReadOnlyList<string> users, CancellationToken cancellationToken)
+    {
+        for (int start = 0; start < users.Count; start += 1000)
+        {
+            await client.UpdateConsentAsync(
+                users.Skip(start).Take(1000).Select(u => new ConsentChange { User = ByteString.CopyFromUtf8(u), Action = ConsentAction.ConsentGrant }),
+                cancellationToken);
+        }
     }
 
     private static async Task DrainReceiptsAsync(RelayClient client, CancellationToken cancellationToken)

@@ -173,8 +173,19 @@ public sealed class SystemdContainer : IAsyncLifetime
         ReceiveReceipts = receipts,
     };
 
-    public Task<RelayClient> ConnectAsync(string partnerId, bool receipts = true) =>
-        RelayClient.ConnectAsync(ClientOptions(partnerId, receipts), TestContext.Current.CancellationToken);
+    /// <summary>
+    /// Connects as <paramref name="partnerId"/> and opts in the users the tests send between (Envelopes.New's
+    /// sender-1 and user-1), as a partner does: the packaged config keeps its default, <c>require_opt_in = true</c>,
+    /// which is what an administrator installing the package runs.
+    /// </summary>
+    public async Task<RelayClient> ConnectAsync(string partnerId, bool receipts = true)
+    {
+        RelayClient client = await RelayClient.ConnectAsync(ClientOptions(partnerId, receipts), TestContext.Current.CancellationToken);
+        await client.UpdateConsentAsync(
+            ((string[])["sender-1", "user-1"]).Select(u => new ConsentChange { User = ByteString.CopyFromUtf8(u), Action = ConsentAction.ConsentGrant }),
+            TestContext.Current.CancellationToken).WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
+        return client;
+    }
 
     /// <summary>Receives and acknowledges deliveries until every envelope of <paramref name="expected"/> arrived (others, left by earlier tests, are acknowledged too).</summary>
     public static async Task<HashSet<ByteString>> ReceiveAsync(RelayClient client, List<Envelope> expected, int seconds)

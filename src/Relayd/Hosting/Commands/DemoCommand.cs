@@ -62,6 +62,11 @@ internal sealed partial class DemoRun(ILogger logger, TextWriter output)
             await using RelayClient beta = await ConnectAsync(pki, "beta", server.LocalEndPoint.Port, cancellationToken);
             output.WriteLine($"partners connected: {alpha.PartnerId}, {beta.PartnerId}");
 
+            // Opt-in is on by default ([interop] require_opt_in): the demo's users opt in first, as a partner's would.
+            await OptInAsync(alpha, ["user-1", "user-2", "load"], cancellationToken);
+            await OptInAsync(beta, ["user-1", "user-2", .. Users], cancellationToken);
+            output.WriteLine($"users opted in (ConsentUpdate, acknowledged once durable): alpha user-1, user-2, load; beta user-1, user-2 and {Users.Length} load recipients");
+
             bool fatesOk = await ShowFatesAsync(alpha, beta, cancellationToken);
             fatesOk &= await ShowMediaFatesAsync(alpha, beta, cancellationToken);
             double rate = await MeasureThroughputAsync(alpha, beta, count, size, window, cancellationToken);
@@ -78,6 +83,10 @@ internal sealed partial class DemoRun(ILogger logger, TextWriter output)
             Directory.Delete(dir, recursive: true);
         }
     }
+
+    /// <summary>Grants every partner for <paramref name="users"/> of the partner behind <paramref name="client"/>.</summary>
+    private static Task<ConsentAck> OptInAsync(RelayClient client, string[] users, CancellationToken cancellationToken) =>
+        client.UpdateConsentAsync(users.Select(u => new ConsentChange { User = ByteString.CopyFromUtf8(u), Action = ConsentAction.ConsentGrant }), cancellationToken);
 
     private static Task<RelayClient> ConnectAsync(DevPki pki, string partner, int port, CancellationToken cancellationToken) =>
         RelayClient.ConnectAsync(

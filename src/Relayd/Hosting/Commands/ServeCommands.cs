@@ -166,7 +166,8 @@ internal static class ServeCommands
         var port = new Option<int>("--port") { Description = "Port on 127.0.0.1 to listen on", DefaultValueFactory = _ => 7443 };
         var partners = new Option<string[]>("--partner") { Description = "Approved partner ids (repeatable)", DefaultValueFactory = _ => ["alpha", "beta"], AllowMultipleArgumentsPerToken = true };
         var noSync = new Option<bool>("--no-sync") { Description = "Write the log without fdatasync (benchmarks of the non-durable path only)" };
-        var command = new Command("dev", "Run a foreground dev relay on loopback with a generated dev PKI and its write-ahead log in DIR/wal") { dir, port, partners, noSync };
+        var noOptIn = new Option<bool>("--no-opt-in") { Description = "Admit envelopes without ConsentUpdate ([interop] require_opt_in = false; benchmarks of the path without opt-in, and old clients)" };
+        var command = new Command("dev", "Run a foreground dev relay on loopback with a generated dev PKI and its write-ahead log in DIR/wal") { dir, port, partners, noSync, noOptIn };
         command.SetAction(async (parse, cancellationToken) =>
         {
             if (parse.GetValue(partners)!.Select(DevPki.PartnerIdProblem).FirstOrDefault(p => p is not null) is { } badId)
@@ -188,6 +189,7 @@ internal static class ServeCommands
                     ReserveBytes = 64L * 1024 * 1024,
                     Sync = !parse.GetValue(noSync),
                 },
+                Interop = new InteropOptions { RequireOptIn = !parse.GetValue(noOptIn) },
             };
             foreach (string id in parse.GetValue(partners)!)
             {
