@@ -22,7 +22,7 @@ internal sealed partial class PartnerSession
         ConsentSubmission submitted = consent.Submit(Partner, update);
         if (!submitted.Accepted)
         {
-            ConsentLog.UpdateRefused(_logger, update.RequestId, Partner.Id, submitted.Refusal, submitted.Detail!);
+            ConsentLog.ConsentUpdateRefused(_logger, update.RequestId, Partner.Id, submitted.Refusal, submitted.Detail!);
             WriteFrame(new Frame { Error = new Error { Code = submitted.Refusal, Detail = submitted.Detail, RequestId = update.RequestId } });
             return;
         }
@@ -46,7 +46,7 @@ internal sealed partial class PartnerSession
             };
         if (_abort.IsCancellationRequested)
         {
-            ConsentLog.AnswerDropped(_logger, requestId, Partner.Id);
+            ConsentLog.ConsentAnswerDropped(_logger, requestId, Partner.Id);
         }
         else
         {
@@ -58,5 +58,23 @@ internal sealed partial class PartnerSession
 
         Interlocked.Decrement(ref _consentAnswersPending);
         _writerSignal.Set(); // the writer may be waiting for this answer before it closes
+    }
+
+    /// <summary>Logs how many of the envelopes the queue just dropped were refused because a user revoked (rare: only after a revoke).</summary>
+    private void CountRevokedReceipts(List<Routing.SettledEnvelope> settled)
+    {
+        int revoked = 0;
+        foreach (Routing.SettledEnvelope envelope in settled)
+        {
+            if (envelope.Receipt.Code == ErrorCode.NotOptedIn)
+            {
+                revoked++;
+            }
+        }
+
+        if (revoked > 0)
+        {
+            ConsentLog.ConsentQueuedRefused(_logger, revoked, Partner.Id);
+        }
     }
 }

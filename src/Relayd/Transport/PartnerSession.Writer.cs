@@ -109,6 +109,7 @@ internal sealed partial class PartnerSession
 
         if (_expiredReceipts.Count > 0)
         {
+            CountRevokedReceipts(_expiredReceipts);
             _services.Receipts.Settle(_expiredReceipts);
             _expiredReceipts.Clear();
         }

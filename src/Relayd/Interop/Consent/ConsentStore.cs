@@ -61,7 +61,7 @@ internal sealed class ConsentStore : IDisposable
         {
             if (Interlocked.Exchange(ref _failedLogged, 1) == 0)
             {
-                ConsentLog.LogFailed(logger, error.Message);
+                ConsentLog.ConsentLogFailed(logger, error.Message);
             }
         };
     }
@@ -125,7 +125,7 @@ internal sealed class ConsentStore : IDisposable
         }
 
         var store = new ConsentStore(log, table, partners, options.MaxConsentChanges, logger, snapshot?.ReplayFrom.Segment ?? 0);
-        ConsentLog.Opened(logger, directory, table.Users, snapshot?.Partners.Count ?? 0, restored, records, stopwatch.Elapsed.TotalMilliseconds, options.RequireOptIn);
+        ConsentLog.ConsentOpened(logger, directory, table.Users, snapshot?.Partners.Count ?? 0, restored, records, stopwatch.Elapsed.TotalMilliseconds, options.RequireOptIn);
         return store;
     }
 
@@ -206,7 +206,7 @@ internal sealed class ConsentStore : IDisposable
                 users += list.Count;
             }
 
-            ConsentLog.SnapshotWritten(_logger, users, content.ReplayFrom.ToString(), stopwatch.Elapsed.TotalMilliseconds);
+            ConsentLog.ConsentSnapshotWritten(_logger, users, content.ReplayFrom.ToString(), stopwatch.Elapsed.TotalMilliseconds);
         }
     }
 
@@ -232,7 +232,7 @@ internal sealed class ConsentStore : IDisposable
                 }
                 catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
                 {
-                    ConsentLog.SnapshotFailed(_logger, ex.Message);
+                    ConsentLog.ConsentSnapshotFailed(_logger, ex.Message);
                 }
             });
         }
