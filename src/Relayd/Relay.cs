@@ -191,7 +191,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
         // The interop rules' state: who opted in, the rate limits (docs/protocol.md, "Interop").
         Interop = new Admission.InteropPolicy(consent.Table, Admission.NoRateLimits.Instance);
         var router = new EnvelopeRouter(Partners, store, _options.Limits, _clock, Interop);
-        _maintenance = new QueueMaintenance(store, Partners, receipts, _options.Storage.RetentionInterval, _clock, _logger);
+        _maintenance = new QueueMaintenance(store, Partners, receipts, _options.Storage.RetentionInterval, _clock, _logger, Interop.Consent);
         _media = new MediaRouter(_options.Media, Partners, _options.Limits, new MediaSpool(_options.Media.SpoolDirectory), _logger, _clock, Metrics, Interop);
         _media.Start();
         _services = new SessionServices

@@ -24,6 +24,8 @@ internal sealed class QueueMaintenance : IBacklogReader
     private readonly TimeProvider _clock;
     private readonly ILogger _logger;
     private readonly List<SettledEnvelope> _settled = [];
+    private readonly Admission.IConsentPolicy _consent;
+    private int _sweptEpoch;
 
     // The shard whose backlog is being read (IBacklogReader).
     private PartnerInfo? _loading;
@@ -32,8 +34,11 @@ internal sealed class QueueMaintenance : IBacklogReader
     private int _loadingShardCount;
     private long _loadingNowMs;
 
-    public QueueMaintenance(IEnvelopeStore store, PartnerDirectory partners, ISettlementSink settle, TimeSpan retentionInterval, TimeProvider clock, ILogger logger)
+    /// <param name="consent">Who opted in: after a revoke, queued envelopes of users without consent are settled REFUSED. Null: opt-in is not checked here.</param>
+    public QueueMaintenance(IEnvelopeStore store, PartnerDirectory partners, ISettlementSink settle, TimeSpan retentionInterval, TimeProvider clock, ILogger logger, Admission.IConsentPolicy? consent = null)
     {
+        _consent = consent ?? Admission.NoConsentRequired.Instance;
+        _sweptEpoch = _consent.RevokeEpoch;
         _store = store;
         _partners = partners;
         _dedup = new PartnerDedupIndexes(partners);
@@ -56,6 +61,7 @@ internal sealed class QueueMaintenance : IBacklogReader
                 try
                 {
                     LoadBacklogs();
+                    RefuseRevoked();
                     long now = Environment.TickCount64;
                     if (now - lastSpaceCheck >= SpaceCheckInterval.TotalMilliseconds)
                     {
@@ -81,6 +87,33 @@ internal sealed class QueueMaintenance : IBacklogReader
         {
             // Stopping.
         }
+    }
+
+    /// <summary>After a revoke (the consent epoch moved): settles what is queued in memory for or from users without consent.</summary>
+    public void RefuseRevoked()
+    {
+        int epoch = _consent.RevokeEpoch;
+        if (!_consent.Required || epoch == _sweptEpoch || _store.Failure is not null)
+        {
+            return;
+        }
+
+        foreach (PartnerInfo partner in _partners.Partners)
+        {
+            foreach (ShardQueue shard in partner.Mailbox.Shards)
+            {
+                shard.RefuseRevoked(_consent, partner, epoch, _settled);
+            }
+
+            if (_settled.Count > 0)
+            {
+                ConsentLog.ConsentQueuedRefused(_logger, _settled.Count, partner.Id);
+                _settle.Settle(_settled);
+                _settled.Clear();
+            }
+        }
+
+        _sweptEpoch = epoch;
     }
 
     /// <summary>Settles expired envelopes held in memory and lets the store reclaim what nothing unsettled is left in.</summary>

@@ -227,6 +227,30 @@ internal sealed class ShardQueue
         }
     }
 
+    /// <summary>
+    /// Settles every envelope held in memory and not out to a session whose sender user or recipient user no longer
+    /// has consent for this pair of partners (checked once per <see cref="Admission.IConsentPolicy.RevokeEpoch"/>):
+    /// a revoke stops what is queued at once, also while the recipient is away. Their REFUSED (NOT_OPTED_IN) receipts
+    /// go into <paramref name="settled"/>. Envelopes in the store only are checked when they are taken.
+    /// </summary>
+    public void RefuseRevoked(Admission.IConsentPolicy consent, PartnerInfo recipient, int epoch, List<SettledEnvelope> settled)
+    {
+        lock (_lock)
+        {
+            for (int i = 0; i < _count; i++)
+            {
+                ref Entry entry = ref _entries[(_head + i) % _entries.Length];
+                if (!entry.Acked && !entry.Sent && entry.ConsentEpoch != epoch && !StillConsented(ref entry, consent, recipient, epoch))
+                {
+                    entry.Acked = true;
+                    settled.Add(SettledEnvelope.NotOptedIn(entry.Sender, entry.MessageId, entry.StoreRef));
+                }
+            }
+
+            AdvanceHead();
+        }
+    }
+
     /// <summary>Deliveries handed to <paramref name="consumer"/> and not yet freed (0 when it does not own this shard); for operators.</summary>
     public int InFlightFor(IDeliveryConsumer consumer)
     {
