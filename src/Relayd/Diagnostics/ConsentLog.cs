@@ -12,7 +12,7 @@ internal static partial class ConsentLog
     [LoggerMessage(EventIds.ConsentUpdateRefused, LogLevel.Warning, "ConsentUpdate {RequestId} from partner '{PartnerId}' refused with {Code}: {Detail}")]
     public static partial void ConsentUpdateRefused(ILogger logger, ulong requestId, string partnerId, ErrorCode code, string detail);
 
-    [LoggerMessage(EventIds.ConsentAckDropped, LogLevel.Warning, "The answer to ConsentUpdate {RequestId} of partner '{PartnerId}' was not sent: the connection was aborted first (the update is durable and in force; a resend is answered again)")]
+    [LoggerMessage(EventIds.ConsentAnswerDropped, LogLevel.Warning, "The answer to ConsentUpdate {RequestId} of partner '{PartnerId}' was not sent: the connection was aborted first (the update is durable and in force; a resend is answered again)")]
     public static partial void ConsentAnswerDropped(ILogger logger, ulong requestId, string partnerId);
 
     [LoggerMessage(EventIds.ConsentSnapshotWritten, LogLevel.Information, "Consent snapshot written: {Users} users, log replay from {Position}; {ElapsedMs:F0} ms")]

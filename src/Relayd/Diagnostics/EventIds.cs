@@ -117,7 +117,7 @@ internal static class EventIds
     // 90x opt-in: consent store and ConsentUpdate (ConsentLog)
     public const int ConsentOpened = 900;
     public const int ConsentUpdateRefused = 901;
-    public const int ConsentAckDropped = 902;
+    public const int ConsentAnswerDropped = 902;
     public const int ConsentSnapshotWritten = 903;
     public const int ConsentSnapshotFailed = 904;
     public const int ConsentLogFailed = 905;

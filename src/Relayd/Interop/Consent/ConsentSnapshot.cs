@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Text;
+using Relayd.Storage.WalStore;
 using Relayd.Wal;
 
 namespace Relayd.Interop.Consent;
@@ -20,7 +21,7 @@ internal static class ConsentSnapshot
     private static readonly byte[] Magic = "RDC1"u8.ToArray();
 
     /// <summary>What a snapshot holds.</summary>
-    public sealed record Content(long Seed, WalPosition ReplayFrom, IReadOnlyList<string> Ordinals, List<(string Owner, List<(ulong Key, ulong Scope)> Users)> Partners);
+    public sealed record Content(long Seed, ConsentLogMark ReplayFrom, IReadOnlyList<string> Ordinals, List<(string Owner, List<(ulong Key, ulong Scope)> Users)> Partners);
 
     public static void Write(string directory, Content content)
     {
@@ -61,7 +62,7 @@ internal static class ConsentSnapshot
 
         Put(file, Magic);
         BinaryPrimitives.WriteInt64LittleEndian(scratch, content.Seed);
-        BinaryPrimitives.WriteUInt64LittleEndian(scratch[8..], content.ReplayFrom.ToUInt64());
+        BinaryPrimitives.WriteUInt64LittleEndian(scratch[8..], content.ReplayFrom.Packed);
         Put(file, scratch);
         BinaryPrimitives.WriteUInt16LittleEndian(scratch, (ushort)content.Ordinals.Count);
         Put(file, scratch[..2]);
@@ -114,7 +115,7 @@ internal static class ConsentSnapshot
 
         int offset = Magic.Length;
         long seed = BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(offset));
-        var replayFrom = WalPosition.FromUInt64(BinaryPrimitives.ReadUInt64LittleEndian(data.AsSpan(offset + 8)));
+        var replayFrom = new ConsentLogMark(BinaryPrimitives.ReadUInt64LittleEndian(data.AsSpan(offset + 8)));
         offset += 16;
         string ReadId()
         {

@@ -4,12 +4,13 @@ using Microsoft.Extensions.Logging;
 using Relayd.Diagnostics;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
+using Relayd.Storage.WalStore;
 using Relayd.Wal;
 
 namespace Relayd.Interop.Consent;
 
 /// <summary>What became of a ConsentUpdate handed to <see cref="ConsentStore.Submit"/>.</summary>
-internal readonly record struct ConsentSubmission(ErrorCode Refusal, string? Detail, WalPosition End)
+internal readonly record struct ConsentSubmission(ErrorCode Refusal, string? Detail, ConsentLogMark End)
 {
     public bool Accepted => Refusal == ErrorCode.Unspecified;
 }
@@ -38,24 +39,24 @@ internal sealed class ConsentStore : IDisposable
     /// <summary>A snapshot is written when the log grew this many segments past the last one (8 MiB).</summary>
     public const int SnapshotAfterSegments = 2;
 
-    private readonly WriteAheadLog _log;
+    private readonly WalConsentLog _log;
     private readonly PartnerDirectory _partners;
     private readonly int _maxChanges;
     private readonly ILogger _logger;
     private readonly Lock _snapshotLock = new();
-    private WalPosition _lastEnd;
+    private ConsentLogMark _lastEnd;
     private ulong _snapshotSegment;
     private Task _snapshot = Task.CompletedTask;
     private int _failedLogged;
 
-    private ConsentStore(WriteAheadLog log, ConsentTable table, PartnerDirectory partners, int maxChanges, ILogger logger, ulong snapshotSegment)
+    private ConsentStore(WalConsentLog log, ConsentTable table, PartnerDirectory partners, int maxChanges, ILogger logger, ulong snapshotSegment)
     {
         _log = log;
         Table = table;
         _partners = partners;
         _maxChanges = maxChanges;
         _logger = logger;
-        _lastEnd = log.DurablePosition;
+        _lastEnd = log.Durable;
         _snapshotSegment = snapshotSegment;
         log.Failed += error =>
         {
@@ -104,15 +105,15 @@ internal sealed class ConsentStore : IDisposable
             }
         }
 
-        WriteAheadLog log = WriteAheadLog.Open(envelopeLog with { Directory = directory, SegmentBytes = SegmentBytes, WriteBufferBytes = WriteBufferBytes, Metrics = null }, logger);
+        WalConsentLog log = WalConsentLog.Open(envelopeLog with { Directory = directory, SegmentBytes = SegmentBytes, WriteBufferBytes = WriteBufferBytes, Metrics = null }, logger);
         long records = 0;
         try
         {
-            foreach (WalRecord record in log.ReadAll(snapshot?.ReplayFrom ?? default))
+            foreach ((byte type, ReadOnlyMemory<byte> payload) in log.ReadFrom(snapshot?.ReplayFrom ?? default))
             {
-                if (record.Type == ConsentRecord.Batch)
+                if (type == ConsentRecord.Batch)
                 {
-                    (string owner, ConsentUpdate update) = ConsentRecord.Decode(record.Payload.Span);
+                    (string owner, ConsentUpdate update) = ConsentRecord.Decode(payload.Span);
                     table.Apply(owner, update);
                     records++;
                 }
@@ -141,7 +142,7 @@ internal sealed class ConsentStore : IDisposable
             return new ConsentSubmission(ErrorCode.InvalidRequest, $"the ConsentUpdate takes {payload.Length} bytes, more than the {_log.MaxPayloadBytes} one update may; split it", default);
         }
 
-        WalPosition end;
+        ConsentLogMark end;
         lock (Table.SyncRoot)
         {
             if (!ConsentUpdateCheck.TryAccept(update, _maxChanges, _partners, Table.Ordinals, out ErrorCode code, out string detail))
@@ -151,12 +152,10 @@ internal sealed class ConsentStore : IDisposable
 
             try
             {
-                if (!_log.TryAppend(ConsentRecord.Batch, payload, out WalPosition position))
+                if (!_log.TryAppend(ConsentRecord.Batch, payload, out end))
                 {
                     return new ConsentSubmission(ErrorCode.RetryLater, "the consent log's write buffer is full; retry the ConsentUpdate shortly", default);
                 }
-
-                end = WriteAheadLog.EndOf(position, payload.Length);
             }
             catch (WalException ex)
             {
@@ -172,18 +171,7 @@ internal sealed class ConsentStore : IDisposable
     }
 
     /// <summary>Completes with true once the record ending at <paramref name="end"/> is durable; false when the log failed first.</summary>
-    public async Task<bool> WhenDurableAsync(WalPosition end)
-    {
-        try
-        {
-            await _log.WaitForCommitAsync(end);
-            return true;
-        }
-        catch (Exception ex) when (ex is WalException or ObjectDisposedException)
-        {
-            return false;
-        }
-    }
+    public Task<bool> WhenDurableAsync(ConsentLogMark end) => _log.WhenDurableAsync(end);
 
     /// <summary>Writes a snapshot now and deletes the segments it covers (what <see cref="Submit"/> does when the log has grown).</summary>
     public void WriteSnapshot()
@@ -199,7 +187,7 @@ internal sealed class ConsentStore : IDisposable
 
             ConsentSnapshot.Write(Directory, content);
             Volatile.Write(ref _snapshotSegment, content.ReplayFrom.Segment);
-            _log.DeleteSegmentsBefore(content.ReplayFrom.Segment);
+            _log.DeleteBefore(content.ReplayFrom);
             long users = 0;
             foreach ((_, List<(ulong, ulong)> list) in content.Partners)
             {
@@ -210,7 +198,7 @@ internal sealed class ConsentStore : IDisposable
         }
     }
 
-    private void SnapshotIfDue(WalPosition end)
+    private void SnapshotIfDue(ConsentLogMark end)
     {
         if (end.Segment < Volatile.Read(ref _snapshotSegment) + SnapshotAfterSegments)
         {

@@ -10,7 +10,7 @@ namespace Relayd.Interop.Consent;
 /// allocation-free); changed only by <see cref="Apply"/>, in log order (<see cref="ConsentStore"/>).
 /// </summary>
 /// <remarks>
-/// Bytes per opted-in user: 16 per slot at a load between 3/8 and 3/4, i.e. 21 to 43 B (about 34 B measured for 1 M
+/// Bytes per opted-in user: 16 per slot at a load between 3/8 and 3/4, i.e. 21 to 43 B (about 35 B measured for 1 M
 /// users; 27 B for 10 M), within the 48 B target, so 10 M users of one partner take about 256 MiB. False admits (a
 /// user who never opted in whose hash equals an opted-in one's): n / 2^64 per lookup with n users in the partner's
 /// table (see <see cref="UserConsentSet"/>).
