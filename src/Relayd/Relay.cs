@@ -39,6 +39,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
     private WalEnvelopeStore? _store; // the one place that knows which store it is
     private QueueMaintenance? _maintenance;
     private MediaRouter? _media;
+    private Interop.KeyBundles.KeyBundleExchange? _keyBundles;
     private SessionServices? _services;
     private PartnerListener? _listener;
     private PrometheusExporter? _exporter;
@@ -173,6 +174,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
 
         // The interop rules' state: who opted in, the rate limits (docs/protocol.md, "Interop").
         Interop = new Admission.InteropPolicy(Admission.NoConsentRequired.Instance, Admission.NoRateLimits.Instance);
+        Interop = Interop with { Kinds = Admission.RelayKindPolicy.Of(_options.Interop.Kinds) };
         var router = new EnvelopeRouter(Partners, store, _options.Limits, _clock, Interop);
         _maintenance = new QueueMaintenance(store, Partners, receipts, _options.Storage.RetentionInterval, _clock, _logger);
         _media = new MediaRouter(_options.Media, Partners, _options.Limits, new MediaSpool(_options.Media.SpoolDirectory), _logger, _clock, Metrics, Interop);
@@ -190,6 +192,9 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
             Media = _media,
             Refusals = _refusals,
             Interop = Interop,
+            KeyBundles = _keyBundles = new Interop.KeyBundles.KeyBundleExchange(Partners, Interop, _options.Interop, _clock),
+            Typing = new Interop.Typing.TypingRelay(Partners, Interop, _clock),
+            Capabilities = new Interop.Capabilities.CapabilitiesDirectory(Partners, Interop.Kinds),
         };
         _listener = new PartnerListener(_services, Partners, _serverCertificate, _validator);
         ObserveState(store, _media);
@@ -278,6 +283,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
         await StopAsync();
         CloseStore(); // also when the relay never started
         _media?.Dispose();
+        _keyBundles?.Dispose();
         _listener?.Dispose();
         await StopMetricsEndpointAsync();
         _exporter?.Dispose();

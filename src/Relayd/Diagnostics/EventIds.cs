@@ -113,4 +113,7 @@ internal static class EventIds
     public const int MetricsTooManyConnections = 853;
     public const int MetricsAcceptFailed = 854;
     public const int MetricsStopped = 855;
+
+    // 91x live interop routes: key bundles, capabilities, typing (RelayLog.Live)
+    public const int LiveFrameRefused = 910;
 }

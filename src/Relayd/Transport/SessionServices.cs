@@ -15,7 +15,7 @@ namespace Relayd.Transport;
 /// go, the refusal log, and the registry of open sessions with the relay's shutting-down flag. Built once by the
 /// composition root and shared by every session.
 /// </summary>
-internal sealed class SessionServices
+internal sealed class SessionServices : Interop.ILiveSessions
 {
     private readonly ConcurrentDictionary<long, PartnerSession> _sessions = new();
     private readonly ConcurrentDictionary<PartnerInfo, PartialFrameBudget> _partialFrames = new();
@@ -49,6 +49,15 @@ internal sealed class SessionServices
     /// <summary>The interop rules' state (opt-in, rate limits) for the pipelines of the frames sessions route themselves.</summary>
     public Admission.InteropPolicy Interop { get; init; } = Admission.InteropPolicy.None;
 
+    /// <summary>Key-bundle requests and answers, routed live between sessions.</summary>
+    public required Interop.KeyBundles.KeyBundleExchange KeyBundles { get; init; }
+
+    /// <summary>Typing notices, handed to a connected session of the recipient partner.</summary>
+    public required Interop.Typing.TypingRelay Typing { get; init; }
+
+    /// <summary>What each partner takes, for CapabilitiesRequest.</summary>
+    public required Interop.Capabilities.CapabilitiesDirectory Capabilities { get; init; }
+
     /// <summary>
     /// A session of <paramref name="partner"/> past its Welcome, for a frame routed live (key bundles, typing); null
     /// when it has none. Sessions are few (tens): a scan is cheaper than keeping a second index in step.
@@ -70,6 +79,8 @@ internal sealed class SessionServices
 
         return found;
     }
+
+    Interop.ILiveSession? Interop.ILiveSessions.AnyLiveSessionOf(PartnerInfo partner) => AnySessionOf(partner);
 
     /// <summary>Set once the relay stops: new envelopes are refused with SHUTTING_DOWN.</summary>
     public bool IsShuttingDown => _shuttingDown;
