@@ -40,6 +40,12 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
     private QueueMaintenance? _maintenance;
     private MediaRouter? _media;
     private Interop.KeyBundles.KeyBundleExchange? _keyBundles;
+
+    /// <summary>The key-bundle routes' state (pending requests, late answers), for tests and diagnostics.</summary>
+    internal Interop.KeyBundles.KeyBundleExchange? KeyBundles => _keyBundles;
+
+    /// <summary>The typing route's counters (delivered, dropped), for tests and diagnostics.</summary>
+    internal Interop.Typing.TypingRelay? Typing => _services?.Typing;
     private SessionServices? _services;
     private PartnerListener? _listener;
     private PrometheusExporter? _exporter;
