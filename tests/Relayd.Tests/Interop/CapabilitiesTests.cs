@@ -195,6 +195,32 @@ public sealed class CapabilitiesTests : IClassFixture<PkiFixture>
         Assert.Contains("typing: true", answer, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void The_relay_s_policy_is_checked_before_the_recipient_s_kinds_and_admitting_allocates_nothing()
+    {
+        var policy = Relayd.Admission.RelayKindPolicy.Of(LaunchProfile);
+        var pipeline = Relayd.Admission.AdmissionPipelines.Envelopes(new RelayLimits(), Relayd.Admission.InteropPolicy.None with { Kinds = policy });
+        Type[] rules = [.. pipeline.Rules.Select(r => r.GetType())];
+        bool allowed = true;
+        for (int i = 0; i < 1000; i++)
+        {
+            allowed &= policy.Allows((int)ContentKind.Text); // warm-up
+        }
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        for (int i = 0; i < 10_000; i++)
+        {
+            allowed &= policy.Allows((int)ContentKind.Video) && !policy.Allows((int)ContentKind.Sticker);
+        }
+
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        Assert.True(allowed);
+        Assert.InRange(allocated, 0, 1024); // an allocation per check would be 10,000 of them
+        Assert.True(Array.IndexOf(rules, typeof(Relayd.Admission.RelayKindsRule)) < Array.IndexOf(rules, typeof(Relayd.Admission.ContentKindRule)));
+        Assert.False(policy.Allows(0)); // a message that names no kind is not one the policy carries
+    }
+
     private static void WidenToEveryKind(InteropOptions interop)
     {
         interop.Kinds.Add(ContentKind.Sticker);
