@@ -23,7 +23,6 @@ internal sealed class KeyBundleExchange : IDisposable
     private readonly Lock _lock = new();
     private readonly Dictionary<PendingKey, PendingRequest> _pending = [];
     private readonly Dictionary<string, int> _pendingByPartner = new(StringComparer.Ordinal);
-    private readonly List<(PendingKey Key, PendingRequest Request)> _expired = [];
     private readonly ITimer _sweep;
     private long _timedOut;
     private long _lateAnswers;
@@ -184,29 +183,30 @@ internal sealed class KeyBundleExchange : IDisposable
     internal void Sweep()
     {
         long now = _clock.GetTimestamp();
+        List<(PendingKey Key, PendingRequest Request)>? expired = null;
         lock (_lock)
         {
-            if (_pending.Count == 0)
-            {
-                return;
-            }
-
             foreach ((PendingKey key, PendingRequest request) in _pending)
             {
                 if (request.Requester.IsClosing || now >= request.DeadlineTimestamp)
                 {
-                    _expired.Add((key, request));
+                    // A list of its own per sweep: timer callbacks may overlap. Only when something expired.
+                    (expired ??= []).Add((key, request));
                 }
             }
 
-            foreach ((PendingKey key, _) in _expired)
+            if (expired is null)
+            {
+                return;
+            }
+
+            foreach ((PendingKey key, _) in expired)
             {
                 Remove(key);
             }
         }
 
-        // Only the timer calls this, one call at a time (a slow sweep delays the next), so _expired is its own here.
-        foreach ((PendingKey key, PendingRequest request) in _expired)
+        foreach ((PendingKey key, PendingRequest request) in expired)
         {
             if (request.Requester.IsClosing)
             {
@@ -224,8 +224,6 @@ internal sealed class KeyBundleExchange : IDisposable
                 Detail = $"{why} within {_timeout.TotalMilliseconds} ms ([interop] key_bundle_timeout_ms)",
             });
         }
-
-        _expired.Clear();
     }
 
     public void Dispose() => _sweep.Dispose();
