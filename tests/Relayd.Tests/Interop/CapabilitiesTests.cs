@@ -221,6 +221,24 @@ public sealed class CapabilitiesTests : IClassFixture<PkiFixture>
         Assert.False(policy.Allows(0)); // a message that names no kind is not one the policy carries
     }
 
+    [Fact]
+    public void Read_receipts_and_typing_are_declared_only_when_every_connection_of_the_partner_declares_them()
+    {
+        static Relayd.Routing.ReceiveDeclaration Hello(bool receipts, bool typing) =>
+            Relayd.Routing.ReceiveDeclaration.FromHello(new Hello { AcceptsReadReceipts = receipts, AcceptsTyping = typing });
+
+        var both = Relayd.Routing.ReceiveDeclaration.Combine([Hello(true, true), Hello(true, true)]);
+        var mixed = Relayd.Routing.ReceiveDeclaration.Combine([Hello(true, true), Hello(false, true), Hello(true, false)]);
+        var none = Relayd.Routing.ReceiveDeclaration.Combine([]);
+
+        Assert.True(both.AcceptsReadReceipts && both.AcceptsTyping);
+        Assert.True(both.AcceptsAll); // the flags leave the kinds alone
+        Assert.False(mixed.AcceptsReadReceipts);
+        Assert.False(mixed.AcceptsTyping);
+        Assert.False(none.AcceptsReadReceipts || none.AcceptsTyping);
+        Assert.False(Relayd.Routing.ReceiveDeclaration.FromHello(new Hello()).AcceptsTyping);
+    }
+
     private static void WidenToEveryKind(InteropOptions interop)
     {
         interop.Kinds.Add(ContentKind.Sticker);
