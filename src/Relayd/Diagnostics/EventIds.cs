@@ -113,4 +113,12 @@ internal static class EventIds
     public const int MetricsTooManyConnections = 853;
     public const int MetricsAcceptFailed = 854;
     public const int MetricsStopped = 855;
+
+    // 930-949 interop: abuse reports and read receipts (InteropLog)
+    public const int AbuseReportAccepted = 930;
+    public const int AbuseReportRefused = 931;
+    public const int AbuseNoticesHeld = 932;
+    public const int ReadReceiptDropped = 933;
+    public const int InteropLogFailed = 934;
+    public const int InteropRecovered = 935;
 }
