@@ -49,6 +49,26 @@ public sealed class AbuseReportTests : IClassFixture<PkiFixture>
     }
 
     [Fact]
+    public async Task Each_accepted_report_is_counted_against_its_reported_user_and_raises_ReportAccepted_once()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki);
+        await using RelayClient alpha = await relay.ConnectAsync("alpha");
+        var raised = new System.Collections.Concurrent.ConcurrentQueue<(string Partner, string User)>();
+        relay.Server.Abuse!.ReportAccepted += (partner, user) => raised.Enqueue((partner.Id, System.Text.Encoding.UTF8.GetString(user.Span)));
+
+        AbuseReport first = InteropFlows.Report("alpha", "alice", "beta", "bob");
+        await alpha.ReportAbuseAsync(first).Within();
+        await alpha.ReportAbuseAsync(first).Within(); // a resend: not a second report
+        await alpha.ReportAbuseAsync(InteropFlows.Report("alpha", "anna", "beta", "bob")).Within();
+        await alpha.ReportAbuseAsync(InteropFlows.Report("alpha", "alice", "gamma", "bob")).Within(); // another partner's bob
+
+        Assert.Equal(2, relay.Server.Abuse.ReportsAgainst("beta", "bob"u8, TimeSpan.FromMinutes(5)));
+        Assert.Equal(1, relay.Server.Abuse.ReportsAgainst("gamma", "bob"u8, TimeSpan.FromMinutes(5)));
+        Assert.Equal(0, relay.Server.Abuse.ReportsAgainst("beta", "carl"u8, TimeSpan.FromMinutes(5)));
+        Assert.Equal([("beta", "bob"), ("beta", "bob"), ("gamma", "bob")], raised.ToArray());
+    }
+
+    [Fact]
     public async Task A_message_the_reporter_sent_itself_is_not_verified_against_the_other_user()
     {
         await using TestRelay relay = TestRelay.Start(_pki);
