@@ -1,6 +1,5 @@
 using System.Threading.Channels;
 using Google.Protobuf;
-using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 
 namespace Relayd.Protocol;
@@ -124,15 +123,6 @@ public sealed partial class RelayClient
         }
 
         pending?.TrySetResult(response);
-    }
-
-    private void WriteInteropFrame(Frame frame)
-    {
-        lock (_writeLock)
-        {
-            FrameWriter.Write(_output.Writer, frame);
-            FlushUnderLock();
-        }
     }
 
     /// <summary>The answer, or the reason the connection ended before it came.</summary>
