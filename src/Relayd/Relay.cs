@@ -39,8 +39,17 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
     private readonly CancellationTokenSource _stopping = new();
     private WalEnvelopeStore? _store; // the one place that knows which store it is
     private ConsentStore? _consent;
+    private InteropRecordLog? _interopLog;
+    private Interop.ReadReceipts.ReadReceiptRelay? _readReceipts;
     private QueueMaintenance? _maintenance;
     private MediaRouter? _media;
+    private Interop.KeyBundles.KeyBundleExchange? _keyBundles;
+
+    /// <summary>The key-bundle routes' state (pending requests, late answers), for tests and diagnostics.</summary>
+    internal Interop.KeyBundles.KeyBundleExchange? KeyBundles => _keyBundles;
+
+    /// <summary>The typing route's counters (delivered, dropped), for tests and diagnostics.</summary>
+    internal Interop.Typing.TypingRelay? Typing => _services?.Typing;
     private SessionServices? _services;
     private PartnerListener? _listener;
     private PrometheusExporter? _exporter;
@@ -71,6 +80,9 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
 
     /// <summary>The interop rules' state every admission pipeline consults (set by <see cref="Open"/>).</summary>
     internal Admission.InteropPolicy Interop { get; private set; } = Admission.InteropPolicy.None;
+
+    /// <summary>Abuse reports kept for the admin and notices held for reported partners (set by <see cref="Open"/>).</summary>
+    internal Interop.Abuse.AbuseReportStore? Abuse { get; private set; }
 
     /// <summary>Bytes of unfinished frames the connections of <paramref name="partner"/> hold now (the max_partial_frame_bytes_per_partner budget).</summary>
     public long PartialFrameBytes(PartnerInfo partner) => _services?.PartialFramesOf(partner).Held ?? 0;
@@ -188,8 +200,11 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
 
         _consent = consent;
 
+        OpenInteropLog();
+
         // The interop rules' state: who opted in, the rate limits (docs/protocol.md, "Interop").
         Interop = new Admission.InteropPolicy(consent.Table, Admission.NoRateLimits.Instance);
+        Interop = Interop with { Kinds = Admission.RelayKindPolicy.Of(_options.Interop.Kinds) };
         var router = new EnvelopeRouter(Partners, store, _options.Limits, _clock, Interop);
         _maintenance = new QueueMaintenance(store, Partners, receipts, _options.Storage.RetentionInterval, _clock, _logger, Interop.Consent);
         _media = new MediaRouter(_options.Media, Partners, _options.Limits, new MediaSpool(_options.Media.SpoolDirectory), _logger, _clock, Metrics, Interop);
@@ -208,7 +223,17 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
             Refusals = _refusals,
             Interop = Interop,
             Consent = consent,
+            KeyBundles = _keyBundles = new Interop.KeyBundles.KeyBundleExchange(Partners, Interop, _options.Interop, _clock),
+            Typing = new Interop.Typing.TypingRelay(Partners, Interop, _clock),
+            Capabilities = new Interop.Capabilities.CapabilitiesDirectory(Partners, Interop.Kinds),
+            Partners = Partners,
+            Abuse = Abuse,
+            ReadReceipts = _readReceipts,
         };
+        SessionServices services = _services;
+        Func<PartnerInfo, Protocol.V1.Frame, bool> sendLive = (partner, frame) => services.AnySessionOf(partner)?.TryEnqueueFrame(frame) ?? false;
+        Abuse!.SendLive = sendLive;
+        _readReceipts!.SendLive = sendLive;
         _listener = new PartnerListener(_services, Partners, _serverCertificate, _validator);
         ObserveState(store, _media);
         if (_options.Metrics.Enabled)
@@ -296,6 +321,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
         await StopAsync();
         CloseStore(); // also when the relay never started
         _media?.Dispose();
+        _keyBundles?.Dispose();
         _listener?.Dispose();
         await StopMetricsEndpointAsync();
         _exporter?.Dispose();
@@ -330,7 +356,32 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
             _storeClosed = true;
             _store.Dispose();
             _consent?.Dispose();
+            _interopLog?.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Opens the interop log (<c>&lt;wal.dir&gt;/interop/</c>: abuse reports, held READ receipts) and replays it. After
+    /// the envelope store's recovery: the dedup indexes that reports are checked against are back by then.
+    /// </summary>
+    private void OpenInteropLog()
+    {
+        InteropRecordLog log = InteropRecordLog.Open(_options.Storage, _logger);
+        _interopLog = log;
+        Abuse = new Interop.Abuse.AbuseReportStore(log, _clock, _logger);
+        _readReceipts = new Interop.ReadReceipts.ReadReceiptRelay(Partners, log, _clock, _logger);
+        int records = 0;
+        foreach ((byte type, ReadOnlyMemory<byte> payload) in log.ReadAll())
+        {
+            records++;
+            if (!Abuse.Replay(type, payload) && !_readReceipts.Replay(type, payload))
+            {
+                throw new InvalidDataException($"the interop log in {Path.Combine(_options.Storage.Directory, InteropRecordLog.DirectoryName)} holds a record of type {type} this relay does not know (written by a newer relay?)");
+            }
+        }
+
+        Abuse.OnReplayed();
+        InteropLog.InteropRecovered(_logger, records, Path.Combine(_options.Storage.Directory, InteropRecordLog.DirectoryName));
     }
 
 }

@@ -21,9 +21,9 @@ internal interface IConsentPolicy
 
     /// <summary>
     /// Changes whenever a revoke takes effect (never 0 or -1): an envelope queued under an older value is checked
-    /// again before it is delivered (a revoke also stops what is queued).
+    /// again before it is delivered (a revoke also stops what is queued). A policy that never revokes keeps 1.
     /// </summary>
-    int RevokeEpoch { get; }
+    int RevokeEpoch => 1;
 }
 
 /// <summary>The policy when no consent table is wired in: nothing is required.</summary>

@@ -8,4 +8,7 @@ internal sealed record InteropPolicy(IConsentPolicy Consent, IRateLimiter RateLi
 {
     /// <summary>No opt-in required and no rate limits: what tests of other rules use.</summary>
     public static readonly InteropPolicy None = new(NoConsentRequired.Instance, NoRateLimits.Instance);
+
+    /// <summary>The content kinds the relay carries at all (<c>[interop] kinds</c>); every kind unless set.</summary>
+    public RelayKindPolicy Kinds { get; init; } = RelayKindPolicy.Everything;
 }

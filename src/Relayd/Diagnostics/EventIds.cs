@@ -122,4 +122,14 @@ internal static class EventIds
     public const int ConsentSnapshotFailed = 904;
     public const int ConsentLogFailed = 905;
     public const int ConsentQueuedRefused = 906;
+    // 91x live interop routes: key bundles, capabilities, typing (RelayLog.Live)
+    public const int LiveFrameRefused = 910;
+
+    // 930-949 interop: abuse reports and read receipts (InteropLog)
+    public const int AbuseReportAccepted = 930;
+    public const int AbuseReportRefused = 931;
+    public const int AbuseNoticesHeld = 932;
+    public const int ReadReceiptDropped = 933;
+    public const int InteropLogFailed = 934;
+    public const int InteropRecovered = 935;
 }

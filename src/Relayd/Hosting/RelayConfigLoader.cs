@@ -89,6 +89,10 @@ public static partial class RelayConfigLoader
         ["control.group"] = (o, _, v) => o.Control.Group = NonEmpty(v),
         ["interop.require_opt_in"] = (o, _, v) => o.Interop.RequireOptIn = Bool(v),
         ["interop.max_consent_changes"] = (o, _, v) => o.Interop.MaxConsentChanges = Int(v),
+        ["interop.kinds"] = (o, _, v) => SetRelayKinds(o.Interop.Kinds, v),
+        ["interop.key_bundle_timeout_ms"] = (o, _, v) => o.Interop.KeyBundleTimeout = Ms(v),
+        ["interop.key_bundle_max_bytes"] = (o, _, v) => o.Interop.KeyBundleMaxBytes = Int(v),
+        ["interop.key_bundle_pending_per_partner"] = (o, _, v) => o.Interop.KeyBundlePendingPerPartner = Int(v),
     };
 
     // Old key → its new name. The old one keeps working, with a warning; setting both is an error.
@@ -363,6 +367,23 @@ public static partial class RelayConfigLoader
             {
                 kinds.Add(kind);
             }
+        }
+    }
+
+    // The relay's policy replaces the launch profile; an empty list would refuse every message, which is no policy.
+    private static void SetRelayKinds(IList<ContentKind> kinds, ValueSyntax v)
+    {
+        var named = new List<ContentKind>();
+        SetKinds(named, v);
+        if (named.Count == 0)
+        {
+            throw new FormatException($"must name at least one content kind ({string.Join(", ", KindNames.Keys)})");
+        }
+
+        kinds.Clear();
+        foreach (ContentKind kind in named)
+        {
+            kinds.Add(kind);
         }
     }
 

@@ -3,19 +3,24 @@ using Relayd.Protocol.V1;
 namespace Relayd.Routing;
 
 /// <summary>
-/// What a partner's connection said in Hello it can take: the content kinds its users can receive and the largest
-/// frame it reads. Immutable; a partner's effective declaration (<see cref="PartnerMailbox.Declared"/>) combines those
+/// What a partner's connection said in Hello it can take: the content kinds its users can receive, the largest
+/// frame it reads, and whether it shows read receipts and typing notices. Immutable; a partner's effective declaration (<see cref="PartnerMailbox.Declared"/>) combines those
 /// of its connections, and the relay refuses at admission what the recipient cannot take.
 /// </summary>
 internal sealed class ReceiveDeclaration
 {
-    /// <summary>Every kind, no frame limit of its own: what a connection that declared nothing takes.</summary>
-    public static readonly ReceiveDeclaration Any = new(ulong.MaxValue, 0);
+    /// <summary>
+    /// Every kind, no frame limit of its own, neither read receipts nor typing: what a connection that declared nothing
+    /// takes (and what a partner with no connection is taken to).
+    /// </summary>
+    public static readonly ReceiveDeclaration Any = new(ulong.MaxValue, 0, false, false);
 
-    private ReceiveDeclaration(ulong kinds, int maxFrameBytes)
+    private ReceiveDeclaration(ulong kinds, int maxFrameBytes, bool readReceipts, bool typing)
     {
         Kinds = kinds;
         MaxFrameBytes = maxFrameBytes;
+        AcceptsReadReceipts = readReceipts;
+        AcceptsTyping = typing;
     }
 
     /// <summary>Bit k set: content kind k may be delivered. Kinds above 63 have no bit and are taken only when all are.</summary>
@@ -24,38 +29,57 @@ internal sealed class ReceiveDeclaration
     /// <summary>Largest frame body the partner reads; 0 = it declared none (the relay's own limits apply).</summary>
     public int MaxFrameBytes { get; }
 
+    /// <summary>Hello.accepts_read_receipts: its users can be shown read receipts from other partners' users.</summary>
+    public bool AcceptsReadReceipts { get; }
+
+    /// <summary>Hello.accepts_typing: its users can be shown typing notices from other partners' users.</summary>
+    public bool AcceptsTyping { get; }
+
     public bool AcceptsAll => Kinds == ulong.MaxValue;
 
-    /// <summary>The declaration of one Hello: <c>accepted_kinds</c> (empty = all) and <c>max_frame_bytes</c> (0 = none).</summary>
+    /// <summary>
+    /// The declaration of one Hello: <c>accepted_kinds</c> (empty = all), <c>max_frame_bytes</c> (0 = none),
+    /// <c>accepts_read_receipts</c> and <c>accepts_typing</c>.
+    /// </summary>
     public static ReceiveDeclaration FromHello(Hello hello)
     {
-        if (hello.AcceptedKinds.Count == 0 && hello.MaxFrameBytes == 0)
+        if (hello.AcceptedKinds.Count == 0 && hello.MaxFrameBytes == 0 && !hello.AcceptsReadReceipts && !hello.AcceptsTyping)
         {
             return Any;
         }
 
         ulong kinds = hello.AcceptedKinds.Count == 0 ? ulong.MaxValue : ContentKinds.Mask(hello.AcceptedKinds);
-        return new ReceiveDeclaration(kinds, (int)Math.Min(hello.MaxFrameBytes, int.MaxValue));
+        return new ReceiveDeclaration(kinds, (int)Math.Min(hello.MaxFrameBytes, int.MaxValue), hello.AcceptsReadReceipts, hello.AcceptsTyping);
     }
 
     /// <summary>
-    /// What all of <paramref name="declarations"/> can take: the kinds every one accepts, the smallest frame limit. A
-    /// partner's connections share its deliveries, so an envelope must suit whichever of them it lands on.
+    /// What all of <paramref name="declarations"/> can take: the kinds every one accepts, the smallest frame limit,
+    /// read receipts and typing only when every one shows them. A partner's connections share its deliveries (and a
+    /// typing notice goes to whichever is live), so what is sent must suit whichever of them it lands on. None: nothing
+    /// declared (<see cref="Any"/>: no read receipts, no typing).
     /// </summary>
     public static ReceiveDeclaration Combine(IEnumerable<ReceiveDeclaration> declarations)
     {
         ulong kinds = ulong.MaxValue;
         int maxFrame = 0;
+        bool readReceipts = true;
+        bool typing = true;
+        bool any = false;
         foreach (ReceiveDeclaration declaration in declarations)
         {
+            any = true;
             kinds &= declaration.Kinds;
+            readReceipts &= declaration.AcceptsReadReceipts;
+            typing &= declaration.AcceptsTyping;
             if (declaration.MaxFrameBytes != 0 && (maxFrame == 0 || declaration.MaxFrameBytes < maxFrame))
             {
                 maxFrame = declaration.MaxFrameBytes;
             }
         }
 
-        return kinds == ulong.MaxValue && maxFrame == 0 ? Any : new ReceiveDeclaration(kinds, maxFrame);
+        readReceipts &= any;
+        typing &= any;
+        return kinds == ulong.MaxValue && maxFrame == 0 && !readReceipts && !typing ? Any : new ReceiveDeclaration(kinds, maxFrame, readReceipts, typing);
     }
 
     public bool Accepts(int contentKind) => AcceptsAll || ContentKinds.InMask(Kinds, contentKind);

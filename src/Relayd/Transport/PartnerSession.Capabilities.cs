@@ -4,5 +4,17 @@ namespace Relayd.Transport;
 
 internal sealed partial class PartnerSession
 {
-    private void HandleCapabilitiesRequest(CapabilitiesRequest request) => throw NotYetCarried(nameof(CapabilitiesRequest));
+    private void HandleCapabilitiesRequest(CapabilitiesRequest request)
+    {
+        if (_services.Capabilities.Answer(request) is { } capabilities)
+        {
+            WriteFrame(new Frame { Capabilities = capabilities });
+            return;
+        }
+
+        WriteFrame(new Frame
+        {
+            Error = new Error { Code = ErrorCode.UnknownRecipientPartner, Detail = $"no approved partner '{request.Partner}'", RequestId = request.RequestId },
+        });
+    }
 }

@@ -16,7 +16,7 @@ namespace Relayd.Transport;
 /// go, the refusal log, and the registry of open sessions with the relay's shutting-down flag. Built once by the
 /// composition root and shared by every session.
 /// </summary>
-internal sealed class SessionServices
+internal sealed class SessionServices : Interop.ILiveSessions
 {
     private readonly ConcurrentDictionary<long, PartnerSession> _sessions = new();
     private readonly ConcurrentDictionary<PartnerInfo, PartialFrameBudget> _partialFrames = new();
@@ -52,6 +52,23 @@ internal sealed class SessionServices
 
     /// <summary>Where ConsentUpdates go (durable opt-in); null: the relay carries none (UNEXPECTED_FRAME).</summary>
     public ConsentStore? Consent { get; init; }
+    /// <summary>Key-bundle requests and answers, routed live between sessions.</summary>
+    public required Interop.KeyBundles.KeyBundleExchange KeyBundles { get; init; }
+
+    /// <summary>Typing notices, handed to a connected session of the recipient partner.</summary>
+    public required Interop.Typing.TypingRelay Typing { get; init; }
+
+    /// <summary>What each partner takes, for CapabilitiesRequest.</summary>
+    public required Interop.Capabilities.CapabilitiesDirectory Capabilities { get; init; }
+
+    /// <summary>The approved partners (abuse reports name the reported one).</summary>
+    public required PartnerDirectory Partners { get; init; }
+
+    /// <summary>Abuse reports and notices; null: not carried (UNEXPECTED_FRAME).</summary>
+    public Interop.Abuse.AbuseReportStore? Abuse { get; init; }
+
+    /// <summary>Read receipts to senders; null: not carried (UNEXPECTED_FRAME).</summary>
+    public Interop.ReadReceipts.ReadReceiptRelay? ReadReceipts { get; init; }
 
     /// <summary>
     /// A session of <paramref name="partner"/> past its Welcome, for a frame routed live (key bundles, typing); null
@@ -74,6 +91,8 @@ internal sealed class SessionServices
 
         return found;
     }
+
+    Interop.ILiveSession? Interop.ILiveSessions.AnyLiveSessionOf(PartnerInfo partner) => AnySessionOf(partner);
 
     /// <summary>Set once the relay stops: new envelopes are refused with SHUTTING_DOWN.</summary>
     public bool IsShuttingDown => _shuttingDown;

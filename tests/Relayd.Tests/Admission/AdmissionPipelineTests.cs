@@ -267,7 +267,7 @@ public sealed class AdmissionPipelineTests
         Assert.Equal(envelopeRules.Length, envelopeRules.Distinct().Count());
         Assert.Equal(mediaRules.Length, mediaRules.Distinct().Count());
         Assert.Equal(
-            [typeof(SenderRule), typeof(SuspensionRule), typeof(RecipientRule), typeof(ContentKindRule), typeof(RecipientFrameLimitRule), typeof(ExpiryRule), typeof(OptInRule), typeof(RateLimitRule)],
+            [typeof(SenderRule), typeof(SuspensionRule), typeof(RecipientRule), typeof(RelayKindsRule), typeof(ContentKindRule), typeof(RecipientFrameLimitRule), typeof(ExpiryRule), typeof(OptInRule), typeof(RateLimitRule)],
             envelopeRules.Intersect(mediaRules));
     }
 
