@@ -30,7 +30,7 @@ internal sealed class ConsentStore : IDisposable
     /// <summary>The consent log's directory inside the envelope log's; that log only reads its own <c>wal-*.log</c> files.</summary>
     public const string DirectoryName = "consent";
 
-    /// <summary>Segments of 4 MiB: about 15,000 changes of 256-byte users each.</summary>
+    /// <summary>Segments of 4 MiB (or the envelope log's segment size if smaller): about 15,000 changes of 256-byte users each.</summary>
     public const int SegmentBytes = 4 * 1024 * 1024;
 
     /// <summary>Write buffers of 1 MiB: a full update (1,000 changes of the longest users) is about 270 KiB.</summary>
@@ -105,7 +105,9 @@ internal sealed class ConsentStore : IDisposable
             }
         }
 
-        WalConsentLog log = WalConsentLog.Open(envelopeLog with { Directory = directory, SegmentBytes = SegmentBytes, WriteBufferBytes = WriteBufferBytes, Metrics = null }, logger);
+        // Never larger than the envelope log's own segments: a small disk sized for those must hold this log too.
+        int segmentBytes = Math.Min(SegmentBytes, envelopeLog.SegmentBytes);
+        WalConsentLog log = WalConsentLog.Open(envelopeLog with { Directory = directory, SegmentBytes = segmentBytes, WriteBufferBytes = Math.Min(WriteBufferBytes, segmentBytes), Metrics = null }, logger);
         long records = 0;
         try
         {
