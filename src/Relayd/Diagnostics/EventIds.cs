@@ -113,4 +113,7 @@ internal static class EventIds
     public const int MetricsTooManyConnections = 853;
     public const int MetricsAcceptFailed = 854;
     public const int MetricsStopped = 855;
+
+    // 92x rate limits (RateLimitLog)
+    public const int SenderTightened = 920;
 }
