@@ -137,6 +137,21 @@ public sealed partial class InteropOptions
             : throw new ArgumentOutOfRangeException(nameof(TightenDuration), value, "must be between 1 s and 30 days");
     }
 
+    /// <summary>
+    /// Every rate limit on, at rates no load generator reaches (10 M envelopes/s and 1 GB/s per partner, 10 M per user;
+    /// new conversations and key bundles at their defaults): what <c>relayd dev --rate-limits bench</c> runs, so a
+    /// benchmark pays for every bucket without measuring refusals. The load generator sends from one user per
+    /// partner at 100,000+ envelopes/s, which the defaults (20 per user, 50,000 per partner) would cut.
+    /// </summary>
+    internal void UseBenchmarkRates()
+    {
+        RateLimits = true;
+        PartnerEnvelopesPerSecond = 10_000_000;
+        PartnerBytesPerSecond = MaxRate;
+        UserEnvelopesPerSecond = 10_000_000;
+        UserEnvelopeBurst = 10_000_000;
+    }
+
     internal static long CheckRate(long value, string name) => CheckRange(value, 0, MaxRate, name);
 
     internal static long CheckBurst(long value, string name) => CheckRange(value, 1, MaxRate, name);
