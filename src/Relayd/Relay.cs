@@ -37,6 +37,8 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
     private readonly RefusalAggregator _refusals;
     private readonly CancellationTokenSource _stopping = new();
     private WalEnvelopeStore? _store; // the one place that knows which store it is
+    private InteropRecordLog? _interopLog;
+    private Interop.ReadReceipts.ReadReceiptRelay? _readReceipts;
     private QueueMaintenance? _maintenance;
     private MediaRouter? _media;
     private SessionServices? _services;
@@ -69,6 +71,9 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
 
     /// <summary>The interop rules' state every admission pipeline consults (set by <see cref="Open"/>).</summary>
     internal Admission.InteropPolicy Interop { get; private set; } = Admission.InteropPolicy.None;
+
+    /// <summary>Abuse reports kept for the admin and notices held for reported partners (set by <see cref="Open"/>).</summary>
+    internal Interop.Abuse.AbuseReportStore? Abuse { get; private set; }
 
     /// <summary>Bytes of unfinished frames the connections of <paramref name="partner"/> hold now (the max_partial_frame_bytes_per_partner budget).</summary>
     public long PartialFrameBytes(PartnerInfo partner) => _services?.PartialFramesOf(partner).Held ?? 0;
@@ -171,6 +176,8 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
             throw;
         }
 
+        OpenInteropLog();
+
         // The interop rules' state: who opted in, the rate limits (docs/protocol.md, "Interop").
         Interop = new Admission.InteropPolicy(Admission.NoConsentRequired.Instance, _options.Interop.RateLimits ? new global::Relayd.Interop.RateLimits.RateLimiter(_options.Interop, _clock, _logger) : Admission.NoRateLimits.Instance);
         var router = new EnvelopeRouter(Partners, store, _options.Limits, _clock, Interop);
@@ -190,7 +197,14 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
             Media = _media,
             Refusals = _refusals,
             Interop = Interop,
+            Partners = Partners,
+            Abuse = Abuse,
+            ReadReceipts = _readReceipts,
         };
+        SessionServices services = _services;
+        Func<PartnerInfo, Protocol.V1.Frame, bool> sendLive = (partner, frame) => services.AnySessionOf(partner)?.TryEnqueueFrame(frame) ?? false;
+        Abuse!.SendLive = sendLive;
+        _readReceipts!.SendLive = sendLive;
         _listener = new PartnerListener(_services, Partners, _serverCertificate, _validator);
         ObserveState(store, _media);
         if (_options.Metrics.Enabled)
@@ -311,7 +325,32 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
         {
             _storeClosed = true;
             _store.Dispose();
+            _interopLog?.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Opens the interop log (<c>&lt;wal.dir&gt;/interop/</c>: abuse reports, held READ receipts) and replays it. After
+    /// the envelope store's recovery: the dedup indexes that reports are checked against are back by then.
+    /// </summary>
+    private void OpenInteropLog()
+    {
+        InteropRecordLog log = InteropRecordLog.Open(_options.Storage, _logger);
+        _interopLog = log;
+        Abuse = new Interop.Abuse.AbuseReportStore(log, _clock, _logger);
+        _readReceipts = new Interop.ReadReceipts.ReadReceiptRelay(Partners, log, _clock, _logger);
+        int records = 0;
+        foreach ((byte type, ReadOnlyMemory<byte> payload) in log.ReadAll())
+        {
+            records++;
+            if (!Abuse.Replay(type, payload) && !_readReceipts.Replay(type, payload))
+            {
+                throw new InvalidDataException($"the interop log in {Path.Combine(_options.Storage.Directory, InteropRecordLog.DirectoryName)} holds a record of type {type} this relay does not know (written by a newer relay?)");
+            }
+        }
+
+        Abuse.OnReplayed();
+        InteropLog.InteropRecovered(_logger, records, Path.Combine(_options.Storage.Directory, InteropRecordLog.DirectoryName));
     }
 
 }

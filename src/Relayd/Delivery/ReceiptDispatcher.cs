@@ -59,6 +59,11 @@ internal sealed class ReceiptDispatcher : ISettlementSink
             }
 
             Span<SettledEnvelope> run = all[start..end];
+            if (sender is not null)
+            {
+                MarkDelivered(sender, run);
+            }
+
             IReceiptSink? sink = sender is null ? null : PickSink(sender);
             if (sender is not null && sink is null)
             {
@@ -75,6 +80,25 @@ internal sealed class ReceiptDispatcher : ISettlementSink
         }
 
         _store.Settle(all[..settled]);
+    }
+
+    /// <summary>
+    /// Records in the sender's index that its recipient took these messages (what abuse reports and read receipts
+    /// check). The sender's dedup lock, once per run; no allocation.
+    /// </summary>
+    private static void MarkDelivered(PartnerInfo sender, ReadOnlySpan<SettledEnvelope> run)
+    {
+        IdempotencyIndex index = sender.Idempotency;
+        lock (index.SyncRoot)
+        {
+            foreach (ref readonly SettledEnvelope settled in run)
+            {
+                if (settled.Receipt.Status == Protocol.V1.ReceiptStatus.Delivered)
+                {
+                    index.MarkDelivered(settled.Receipt.MessageId);
+                }
+            }
+        }
     }
 
     private void Hold(PartnerInfo partner, ReadOnlySpan<SettledEnvelope> receipts)

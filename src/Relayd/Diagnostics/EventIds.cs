@@ -116,4 +116,12 @@ internal static class EventIds
 
     // 92x rate limits (RateLimitLog)
     public const int SenderTightened = 920;
+
+    // 930-949 interop: abuse reports and read receipts (InteropLog)
+    public const int AbuseReportAccepted = 930;
+    public const int AbuseReportRefused = 931;
+    public const int AbuseNoticesHeld = 932;
+    public const int ReadReceiptDropped = 933;
+    public const int InteropLogFailed = 934;
+    public const int InteropRecovered = 935;
 }

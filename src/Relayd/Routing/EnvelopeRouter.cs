@@ -130,7 +130,7 @@ internal sealed class EnvelopeRouter
                     return RouteOutcome.Refused(ErrorCode.RetryLater, "the relay's storage failed and the relay is stopping; retry on another connection later");
             }
 
-            dedup.Record(header.MessageId, now, durableAt);
+            dedup.Record(header.MessageId, now, durableAt, CarriedTo.Of(recipient.IdUtf8, request.SenderUser, request.RecipientUser));
             return new RouteOutcome(ErrorCode.Unspecified, now, Duplicate: false, durableAt);
         }
     }

@@ -20,6 +20,7 @@ internal sealed class QueueRecovery : IRecoverySink
     private readonly Dictionary<string, long> _gone = [];
     private readonly Action<RecoveryProgress>? _progress;
     private long _held;
+    private long _nowMs;
 
     public QueueRecovery(PartnerDirectory partners, IEnvelopeStore store, ILogger logger, Action<RecoveryProgress>? progress = null)
     {
@@ -35,6 +36,7 @@ internal sealed class QueueRecovery : IRecoverySink
     /// <summary>Replays the store into the partners' queues, dedup indexes and held receipts.</summary>
     public void Run(long nowMs)
     {
+        _nowMs = nowMs;
         _store.Recover(this, new PartnerDedupIndexes(_partners), nowMs);
         if (_held > 0)
         {
@@ -52,7 +54,7 @@ internal sealed class QueueRecovery : IRecoverySink
         }
 
         PartnerInfo? sender = StoredEnvelopes.Sender(_partners, envelope.Frame, header);
-        sender?.Idempotency.Record(header.MessageId, envelope.AcceptedAtMs, DurableMark.None);
+        sender?.Idempotency.Record(header.MessageId, envelope.AcceptedAtMs, DurableMark.None, Carried(envelope, header, fate));
         switch (fate.Kind)
         {
             case StoredFateKind.Settled:
@@ -86,6 +88,29 @@ internal sealed class QueueRecovery : IRecoverySink
         ShardQueue[] shards = recipient.Mailbox.Shards;
         shards[StoredEnvelopes.Shard(envelope.Frame, header, shards.Length)].Restore(envelope, header, sender);
         return RecoveredAs.Kept;
+    }
+
+    /// <summary>
+    /// Where a recovered envelope went. The log records that an envelope was settled, not how: one settled before its
+    /// expiry counts as delivered (a DeliveryAck settles it; an expired one was settled after its expiry).
+    /// </summary>
+    private CarriedTo Carried(in StoredEnvelope envelope, in EnvelopeHeader header, StoredFate fate)
+    {
+        bool delivered = fate.Kind switch
+        {
+            StoredFateKind.Held => fate.Status is Protocol.V1.ReceiptStatus.Delivered or Protocol.V1.ReceiptStatus.Read,
+            StoredFateKind.Settled => envelope.ExpiresAtMs > _nowMs,
+            _ => false,
+        };
+        ReadOnlySequence<byte> frame = envelope.Frame;
+        Span<byte> partner = stackalloc byte[Math.Min(header.RecipientPartner.Length, 256)];
+        if (header.RecipientPartner.Length > partner.Length)
+        {
+            return default;
+        }
+
+        frame.Slice(header.RecipientPartner.Offset, header.RecipientPartner.Length).CopyTo(partner);
+        return CarriedTo.Of(partner, frame.Slice(header.SenderUser.Offset, header.SenderUser.Length), frame.Slice(header.RecipientUser.Offset, header.RecipientUser.Length), delivered);
     }
 
     void IRecoverySink.OnRecovered()

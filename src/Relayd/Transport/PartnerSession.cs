@@ -136,6 +136,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
             _services.Media.Attach(this);
             _services.Receipts.HandOverHeld(Partner, this); // what was held while the partner was away comes first
             _services.Register(this);
+            HandOverInteropHeld();
             RelayLog.SessionOpened(_logger, ConnectionId, Partner.Id, Remote, Agent);
             reason = await ReadLoopAsync();
         }

@@ -49,6 +49,15 @@ internal sealed class SessionServices
     /// <summary>The interop rules' state (opt-in, rate limits) for the pipelines of the frames sessions route themselves.</summary>
     public Admission.InteropPolicy Interop { get; init; } = Admission.InteropPolicy.None;
 
+    /// <summary>The approved partners (abuse reports name the reported one).</summary>
+    public required PartnerDirectory Partners { get; init; }
+
+    /// <summary>Abuse reports and notices; null: not carried (UNEXPECTED_FRAME).</summary>
+    public Interop.Abuse.AbuseReportStore? Abuse { get; init; }
+
+    /// <summary>Read receipts to senders; null: not carried (UNEXPECTED_FRAME).</summary>
+    public Interop.ReadReceipts.ReadReceiptRelay? ReadReceipts { get; init; }
+
     /// <summary>
     /// A session of <paramref name="partner"/> past its Welcome, for a frame routed live (key bundles, typing); null
     /// when it has none. Sessions are few (tens): a scan is cheaper than keeping a second index in step.

@@ -35,6 +35,7 @@ internal static class CtlCommands
         ctl.Add(WithPartner("resume", "Lift a partner's suspension", ControlProtocol.Resume, socket, json));
         ctl.Add(Simple("drain", "Lame duck until restart: refuse new sessions and envelopes, keep delivering", ControlProtocol.Drain, socket, json));
         ctl.Add(Simple("reload", "Re-read and validate the configuration, apply it only when valid", ControlProtocol.Reload, socket, json));
+        ctl.Add(Simple("abuse", "Recent abuse reports: time, reporter and reported partner, hashed users, reason, verified/unverified ids, notice delivered", ControlProtocol.Abuse, socket, json));
         var wal = new Command("wal", "The write-ahead log");
         wal.Add(Simple("stats", "Segments, bytes, fdatasync latency, backlog per partner", ControlProtocol.WalStats, socket, json));
         ctl.Add(wal);
@@ -234,6 +235,12 @@ internal static class ControlTables
         {
             Table(text, ["ID", "PARTNER", "REMOTE", "CONNECTED", "BYTES IN", "BYTES OUT", "PENDING ACKS", "IN FLIGHT", "AGENT"],
                 sessions.Select(x => new[] { Number(x.Id), x.Partner, x.Remote, x.ConnectedAt.ToString("u", CultureInfo.InvariantCulture), Number(x.BytesIn), Number(x.BytesOut), Number(x.PendingAcks), Number(x.DeliveriesInFlight), x.Agent }));
+        }
+
+        if (response.AbuseReports is { } reports)
+        {
+            Table(text, ["ACCEPTED", "REPORTER", "REPORTER USER", "REPORTED", "REPORTED USER", "REASON", "VERIFIED", "UNVERIFIED", "DELIVERED"],
+                reports.Select(r => new[] { r.AcceptedAt.ToString("u", CultureInfo.InvariantCulture), r.ReporterPartner, r.ReporterUser, r.ReportedPartner, r.ReportedUser, r.Reason, Number(r.Verified), Number(r.Unverified), r.DeliveredToReportedPartner ? "yes" : "no" }));
         }
 
         if (response.Action is { } action)

@@ -23,6 +23,7 @@ internal static class ControlProtocol
     public const string Drain = "drain";
     public const string Reload = "reload";
     public const string WalStats = "wal_stats";
+    public const string Abuse = "abuse";
 }
 
 /// <summary>The typed errors of the control protocol (<see cref="ControlError.Code"/>).</summary>
@@ -43,7 +44,7 @@ internal static class ControlErrors
 /// <summary>One request: <c>{"command":"suspend","partner":"alpha"}</c>.</summary>
 internal sealed class ControlRequest
 {
-    /// <summary>status, partners, sessions, suspend, resume, drain, reload or wal_stats.</summary>
+    /// <summary>status, partners, sessions, suspend, resume, drain, reload, wal_stats or abuse.</summary>
     public string? Command { get; set; }
 
     /// <summary>suspend and resume: the partner id.</summary>
@@ -70,6 +71,9 @@ internal sealed class ControlResponse
     public ReloadView? Reload { get; set; }
 
     public WalView? Wal { get; set; }
+
+    /// <summary>abuse: the most recent abuse reports, newest first.</summary>
+    public List<AbuseReportView>? AbuseReports { get; set; }
 
     public static ControlResponse Failed(string code, string message) => new() { Error = new ControlError { Code = code, Message = message } };
 }
@@ -211,6 +215,36 @@ internal sealed class WalView
     public double SyncMaxUs { get; set; }
 
     public List<PartnerView> Backlog { get; set; } = [];
+}
+
+/// <summary>One abuse report for the admin: users as hashes, never the note or the disclosed content.</summary>
+internal sealed class AbuseReportView
+{
+    public ulong NoticeId { get; set; }
+
+    public DateTimeOffset AcceptedAt { get; set; }
+
+    public string ReporterPartner { get; set; } = "";
+
+    /// <summary>xxHash3 of the reporting user's id, 16 hex digits.</summary>
+    public string ReporterUser { get; set; } = "";
+
+    public string ReportedPartner { get; set; } = "";
+
+    /// <summary>xxHash3 of the reported user's id, 16 hex digits (the same user always hashes the same).</summary>
+    public string ReportedUser { get; set; } = "";
+
+    /// <summary>spam, harassment, illegal_content, impersonation or other.</summary>
+    public string Reason { get; set; } = "";
+
+    /// <summary>Message ids the relay carried from the reported user to the reporter.</summary>
+    public int Verified { get; set; }
+
+    /// <summary>Message ids it did not (never carried, between other users, or older than it remembers).</summary>
+    public int Unverified { get; set; }
+
+    /// <summary>The reported partner acknowledged the AbuseNotice.</summary>
+    public bool DeliveredToReportedPartner { get; set; }
 }
 
 /// <summary>Source-generated (NativeAOT: no reflection) serialization of the control protocol.</summary>

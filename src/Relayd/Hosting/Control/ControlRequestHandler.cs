@@ -63,8 +63,9 @@ internal sealed class ControlRequestHandler
                 ControlProtocol.Drain => Drain(peer),
                 ControlProtocol.Reload => await ReloadAsync(peer, cancellationToken),
                 ControlProtocol.WalStats => new ControlResponse { Ok = true, Wal = Wal() },
+                ControlProtocol.Abuse => new ControlResponse { Ok = true, AbuseReports = AbuseReports() },
                 _ => ControlResponse.Failed(ControlErrors.UnknownCommand,
-                    $"unknown command '{command}' (expected status, partners, sessions, suspend, resume, drain, reload or wal_stats)"),
+                    $"unknown command '{command}' (expected status, partners, sessions, suspend, resume, drain, reload, wal_stats or abuse)"),
             };
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
@@ -98,6 +99,30 @@ internal sealed class ControlRequestHandler
             Sessions = _relay.Sessions.Count,
         };
     }
+
+    /// <summary>The most recent abuse reports the relay keeps (up to 1000), newest first.</summary>
+    private List<AbuseReportView> AbuseReports() =>
+        [.. (_relay.Abuse?.Recent(1000) ?? []).Select(r => new AbuseReportView
+        {
+            NoticeId = r.NoticeId,
+            AcceptedAt = DateTimeOffset.FromUnixTimeMilliseconds(r.AcceptedAtMs),
+            ReporterPartner = r.ReporterPartner,
+            ReporterUser = r.ReporterUserHash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture),
+            ReportedPartner = r.ReportedPartner,
+            ReportedUser = r.ReportedUserHash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture),
+            Reason = r.Reason switch
+            {
+                Protocol.V1.AbuseReason.AbuseSpam => "spam",
+                Protocol.V1.AbuseReason.AbuseHarassment => "harassment",
+                Protocol.V1.AbuseReason.AbuseIllegalContent => "illegal_content",
+                Protocol.V1.AbuseReason.AbuseImpersonation => "impersonation",
+                Protocol.V1.AbuseReason.AbuseOther => "other",
+                _ => $"reason {(int)r.Reason}",
+            },
+            Verified = r.Verified,
+            Unverified = r.Unverified,
+            DeliveredToReportedPartner = r.DeliveredToReportedPartner,
+        })];
 
     private List<PartnerView> Partners() => PartnerViews(_relay.StorageMetrics.Backlog);
 

@@ -14,13 +14,18 @@ namespace Relayd.Storage.WalStore;
 /// new snapshot, never a mix.
 /// </summary>
 /// <remarks>
-/// Format (little-endian): "RDD1", then per partner <c>[u16 id length][id UTF-8][u32 count][count × (u128 message
-/// id, i64 accepted_at_ms)]</c>, then a CRC-32C of everything before it.
+/// Format (little-endian): "RDD2", then per partner <c>[u16 id length][id UTF-8][u32 count][count × (u128 message
+/// id, i64 accepted_at_ms, u32 recipient partner hash, u32 flags, u64 users hash)]</c>, then a CRC-32C of everything
+/// before it (the last three fields are <see cref="CarriedTo"/>). "RDD1" (the same without them, 24 bytes per id,
+/// written before abuse reports and read receipts) is still read: its ids come back as not known where they went.
 /// </remarks>
 internal static class DedupSnapshot
 {
     public const string FileName = "dedup.snapshot";
-    private static readonly byte[] Magic = "RDD1"u8.ToArray();
+    private const int EntryBytes = 40;
+    private const int Version1EntryBytes = 24;
+    private static readonly byte[] Magic = "RDD2"u8.ToArray();
+    private static readonly byte[] Version1Magic = "RDD1"u8.ToArray();
 
     public static void Write(string directory, IDedupIndexes dedup, long nowMs, ILogger logger)
     {
@@ -45,13 +50,13 @@ internal static class DedupSnapshot
 
     private static int WriteTemporary(string temporary, IDedupIndexes dedup, long nowMs)
     {
-        var ids = new List<(UInt128 Id, long AcceptedAtMs)>();
+        var ids = new List<(UInt128 Id, long AcceptedAtMs, CarriedTo Carried)>();
         int total = 0;
         using (var file = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None, bufferSize: 1 << 16))
         {
             // Streamed through a fixed buffer with a running CRC: the snapshot can hold millions of ids.
             uint crc = Crc32C.Seed;
-            Span<byte> scratch = stackalloc byte[24];
+            Span<byte> scratch = stackalloc byte[EntryBytes];
             void Put(FileStream to, ReadOnlySpan<byte> bytes)
             {
                 crc = Crc32C.Append(crc, bytes);
@@ -72,10 +77,13 @@ internal static class DedupSnapshot
                 Put(file, partnerId);
                 BinaryPrimitives.WriteInt32LittleEndian(scratch, ids.Count);
                 Put(file, scratch[..4]);
-                foreach ((UInt128 id, long acceptedAt) in ids)
+                foreach ((UInt128 id, long acceptedAt, CarriedTo carried) in ids)
                 {
                     BinaryPrimitives.WriteUInt128LittleEndian(scratch, id);
                     BinaryPrimitives.WriteInt64LittleEndian(scratch[16..], acceptedAt);
+                    BinaryPrimitives.WriteUInt32LittleEndian(scratch[24..], carried.RecipientPartnerHash);
+                    BinaryPrimitives.WriteUInt32LittleEndian(scratch[28..], carried.Flags);
+                    BinaryPrimitives.WriteUInt64LittleEndian(scratch[32..], carried.UsersHash);
                     Put(file, scratch);
                 }
 
@@ -106,7 +114,8 @@ internal static class DedupSnapshot
         }
 
         byte[] data = File.ReadAllBytes(path);
-        if (data.Length < Magic.Length + 4 || !data.AsSpan(0, Magic.Length).SequenceEqual(Magic)
+        bool version1 = data.Length >= Magic.Length && data.AsSpan(0, Magic.Length).SequenceEqual(Version1Magic);
+        if (data.Length < Magic.Length + 4 || !(version1 || data.AsSpan(0, Magic.Length).SequenceEqual(Magic))
             || Crc32C.Compute(data.AsSpan(0, data.Length - 4)) != BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(data.Length - 4)))
         {
             throw new InvalidDataException($"{path} is damaged (bad magic or CRC-32C); move it away to start without the dedup history it holds");
@@ -123,9 +132,14 @@ internal static class DedupSnapshot
             int count = BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(offset));
             offset += 4;
             IdempotencyIndex? index = dedup.Find(id);
-            for (int i = 0; i < count; i++, offset += 24)
+            int entryBytes = version1 ? Version1EntryBytes : EntryBytes;
+            for (int i = 0; i < count; i++, offset += entryBytes)
             {
-                index?.Record(BinaryPrimitives.ReadUInt128LittleEndian(data.AsSpan(offset)), BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(offset + 16)), DurableMark.None);
+                CarriedTo carried = version1 ? default : new CarriedTo(
+                    BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(offset + 24)),
+                    BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(offset + 28)),
+                    BinaryPrimitives.ReadUInt64LittleEndian(data.AsSpan(offset + 32)));
+                index?.Record(BinaryPrimitives.ReadUInt128LittleEndian(data.AsSpan(offset)), BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(offset + 16)), DurableMark.None, carried);
             }
 
             total += count;
