@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using BenchmarkDotNet.Attributes;
 using Google.Protobuf;
+using Relayd.Admission;
 using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -43,6 +44,10 @@ public class HotPathBenchmarks : IDeliveryConsumer, IDisposable
     [Params(true, false)]
     public bool Sync { get; set; }
 
+    /// <summary>The rate limiter in the route step (every bucket checked, at rates the benchmark cannot reach), or none.</summary>
+    [Params(false, true)]
+    public bool RateLimits { get; set; }
+
     [GlobalSetup]
     public void Setup()
     {
@@ -54,7 +59,10 @@ public class HotPathBenchmarks : IDeliveryConsumer, IDisposable
         var directory = new PartnerDirectory(options);
         _walDirectory = Directory.CreateTempSubdirectory("relayd-bench-wal-").FullName;
         _store = WalEnvelopeStore.Open(new StorageOptions { Directory = _walDirectory, ReserveBytes = 0, Sync = Sync }, NullLogger.Instance);
-        _router = new EnvelopeRouter(directory, _store, options.Limits, TimeProvider.System);
+        options.Interop.UseBenchmarkRates();
+        var limits = new Relayd.Interop.RateLimits.RateLimiter(options.Interop, TimeProvider.System);
+        var interop = new InteropPolicy(NoConsentRequired.Instance, RateLimits ? limits : NoRateLimits.Instance);
+        _router = new EnvelopeRouter(directory, _store, options.Limits, TimeProvider.System, interop);
         _alpha = directory.Find("alpha")!;
         _betaShards = directory.Find("beta")!.Mailbox.Shards;
         foreach (ShardQueue shard in _betaShards)

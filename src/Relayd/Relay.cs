@@ -186,7 +186,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
         OpenInteropLog();
 
         // The interop rules' state: who opted in, the rate limits (docs/protocol.md, "Interop").
-        Interop = new Admission.InteropPolicy(Admission.NoConsentRequired.Instance, Admission.NoRateLimits.Instance);
+        Interop = new Admission.InteropPolicy(Admission.NoConsentRequired.Instance, _options.Interop.RateLimits ? new global::Relayd.Interop.RateLimits.RateLimiter(_options.Interop, _clock, _logger) : Admission.NoRateLimits.Instance);
         Interop = Interop with { Kinds = Admission.RelayKindPolicy.Of(_options.Interop.Kinds) };
         var router = new EnvelopeRouter(Partners, store, _options.Limits, _clock, Interop);
         _maintenance = new QueueMaintenance(store, Partners, receipts, _options.Storage.RetentionInterval, _clock, _logger);
