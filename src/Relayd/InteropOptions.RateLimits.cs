@@ -21,6 +21,7 @@ public sealed partial class InteropOptions
     private int _seenPairsPerHour = 1 << 22;
     private long _tightenedUserEnvelopesPerSecond = 1;
     private TimeSpan _tightenDuration = TimeSpan.FromHours(24);
+    private int _tightenAfterReports = 3;
 
     /// <summary>
     /// Whether the rate limits are checked at all; false takes the limiter out of the pipelines (what the benchmarks'
@@ -135,6 +136,17 @@ public sealed partial class InteropOptions
         set => _tightenDuration = value >= TimeSpan.FromSeconds(1) && value <= TimeSpan.FromDays(30)
             ? value
             : throw new ArgumentOutOfRangeException(nameof(TightenDuration), value, "must be between 1 s and 30 days");
+    }
+
+    /// <summary>
+    /// Accepted abuse reports against one sender user, within <see cref="TightenDuration"/>, that tighten it (with
+    /// <see cref="TightenReportedSenders"/> on), 1 to 1,000. One report is one user's word; several are a pattern.
+    /// Defaults to 3.
+    /// </summary>
+    public int TightenAfterReports
+    {
+        get => _tightenAfterReports;
+        set => _tightenAfterReports = CheckRange(value, 1, 1000, nameof(TightenAfterReports));
     }
 
     /// <summary>

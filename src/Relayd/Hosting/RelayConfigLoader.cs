@@ -110,6 +110,7 @@ public static partial class RelayConfigLoader
         ["interop.tighten_reported_senders"] = (o, _, v) => o.Interop.TightenReportedSenders = Bool(v),
         ["interop.tightened_user_envelopes_per_second"] = (o, _, v) => o.Interop.TightenedUserEnvelopesPerSecond = Long(v),
         ["interop.tighten_seconds"] = (o, _, v) => o.Interop.TightenDuration = Seconds(v),
+        ["interop.tighten_after_reports"] = (o, _, v) => o.Interop.TightenAfterReports = Int(v),
     };
 
     // Old key → its new name. The old one keeps working, with a warning; setting both is an error.
