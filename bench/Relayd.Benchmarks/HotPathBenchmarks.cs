@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using BenchmarkDotNet.Attributes;
 using Google.Protobuf;
+using Relayd.Admission;
 using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -32,7 +33,7 @@ public class HotPathBenchmarks : IDeliveryConsumer, IDisposable
     private PartnerInfo _alpha = null!;
     private ShardQueue[] _betaShards = [];
     private PartnerInfo _beta = null!;
-    private Relayd.Admission.InteropPolicy _interop = Relayd.Admission.InteropPolicy.None;
+    private InteropPolicy _interop = InteropPolicy.None;
     private ulong _counter;
 
     [Params(1024, 64 * 1024)]
@@ -45,6 +46,10 @@ public class HotPathBenchmarks : IDeliveryConsumer, IDisposable
     [Params(true, false)]
     public bool Sync { get; set; }
 
+    /// <summary>The rate limiter in the route step (every bucket checked, at rates the benchmark cannot reach), or none.</summary>
+    [Params(false, true)]
+    public bool RateLimits { get; set; }
+
     [GlobalSetup]
     public void Setup()
     {
@@ -56,7 +61,9 @@ public class HotPathBenchmarks : IDeliveryConsumer, IDisposable
         var directory = new PartnerDirectory(options);
         _walDirectory = Directory.CreateTempSubdirectory("relayd-bench-wal-").FullName;
         _store = WalEnvelopeStore.Open(new StorageOptions { Directory = _walDirectory, ReserveBytes = 0, Sync = Sync }, NullLogger.Instance);
-        _interop = CreateInterop();
+        options.Interop.UseBenchmarkRates();
+        var limits = new Relayd.Interop.RateLimits.RateLimiter(options.Interop, TimeProvider.System);
+        _interop = CreateInterop(RateLimits ? limits : NoRateLimits.Instance);
         _router = new EnvelopeRouter(directory, _store, options.Limits, TimeProvider.System, _interop);
         _alpha = directory.Find("alpha")!;
         _beta = directory.Find("beta")!;
@@ -180,7 +187,7 @@ public class HotPathBenchmarks : IDeliveryConsumer, IDisposable
     }
 
     /// <summary>The interop rules the router and the recipient's take step use; none here (see <see cref="OptInHotPathBenchmarks"/>).</summary>
-    private protected virtual Relayd.Admission.InteropPolicy CreateInterop() => Relayd.Admission.InteropPolicy.None;
+    private protected virtual InteropPolicy CreateInterop(IRateLimiter rateLimits) => new(NoConsentRequired.Instance, rateLimits);
 
     /// <summary>Recipient users of the batch: user-0 … user-63 (the sender is alice).</summary>
     private protected const int RecipientUsers = Batch;

@@ -17,12 +17,12 @@ public class OptInHotPathBenchmarks : HotPathBenchmarks
     [Params(false, true)]
     public bool RequireOptIn { get; set; }
 
-    private protected override InteropPolicy CreateInterop()
+    private protected override InteropPolicy CreateInterop(IRateLimiter rateLimits)
     {
         var consent = new ConsentTable(RequireOptIn, seed: 20261202);
         consent.Apply("alpha", Grants(["alice"]));
         consent.Apply("beta", Grants([.. Enumerable.Range(0, RecipientUsers).Select(i => "user-" + i)]));
-        return new InteropPolicy(consent, NoRateLimits.Instance);
+        return new InteropPolicy(consent, rateLimits);
     }
 
     private static ConsentUpdate Grants(string[] users)

@@ -17,6 +17,12 @@ var warmup = new Option<double>("--warmup") { Description = "Warm-up seconds (se
 var window = new Option<int>("--window") { Description = "Closed loop: unacknowledged messages per connection", DefaultValueFactory = _ => 1024 };
 var rate = new Option<int>("--rate") { Description = "Open loop: messages per second in all (latency from intended send time); 0 = closed loop", DefaultValueFactory = _ => 0 };
 var users = new Option<int>("--users") { Description = "Recipient users (conversations)", DefaultValueFactory = _ => 64 };
+var rateLimits = new Option<string>("--rate-limits")
+{
+    Description = "The started relay's rate limits: bench (all on, at rates this load cannot reach), off (the limits-off comparison), defaults (cut at 20 msg/s per user: this sends from one user per partner)",
+    DefaultValueFactory = _ => "bench",
+};
+rateLimits.AcceptOnlyFromAmong("bench", "off", "defaults");
 var noSync = new Option<bool>("--no-sync") { Description = "Start relayd with its write-ahead log not fdatasync'ed (acks survive a relay crash, not a power loss): the non-durable ceiling" };
 var peers = new Option<string?>("--peers") { Description = "Also run the same workload against: nats, redis (comma-separated; needs Debian nats-server / redis-server)" };
 var json = new Option<string?>("--json") { Description = "Write results as JSON to FILE ('-' = stdout)" };
@@ -27,7 +33,7 @@ var optIn = new Option<bool>("--opt-in") { Description = "Register consent (Cons
 var plotFile = new Option<string?>("--plot") { Description = "Draw ack-latency percentile curves to FILE.png or FILE.svg" };
 var root = new RootCommand("relayd load generator: end-to-end throughput and latency of relayd, optionally beside NATS and Redis")
 {
-    relay, pki, relayPid, partners, connections, size, count, duration, warmup, window, rate, users, noSync, peers, json, csv, plotFile, media, mediaCount, optIn,
+    relay, pki, relayPid, partners, connections, size, count, duration, warmup, window, rate, users, noSync, rateLimits, peers, json, csv, plotFile, media, mediaCount, optIn,
 };
 root.SetAction(async (parse, cancellationToken) =>
 {
@@ -65,7 +71,7 @@ async Task<int> RunAsync(ParseResult parse, Workload workload, string pkiDirecto
 
     bool toStdout = parse.GetValue(json) == "-";
     TextWriter log = toStdout ? Console.Error : Console.Out;
-    var targets = new List<Func<ILoadTarget>> { () => new RelaydTarget(devPki, parse.GetValue(relay), parse.GetValue(partners), parse.GetValue(relayPid), sync: !parse.GetValue(noSync), optIn: parse.GetValue(optIn)) };
+    var targets = new List<Func<ILoadTarget>> { () => new RelaydTarget(devPki, parse.GetValue(relay), parse.GetValue(partners), parse.GetValue(relayPid), sync: !parse.GetValue(noSync), rateLimits: parse.GetValue(rateLimits)!, optIn: parse.GetValue(optIn)) };
     if (parse.GetValue(peers) is { Length: > 0 } peerNames)
     {
         devPki.Init();

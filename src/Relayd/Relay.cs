@@ -203,7 +203,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
         OpenInteropLog();
 
         // The interop rules' state: who opted in, the rate limits (docs/protocol.md, "Interop").
-        Interop = new Admission.InteropPolicy(consent.Table, Admission.NoRateLimits.Instance);
+        Interop = new Admission.InteropPolicy(consent.Table, _options.Interop.RateLimits ? new global::Relayd.Interop.RateLimits.RateLimiter(_options.Interop, _clock, _logger) : Admission.NoRateLimits.Instance);
         Interop = Interop with { Kinds = Admission.RelayKindPolicy.Of(_options.Interop.Kinds) };
         var router = new EnvelopeRouter(Partners, store, _options.Limits, _clock, Interop);
         _maintenance = new QueueMaintenance(store, Partners, receipts, _options.Storage.RetentionInterval, _clock, _logger, Interop.Consent);
@@ -233,6 +233,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
         SessionServices services = _services;
         Func<PartnerInfo, Protocol.V1.Frame, bool> sendLive = (partner, frame) => services.AnySessionOf(partner)?.TryEnqueueFrame(frame) ?? false;
         Abuse!.SendLive = sendLive;
+        TightenReportedSenders(Abuse);
         _readReceipts!.SendLive = sendLive;
         _listener = new PartnerListener(_services, Partners, _serverCertificate, _validator);
         ObserveState(store, _media);
@@ -364,6 +365,27 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
     /// Opens the interop log (<c>&lt;wal.dir&gt;/interop/</c>: abuse reports, held READ receipts) and replays it. After
     /// the envelope store's recovery: the dedup indexes that reports are checked against are back by then.
     /// </summary>
+    /// <summary>
+    /// With <c>[interop] tighten_reported_senders</c>, a sender user reported <c>tighten_after_reports</c> times within
+    /// <c>tighten_seconds</c> is held to the tightened rate (the rate limiter's <c>TightenSender</c>).
+    /// </summary>
+    private void TightenReportedSenders(Interop.Abuse.AbuseReportStore abuse)
+    {
+        InteropOptions options = _options.Interop;
+        if (!options.TightenReportedSenders || Interop.RateLimits is not global::Relayd.Interop.RateLimits.RateLimiter limiter)
+        {
+            return;
+        }
+
+        abuse.ReportAccepted += (partner, user) =>
+        {
+            if (abuse.ReportsAgainst(partner.Id, user.Span, options.TightenDuration) >= options.TightenAfterReports)
+            {
+                limiter.TightenSender(partner, user.Span);
+            }
+        };
+    }
+
     private void OpenInteropLog()
     {
         InteropRecordLog log = InteropRecordLog.Open(_options.Storage, _logger);

@@ -31,15 +31,19 @@ public sealed class RelaydTarget : ILoadTarget
     private readonly bool _sync;
     private readonly bool _optIn;
 
+    // relayd dev --rate-limits: "bench" (every bucket checked, none reached), "off", or "defaults" (which cut its one user per partner).
+    private readonly string _rateLimits;
+
     /// <param name="pki">Dev PKI directory (created when the target starts its own relay).</param>
     /// <param name="address">host:port of a running relay, or null to start one.</param>
     /// <param name="partners">Partner count (at least 2).</param>
     /// <param name="relayPid">Pid of a running relay, for RSS/CPU sampling.</param>
     /// <param name="sync">Whether the relay this target starts fdatasyncs its write-ahead log (the durable default).</param>
     /// <param name="optIn">Whether every user is registered with ConsentUpdate before the run and the relay this target starts requires it (relayd's default); false: neither.</param>
-    public RelaydTarget(DevPki pki, string? address, int partners, int? relayPid = null, bool sync = true, bool optIn = true)
+    public RelaydTarget(DevPki pki, string? address, int partners, int? relayPid = null, bool sync = true, string rateLimits = "bench", bool optIn = true)
     {
         _sync = sync;
+        _rateLimits = rateLimits;
         _optIn = optIn;
         _pki = pki;
         _address = address;
@@ -175,6 +179,8 @@ public sealed class RelaydTarget : ILoadTarget
             start.ArgumentList.Add("--no-opt-in");
         }
 
+        start.ArgumentList.Add("--rate-limits");
+        start.ArgumentList.Add(_rateLimits);
         for (int p = 0; p < _partners; p++)
         {
             start.ArgumentList.Add("--partner");

@@ -26,4 +26,7 @@ internal interface IAdmissionPartner
 
     /// <summary>Whether an operator suspended the partner (<see cref="SuspensionRule"/>).</summary>
     bool IsSuspended { get; }
+
+    /// <summary>Its rate limits now (a reload swaps them): what the rate limiter applies to what it sends.</summary>
+    RateLimitSettings RateLimits { get; }
 }

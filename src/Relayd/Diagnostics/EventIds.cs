@@ -124,6 +124,8 @@ internal static class EventIds
     public const int ConsentQueuedRefused = 906;
     // 91x live interop routes: key bundles, capabilities, typing (RelayLog.Live)
     public const int LiveFrameRefused = 910;
+    // 92x rate limits (RateLimitLog)
+    public const int SenderTightened = 920;
 
     // 930-949 interop: abuse reports and read receipts (InteropLog)
     public const int AbuseReportAccepted = 930;

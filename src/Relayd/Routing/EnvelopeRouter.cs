@@ -17,7 +17,11 @@ internal readonly record struct RouteOutcome(ErrorCode Refusal, long AcceptedAtM
 
     public bool LogBusy { get; init; }
 
-    public static RouteOutcome Refused(ErrorCode code, string detail) => new(code, 0, false, DurableMark.None, detail);
+    /// <summary>The refusing rule's retry-after (e.g. RATE_LIMITED's, from its bucket); 0 = none given.</summary>
+    public uint RetryAfterMs { get; init; }
+
+    public static RouteOutcome Refused(ErrorCode code, string detail, uint retryAfterMs = 0) =>
+        new(code, 0, false, DurableMark.None, detail) { RetryAfterMs = retryAfterMs };
 }
 
 /// <summary>
@@ -98,7 +102,7 @@ internal sealed class EnvelopeRouter
         };
         if (!_admission.Admit(request, out AdmissionRefusal refusal))
         {
-            return RouteOutcome.Refused(refusal.Code, refusal.Detail);
+            return RouteOutcome.Refused(refusal.Code, refusal.Detail, refusal.RetryAfterMs);
         }
 
         Debug.Assert(recipient is not null, "admitted: the recipient rule refuses an unknown recipient_partner");
@@ -114,7 +118,7 @@ internal sealed class EnvelopeRouter
 
             if (!_admission.AdmitNew(request, out refusal))
             {
-                return RouteOutcome.Refused(refusal.Code, refusal.Detail);
+                return RouteOutcome.Refused(refusal.Code, refusal.Detail, refusal.RetryAfterMs);
             }
 
             ShardQueue[] shards = recipient.Mailbox.Shards;

@@ -56,7 +56,7 @@ internal sealed class PartnerDirectory
                 continue;
             }
 
-            var settings = new PartnerSettings(options.Partners[i], options.Limits, options.Media.MaxBytes);
+            var settings = new PartnerSettings(options.Partners[i], options.Limits, options.Media.MaxBytes, options.Interop);
             string changes = settings.DescribeChanges(partner.Settings);
             partner.Reconfigure(settings);
             if (changes.Length > 0)

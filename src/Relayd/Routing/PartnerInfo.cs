@@ -11,12 +11,12 @@ internal sealed class PartnerInfo : Admission.IAdmissionPartner
     private long _envelopesIn;
     private long _envelopesOut;
 
-    public PartnerInfo(PartnerOptions options, RelayLimits limits, long defaultMaxMediaBytes = MediaOptions.DefaultMaxBytes)
+    public PartnerInfo(PartnerOptions options, RelayLimits limits, long defaultMaxMediaBytes = MediaOptions.DefaultMaxBytes, InteropOptions? interop = null)
     {
         Id = options.Id;
         IdUtf8 = Encoding.UTF8.GetBytes(options.Id);
         MetricTag = Diagnostics.RelayMetrics.PartnerTag(options.Id);
-        _settings = new PartnerSettings(options, limits, defaultMaxMediaBytes);
+        _settings = new PartnerSettings(options, limits, defaultMaxMediaBytes, interop);
         Mailbox = new PartnerMailbox(limits.ShardCount, limits);
         Idempotency = new IdempotencyIndex(limits.DedupCapacityPerPartner, limits.DedupWindow);
         HeldReceipts = new HeldReceipts(limits.HeldReceiptsPerPartner);
@@ -44,6 +44,8 @@ internal sealed class PartnerInfo : Admission.IAdmissionPartner
     public ulong AcceptedKindsMask => _settings.AcceptedKindsMask;
 
     public IReadOnlyList<ContentKind> AcceptedKinds => _settings.AcceptedKinds;
+
+    public RateLimitSettings RateLimits => _settings.RateLimits;
 
     /// <summary>
     /// True once a reload removed it from the approved partners: its sessions were sent GoAway, and what they still

@@ -8,8 +8,9 @@ namespace Relayd.Routing;
 /// </summary>
 internal sealed class PartnerSettings
 {
-    public PartnerSettings(PartnerOptions partner, RelayLimits limits, long defaultMaxMediaBytes)
+    public PartnerSettings(PartnerOptions partner, RelayLimits limits, long defaultMaxMediaBytes, InteropOptions? interop = null)
     {
+        RateLimits = RateLimitSettings.Resolve(interop ?? new InteropOptions(), partner);
         MaxConnections = partner.MaxConnections ?? limits.MaxConnectionsPerPartner;
         foreach (ContentKind kind in partner.AcceptedKinds)
         {
@@ -30,6 +31,9 @@ internal sealed class PartnerSettings
     /// <summary>Largest blob this partner may send (its own limit, or the relay's <c>media.max_bytes</c>).</summary>
     public long MaxMediaBytes { get; }
 
+    /// <summary>Its rate limits (its own overrides, else the [interop] ones).</summary>
+    public RateLimitSettings RateLimits { get; }
+
     /// <summary>What differs from <paramref name="previous"/>, for the reload's log line ("max_connections 8 -> 16"); empty when nothing.</summary>
     public string DescribeChanges(PartnerSettings previous)
     {
@@ -47,6 +51,11 @@ internal sealed class PartnerSettings
         if (MaxMediaBytes != previous.MaxMediaBytes)
         {
             changes.Add($"max_media_bytes {previous.MaxMediaBytes} -> {MaxMediaBytes}");
+        }
+
+        if (RateLimits.DescribeChanges(previous.RateLimits) is { Length: > 0 } rateChanges)
+        {
+            changes.Add(rateChanges);
         }
 
         return string.Join(", ", changes);

@@ -74,7 +74,7 @@ internal sealed class PartnerTable
         for (int i = 0; i < partners.Length; i++)
         {
             PartnerOptions partner = options.Partners[i];
-            PartnerInfo info = previous?.Find(partner.Id) ?? new PartnerInfo(partner, options.Limits, options.Media.MaxBytes);
+            PartnerInfo info = previous?.Find(partner.Id) ?? new PartnerInfo(partner, options.Limits, options.Media.MaxBytes, options.Interop);
             if (!byId.TryAdd(info.Id, info))
             {
                 throw new ArgumentException($"duplicate partner id '{partner.Id}' (RelayOptions.Validate refuses it)", nameof(options));

@@ -332,7 +332,9 @@ internal sealed partial class PartnerSession
         }
 
         _services.Metrics.EnvelopesRefused.Add(1, Partner.MetricTag, RelayMetrics.CodeTag(outcome.Refusal));
-        uint retryAfter = outcome.Refusal is ErrorCode.QueueFull or ErrorCode.ShuttingDown or ErrorCode.StorageFull or ErrorCode.RetryLater or ErrorCode.Draining
+        // The refusing rule's own retry-after (RATE_LIMITED's comes from its bucket), else the relay's for what is worth retrying.
+        uint retryAfter = outcome.RetryAfterMs != 0 ? outcome.RetryAfterMs
+            : outcome.Refusal is ErrorCode.QueueFull or ErrorCode.ShuttingDown or ErrorCode.StorageFull or ErrorCode.RetryLater or ErrorCode.Draining
             ? (uint)_services.Limits.QueueFullRetryAfter.TotalMilliseconds
             : 0;
         WriteFrame(new Frame

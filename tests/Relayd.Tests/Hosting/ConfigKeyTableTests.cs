@@ -122,9 +122,11 @@ public sealed partial class ConfigKeyTableTests
         Add("Storage.", options.Storage);
         Add("Media.", options.Media);
         Add("Metrics.", options.Metrics);
+        Add("Interop.", options.Interop);
         PartnerOptions partner = options.Partners[0];
         values["Partners[0].MaxConnections"] = Invariant(partner.MaxConnections ?? options.Limits.MaxConnectionsPerPartner);
         values["Partners[0].MaxMediaBytes"] = Invariant(partner.MaxMediaBytes ?? options.Media.MaxBytes);
+        values["Partners[0].RateLimits"] = RateLimitSettings.Resolve(options.Interop, partner).ToString();
         values["Partners[0].AcceptedKinds"] = partner.AcceptedKinds.Count == 0 ? "every kind"
             : partner.AcceptedKinds.Count == Enum.GetValues<Protocol.V1.ContentKind>().Length - 1 ? "every kind" // all but UNSPECIFIED
             : string.Join(",", partner.AcceptedKinds);

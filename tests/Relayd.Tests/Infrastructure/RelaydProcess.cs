@@ -66,10 +66,17 @@ internal sealed class RelaydProcess : IAsyncDisposable
 
         // Opt-in is the relay's default; tests of other capabilities send between users nobody registered. Tests of
         // opt-in give their own [interop] table.
+        // So are the rate limits (tests send thousands of envelopes from one user): off unless the test's [interop]
+        // table sets rate_limits.
         string interop = tables.Contains("[interop]", StringComparison.Ordinal) ? "" : """
             [interop]
             require_opt_in = false
+            rate_limits = false
             """;
+        if (tables.Contains("[interop]", StringComparison.Ordinal) && !tables.Contains("rate_limits", StringComparison.Ordinal))
+        {
+            tables = tables.Replace("[interop]", "[interop]\nrate_limits = false", StringComparison.Ordinal);
+        }
 
         string wal = WithoutWal ? "" : $"""
             [wal]

@@ -68,6 +68,36 @@ public sealed class ProtocInteropTests : IClassFixture<PkiFixture>
     }
 
     [Fact]
+    public async Task An_envelope_over_a_rate_limit_encoded_by_protoc_gets_RATE_LIMITED_with_the_message_id_and_a_retry_after()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki, o =>
+        {
+            o.Interop.RateLimits = true;
+            o.Interop.UserEnvelopesPerSecond = 1;
+            o.Interop.UserEnvelopeBurst = 1;
+        });
+        await using RawPartnerConnection alpha = await RawPartnerConnection.ConnectAsync(relay.Port, _pki.Partner("alpha"), _pki.Ca);
+        await alpha.Stream.WriteAsync(Delimit(await EncodeAsync("hello { versions: PROTOCOL_VERSION_1 }")), TestContext.Current.CancellationToken);
+        await ReadRawFrameAsync(alpha);
+
+        const string Envelope = "envelope {{ message_id: \"{0}\" sender_partner: \"alpha\" sender_user: \"alice\" recipient_partner: \"beta\" recipient_user: \"bob\" content_kind: CONTENT_KIND_TEXT ciphertext: \"x\" }}";
+        await alpha.Stream.WriteAsync(Delimit(await EncodeAsync(string.Format(System.Globalization.CultureInfo.InvariantCulture, Envelope, "0123456789abcdef"))), TestContext.Current.CancellationToken);
+        await alpha.Stream.WriteAsync(Delimit(await EncodeAsync(string.Format(System.Globalization.CultureInfo.InvariantCulture, Envelope, "0123456789abcdeg"))), TestContext.Current.CancellationToken);
+        string ack = await DecodeAsync(await ReadRawFrameAsync(alpha));
+        string error = await DecodeAsync(await ReadRawFrameAsync(alpha));
+        if (error.Contains("ack {", StringComparison.Ordinal))
+        {
+            (ack, error) = (error, ack); // the Ack waits for the log; the refusal may come first
+        }
+
+        Assert.Contains("message_id: \"0123456789abcdef\"", ack, StringComparison.Ordinal);
+        Assert.Contains("code: RATE_LIMITED", error, StringComparison.Ordinal);
+        Assert.Contains("detail: \"sender user over 1 envelopes/s (burst 1) of partner \\'alpha\\'\"", error, StringComparison.Ordinal);
+        Assert.Contains("message_id: \"0123456789abcdeg\"", error, StringComparison.Ordinal);
+        Assert.Matches(@"retry_after_ms: ([1-9][0-9]{0,2}|1000)\n", error);
+    }
+
+    [Fact]
     public async Task The_worked_example_in_docs_protocol_md_runs_as_written_and_prints_what_the_docs_show()
     {
         (string script, string[] expected) = WorkedExample();

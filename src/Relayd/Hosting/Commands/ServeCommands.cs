@@ -167,7 +167,13 @@ internal static class ServeCommands
         var partners = new Option<string[]>("--partner") { Description = "Approved partner ids (repeatable)", DefaultValueFactory = _ => ["alpha", "beta"], AllowMultipleArgumentsPerToken = true };
         var noSync = new Option<bool>("--no-sync") { Description = "Write the log without fdatasync (benchmarks of the non-durable path only)" };
         var noOptIn = new Option<bool>("--no-opt-in") { Description = "Admit envelopes without ConsentUpdate ([interop] require_opt_in = false; benchmarks of the path without opt-in, and old clients)" };
-        var command = new Command("dev", "Run a foreground dev relay on loopback with a generated dev PKI and its write-ahead log in DIR/wal") { dir, port, partners, noSync, noOptIn };
+        var rateLimits = new Option<string>("--rate-limits")
+        {
+            Description = "defaults: the [interop] defaults; bench: every limit on at rates a load generator cannot reach; off: none",
+            DefaultValueFactory = _ => "defaults",
+        };
+        rateLimits.AcceptOnlyFromAmong("defaults", "bench", "off");
+        var command = new Command("dev", "Run a foreground dev relay on loopback with a generated dev PKI and its write-ahead log in DIR/wal") { dir, port, partners, noSync, rateLimits, noOptIn };
         command.SetAction(async (parse, cancellationToken) =>
         {
             if (parse.GetValue(partners)!.Select(DevPki.PartnerIdProblem).FirstOrDefault(p => p is not null) is { } badId)
@@ -194,6 +200,16 @@ internal static class ServeCommands
             foreach (string id in parse.GetValue(partners)!)
             {
                 options.Partners.Add(new PartnerOptions { Id = id });
+            }
+
+            switch (parse.GetValue(rateLimits))
+            {
+                case "bench":
+                    options.Interop.UseBenchmarkRates();
+                    break;
+                case "off":
+                    options.Interop.RateLimits = false;
+                    break;
             }
 
             // The checks a configuration file gets, before anything is written: the options come from the command line.
