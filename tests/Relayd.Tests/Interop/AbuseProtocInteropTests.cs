@@ -72,8 +72,6 @@ public sealed class AbuseProtocInteropTests : IClassFixture<PkiFixture>
 /// <summary>A bare TLS peer speaking frames protoc encodes and decodes (as in <see cref="ProtocInteropTests"/>).</summary>
 internal static class ProtocPeer
 {
-    private static string ProtoRoot => Path.Combine(ExternalProcess.RepositoryRoot, "src", "Relayd.Protocol", "Protos");
-
     public static async Task<RawPartnerConnection> HelloAsync(TestRelay relay, TestPki pki, string partner)
     {
         RawPartnerConnection connection = await RawPartnerConnection.ConnectAsync(relay.Port, pki.Partner(partner), pki.Ca);
@@ -82,48 +80,7 @@ internal static class ProtocPeer
         return connection;
     }
 
-    public static async Task SendAsync(RawPartnerConnection connection, string textFormat)
-    {
-        ExternalProcess.Result result = await ExternalProcess.RunAsync(
-            "protoc", [$"-I{ProtoRoot}", "--encode=relayd.v1.Frame", "relayd/v1/relayd.proto"], System.Text.Encoding.UTF8.GetBytes(textFormat));
-        Assert.True(result.ExitCode == 0, "protoc --encode failed: " + result.StandardError);
-        await connection.Stream.WriteAsync(Delimit(result.RawOutput), TestContext.Current.CancellationToken);
-    }
+    public static Task SendAsync(RawPartnerConnection connection, string textFormat) => ProtocFrames.SendAsync(connection, textFormat);
 
-    public static async Task<string> ReceiveAsync(RawPartnerConnection connection)
-    {
-        int length = 0;
-        for (int shift = 0; ; shift += 7)
-        {
-            byte[] one = new byte[1];
-            await connection.Stream.ReadExactlyAsync(one, TestContext.Current.CancellationToken).AsTask().WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
-            length |= (one[0] & 0x7F) << shift;
-            if (one[0] < 0x80)
-            {
-                break;
-            }
-        }
-
-        byte[] body = new byte[length];
-        await connection.Stream.ReadExactlyAsync(body, TestContext.Current.CancellationToken).AsTask().WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
-        ExternalProcess.Result decoded = await ExternalProcess.RunAsync("protoc", [$"-I{ProtoRoot}", "--decode=relayd.v1.Frame", "relayd/v1/relayd.proto"], body);
-        Assert.True(decoded.ExitCode == 0, "protoc --decode failed: " + decoded.StandardError);
-        return decoded.StandardOutput;
-    }
-
-    /// <summary>Prefixes the varint length by hand: independent of the library's framing code.</summary>
-    private static byte[] Delimit(byte[] message)
-    {
-        var bytes = new List<byte>();
-        uint length = (uint)message.Length;
-        while (length >= 0x80)
-        {
-            bytes.Add((byte)(length | 0x80));
-            length >>= 7;
-        }
-
-        bytes.Add((byte)length);
-        bytes.AddRange(message);
-        return [.. bytes];
-    }
+    public static Task<string> ReceiveAsync(RawPartnerConnection connection) => ProtocFrames.ReceiveAsync(connection);
 }

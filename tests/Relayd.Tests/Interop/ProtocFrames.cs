@@ -8,7 +8,7 @@ namespace Relayd.Tests.Interop;
 /// </summary>
 internal static class ProtocFrames
 {
-    private static string ProtoRoot => Path.Combine(ExternalProcess.RepositoryRoot, "src", "Relayd.Protocol", "Protos");
+    public static string ProtoRoot => Path.Combine(ExternalProcess.RepositoryRoot, "src", "Relayd.Protocol", "Protos");
 
     public static async Task SendAsync(RawPartnerConnection connection, string textFormat) =>
         await connection.Stream.WriteAsync(Delimit(await EncodeAsync(textFormat)), TestContext.Current.CancellationToken);
@@ -31,7 +31,8 @@ internal static class ProtocFrames
         return result.StandardOutput;
     }
 
-    private static byte[] Delimit(byte[] message)
+    /// <summary>Prefixes the varint length by hand: independent of the library's framing code.</summary>
+    public static byte[] Delimit(byte[] message)
     {
         var bytes = new List<byte>();
         uint length = (uint)message.Length;
@@ -46,7 +47,8 @@ internal static class ProtocFrames
         return [.. bytes];
     }
 
-    private static async Task<byte[]> ReadRawFrameAsync(RawPartnerConnection connection)
+    /// <summary>The next frame's body, its varint length read by hand.</summary>
+    public static async Task<byte[]> ReadRawFrameAsync(RawPartnerConnection connection)
     {
         int length = 0;
         for (int shift = 0; ; shift += 7)

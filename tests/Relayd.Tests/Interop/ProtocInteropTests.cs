@@ -1,5 +1,6 @@
 using Relayd.Protocol.V1;
 using Relayd.Tests.Infrastructure;
+using static Relayd.Tests.Interop.ProtocFrames;
 
 namespace Relayd.Tests.Interop;
 
@@ -13,7 +14,6 @@ public sealed class ProtocInteropTests : IClassFixture<PkiFixture>
 
     public ProtocInteropTests(PkiFixture fixture) => _pki = fixture.Pki;
 
-    private static string ProtoRoot => Path.Combine(ExternalProcess.RepositoryRoot, "src", "Relayd.Protocol", "Protos");
 
     [Fact]
     public async Task Frames_encoded_by_protoc_are_understood_and_the_replies_decode_with_protoc()
@@ -151,61 +151,5 @@ public sealed class ProtocInteropTests : IClassFixture<PkiFixture>
         Assert.True(index >= 0, $"the worked example sets no {name}");
         lines[index] = $"{name}={value}";
         return string.Join('\n', lines);
-    }
-
-    private static async Task<byte[]> EncodeAsync(string textFormat)
-    {
-        ExternalProcess.Result result = await ExternalProcess.RunAsync(
-            "protoc", [$"-I{ProtoRoot}", "--encode=relayd.v1.Frame", "relayd/v1/relayd.proto"], System.Text.Encoding.UTF8.GetBytes(textFormat));
-        Assert.True(result.ExitCode == 0, "protoc --encode failed: " + result.StandardError);
-        return result.RawOutput;
-    }
-
-    private static async Task<string> DecodeAsync(byte[] frame)
-    {
-        ExternalProcess.Result result = await ExternalProcess.RunAsync("protoc", [$"-I{ProtoRoot}", "--decode=relayd.v1.Frame", "relayd/v1/relayd.proto"], frame);
-        Assert.True(result.ExitCode == 0, "protoc --decode failed: " + result.StandardError);
-        return result.StandardOutput;
-    }
-
-    /// <summary>Prefixes the varint length by hand: independent of the library's framing code.</summary>
-    private static byte[] Delimit(byte[] message)
-    {
-        var bytes = new List<byte>();
-        uint length = (uint)message.Length;
-        while (length >= 0x80)
-        {
-            bytes.Add((byte)(length | 0x80));
-            length >>= 7;
-        }
-
-        bytes.Add((byte)length);
-        bytes.AddRange(message);
-        return [.. bytes];
-    }
-
-    private static async Task<byte[]> ReadRawFrameAsync(RawPartnerConnection connection)
-    {
-        int length = 0;
-        for (int shift = 0; ; shift += 7)
-        {
-            int b = await ReadByteAsync(connection);
-            length |= (b & 0x7F) << shift;
-            if (b < 0x80)
-            {
-                break;
-            }
-        }
-
-        byte[] body = new byte[length];
-        await connection.Stream.ReadExactlyAsync(body, TestContext.Current.CancellationToken).AsTask().WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
-        return body;
-    }
-
-    private static async Task<int> ReadByteAsync(RawPartnerConnection connection)
-    {
-        byte[] one = new byte[1];
-        await connection.Stream.ReadExactlyAsync(one, TestContext.Current.CancellationToken).AsTask().WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
-        return one[0];
     }
 }

@@ -76,7 +76,9 @@ public sealed partial class PackagedRelayTests(SystemdContainer container)
         int restartsBefore = int.Parse(await container.ShowAsync("NRestarts"), CultureInfo.InvariantCulture);
         int pidBefore = await container.MainPidAsync();
 
-        // Beta is away: every acked envelope waits in the relay, where only the write-ahead log can keep it.
+        // Beta is away: every acked envelope waits in the relay, where only the write-ahead log can keep it. Its users
+        // opted in before it went (the relay refuses envelopes between users who did not).
+        await container.OptInAsync("beta");
         var acked = new List<Envelope>();
         await using (RelayClient alpha = await container.ConnectAsync("alpha", receipts: false))
         {

@@ -83,6 +83,13 @@ public sealed class SystemdContainer : IAsyncLifetime
             await WriteFileAsync(ConfigPath, Config());
             await RequireAsync("systemctl", "start", Unit);
             await WaitForActiveAsync();
+
+            // Every partner's test users opt in once, as its provider would before its users chat: tests then send to
+            // a partner that is away (consent is durable, so it holds across the restarts the tests cause).
+            foreach (string partner in (string[])["alpha", "beta", "gamma"])
+            {
+                await OptInAsync(partner);
+            }
         }
         catch
         {
@@ -185,6 +192,15 @@ public sealed class SystemdContainer : IAsyncLifetime
             ((string[])["sender-1", "user-1"]).Select(u => new ConsentChange { User = ByteString.CopyFromUtf8(u), Action = ConsentAction.ConsentGrant }),
             TestContext.Current.CancellationToken).WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
         return client;
+    }
+
+    /// <summary>
+    /// Opts in the test users of <paramref name="partnerId"/> (see <see cref="ConnectAsync"/>) and disconnects: for a
+    /// recipient partner that is away while envelopes are sent to it. Consent is durable, so it holds after restarts.
+    /// </summary>
+    public async Task OptInAsync(string partnerId)
+    {
+        await using RelayClient client = await ConnectAsync(partnerId, receipts: false);
     }
 
     /// <summary>Receives and acknowledges deliveries until every envelope of <paramref name="expected"/> arrived (others, left by earlier tests, are acknowledged too).</summary>
