@@ -48,26 +48,8 @@ internal sealed class EnvelopeRouter
     }
 
     /// <summary>Shard of a conversation: stable across processes (xxHash3), so a later on-disk log can rely on it.</summary>
-    public static int ShardOf(in ReadOnlySequence<byte> recipientUser, int shardCount)
-    {
-        ulong hash;
-        if (recipientUser.IsSingleSegment)
-        {
-            hash = XxHash3.HashToUInt64(recipientUser.FirstSpan);
-        }
-        else if (recipientUser.Length <= 1024)
-        {
-            Span<byte> copy = stackalloc byte[(int)recipientUser.Length];
-            recipientUser.CopyTo(copy);
-            hash = XxHash3.HashToUInt64(copy);
-        }
-        else
-        {
-            hash = XxHash3.HashToUInt64(recipientUser.ToArray());
-        }
-
-        return (int)(hash % (ulong)shardCount);
-    }
+    public static int ShardOf(in ReadOnlySequence<byte> recipientUser, int shardCount) =>
+        (int)(Internal.SequenceHash.XxHash3(recipientUser) % (ulong)shardCount);
 
     public RouteOutcome Route(PartnerInfo sender, in ReadOnlySequence<byte> frame, in EnvelopeHeader header)
     {
@@ -122,7 +104,7 @@ internal sealed class EnvelopeRouter
             }
 
             ShardQueue[] shards = recipient.Mailbox.Shards;
-            int shard = ShardOf(frame.Slice(header.RecipientUser.Offset, header.RecipientUser.Length), shards.Length);
+            int shard = ShardOf(request.RecipientUser, shards.Length);
             switch (shards[shard].TryAppend(_store, frame, header, sender, now, expiresAt, consentEpoch, out DurableMark durableAt))
             {
                 case AppendResult.Busy:

@@ -49,20 +49,5 @@ internal readonly record struct CarriedTo(uint RecipientPartnerHash, uint Flags,
     /// <summary>A user's hash as the admin's listing shows it (never the id itself).</summary>
     public static ulong UserHash(ReadOnlySpan<byte> user) => XxHash3.HashToUInt64(user);
 
-    private static ulong Hash(in ReadOnlySequence<byte> value, long seed)
-    {
-        if (value.IsSingleSegment)
-        {
-            return XxHash3.HashToUInt64(value.FirstSpan, seed);
-        }
-
-        if (value.Length <= 1024)
-        {
-            Span<byte> copy = stackalloc byte[(int)value.Length];
-            value.CopyTo(copy);
-            return XxHash3.HashToUInt64(copy, seed);
-        }
-
-        return XxHash3.HashToUInt64(value.ToArray(), seed);
-    }
+    private static ulong Hash(in ReadOnlySequence<byte> value, long seed) => Internal.SequenceHash.XxHash3(value, seed);
 }

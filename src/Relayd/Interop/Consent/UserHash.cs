@@ -28,15 +28,8 @@ internal static class UserHash
             return false;
         }
 
-        if (user.IsSingleSegment)
-        {
-            key = Of(user.FirstSpan, seed);
-            return true;
-        }
-
-        Span<byte> copy = stackalloc byte[MaxUserBytes];
-        user.CopyTo(copy);
-        key = Of(copy[..(int)user.Length], seed);
+        ulong hash = Internal.SequenceHash.XxHash3(user, seed);
+        key = hash == 0 ? 1 : hash;
         return true;
     }
 }

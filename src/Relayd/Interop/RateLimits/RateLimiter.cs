@@ -26,7 +26,6 @@ namespace Relayd.Interop.RateLimits;
 /// </summary>
 internal sealed class RateLimiter : IRateLimiter
 {
-    private const int StackHashBytes = 1024;
 
     private readonly TimeProvider _clock;
     private readonly long _start;
@@ -297,24 +296,5 @@ internal sealed class RateLimiter : IRateLimiter
     }
 
     /// <summary>A user id's 64-bit key under its partner's seed, from a slice of the frame (copied only when split).</summary>
-    private static ulong Hash(in ReadOnlySequence<byte> user, ulong seed)
-    {
-        if (user.IsSingleSegment)
-        {
-            return XxHash3.HashToUInt64(user.FirstSpan, (long)seed);
-        }
-
-        int length = (int)Math.Min(user.Length, int.MaxValue);
-        byte[]? rented = length > StackHashBytes ? ArrayPool<byte>.Shared.Rent(length) : null;
-        Span<byte> copy = rented is null ? stackalloc byte[StackHashBytes] : rented;
-        copy = copy[..length];
-        user.CopyTo(copy);
-        ulong hash = XxHash3.HashToUInt64(copy, (long)seed);
-        if (rented is not null)
-        {
-            ArrayPool<byte>.Shared.Return(rented);
-        }
-
-        return hash;
-    }
+    private static ulong Hash(in ReadOnlySequence<byte> user, ulong seed) => Internal.SequenceHash.XxHash3(user, (long)seed);
 }
