@@ -34,10 +34,13 @@ for ((i = 1; i <= runs; i++)); do
         if [[ ${SAME_CLIENT:-0} == 1 ]]; then
             pki=$(mktemp -d -p "$work")
             port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-            # BASE_REF's load generator may predate opt-in (ConsentUpdate): a relay that requires it by default is
-            # started without it, so both sides run the same path.
-            no_opt_in=(); dotnet "$bin/relayd.dll" dev --help 2>/dev/null | grep -q -- --no-opt-in && no_opt_in=(--no-opt-in)
-            dotnet "$bin/relayd.dll" dev --dir "$pki" --port "$port" --partner partner-0 --partner partner-1 "${no_opt_in[@]}" >"$pki/relay.log" 2>&1 &
+            # BASE_REF's load generator may predate opt-in (ConsentUpdate) and sends from one user per partner: a
+            # relay that requires opt-in and rate-limits users by default is started without either, so both sides
+            # run the same path (bench/compare-interop.sh measures the interop rules themselves).
+            interop=(); help=$(dotnet "$bin/relayd.dll" dev --help 2>/dev/null || true)
+            grep -q -- --no-opt-in <<<"$help" && interop+=(--no-opt-in)
+            grep -q -- --rate-limits <<<"$help" && interop+=(--rate-limits off)
+            dotnet "$bin/relayd.dll" dev --dir "$pki" --port "$port" --partner partner-0 --partner partner-1 "${interop[@]}" >"$pki/relay.log" 2>&1 &
             pid=$!
             for _ in $(seq 150); do grep -q "listening on" "$pki/relay.log" && break; sleep 0.2; done
             dotnet "$work/a/bench/Relayd.LoadGen/bin/Release/net10.0/Relayd.LoadGen.dll" --relay "127.0.0.1:$port" --pki "$pki" --relay-pid "$pid" \
