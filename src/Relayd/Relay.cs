@@ -205,6 +205,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
         // The interop rules' state: who opted in, the rate limits (docs/protocol.md, "Interop").
         Interop = new Admission.InteropPolicy(consent.Table, _options.Interop.RateLimits ? new global::Relayd.Interop.RateLimits.RateLimiter(_options.Interop, _clock, _logger) : Admission.NoRateLimits.Instance);
         Interop = Interop with { Kinds = Admission.RelayKindPolicy.Of(_options.Interop.Kinds) };
+        Support.SupportEvents support = BuildSupportEvents();
         var router = new EnvelopeRouter(Partners, store, _options.Limits, _clock, Interop);
         _maintenance = new QueueMaintenance(store, Partners, receipts, _options.Storage.RetentionInterval, _clock, _logger, Interop.Consent);
         _media = new MediaRouter(_options.Media, Partners, _options.Limits, new MediaSpool(_options.Media.SpoolDirectory), _logger, _clock, Metrics, Interop);
@@ -229,6 +230,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
             Partners = Partners,
             Abuse = Abuse,
             ReadReceipts = _readReceipts,
+            Support = support,
         };
         SessionServices services = _services;
         Func<PartnerInfo, Protocol.V1.Frame, bool> sendLive = (partner, frame) => services.AnySessionOf(partner)?.TryEnqueueFrame(frame) ?? false;
@@ -369,6 +371,13 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
     /// With <c>[interop] tighten_reported_senders</c>, a sender user reported <c>tighten_after_reports</c> times within
     /// <c>tighten_seconds</c> is held to the tightened rate (the rate limiter's <c>TightenSender</c>).
     /// </summary>
+    /// <summary>The shared-support consumers of each message's steps: trace, partner health, evidence (issue 14).</summary>
+    private Support.SupportEvents BuildSupportEvents()
+    {
+        var consumers = new List<Support.ISupportEvents>();
+        return consumers.Count == 0 ? Support.SupportEvents.None : new Support.SupportEvents([.. consumers]);
+    }
+
     private void TightenReportedSenders(Interop.Abuse.AbuseReportStore abuse)
     {
         InteropOptions options = _options.Interop;

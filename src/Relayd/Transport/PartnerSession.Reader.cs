@@ -285,6 +285,17 @@ internal sealed partial class PartnerSession
             case Frame.BodyOneofCase.AbuseNoticeAck:
                 HandleAbuseNoticeAck(parsed.AbuseNoticeAck);
                 return null;
+
+            // Shared support (PartnerSession.Trace.cs, .Health.cs, .Evidence.cs).
+            case Frame.BodyOneofCase.TraceRequest:
+                HandleTraceRequest(parsed.TraceRequest);
+                return null;
+            case Frame.BodyOneofCase.HealthRequest:
+                HandleHealthRequest(parsed.HealthRequest);
+                return null;
+            case Frame.BodyOneofCase.EvidenceRequest:
+                HandleEvidenceRequest(parsed.EvidenceRequest);
+                return null;
             case Frame.BodyOneofCase.Ping:
                 WriteFrame(new Frame { Pong = new Pong { Nonce = parsed.Ping.Nonce } });
                 return null;
