@@ -12,6 +12,16 @@ internal sealed record RateLimitSettings(
     long NewConversationsPerHour,
     long KeyBundleRequestsPerMinute)
 {
+    /// <summary>
+    /// The token costs these rates come to, worked out once here rather than with a 64-bit division per bucket on every
+    /// envelope. Not public: left out of the record's printed form (the config key table shows the rates).
+    /// </summary>
+    internal RateLimitCosts Costs { get; } = new(
+        PartnerEnvelopesPerSecond > 0 ? Interop.RateLimits.TokenBucket.CostNs(1, PartnerEnvelopesPerSecond, Interop.RateLimits.TokenBucket.NsPerSecond) : 0,
+        UserEnvelopesPerSecond > 0 ? Interop.RateLimits.TokenBucket.CostNs(1, UserEnvelopesPerSecond, Interop.RateLimits.TokenBucket.NsPerSecond) : 0,
+        UserEnvelopesPerSecond > 0 ? Interop.RateLimits.TokenBucket.CostNs(UserEnvelopeBurst, UserEnvelopesPerSecond, Interop.RateLimits.TokenBucket.NsPerSecond) : 0,
+        NewConversationsPerHour > 0 ? Interop.RateLimits.TokenBucket.CostNs(1, NewConversationsPerHour, Interop.RateLimits.TokenBucket.NsPerHour) : 0);
+
     /// <summary>The defaults of an <c>[interop]</c> table left empty.</summary>
     public static readonly RateLimitSettings Defaults = Resolve(new InteropOptions(), new PartnerOptions());
 
@@ -44,3 +54,6 @@ internal sealed record RateLimitSettings(
         }
     }
 }
+
+/// <summary>Nanoseconds of bucket time per token (0 = unlimited) and the user bucket's capacity: see <see cref="RateLimitSettings.Costs"/>.</summary>
+internal readonly record struct RateLimitCosts(long PartnerEnvelopeNs, long UserEnvelopeNs, long UserCapacityNs, long NewConversationNs);

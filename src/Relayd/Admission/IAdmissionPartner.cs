@@ -9,6 +9,9 @@ internal interface IAdmissionPartner
 {
     string Id { get; }
 
+    /// <summary>A small number, unique to this partner object in this process: the index of <see cref="PartnerSlotTable{T}"/>.</summary>
+    int Slot { get; }
+
     /// <summary>The id as it appears in a frame: what an envelope's sender_partner must equal.</summary>
     ReadOnlySpan<byte> IdUtf8 { get; }
 

@@ -7,6 +7,7 @@ namespace Relayd.Routing;
 /// <summary>An approved partner as the relay knows it at run time.</summary>
 internal sealed class PartnerInfo : Admission.IAdmissionPartner
 {
+    private static int s_slots = -1;
     private int _suspended;
     private long _envelopesIn;
     private long _envelopesOut;
@@ -14,6 +15,7 @@ internal sealed class PartnerInfo : Admission.IAdmissionPartner
     public PartnerInfo(PartnerOptions options, RelayLimits limits, long defaultMaxMediaBytes = MediaOptions.DefaultMaxBytes, InteropOptions? interop = null)
     {
         Id = options.Id;
+        Slot = Interlocked.Increment(ref s_slots);
         IdUtf8 = Encoding.UTF8.GetBytes(options.Id);
         MetricTag = Diagnostics.RelayMetrics.PartnerTag(options.Id);
         _settings = new PartnerSettings(options, limits, defaultMaxMediaBytes, interop);
@@ -29,6 +31,9 @@ internal sealed class PartnerInfo : Admission.IAdmissionPartner
     public HeldReceipts HeldReceipts { get; }
 
     public string Id { get; }
+
+    /// <inheritdoc cref="Admission.IAdmissionPartner.Slot"/>
+    public int Slot { get; }
 
     public byte[] IdUtf8 { get; }
 

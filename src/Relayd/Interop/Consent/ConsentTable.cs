@@ -19,6 +19,7 @@ internal sealed class ConsentTable : IConsentPolicy
 {
     private readonly Lock _writeLock = new();
     private volatile Dictionary<string, UserConsentSet> _byPartner = new(StringComparer.Ordinal);
+    private readonly PartnerSlotTable<PartnerView> _views = new();
     private int _revokeEpoch = 1; // 0 and -1 mean "never checked" in the shard queues
 
     public ConsentTable(bool required, long seed)
@@ -72,13 +73,48 @@ internal sealed class ConsentTable : IConsentPolicy
 
     public bool OptedIn(IAdmissionPartner partner, in ReadOnlySequence<byte> user, IAdmissionPartner counterpart)
     {
-        if (!_byPartner.TryGetValue(partner.Id, out UserConsentSet? set) || !UserHash.TryOf(user, Seed, out ulong key))
+        if (ViewOf(partner).Set(this, partner) is not { } set || !UserHash.TryOf(user, Seed, out ulong key))
         {
             return false;
         }
 
         ulong scope = set.Find(key);
-        return scope != ConsentScope.None && ConsentScope.Admits(scope, Ordinals.Find(counterpart.Id));
+        return scope != ConsentScope.None && ConsentScope.Admits(scope, ViewOf(counterpart).Ordinal(this, counterpart));
+    }
+
+    private PartnerView ViewOf(IAdmissionPartner partner) => _views.Find(partner) ?? _views.GetOrAdd(partner, static _ => new PartnerView());
+
+    /// <summary>
+    /// What the lookups need of a partner, cached on its slot: its users' set and its scope ordinal, found by id (a
+    /// string hash each) only until they exist. Both never change once they do: sets are never replaced, ordinals
+    /// never given back. Filled by whichever thread looks first; the values are the same whoever writes them.
+    /// </summary>
+    private sealed class PartnerView
+    {
+        private UserConsentSet? _set;
+        private int _ordinal = -1;
+
+        public UserConsentSet? Set(ConsentTable table, IAdmissionPartner partner)
+        {
+            UserConsentSet? set = Volatile.Read(ref _set);
+            if (set is null && table._byPartner.TryGetValue(partner.Id, out set))
+            {
+                Volatile.Write(ref _set, set);
+            }
+
+            return set;
+        }
+
+        public int Ordinal(ConsentTable table, IAdmissionPartner partner)
+        {
+            int ordinal = Volatile.Read(ref _ordinal);
+            if (ordinal < 0 && (ordinal = table.Ordinals.Find(partner.Id)) >= 0)
+            {
+                Volatile.Write(ref _ordinal, ordinal);
+            }
+
+            return ordinal;
+        }
     }
 
     /// <summary>Applies <paramref name="update"/> from <paramref name="owner"/> (already validated). Callers hold <see cref="SyncRoot"/>.</summary>

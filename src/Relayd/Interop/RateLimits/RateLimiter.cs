@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.IO.Hashing;
-using System.Runtime.CompilerServices;
 using Microsoft.Extensions.Logging;
 using Relayd.Admission;
 using Relayd.Diagnostics;
@@ -31,9 +30,10 @@ internal sealed class RateLimiter : IRateLimiter
     private readonly long _start;
     private readonly SenderTable _senders;
     private readonly SeenPairs _pairs;
-    private readonly ConditionalWeakTable<IAdmissionPartner, PartnerBuckets> _partners = [];
+    private readonly PartnerSlotTable<PartnerBuckets> _partners = new();
     private readonly bool _tighten;
     private readonly long _tightenedRate;
+    private readonly long _tightenedCostNs;
     private readonly long _tightenNs;
     private readonly ILogger? _logger;
 
@@ -45,6 +45,7 @@ internal sealed class RateLimiter : IRateLimiter
         _pairs = new SeenPairs(options.SeenPairsPerHour);
         _tighten = options.TightenReportedSenders;
         _tightenedRate = options.TightenedUserEnvelopesPerSecond;
+        _tightenedCostNs = _tightenedRate > 0 ? TokenBucket.CostNs(1, _tightenedRate, TokenBucket.NsPerSecond) : 0;
         _tightenNs = options.TightenDuration.Ticks * 100;
         _logger = logger;
     }
@@ -115,7 +116,7 @@ internal sealed class RateLimiter : IRateLimiter
         long now = NowNs();
 
         // The partner's buckets: capacity one second's worth.
-        long envelopeCost = limits.PartnerEnvelopesPerSecond > 0 ? TokenBucket.CostNs(1, limits.PartnerEnvelopesPerSecond, TokenBucket.NsPerSecond) : 0;
+        long envelopeCost = limits.Costs.PartnerEnvelopeNs;
         long byteCost = limits.PartnerBytesPerSecond > 0 ? TokenBucket.CostNs(request.Bytes, limits.PartnerBytesPerSecond, TokenBucket.NsPerSecond) : 0;
         long wait = envelopeCost > 0 ? TokenBucket.WaitNs(Volatile.Read(ref buckets.Envelopes), now, envelopeCost, TokenBucket.NsPerSecond) : 0;
         if (wait > 0)
@@ -143,8 +144,8 @@ internal sealed class RateLimiter : IRateLimiter
             bool tightened = entry.TightenedUntil > now;
             long userRate = tightened ? _tightenedRate : limits.UserEnvelopesPerSecond;
             long userBurst = tightened ? _tightenedRate : limits.UserEnvelopeBurst;
-            long userCost = userRate > 0 ? TokenBucket.CostNs(1, userRate, TokenBucket.NsPerSecond) : 0;
-            long userCapacity = userRate > 0 ? TokenBucket.CostNs(userBurst, userRate, TokenBucket.NsPerSecond) : 0;
+            long userCost = tightened ? _tightenedCostNs : limits.Costs.UserEnvelopeNs;
+            long userCapacity = tightened ? TokenBucket.NsPerSecond : limits.Costs.UserCapacityNs;
             wait = userCost > 0 ? TokenBucket.WaitNs(entry.Envelopes, now, userCost, userCapacity) : 0;
             if (wait > 0)
             {
@@ -162,7 +163,7 @@ internal sealed class RateLimiter : IRateLimiter
                 pairLow = PairHash(key, request, out pairHigh);
                 if (!_pairs.Seen(pairLow, pairHigh, now, out bool thisHour))
                 {
-                    conversationCost = TokenBucket.CostNs(1, limits.NewConversationsPerHour, TokenBucket.NsPerHour);
+                    conversationCost = limits.Costs.NewConversationNs;
                     wait = TokenBucket.WaitNs(entry.NewConversations, now, conversationCost, TokenBucket.NsPerHour);
                     if (wait > 0)
                     {
@@ -280,17 +281,16 @@ internal sealed class RateLimiter : IRateLimiter
     private long NowNs() => _clock.GetElapsedTime(_start).Ticks * 100;
 
     private PartnerBuckets BucketsOf(IAdmissionPartner partner) =>
-        _partners.TryGetValue(partner, out PartnerBuckets? buckets) ? buckets : AddBuckets(partner);
+        _partners.Find(partner) ?? _partners.GetOrAdd(partner, static p => new PartnerBuckets(XxHash3.HashToUInt64(p.IdUtf8)));
 
-    private PartnerBuckets AddBuckets(IAdmissionPartner partner) =>
-        _partners.GetValue(partner, static p => new PartnerBuckets(XxHash3.HashToUInt64(p.IdUtf8)));
-
-    /// <summary>128 bits for the seen-pairs filters: the sender's key, the recipient partner and user.</summary>
+    /// <summary>
+    /// 128 bits for the seen-pairs filters: the recipient user hashed once, seeded with the sender's key and the
+    /// recipient partner (one xxHash128 over the user id, where two hashes and a third over both cost twice as much).
+    /// </summary>
     private ulong PairHash(ulong senderKey, in AdmissionRequest request, out ulong high)
     {
-        ulong recipient = request.Recipient is { } partner ? Hash(request.RecipientUser, BucketsOf(partner).Seed) : Hash(request.RecipientUser, 0);
-        Span<ulong> both = [senderKey, recipient];
-        UInt128 hash = XxHash128.HashToUInt128(System.Runtime.InteropServices.MemoryMarshal.AsBytes(both));
+        ulong partnerSeed = request.Recipient is { } partner ? BucketsOf(partner).Seed : 0;
+        UInt128 hash = Internal.SequenceHash.XxHash128(request.RecipientUser, (long)(senderKey ^ (partnerSeed * 0x9E3779B97F4A7C15UL)));
         high = (ulong)(hash >> 64);
         return (ulong)hash;
     }

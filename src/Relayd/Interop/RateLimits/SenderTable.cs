@@ -26,7 +26,8 @@ internal sealed class SenderTable
     {
         _sets = Math.Max(1, (capacity + Ways - 1) / Ways);
         _entries = new PagedArray<Entry>(_sets * Ways);
-        _stripes = new Lock[Math.Min(MaxStripes, (int)_sets)];
+        // A power of two: the stripe of a set is a mask, not a division, on every envelope.
+        _stripes = new Lock[(int)Math.Min(MaxStripes, System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)_sets) >> (IsPow2(_sets) ? 0 : 1))];
         for (int i = 0; i < _stripes.Length; i++)
         {
             _stripes[i] = new Lock();
@@ -43,7 +44,9 @@ internal sealed class SenderTable
     public long EvictedActive => Interlocked.Read(ref _evictedActive);
 
     /// <summary>The lock of the set <paramref name="key"/> maps to; hold it while using <see cref="Find"/>'s entry.</summary>
-    public Lock LockOf(ulong key) => _stripes[SetOf(key) % _stripes.Length];
+    public Lock LockOf(ulong key) => _stripes[SetOf(key) & (_stripes.Length - 1)];
+
+    private static bool IsPow2(long value) => (value & (value - 1)) == 0;
 
     /// <summary>The entry of <paramref name="key"/>, taken for it when absent (see the class comment). Hold <see cref="LockOf"/>.</summary>
     public ref Entry Find(ulong key, long nowNs)
