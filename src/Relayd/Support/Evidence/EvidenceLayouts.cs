@@ -1,0 +1,256 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace Relayd.Support.Evidence;
+
+/// <summary>The kinds of statement (the first byte of a statement): docs/evidence.md, "Statements".</summary>
+internal enum StatementKind : byte
+{
+    Accepted = 1,
+    Delivery = 2,
+}
+
+/// <summary>A delivery statement's status byte.</summary>
+internal enum DeliveryStatus : byte
+{
+    /// <summary>The recipient partner acknowledged the delivery.</summary>
+    Acknowledged = 1,
+
+    /// <summary>The message expired undelivered.</summary>
+    Expired = 2,
+}
+
+/// <summary>
+/// The exact byte layouts of statements and tree heads (docs/evidence.md). Integers are big-endian; strings are UTF-8
+/// behind a big-endian u16 length; hashes are SHA-256 (32 bytes).
+/// </summary>
+/// <remarks>
+/// Accepted (kind 1): kind u8 | relay_id str | sender_partner str | sender_user_hash 32 | recipient_partner str |
+/// recipient_user_hash 32 | message_id 16 | ciphertext_sha256 32 | accepted_at_ms u64.
+/// Delivery (kind 2): kind u8 | relay_id str | sender_partner str | recipient_partner str | message_id 16 | status u8 |
+/// delivered_at_ms u64 | acked_at_ms u64 (0 when expired).
+/// Tree head: magic "RLYDTH01" (8 ASCII bytes) | relay_id str | tree_id u64 | tree_size u64 | timestamp_ms u64 | root_hash 32.
+/// </remarks>
+internal static class EvidenceLayouts
+{
+    public static ReadOnlySpan<byte> TreeHeadMagic => "RLYDTH01"u8;
+
+    // Domain separation for user hashes: a partner recomputes SHA-256(prefix || u16 len(partner) || partner || user).
+    private static ReadOnlySpan<byte> UserHashPrefix => "relayd-evidence-user-v1\0"u8;
+
+    /// <summary>The hash of a user id of <paramref name="partner"/> that statements carry; any partner that knows the user id recomputes it.</summary>
+    public static byte[] UserHash(string partner, ReadOnlySpan<byte> user)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        hash.AppendData(UserHashPrefix);
+        Span<byte> length = stackalloc byte[2];
+        byte[] partnerBytes = Encoding.UTF8.GetBytes(partner);
+        BinaryPrimitives.WriteUInt16BigEndian(length, (ushort)partnerBytes.Length);
+        hash.AppendData(length);
+        hash.AppendData(partnerBytes);
+        hash.AppendData(user);
+        return hash.GetHashAndReset();
+    }
+
+    public static byte[] Accepted(string relayId, string senderPartner, ReadOnlySpan<byte> senderUserHash, string recipientPartner, ReadOnlySpan<byte> recipientUserHash, UInt128 messageId, ReadOnlySpan<byte> ciphertextSha256, long acceptedAtMs)
+    {
+        var w = new Writer();
+        w.Byte((byte)StatementKind.Accepted);
+        w.Str(relayId);
+        w.Str(senderPartner);
+        w.Bytes(senderUserHash, 32);
+        w.Str(recipientPartner);
+        w.Bytes(recipientUserHash, 32);
+        w.MessageId(messageId);
+        w.Bytes(ciphertextSha256, 32);
+        w.U64((ulong)acceptedAtMs);
+        return w.ToArray();
+    }
+
+    public static byte[] Delivery(string relayId, string senderPartner, string recipientPartner, UInt128 messageId, DeliveryStatus status, long deliveredAtMs, long ackedAtMs)
+    {
+        var w = new Writer();
+        w.Byte((byte)StatementKind.Delivery);
+        w.Str(relayId);
+        w.Str(senderPartner);
+        w.Str(recipientPartner);
+        w.MessageId(messageId);
+        w.Byte((byte)status);
+        w.U64((ulong)deliveredAtMs);
+        w.U64((ulong)ackedAtMs);
+        return w.ToArray();
+    }
+
+    public static byte[] TreeHead(string relayId, ulong treeId, long treeSize, long timestampMs, ReadOnlySpan<byte> rootHash)
+    {
+        var w = new Writer();
+        w.Raw(TreeHeadMagic);
+        w.Str(relayId);
+        w.U64(treeId);
+        w.U64((ulong)treeSize);
+        w.U64((ulong)timestampMs);
+        w.Bytes(rootHash, 32);
+        return w.ToArray();
+    }
+
+    /// <summary>Parses a statement; null with <paramref name="problem"/> when it is not one (bad kind, short, trailing bytes).</summary>
+    public static Statement? ParseStatement(ReadOnlySpan<byte> bytes, out string? problem)
+    {
+        var r = new Reader(bytes);
+        problem = null;
+        try
+        {
+            var kind = (StatementKind)r.Byte();
+            Statement s;
+            switch (kind)
+            {
+                case StatementKind.Accepted:
+                    s = new Statement { Kind = kind, RelayId = r.Str(), SenderPartner = r.Str(), SenderUserHash = r.Bytes(32), RecipientPartner = r.Str(), RecipientUserHash = r.Bytes(32), MessageId = r.MessageId(), CiphertextSha256 = r.Bytes(32), AcceptedAtMs = (long)r.U64() };
+                    break;
+                case StatementKind.Delivery:
+                    s = new Statement { Kind = kind, RelayId = r.Str(), SenderPartner = r.Str(), RecipientPartner = r.Str(), MessageId = r.MessageId(), Status = (DeliveryStatus)r.Byte(), DeliveredAtMs = (long)r.U64(), AckedAtMs = (long)r.U64() };
+                    break;
+                default:
+                    problem = $"unknown statement kind {(byte)kind}";
+                    return null;
+            }
+
+            if (!r.AtEnd)
+            {
+                problem = "trailing bytes after the statement";
+                return null;
+            }
+
+            return s;
+        }
+        catch (FormatException ex)
+        {
+            problem = ex.Message;
+            return null;
+        }
+    }
+
+    /// <summary>Parses a tree head; null with <paramref name="problem"/> when it is not one.</summary>
+    public static TreeHeadFields? ParseTreeHead(ReadOnlySpan<byte> bytes, out string? problem)
+    {
+        problem = null;
+        if (bytes.Length < TreeHeadMagic.Length || !bytes[..TreeHeadMagic.Length].SequenceEqual(TreeHeadMagic))
+        {
+            problem = "the tree head does not start with \"RLYDTH01\"";
+            return null;
+        }
+
+        var r = new Reader(bytes[TreeHeadMagic.Length..]);
+        try
+        {
+            var head = new TreeHeadFields(r.Str(), r.U64(), (long)r.U64(), (long)r.U64(), r.Bytes(32));
+            if (!r.AtEnd)
+            {
+                problem = "trailing bytes after the tree head";
+                return null;
+            }
+
+            return head;
+        }
+        catch (FormatException ex)
+        {
+            problem = "tree head: " + ex.Message;
+            return null;
+        }
+    }
+
+    private sealed class Writer
+    {
+        private readonly ArrayBufferWriter<byte> _stream = new(160);
+
+        public void Byte(byte b) => _stream.Write([b]);
+
+        public void Raw(ReadOnlySpan<byte> bytes) => _stream.Write(bytes);
+
+        public void Bytes(ReadOnlySpan<byte> bytes, int length)
+        {
+            if (bytes.Length != length)
+            {
+                throw new ArgumentException($"expected {length} bytes, got {bytes.Length}");
+            }
+
+            _stream.Write(bytes);
+        }
+
+        public void Str(string s)
+        {
+            byte[] bytes = Encoding.UTF8.GetBytes(s);
+            Span<byte> length = stackalloc byte[2];
+            BinaryPrimitives.WriteUInt16BigEndian(length, checked((ushort)bytes.Length));
+            _stream.Write(length);
+            _stream.Write(bytes);
+        }
+
+        public void U64(ulong value)
+        {
+            Span<byte> b = stackalloc byte[8];
+            BinaryPrimitives.WriteUInt64BigEndian(b, value);
+            _stream.Write(b);
+        }
+
+        public void MessageId(UInt128 id)
+        {
+            Span<byte> b = stackalloc byte[16];
+            BinaryPrimitives.WriteUInt128BigEndian(b, id);
+            _stream.Write(b);
+        }
+
+        public byte[] ToArray() => _stream.WrittenSpan.ToArray();
+    }
+
+    private ref struct Reader(ReadOnlySpan<byte> bytes)
+    {
+        private ReadOnlySpan<byte> _rest = bytes;
+
+        public readonly bool AtEnd => _rest.IsEmpty;
+
+        private ReadOnlySpan<byte> Take(int n)
+        {
+            if (_rest.Length < n)
+            {
+                throw new FormatException($"truncated: {n} more bytes expected, {_rest.Length} left");
+            }
+
+            ReadOnlySpan<byte> taken = _rest[..n];
+            _rest = _rest[n..];
+            return taken;
+        }
+
+        public byte Byte() => Take(1)[0];
+
+        public byte[] Bytes(int n) => Take(n).ToArray();
+
+        public string Str() => Encoding.UTF8.GetString(Take(BinaryPrimitives.ReadUInt16BigEndian(Take(2))));
+
+        public ulong U64() => BinaryPrimitives.ReadUInt64BigEndian(Take(8));
+
+        public UInt128 MessageId() => BinaryPrimitives.ReadUInt128BigEndian(Take(16));
+    }
+}
+
+/// <summary>A parsed statement (fields of the other kind are default).</summary>
+internal sealed record Statement
+{
+    public StatementKind Kind { get; init; }
+    public string RelayId { get; init; } = "";
+    public string SenderPartner { get; init; } = "";
+    public byte[] SenderUserHash { get; init; } = [];
+    public string RecipientPartner { get; init; } = "";
+    public byte[] RecipientUserHash { get; init; } = [];
+    public UInt128 MessageId { get; init; }
+    public byte[] CiphertextSha256 { get; init; } = [];
+    public long AcceptedAtMs { get; init; }
+    public DeliveryStatus Status { get; init; }
+    public long DeliveredAtMs { get; init; }
+    public long AckedAtMs { get; init; }
+}
+
+/// <summary>A parsed tree head.</summary>
+internal sealed record TreeHeadFields(string RelayId, ulong TreeId, long TreeSize, long TimestampMs, byte[] RootHash);
