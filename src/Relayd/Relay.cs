@@ -206,9 +206,10 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
         Interop = new Admission.InteropPolicy(consent.Table, _options.Interop.RateLimits ? new global::Relayd.Interop.RateLimits.RateLimiter(_options.Interop, _clock, _logger) : Admission.NoRateLimits.Instance);
         Interop = Interop with { Kinds = Admission.RelayKindPolicy.Of(_options.Interop.Kinds) };
         Support.SupportEvents support = BuildSupportEvents();
-        var router = new EnvelopeRouter(Partners, store, _options.Limits, _clock, Interop);
-        _maintenance = new QueueMaintenance(store, Partners, receipts, _options.Storage.RetentionInterval, _clock, _logger, Interop.Consent);
-        _media = new MediaRouter(_options.Media, Partners, _options.Limits, new MediaSpool(_options.Media.SpoolDirectory), _logger, _clock, Metrics, Interop);
+        receipts.ReportTo(support, _clock);
+        var router = new EnvelopeRouter(Partners, store, _options.Limits, _clock, Interop, support);
+        _maintenance = new QueueMaintenance(store, Partners, receipts, _options.Storage.RetentionInterval, _clock, _logger, Interop.Consent, support);
+        _media = new MediaRouter(_options.Media, Partners, _options.Limits, new MediaSpool(_options.Media.SpoolDirectory), _logger, _clock, Metrics, Interop, support);
         _media.Start();
         _services = new SessionServices
         {
@@ -224,7 +225,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
             Refusals = _refusals,
             Interop = Interop,
             Consent = consent,
-            KeyBundles = _keyBundles = new Interop.KeyBundles.KeyBundleExchange(Partners, Interop, _options.Interop, _clock),
+            KeyBundles = _keyBundles = new Interop.KeyBundles.KeyBundleExchange(Partners, Interop, _options.Interop, _clock, support),
             Typing = new Interop.Typing.TypingRelay(Partners, Interop, _clock),
             Capabilities = new Interop.Capabilities.CapabilitiesDirectory(Partners, Interop.Kinds),
             Partners = Partners,
@@ -235,6 +236,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
         SessionServices services = _services;
         Func<PartnerInfo, Protocol.V1.Frame, bool> sendLive = (partner, frame) => services.AnySessionOf(partner)?.TryEnqueueFrame(frame) ?? false;
         Abuse!.SendLive = sendLive;
+        Abuse.Support = support;
         TightenReportedSenders(Abuse);
         _readReceipts!.SendLive = sendLive;
         _listener = new PartnerListener(_services, Partners, _serverCertificate, _validator);
@@ -371,10 +373,16 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
     /// With <c>[interop] tighten_reported_senders</c>, a sender user reported <c>tighten_after_reports</c> times within
     /// <c>tighten_seconds</c> is held to the tightened rate (the rate limiter's <c>TightenSender</c>).
     /// </summary>
+    private readonly List<Support.ISupportEvents> _addedSupportConsumers = [];
+
+    /// <summary>Adds a consumer of the support events before the relay opens (tests record what the data path reports).</summary>
+    internal void AddSupportConsumer(Support.ISupportEvents consumer) => _addedSupportConsumers.Add(consumer);
+
     /// <summary>The shared-support consumers of each message's steps: trace, partner health, evidence (issue 14).</summary>
     private Support.SupportEvents BuildSupportEvents()
     {
         var consumers = new List<Support.ISupportEvents>();
+        consumers.AddRange(_addedSupportConsumers);
         return consumers.Count == 0 ? Support.SupportEvents.None : new Support.SupportEvents([.. consumers]);
     }
 

@@ -18,11 +18,23 @@ internal sealed class ReceiptDispatcher : ISettlementSink
 {
     private readonly IEnvelopeStore _store;
     private readonly ILogger _logger;
+    private Support.SupportEvents _support = Support.SupportEvents.None;
+    private TimeProvider _clock = TimeProvider.System;
 
     public ReceiptDispatcher(IEnvelopeStore store, ILogger logger)
     {
         _store = store;
         _logger = logger;
+    }
+
+    /// <summary>
+    /// Where receipts produced from now on are reported. Set once the support consumers exist, after recovery (the
+    /// receipts recovery settles are not reported: what a restart recovers, the trace reads from its own files).
+    /// </summary>
+    public void ReportTo(Support.SupportEvents support, TimeProvider clock)
+    {
+        _support = support;
+        _clock = clock;
     }
 
     /// <summary>
@@ -65,6 +77,11 @@ internal sealed class ReceiptDispatcher : ISettlementSink
             }
 
             IReceiptSink? sink = sender is null ? null : PickSink(sender);
+            if (sender is not null)
+            {
+                ReportProduced(sender, run, sink?.ConnectionId ?? 0);
+            }
+
             if (sender is not null && sink is null)
             {
                 Hold(sender, run);
@@ -130,6 +147,22 @@ internal sealed class ReceiptDispatcher : ISettlementSink
 
         sink.EnqueueReceipts(held);
         _store.Settle(held); // handed over: no longer held after a restart
+        ReportProduced(partner, held, sink.ConnectionId);
+    }
+
+    /// <summary>Reports receipts for <paramref name="sender"/> handed to session <paramref name="connectionId"/>, or held (0).</summary>
+    private void ReportProduced(PartnerInfo sender, ReadOnlySpan<SettledEnvelope> receipts, long connectionId)
+    {
+        if (_support.IsEmpty)
+        {
+            return;
+        }
+
+        long now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
+        foreach (ref readonly SettledEnvelope settled in receipts)
+        {
+            _support.ReceiptProduced(sender, settled.Receipt.MessageId, settled.Receipt.Status, settled.Receipt.Code, connectionId, now);
+        }
     }
 
     private static IReceiptSink? PickSink(PartnerInfo partner) => partner.Mailbox.PickConsumer(0)?.ReceiptSink;

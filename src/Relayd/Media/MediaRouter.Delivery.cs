@@ -59,6 +59,7 @@ internal sealed partial class MediaRouter
         }
 
         RelayLog.MediaSpoolFailed(_logger, transfer.BasePath, exception);
+        Report(Support.MediaEventKind.Failed, transfer, transfer.Received, peer.ConnectionId, ErrorCode.StorageFull, "the relay lost the spooled blob");
         if (receiving)
         {
             AbortOutsideLock(transfer);
@@ -80,12 +81,13 @@ internal sealed partial class MediaRouter
         MediaTransfer? transfer = sender is null ? null : Find(sender, id);
         if (transfer is null || transfer.Recipient != peer.Partner || transfer.State is not (MediaTransferState.Sent or MediaTransferState.Sending or MediaTransferState.Spooled))
         {
-            Refuse(peer, id, ErrorCode.MediaUnknownTransfer, $"no transfer with this id from partner '{received.SenderPartner}' is waiting for partner '{peer.Partner.Id}'");
+            Refuse(peer, id, ErrorCode.MediaUnknownTransfer, $"no transfer with this id from partner '{received.SenderPartner}' is waiting for partner '{peer.Partner.Id}'", recipientSide: true);
             return;
         }
 
         Remove(transfer);
         RelayLog.MediaDelivered(_logger, peer.ConnectionId, transfer.Sender.Id, transfer.Recipient.Id, transfer.TotalSize);
+        Report(Support.MediaEventKind.Received, transfer, transfer.TotalSize, peer.ConnectionId);
     }
 
     private void ResumeDownload(IMediaPeer peer, UInt128 id, MediaResume resume)
@@ -94,13 +96,13 @@ internal sealed partial class MediaRouter
         MediaTransfer? transfer = sender is null ? null : Find(sender, id);
         if (transfer is null || transfer.Recipient != peer.Partner || transfer.State is MediaTransferState.Receiving or MediaTransferState.Gone)
         {
-            Refuse(peer, id, ErrorCode.MediaUnknownTransfer, $"no spooled transfer with this id from partner '{resume.SenderPartner}' for partner '{peer.Partner.Id}'");
+            Refuse(peer, id, ErrorCode.MediaUnknownTransfer, $"no spooled transfer with this id from partner '{resume.SenderPartner}' for partner '{peer.Partner.Id}'", recipientSide: true);
             return;
         }
 
         if (resume.Offset > (ulong)transfer.TotalSize)
         {
-            Refuse(peer, id, ErrorCode.MediaOffsetMismatch, $"offset {resume.Offset} is beyond the blob's {transfer.TotalSize} bytes");
+            Refuse(peer, id, ErrorCode.MediaOffsetMismatch, $"offset {resume.Offset} is beyond the blob's {transfer.TotalSize} bytes", recipientSide: true);
             return;
         }
 

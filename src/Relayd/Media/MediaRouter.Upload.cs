@@ -94,6 +94,7 @@ internal sealed partial class MediaRouter
         }
 
         RelayLog.MediaOpened(_logger, peer.ConnectionId, sender.Id, recipient.Id, size);
+        Report(Support.MediaEventKind.Opened, transfer, 0, peer.ConnectionId);
         bool cutThrough;
         lock (_lock)
         {
@@ -135,6 +136,11 @@ internal sealed partial class MediaRouter
         {
             case ChunkOutcome.Accepted:
                 _metrics.MediaBytes.Add(data.Length);
+                if (!_support.IsEmpty && CrossesProgressStep((long)offset, end, transfer.TotalSize))
+                {
+                    Report(Support.MediaEventKind.Progress, transfer, end, peer.ConnectionId);
+                }
+
                 return;
             case ChunkOutcome.Ignored:
                 return;
@@ -205,6 +211,7 @@ internal sealed partial class MediaRouter
         }
 
         RelayLog.MediaSpooled(_logger, peer.ConnectionId, transfer.Sender.Id, transfer.Recipient.Id, transfer.TotalSize);
+        Report(Support.MediaEventKind.Complete, transfer, transfer.TotalSize, peer.ConnectionId);
         peer.Reply(Complete(transfer));
         WakeRecipient(transfer.Recipient);
     }
@@ -253,6 +260,13 @@ internal sealed partial class MediaRouter
                 Credit = (ulong)credit,
             },
         });
+    }
+
+    /// <summary>Progress is reported about every 1 MiB or 10% of the blob, whichever is smaller: not every chunk.</summary>
+    private static bool CrossesProgressStep(long from, long to, long total)
+    {
+        long step = Math.Max(64 * 1024, Math.Min(1024 * 1024, total / 10));
+        return from / step != to / step && to < total; // the last chunk's is Complete's
     }
 
     /// <summary>

@@ -36,9 +36,11 @@ internal sealed class EnvelopeRouter
     private readonly long _retentionMs;
     private readonly AdmissionPipeline _admission;
     private readonly IConsentPolicy _consent;
+    private readonly Support.SupportEvents _support;
 
-    public EnvelopeRouter(PartnerDirectory partners, IEnvelopeStore store, RelayLimits limits, TimeProvider clock, InteropPolicy? interop = null)
+    public EnvelopeRouter(PartnerDirectory partners, IEnvelopeStore store, RelayLimits limits, TimeProvider clock, InteropPolicy? interop = null, Support.SupportEvents? support = null)
     {
+        _support = support ?? Support.SupportEvents.None;
         _partners = partners;
         _store = store;
         _clock = clock;
@@ -51,16 +53,17 @@ internal sealed class EnvelopeRouter
     public static int ShardOf(in ReadOnlySequence<byte> recipientUser, int shardCount) =>
         (int)(Internal.SequenceHash.XxHash3(recipientUser) % (ulong)shardCount);
 
-    public RouteOutcome Route(PartnerInfo sender, in ReadOnlySequence<byte> frame, in EnvelopeHeader header)
+    /// <param name="connectionId">The sender's session, for the support events (0: none, e.g. a benchmark).</param>
+    public RouteOutcome Route(PartnerInfo sender, in ReadOnlySequence<byte> frame, in EnvelopeHeader header, long connectionId = 0)
     {
-        RouteOutcome outcome = AdmitAndAppend(sender, frame, header);
+        RouteOutcome outcome = AdmitAndAppend(sender, frame, header, connectionId);
 
         // A segment taken by this append asks for a disk probe: run here, with none of the route's locks held.
         _store.CheckSpaceIfDue();
         return outcome;
     }
 
-    private RouteOutcome AdmitAndAppend(PartnerInfo sender, in ReadOnlySequence<byte> frame, in EnvelopeHeader header)
+    private RouteOutcome AdmitAndAppend(PartnerInfo sender, in ReadOnlySequence<byte> frame, in EnvelopeHeader header, long connectionId)
     {
         PartnerInfo? recipient = _partners.Find(frame.Slice(header.RecipientPartner.Offset, header.RecipientPartner.Length));
         long now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
@@ -105,7 +108,7 @@ internal sealed class EnvelopeRouter
 
             ShardQueue[] shards = recipient.Mailbox.Shards;
             int shard = ShardOf(request.RecipientUser, shards.Length);
-            switch (shards[shard].TryAppend(_store, frame, header, sender, now, expiresAt, consentEpoch, out DurableMark durableAt))
+            switch (shards[shard].TryAppend(_store, frame, header, sender, now, expiresAt, consentEpoch, out DurableMark durableAt, new Support.AcceptedReport(_support, recipient, connectionId)))
             {
                 case AppendResult.Busy:
                     return new RouteOutcome(ErrorCode.Unspecified, 0, false, DurableMark.None) { LogBusy = true };

@@ -19,6 +19,9 @@ internal readonly record struct DeliveryRange(DeliverySlab Slab, int Offset, int
     public ReadOnlyMemory<byte> Memory => Slab.Buffer.AsMemory(Offset, Length);
 }
 
+/// <summary>One delivery of a <see cref="DeliveryRange"/>, as the support events report it once written.</summary>
+internal readonly record struct TakenDelivery(PartnerInfo? Sender, UInt128 MessageId, ulong DeliveryId);
+
 internal enum SpillLoad
 {
     Loaded,

@@ -5,4 +5,7 @@ internal interface IReceiptSink
 {
     /// <summary>Queues receipts for the partner; from any thread, without blocking on the connection.</summary>
     void EnqueueReceipts(ReadOnlySpan<SettledEnvelope> receipts);
+
+    /// <summary>The session's connection id, for the support events (0: not a session).</summary>
+    long ConnectionId => 0;
 }

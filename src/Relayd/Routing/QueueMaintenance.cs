@@ -25,6 +25,7 @@ internal sealed class QueueMaintenance : IBacklogReader
     private readonly ILogger _logger;
     private readonly List<SettledEnvelope> _settled = [];
     private readonly Admission.IConsentPolicy _consent;
+    private readonly Support.SupportEvents _support;
     private int _sweptEpoch;
 
     // The shard whose backlog is being read (IBacklogReader).
@@ -35,8 +36,9 @@ internal sealed class QueueMaintenance : IBacklogReader
     private long _loadingNowMs;
 
     /// <param name="consent">Who opted in: after a revoke, queued envelopes of users without consent are settled REFUSED. Null: opt-in is not checked here.</param>
-    public QueueMaintenance(IEnvelopeStore store, PartnerDirectory partners, ISettlementSink settle, TimeSpan retentionInterval, TimeProvider clock, ILogger logger, Admission.IConsentPolicy? consent = null)
+    public QueueMaintenance(IEnvelopeStore store, PartnerDirectory partners, ISettlementSink settle, TimeSpan retentionInterval, TimeProvider clock, ILogger logger, Admission.IConsentPolicy? consent = null, Support.SupportEvents? support = null)
     {
+        _support = support ?? Support.SupportEvents.None;
         _consent = consent ?? Admission.NoConsentRequired.Instance;
         _sweptEpoch = _consent.RevokeEpoch;
         _store = store;
@@ -125,22 +127,44 @@ internal sealed class QueueMaintenance : IBacklogReader
         }
 
         long nowMs = _clock.GetUtcNow().ToUnixTimeMilliseconds();
+        int expired = 0;
         foreach (PartnerInfo partner in _partners.Partners)
         {
+            int before = _settled.Count;
             foreach (ShardQueue shard in partner.Mailbox.Shards)
             {
                 shard.ExpireDue(nowMs, _settled);
             }
+
+            if (_settled.Count > before)
+            {
+                // Per recipient partner: the event names it. Settled together below, as before.
+                ReportExpired(before, partner, nowMs);
+            }
         }
 
-        if (_settled.Count > 0)
+        expired = _settled.Count;
+        if (expired > 0)
         {
-            StorageLog.Expired(_logger, _settled.Count);
+            StorageLog.Expired(_logger, expired);
             _settle.Settle(_settled);
             _settled.Clear();
         }
 
         _store.RunRetention(_dedup, nowMs);
+    }
+
+    private void ReportExpired(int from, PartnerInfo recipient, long nowMs)
+    {
+        if (_support.IsEmpty)
+        {
+            return;
+        }
+
+        for (int i = from; i < _settled.Count; i++)
+        {
+            _support.EnvelopeExpired(_settled[i].Sender, _settled[i].Receipt.MessageId, recipient, nowMs);
+        }
     }
 
     /// <summary>For every shard with envelopes only in the store, reads them back in order while memory allows.</summary>
@@ -189,6 +213,10 @@ internal sealed class QueueMaintenance : IBacklogReader
         if (expired)
         {
             _settled.Add(SettledEnvelope.Expired(sender, header.MessageId, envelope.Ref));
+            if (!_support.IsEmpty)
+            {
+                _support.EnvelopeExpired(sender, header.MessageId, _loading!, _loadingNowMs);
+            }
         }
 
         return true;

@@ -117,11 +117,12 @@ internal sealed class ShardQueue
     /// </summary>
     /// <returns>The store's answer; anything but <see cref="AppendResult.Appended"/> leaves the shard unchanged.</returns>
     public AppendResult TryAppend(IEnvelopeStore store, in ReadOnlySequence<byte> frame, in EnvelopeHeader header, PartnerInfo? sender, long acceptedAtMs, long expiresAtMs, out DurableMark durableAt) =>
-        TryAppend(store, frame, header, sender, acceptedAtMs, expiresAtMs, UncheckedConsent, out durableAt);
+        TryAppend(store, frame, header, sender, acceptedAtMs, expiresAtMs, UncheckedConsent, out durableAt, default);
 
     /// <inheritdoc cref="TryAppend(IEnvelopeStore, in ReadOnlySequence{byte}, in EnvelopeHeader, PartnerInfo?, long, long, out DurableMark)"/>
     /// <param name="consentEpoch">The consent policy's <see cref="Admission.IConsentPolicy.RevokeEpoch"/> read before the envelope was admitted.</param>
-    public AppendResult TryAppend(IEnvelopeStore store, in ReadOnlySequence<byte> frame, in EnvelopeHeader header, PartnerInfo? sender, long acceptedAtMs, long expiresAtMs, int consentEpoch, out DurableMark durableAt)
+    /// <param name="report">Where the accepted envelope is reported: under the shard lock, so before any session can take it (its Delivered follows its Accepted).</param>
+    public AppendResult TryAppend(IEnvelopeStore store, in ReadOnlySequence<byte> frame, in EnvelopeHeader header, PartnerInfo? sender, long acceptedAtMs, long expiresAtMs, int consentEpoch, out DurableMark durableAt, in Support.AcceptedReport report)
     {
         IDeliveryConsumer? owner;
         lock (_lock)
@@ -135,8 +136,11 @@ internal sealed class ShardQueue
             if (_spilled || !TryInsertLocked(frame, header, sender, acceptedAtMs, expiresAtMs, reference, consentEpoch))
             {
                 SpillLocked(reference);
+                report.Report(frame, header, sender, _shardIndex, logOnly: true, acceptedAtMs);
                 return AppendResult.Appended;
             }
+
+            report.Report(frame, header, sender, _shardIndex, logOnly: false, acceptedAtMs);
 
             owner = _owner;
         }
@@ -299,8 +303,14 @@ internal sealed class ShardQueue
     /// entry admitted under an older <see cref="Admission.IConsentPolicy.RevokeEpoch"/> is checked again, once.
     /// </summary>
     /// <param name="recipient">The partner this shard belongs to (whose users receive).</param>
-    public bool TryTakeRange(IDeliveryConsumer consumer, long nowMs, Admission.IConsentPolicy consent, PartnerInfo? recipient, List<SettledEnvelope> receipts, out DeliveryRange range)
+    public bool TryTakeRange(IDeliveryConsumer consumer, long nowMs, Admission.IConsentPolicy consent, PartnerInfo? recipient, List<SettledEnvelope> receipts, out DeliveryRange range) =>
+        TryTakeRange(consumer, nowMs, consent, recipient, receipts, null, out range);
+
+    /// <inheritdoc cref="TryTakeRange(IDeliveryConsumer, long, Admission.IConsentPolicy, PartnerInfo?, List{SettledEnvelope}, out DeliveryRange)"/>
+    /// <param name="taken">When not null, receives each delivery of the range (for the support events); cleared first.</param>
+    public bool TryTakeRange(IDeliveryConsumer consumer, long nowMs, Admission.IConsentPolicy consent, PartnerInfo? recipient, List<SettledEnvelope> receipts, List<TakenDelivery>? taken, out DeliveryRange range)
     {
+        taken?.Clear();
         range = default;
         bool checkConsent = consent.Required && recipient is not null;
         int epoch = checkConsent ? consent.RevokeEpoch : 0;
@@ -350,7 +360,7 @@ internal sealed class ShardQueue
             DeliverySlab slab = first.Slab;
             int offset = first.Offset;
             int end = offset;
-            int taken = 0;
+            int count = 0;
             while (_sent < _count && _sent < _windowEnvelopes && _sentBytes < _windowBytes)
             {
                 ref Entry entry = ref _entries[(_head + _sent) % _entries.Length];
@@ -362,14 +372,15 @@ internal sealed class ShardQueue
 
                 entry.Sent = true;
                 entry.EverSent = true;
+                taken?.Add(new TakenDelivery(entry.Sender, entry.MessageId, DeliveryIdOf(_headSequence + (ulong)_sent)));
                 end += entry.Length;
                 _sentBytes += entry.Length;
                 _sent++;
-                taken++;
+                count++;
             }
 
             slab.WritesInProgress++;
-            range = new DeliveryRange(slab, offset, end - offset, taken, _epoch);
+            range = new DeliveryRange(slab, offset, end - offset, count, _epoch);
             return true;
         }
     }
@@ -385,8 +396,13 @@ internal sealed class ShardQueue
     }
 
     /// <summary>Records the recipient's acknowledgement of one delivery; a DELIVERED receipt goes into <paramref name="receipts"/>.</summary>
-    public AckResult Acknowledge(ulong deliveryId, List<SettledEnvelope> receipts)
+    public AckResult Acknowledge(ulong deliveryId, List<SettledEnvelope> receipts) => Acknowledge(deliveryId, receipts, out _);
+
+    /// <inheritdoc cref="Acknowledge(ulong, List{SettledEnvelope})"/>
+    /// <param name="acceptedAtMs">When the relay accepted the acknowledged envelope (0 unless <see cref="AckResult.Acknowledged"/>).</param>
+    public AckResult Acknowledge(ulong deliveryId, List<SettledEnvelope> receipts, out long acceptedAtMs)
     {
+        acceptedAtMs = 0;
         ulong sequence = deliveryId & SequenceMask;
         IDeliveryConsumer? owner;
         lock (_lock)
@@ -414,6 +430,7 @@ internal sealed class ShardQueue
             }
 
             entry.Acked = true;
+            acceptedAtMs = entry.AcceptedAtMs;
             receipts.Add(SettledEnvelope.Delivered(entry.Sender, entry.MessageId, entry.StoreRef));
             AdvanceHead();
             owner = _owner;
@@ -458,8 +475,7 @@ internal sealed class ShardQueue
             return false;
         }
 
-        ulong sequence = _headSequence + (ulong)_count;
-        ulong deliveryId = ((ulong)_shardIndex << SequenceBits) | (sequence & SequenceMask);
+        ulong deliveryId = DeliveryIdOf(_headSequence + (ulong)_count);
         int size = WireFrames.DeliverFrameSize(envelope.Length, deliveryId, acceptedAtMs);
         DeliverySlab? slab = SlabWithRoom(size);
         if (slab is null)
@@ -487,6 +503,7 @@ internal sealed class ShardQueue
             MessageId = messageId,
             Sender = sender,
             ExpiresAtMs = expiresAtMs,
+            AcceptedAtMs = acceptedAtMs,
             StoreRef = reference,
             ConsentEpoch = consentEpoch,
             SenderUserAt = envelopeAt + (int)(header.SenderUser.Offset - envelope.Offset),
@@ -499,6 +516,8 @@ internal sealed class ShardQueue
         slab.LiveEntries++;
         return true;
     }
+
+    private ulong DeliveryIdOf(ulong sequence) => ((ulong)_shardIndex << SequenceBits) | (sequence & SequenceMask);
 
     private void SpillLocked(StoreRef position)
     {
@@ -600,6 +619,7 @@ internal sealed class ShardQueue
         public UInt128 MessageId;
         public PartnerInfo? Sender;
         public long ExpiresAtMs;
+        public long AcceptedAtMs; // for the acknowledged event's latency
         public StoreRef StoreRef;
         public bool Acked;
         public bool Sent;

@@ -183,6 +183,7 @@ internal sealed partial class PartnerSession : IMediaPeer
 
         await _stream.WriteAsync(new Frame { MediaClose = new MediaClose { TransferId = transfer.Open.TransferId } }.ToDelimitedArray(), abort);
         download.Sent();
+        _services.Media.ReportDelivered(transfer, ConnectionId);
         return true;
     }
 

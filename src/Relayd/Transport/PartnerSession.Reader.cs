@@ -316,7 +316,7 @@ internal sealed partial class PartnerSession
     {
         RouteOutcome outcome = _services.IsShuttingDown ? RouteOutcome.Refused(ErrorCode.ShuttingDown, "the relay is shutting down")
             : _services.IsDraining ? RouteOutcome.Refused(ErrorCode.Draining, "the relay is draining and takes no new envelopes; send them through another relay or retry later")
-            : _services.Router.Route(Partner, frame, header);
+            : _services.Router.Route(Partner, frame, header, ConnectionId);
         if (outcome.LogBusy)
         {
             _logBusy = true;
@@ -332,6 +332,10 @@ internal sealed partial class PartnerSession
             {
                 Partner.CountEnvelopeIn();
             }
+            else if (!_services.Support.IsEmpty)
+            {
+                _services.Support.EnvelopeDuplicate(Partner, ConnectionId, header.MessageId, NowMs());
+            }
 
             return;
         }
@@ -343,6 +347,11 @@ internal sealed partial class PartnerSession
         }
 
         _services.Metrics.EnvelopesRefused.Add(1, Partner.MetricTag, RelayMetrics.CodeTag(outcome.Refusal));
+        if (!_services.Support.IsEmpty)
+        {
+            _services.Support.EnvelopeRefused(Partner, ConnectionId, frame.Slice(header.MessageIdSlice.Offset, header.MessageIdSlice.Length), (int)frame.Length, outcome.Refusal, detail, NowMs());
+        }
+
         // The refusing rule's own retry-after (RATE_LIMITED's comes from its bucket), else the relay's for what is worth retrying.
         uint retryAfter = outcome.RetryAfterMs != 0 ? outcome.RetryAfterMs
             : outcome.Refusal is ErrorCode.QueueFull or ErrorCode.ShuttingDown or ErrorCode.StorageFull or ErrorCode.RetryLater or ErrorCode.Draining
@@ -364,10 +373,19 @@ internal sealed partial class PartnerSession
     {
         ShardQueue[] shards = Partner.Mailbox.Shards;
         _ackReceipts.Clear();
+        Support.SupportEvents support = _services.Support;
+        long now = support.IsEmpty ? 0 : NowMs();
         foreach (ulong deliveryId in ack.DeliveryIds)
         {
             int shard = ShardQueue.ShardOf(deliveryId);
-            AckResult result = shard < shards.Length ? shards[shard].Acknowledge(deliveryId, _ackReceipts) : AckResult.UnknownDelivery;
+            long acceptedAtMs = 0;
+            AckResult result = shard < shards.Length ? shards[shard].Acknowledge(deliveryId, _ackReceipts, out acceptedAtMs) : AckResult.UnknownDelivery;
+            if (result == AckResult.Acknowledged && !support.IsEmpty)
+            {
+                SettledEnvelope acked = _ackReceipts[^1];
+                support.EnvelopeAcknowledged(acked.Sender, acked.Receipt.MessageId, Partner, ConnectionId, deliveryId, acceptedAtMs, now);
+            }
+
             if (result == AckResult.UnknownDelivery)
             {
                 WriteFrame(new Frame { Error = new Error { Code = ErrorCode.UnknownDelivery, Detail = $"delivery id {deliveryId} was never delivered to partner '{Partner.Id}'" } });
@@ -378,6 +396,9 @@ internal sealed partial class PartnerSession
         Partner.CountEnvelopesOut(_ackReceipts.Count);
         _services.Receipts.Settle(_ackReceipts);
     }
+
+    /// <summary>Relay time for the support events (wall clock, like accepted_at_ms).</summary>
+    private long NowMs() => _services.Clock.GetUtcNow().ToUnixTimeMilliseconds();
 
     private static Frame ParseFrame(in ReadOnlySequence<byte> frame)
     {

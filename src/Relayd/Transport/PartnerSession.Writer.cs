@@ -15,6 +15,7 @@ internal sealed partial class PartnerSession
     private List<ReceiptItem> _sendingReceipts = [];
     private const int AckWriteBytes = 32 * 1024; // Acks per TLS write: two TLS records, at least 512 Acks, so one commit's Acks leave in a write or two
     private readonly List<SettledEnvelope> _expiredReceipts = [];
+    private readonly List<TakenDelivery> _written = []; // the deliveries of the range being written, for the support events
     private int _commitWaitRegistered;
 
     /// <summary>Queues receipts for this partner's messages; the writer sends them batched.</summary>
@@ -90,10 +91,23 @@ internal sealed partial class PartnerSession
     {
         bool wrote = false;
         long now = _services.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+        Support.SupportEvents support = _services.Support;
+        List<TakenDelivery>? written = support.IsEmpty ? null : _written;
         foreach (ShardQueue shard in Partner.Mailbox.Shards)
         {
-            while (shard.TryTakeRange(this, now, _services.Interop.Consent, Partner, _expiredReceipts, out DeliveryRange range))
+            while (shard.TryTakeRange(this, now, _services.Interop.Consent, Partner, _expiredReceipts, written, out DeliveryRange range))
             {
+                if (written is not null)
+                {
+                    // As the Deliver frames go to the stream: before the recipient can acknowledge them (a write that
+                    // fails leaves them for the next session, reported again there).
+                    long writtenAt = _services.Clock.GetUtcNow().ToUnixTimeMilliseconds();
+                    foreach (TakenDelivery delivery in written)
+                    {
+                        support.EnvelopeDelivered(delivery.Sender, delivery.MessageId, Partner, ConnectionId, delivery.DeliveryId, writtenAt);
+                    }
+                }
+
                 try
                 {
                     await _stream.WriteAsync(range.Memory, abort);
@@ -109,6 +123,7 @@ internal sealed partial class PartnerSession
 
         if (_expiredReceipts.Count > 0)
         {
+            Support.SupportEventReports.ReportExpired(support, _expiredReceipts, Partner, now);
             CountRevokedReceipts(_expiredReceipts);
             _services.Receipts.Settle(_expiredReceipts);
             _expiredReceipts.Clear();
@@ -126,7 +141,7 @@ internal sealed partial class PartnerSession
         bool wrote = false;
         while (_acks.Count > 0)
         {
-            int length = _acks.TakeDurable(_services.Store.Durable, buffer, _services.Metrics.AckLatency);
+            int length = _acks.TakeDurable(_services.Store.Durable, buffer, _services.Metrics.AckLatency, _services.Support, Partner, ConnectionId, _services.Clock);
             if (length > 0)
             {
                 _services.Metrics.AcksSent.Add(_acks.LastTaken);

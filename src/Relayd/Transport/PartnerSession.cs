@@ -130,6 +130,8 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
                 return;
             }
 
+            // Before Attach: the session's first delivery or receipt is reported after it opened.
+            _services.Support.SessionOpened(Partner, ConnectionId, _services.Clock.GetUtcNow().ToUnixTimeMilliseconds());
             Partner.Mailbox.Attach(this);
             attached = true;
             _services.Metrics.SessionsActive.Add(1, Partner.MetricTag);
@@ -170,6 +172,11 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
             }
 
             RelayLog.SessionClosed(_logger, ConnectionId, Partner.Id, reason);
+            if (attached && !_services.Support.IsEmpty)
+            {
+                string word = Support.SupportEventReports.CloseWord((ErrorCode)Volatile.Read(ref _closeCode), Volatile.Read(ref _writeStalled) != 0, reason);
+                _services.Support.SessionClosed(Partner, ConnectionId, word, _services.Clock.GetUtcNow().ToUnixTimeMilliseconds());
+            }
         }
     }
 
@@ -250,6 +257,8 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
     void IDeliveryConsumer.OnDeliveriesAvailable() => _writerSignal.Set();
 
     IReceiptSink IDeliveryConsumer.ReceiptSink => this;
+
+    long IReceiptSink.ConnectionId => ConnectionId;
 
     private async Task CloseAsync(Task writer)
     {

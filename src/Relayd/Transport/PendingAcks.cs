@@ -64,9 +64,12 @@ internal sealed class PendingAcks
     /// <paramref name="destination"/>. Stops at the first one still waiting, so Acks keep their order. Records each
     /// one's time since <see cref="Add"/> on <paramref name="latency"/>.
     /// </summary>
-    public int TakeDurable(DurableMark durable, Span<byte> destination, Histogram<double>? latency = null)
+    /// <remarks>With <paramref name="support"/>, reports each new (not duplicate) envelope's Ack as <see cref="Support.ISupportEvents.EnvelopeDurable"/>.</remarks>
+    public int TakeDurable(DurableMark durable, Span<byte> destination, Histogram<double>? latency = null, Support.SupportEvents? support = null, PartnerInfo? sender = null, long connectionId = 0, TimeProvider? clock = null)
     {
         long now = Stopwatch.GetTimestamp();
+        bool report = support is { IsEmpty: false } && sender is not null;
+        long nowMs = report ? (clock ?? TimeProvider.System).GetUtcNow().ToUnixTimeMilliseconds() : 0;
         int written = 0;
         int taken = 0;
         TaskCompletionSource? room = null;
@@ -82,6 +85,12 @@ internal sealed class PendingAcks
 
                 written += WireFrames.WriteAck(destination[written..], ack.MessageId, ack.AcceptedAtMs, ack.Duplicate);
                 latency?.Record(Stopwatch.GetElapsedTime(ack.ReadTimestamp, now).TotalMilliseconds);
+                if (report && !ack.Duplicate)
+                {
+                    // Under the ring's lock: consumers only copy a small record (ISupportEvents), and this keeps Acks' order.
+                    support!.EnvelopeDurable(sender!, connectionId, ack.MessageId, nowMs);
+                }
+
                 _head = (_head + 1) % _ring.Length;
                 Volatile.Write(ref _count, _count - 1);
                 taken++;

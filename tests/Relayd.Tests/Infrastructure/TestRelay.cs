@@ -12,12 +12,17 @@ public sealed class TestRelay : IAsyncDisposable
     private readonly ILoggerFactory _logging;
     private string? _temporaryWal;
 
-    private TestRelay(TestPki pki, RelayOptions options, ILoggerFactory logging)
+    private TestRelay(TestPki pki, RelayOptions options, ILoggerFactory logging, Relayd.Support.ISupportEvents? supportConsumer = null)
     {
         Pki = pki;
         Options = options;
         _logging = logging;
         Server = RelayServerFactory.Create(options, logging.CreateLogger("relayd"));
+        if (supportConsumer is not null)
+        {
+            Server.AddSupportConsumer(supportConsumer);
+        }
+
         Server.StartAsync(TestContext.Current.CancellationToken).GetAwaiter().GetResult(); // completes at once
     }
 
@@ -51,7 +56,10 @@ public sealed class TestRelay : IAsyncDisposable
     }
 
     /// <summary>Starts a relay approving alpha, beta and gamma unless <paramref name="configure"/> says otherwise.</summary>
-    public static TestRelay Start(TestPki pki, Action<RelayOptions>? configure = null)
+    public static TestRelay Start(TestPki pki, Action<RelayOptions>? configure = null) => Start(pki, null, configure);
+
+    /// <summary>Starts a relay whose data path also reports each message's steps to <paramref name="supportConsumer"/>.</summary>
+    internal static TestRelay Start(TestPki pki, Relayd.Support.ISupportEvents? supportConsumer, Action<RelayOptions>? configure = null)
     {
         RelayOptions options = DefaultOptions(pki);
         string wal = options.Storage.Directory;
@@ -73,7 +81,7 @@ public sealed class TestRelay : IAsyncDisposable
             Directory.Delete(wal);
         }
 
-        return new TestRelay(pki, options, logging) { Logs = logs.Lines, _temporaryWal = options.Storage.Directory == wal ? wal : null };
+        return new TestRelay(pki, options, logging, supportConsumer) { Logs = logs.Lines, _temporaryWal = options.Storage.Directory == wal ? wal : null };
     }
 
     /// <summary>What <see cref="Start"/> configures: alpha, beta and gamma approved, a fresh write-ahead log directory.</summary>

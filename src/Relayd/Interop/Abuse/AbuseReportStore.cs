@@ -45,6 +45,9 @@ internal sealed class AbuseReportStore
     /// </summary>
     public Func<PartnerInfo, Frame, bool> SendLive { get; set; } = static (_, _) => false;
 
+    /// <summary>Where each newly accepted report is reported (set by the composition root once the consumers exist).</summary>
+    public Support.SupportEvents Support { get; set; } = Relayd.Support.SupportEvents.None;
+
     /// <summary>
     /// A report was accepted (durable) against (reported partner, reported user): the hook a rate limit that tightens
     /// for reported senders subscribes to. Raised once per report, not for a resend; on the durability thread.
@@ -118,7 +121,29 @@ internal sealed class AbuseReportStore
             Verify(reporter, reported, report, notice);
             Task<AbuseReportAck> accepted = StoreAsync(reporter, reported, notice);
             _byReportId[(reporter.Id, reportId)] = accepted;
+            ReportAbuse(reporter, reported, report, notice.AcceptedAtMs);
             return accepted;
+        }
+    }
+
+    /// <summary>One support event per message the report names (one with message id 0 when it names none). Reports are rare.</summary>
+    private void ReportAbuse(PartnerInfo reporter, PartnerInfo reported, AbuseReport report, long nowMs)
+    {
+        if (Support.IsEmpty)
+        {
+            return;
+        }
+
+        var reportId = new System.Buffers.ReadOnlySequence<byte>(report.ReportId.Memory);
+        if (report.MessageIds.Count == 0)
+        {
+            Support.AbuseReported(reporter, reported, reportId, UInt128.Zero, nowMs);
+        }
+
+        foreach (ByteString id in report.MessageIds)
+        {
+            UInt128 messageId = id.Length == 16 ? BinaryPrimitives.ReadUInt128BigEndian(id.Span) : UInt128.Zero;
+            Support.AbuseReported(reporter, reported, reportId, messageId, nowMs);
         }
     }
 

@@ -27,9 +27,11 @@ internal sealed class KeyBundleExchange : IDisposable
     private long _timedOut;
     private long _lateAnswers;
     private long _undeliverable;
+    private readonly Support.SupportEvents _support;
 
-    public KeyBundleExchange(PartnerDirectory partners, InteropPolicy interop, InteropOptions options, TimeProvider clock)
+    public KeyBundleExchange(PartnerDirectory partners, InteropPolicy interop, InteropOptions options, TimeProvider clock, Support.SupportEvents? support = null)
     {
+        _support = support ?? Support.SupportEvents.None;
         _partners = partners;
         _admission = AdmissionPipelines.KeyBundleRequest(interop);
         _clock = clock;
@@ -69,6 +71,20 @@ internal sealed class KeyBundleExchange : IDisposable
     /// it); null when the request is pending (its answer comes later: the target's, or a timeout).
     /// </summary>
     public KeyBundleResponse? Request(ILiveSession requester, KeyBundleRequest request, ILiveSessions sessions)
+    {
+        KeyBundleResponse? answer = Forward(requester, request, sessions);
+        if (!_support.IsEmpty)
+        {
+            // Refused at once: the relay answered (its code); else forwarded (or pending for a target without a session).
+            _support.KeyBundleEvent(requester.Partner, _partners.Find(request.TargetPartner), request.RequestId,
+                answer is null ? Support.KeyBundleEventKind.Forwarded : Support.KeyBundleEventKind.Answered,
+                answer?.Code ?? ErrorCode.Unspecified, _clock.GetUtcNow().ToUnixTimeMilliseconds());
+        }
+
+        return answer;
+    }
+
+    private KeyBundleResponse? Forward(ILiveSession requester, KeyBundleRequest request, ILiveSessions sessions)
     {
         if (request.RequesterUser.IsEmpty || request.TargetUser.IsEmpty)
         {
@@ -176,6 +192,11 @@ internal sealed class KeyBundleExchange : IDisposable
         }
 
         Deliver(pending.Requester, response);
+        if (!_support.IsEmpty)
+        {
+            _support.KeyBundleEvent(pending.Requester.Partner, target.Partner, response.RequestId, Support.KeyBundleEventKind.Answered, response.Code, _clock.GetUtcNow().ToUnixTimeMilliseconds());
+        }
+
         return refusal;
     }
 
@@ -214,6 +235,11 @@ internal sealed class KeyBundleExchange : IDisposable
             }
 
             Interlocked.Increment(ref _timedOut);
+            if (!_support.IsEmpty)
+            {
+                _support.KeyBundleEvent(request.Requester.Partner, request.Target, key.RequestId, Support.KeyBundleEventKind.TimedOut, ErrorCode.KeyBundleTimeout, _clock.GetUtcNow().ToUnixTimeMilliseconds());
+            }
+
             string why = request.Undelivered ?? $"partner '{request.Target.Id}' did not answer";
             Deliver(request.Requester, new KeyBundleResponse
             {

@@ -1,0 +1,67 @@
+using System.Buffers;
+using Relayd.Protocol.V1;
+using Relayd.Routing;
+
+namespace Relayd.Support;
+
+/// <summary>
+/// Where a shard queue reports an envelope it took (<see cref="ISupportEvents.EnvelopeAccepted"/>); default: nowhere.
+/// A small struct passed by reference: nothing allocated per envelope.
+/// </summary>
+internal readonly struct AcceptedReport(SupportEvents? support, PartnerInfo recipient, long connectionId)
+{
+    public void Report(in ReadOnlySequence<byte> frame, in EnvelopeHeader header, PartnerInfo? sender, int shard, bool logOnly, long acceptedAtMs)
+    {
+        if (support is null || support.IsEmpty || sender is null)
+        {
+            return;
+        }
+
+        support.EnvelopeAccepted(new AcceptedEnvelope
+        {
+            Sender = sender,
+            ConnectionId = connectionId,
+            MessageId = header.MessageId,
+            Recipient = recipient,
+            SenderUser = frame.Slice(header.SenderUser.Offset, header.SenderUser.Length),
+            RecipientUser = frame.Slice(header.RecipientUser.Offset, header.RecipientUser.Length),
+            Ciphertext = frame.Slice(header.Ciphertext.Offset, header.Ciphertext.Length),
+            FrameBytes = (int)frame.Length,
+            Shard = shard,
+            LogOnly = logOnly,
+            AcceptedAtMs = acceptedAtMs,
+        });
+    }
+}
+
+/// <summary>Support events derived from a batch of settled envelopes (the data path's lists, no allocation).</summary>
+internal static class SupportEventReports
+{
+    /// <summary>Reports the EXPIRED ones of <paramref name="settled"/> (queued for <paramref name="recipient"/>) as <see cref="ISupportEvents.EnvelopeExpired"/>.</summary>
+    public static void ReportExpired(this SupportEvents support, List<SettledEnvelope> settled, PartnerInfo recipient, long nowMs)
+    {
+        if (support.IsEmpty)
+        {
+            return;
+        }
+
+        foreach (SettledEnvelope envelope in settled)
+        {
+            if (envelope.Receipt.Status == ReceiptStatus.ExpiredUndelivered)
+            {
+                support.EnvelopeExpired(envelope.Sender, envelope.Receipt.MessageId, recipient, nowMs);
+            }
+        }
+    }
+
+    /// <summary>A short stable word for why a session ended (<see cref="ISupportEvents.SessionClosed"/>), from its close code and reason text.</summary>
+    public static string CloseWord(ErrorCode closeCode, bool writeStalled, string reason) =>
+        writeStalled ? "stalled"
+        : closeCode == ErrorCode.IdleTimeout ? "idle"
+        : closeCode == ErrorCode.ShuttingDown ? "stopping"
+        : reason.StartsWith("closed by peer", StringComparison.Ordinal) ? "eof"
+        : reason.StartsWith("GoAway", StringComparison.Ordinal) ? "goaway"
+        : reason.StartsWith("connection lost", StringComparison.Ordinal) ? "lost"
+        : closeCode != ErrorCode.Unspecified ? "closed"
+        : "error";
+}
