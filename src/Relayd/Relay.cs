@@ -205,7 +205,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
         // The interop rules' state: who opted in, the rate limits (docs/protocol.md, "Interop").
         Interop = new Admission.InteropPolicy(consent.Table, _options.Interop.RateLimits ? new global::Relayd.Interop.RateLimits.RateLimiter(_options.Interop, _clock, _logger) : Admission.NoRateLimits.Instance);
         Interop = Interop with { Kinds = Admission.RelayKindPolicy.Of(_options.Interop.Kinds) };
-        Support.SupportEvents support = BuildSupportEvents();
+        Routing.SupportEvents support = BuildSupportEvents();
         receipts.ReportTo(support, _clock);
         var router = new EnvelopeRouter(Partners, store, _options.Limits, _clock, Interop, support);
         _maintenance = new QueueMaintenance(store, Partners, receipts, _options.Storage.RetentionInterval, _clock, _logger, Interop.Consent, support);
@@ -373,17 +373,17 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
     /// With <c>[interop] tighten_reported_senders</c>, a sender user reported <c>tighten_after_reports</c> times within
     /// <c>tighten_seconds</c> is held to the tightened rate (the rate limiter's <c>TightenSender</c>).
     /// </summary>
-    private readonly List<Support.ISupportEvents> _addedSupportConsumers = [];
+    private readonly List<Routing.ISupportEvents> _addedSupportConsumers = [];
 
     /// <summary>Adds a consumer of the support events before the relay opens (tests record what the data path reports).</summary>
-    internal void AddSupportConsumer(Support.ISupportEvents consumer) => _addedSupportConsumers.Add(consumer);
+    internal void AddSupportConsumer(Routing.ISupportEvents consumer) => _addedSupportConsumers.Add(consumer);
 
     /// <summary>The shared-support consumers of each message's steps: trace, partner health, evidence (issue 14).</summary>
-    private Support.SupportEvents BuildSupportEvents()
+    private Routing.SupportEvents BuildSupportEvents()
     {
-        var consumers = new List<Support.ISupportEvents>();
+        var consumers = new List<Routing.ISupportEvents>();
         consumers.AddRange(_addedSupportConsumers);
-        return consumers.Count == 0 ? Support.SupportEvents.None : new Support.SupportEvents([.. consumers]);
+        return consumers.Count == 0 ? Routing.SupportEvents.None : new Routing.SupportEvents([.. consumers]);
     }
 
     private void TightenReportedSenders(Interop.Abuse.AbuseReportStore abuse)

@@ -18,7 +18,7 @@ internal sealed class ReceiptDispatcher : ISettlementSink
 {
     private readonly IEnvelopeStore _store;
     private readonly ILogger _logger;
-    private Support.SupportEvents _support = Support.SupportEvents.None;
+    private Routing.SupportEvents _support = Routing.SupportEvents.None;
     private TimeProvider _clock = TimeProvider.System;
 
     public ReceiptDispatcher(IEnvelopeStore store, ILogger logger)
@@ -31,7 +31,7 @@ internal sealed class ReceiptDispatcher : ISettlementSink
     /// Where receipts produced from now on are reported. Set once the support consumers exist, after recovery (the
     /// receipts recovery settles are not reported: what a restart recovers, the trace reads from its own files).
     /// </summary>
-    public void ReportTo(Support.SupportEvents support, TimeProvider clock)
+    public void ReportTo(Routing.SupportEvents support, TimeProvider clock)
     {
         _support = support;
         _clock = clock;

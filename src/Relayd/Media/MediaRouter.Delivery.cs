@@ -59,7 +59,7 @@ internal sealed partial class MediaRouter
         }
 
         RelayLog.MediaSpoolFailed(_logger, transfer.BasePath, exception);
-        Report(Support.MediaEventKind.Failed, transfer, transfer.Received, peer.ConnectionId, ErrorCode.StorageFull, "the relay lost the spooled blob");
+        Report(Routing.MediaEventKind.Failed, transfer, transfer.Received, peer.ConnectionId, ErrorCode.StorageFull, "the relay lost the spooled blob");
         if (receiving)
         {
             AbortOutsideLock(transfer);
@@ -87,7 +87,7 @@ internal sealed partial class MediaRouter
 
         Remove(transfer);
         RelayLog.MediaDelivered(_logger, peer.ConnectionId, transfer.Sender.Id, transfer.Recipient.Id, transfer.TotalSize);
-        Report(Support.MediaEventKind.Received, transfer, transfer.TotalSize, peer.ConnectionId);
+        Report(Routing.MediaEventKind.Received, transfer, transfer.TotalSize, peer.ConnectionId);
     }
 
     private void ResumeDownload(IMediaPeer peer, UInt128 id, MediaResume resume)

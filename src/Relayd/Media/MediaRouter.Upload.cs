@@ -94,7 +94,7 @@ internal sealed partial class MediaRouter
         }
 
         RelayLog.MediaOpened(_logger, peer.ConnectionId, sender.Id, recipient.Id, size);
-        Report(Support.MediaEventKind.Opened, transfer, 0, peer.ConnectionId);
+        Report(Routing.MediaEventKind.Opened, transfer, 0, peer.ConnectionId);
         bool cutThrough;
         lock (_lock)
         {
@@ -138,7 +138,7 @@ internal sealed partial class MediaRouter
                 _metrics.MediaBytes.Add(data.Length);
                 if (!_support.IsEmpty && CrossesProgressStep((long)offset, end, transfer.TotalSize))
                 {
-                    Report(Support.MediaEventKind.Progress, transfer, end, peer.ConnectionId);
+                    Report(Routing.MediaEventKind.Progress, transfer, end, peer.ConnectionId);
                 }
 
                 return;
@@ -211,7 +211,7 @@ internal sealed partial class MediaRouter
         }
 
         RelayLog.MediaSpooled(_logger, peer.ConnectionId, transfer.Sender.Id, transfer.Recipient.Id, transfer.TotalSize);
-        Report(Support.MediaEventKind.Complete, transfer, transfer.TotalSize, peer.ConnectionId);
+        Report(Routing.MediaEventKind.Complete, transfer, transfer.TotalSize, peer.ConnectionId);
         peer.Reply(Complete(transfer));
         WakeRecipient(transfer.Recipient);
     }

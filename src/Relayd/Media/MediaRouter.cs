@@ -36,11 +36,11 @@ internal sealed partial class MediaRouter : IDisposable
     // (StateOf). Guarded by _lock.
     private readonly Dictionary<PartnerInfo, MediaPartnerState> _state;
     private readonly Timer _sweeper;
-    private readonly Support.SupportEvents _support;
+    private readonly Routing.SupportEvents _support;
 
-    public MediaRouter(MediaOptions options, PartnerDirectory partners, RelayLimits limits, IMediaSpool spool, ILogger logger, TimeProvider clock, RelayMetrics metrics, Admission.InteropPolicy? interop = null, Support.SupportEvents? support = null)
+    public MediaRouter(MediaOptions options, PartnerDirectory partners, RelayLimits limits, IMediaSpool spool, ILogger logger, TimeProvider clock, RelayMetrics metrics, Admission.InteropPolicy? interop = null, Routing.SupportEvents? support = null)
     {
-        _support = support ?? Support.SupportEvents.None;
+        _support = support ?? Routing.SupportEvents.None;
         _admission = Admission.AdmissionPipelines.MediaOpen(interop ?? Admission.InteropPolicy.None);
         _options = options;
         _partners = partners;
@@ -192,7 +192,7 @@ internal sealed partial class MediaRouter : IDisposable
         RelayLog.MediaRefused(_logger, peer.ConnectionId, peer.Partner.Id, code, detail);
         if (!recipientSide)
         {
-            Report(Support.MediaEventKind.Failed, peer.Partner, null, id, 0, 0, code, detail, peer.ConnectionId);
+            Report(Routing.MediaEventKind.Failed, peer.Partner, null, id, 0, 0, code, detail, peer.ConnectionId);
         }
 
         peer.Reply(new Frame { Error = new Error { Code = code, Detail = detail, RetryAfterMs = retryAfterMs, TransferId = MediaChunkWire.ToByteString(id) } });
@@ -250,19 +250,19 @@ internal sealed partial class MediaRouter : IDisposable
     }
 
     /// <summary>A media event for the support seam; cheap when nobody listens.</summary>
-    private void Report(Support.MediaEventKind kind, PartnerInfo sender, PartnerInfo? recipient, UInt128 id, long bytes, long totalBytes, ErrorCode code, string? detail, long connectionId)
+    private void Report(Routing.MediaEventKind kind, PartnerInfo sender, PartnerInfo? recipient, UInt128 id, long bytes, long totalBytes, ErrorCode code, string? detail, long connectionId)
     {
         if (!_support.IsEmpty)
         {
-            _support.MediaEvent(new Support.MediaEventInfo(kind, sender, recipient, id, bytes, totalBytes, code, detail, connectionId, _clock.GetUtcNow().ToUnixTimeMilliseconds()));
+            _support.MediaEvent(new Routing.MediaEventInfo(kind, sender, recipient, id, bytes, totalBytes, code, detail, connectionId, _clock.GetUtcNow().ToUnixTimeMilliseconds()));
         }
     }
 
-    private void Report(Support.MediaEventKind kind, MediaTransfer transfer, long bytes, long connectionId, ErrorCode code = ErrorCode.Unspecified, string? detail = null) =>
+    private void Report(Routing.MediaEventKind kind, MediaTransfer transfer, long bytes, long connectionId, ErrorCode code = ErrorCode.Unspecified, string? detail = null) =>
         Report(kind, transfer.Sender, transfer.Recipient, transfer.Id, bytes, transfer.TotalSize, code, detail, connectionId);
 
     /// <summary>A session of the recipient partner has sent the whole blob (its MediaClose is written).</summary>
-    public void ReportDelivered(MediaTransfer transfer, long connectionId) => Report(Support.MediaEventKind.Delivered, transfer, transfer.TotalSize, connectionId);
+    public void ReportDelivered(MediaTransfer transfer, long connectionId) => Report(Routing.MediaEventKind.Delivered, transfer, transfer.TotalSize, connectionId);
 
     private void DeleteFiles(string basePath)
     {
@@ -330,7 +330,7 @@ internal sealed partial class MediaRouter : IDisposable
 
             AbortOutsideLock(transfer);
             RelayLog.MediaIdleTimeout(_logger, transfer.Sender.Id, transfer.Received, transfer.TotalSize);
-            Report(Support.MediaEventKind.Failed, transfer, transfer.Received, 0, ErrorCode.MediaIdleTimeout, "no chunk in time; the partial blob is deleted");
+            Report(Routing.MediaEventKind.Failed, transfer, transfer.Received, 0, ErrorCode.MediaIdleTimeout, "no chunk in time; the partial blob is deleted");
             uploader?.Post(new Frame
             {
                 Error = new Error
@@ -359,7 +359,7 @@ internal sealed partial class MediaRouter : IDisposable
         {
             RelayLog.MediaExpired(_logger, transfer.Sender.Id, transfer.Recipient.Id, transfer.TotalSize);
             Remove(transfer);
-            Report(Support.MediaEventKind.Failed, transfer, transfer.TotalSize, 0, ErrorCode.Expired, "expired in the spool before the recipient took it");
+            Report(Routing.MediaEventKind.Failed, transfer, transfer.TotalSize, 0, ErrorCode.Expired, "expired in the spool before the recipient took it");
         }
     }
 }

@@ -36,11 +36,11 @@ internal sealed class EnvelopeRouter
     private readonly long _retentionMs;
     private readonly AdmissionPipeline _admission;
     private readonly IConsentPolicy _consent;
-    private readonly Support.SupportEvents _support;
+    private readonly Routing.SupportEvents _support;
 
-    public EnvelopeRouter(PartnerDirectory partners, IEnvelopeStore store, RelayLimits limits, TimeProvider clock, InteropPolicy? interop = null, Support.SupportEvents? support = null)
+    public EnvelopeRouter(PartnerDirectory partners, IEnvelopeStore store, RelayLimits limits, TimeProvider clock, InteropPolicy? interop = null, Routing.SupportEvents? support = null)
     {
-        _support = support ?? Support.SupportEvents.None;
+        _support = support ?? Routing.SupportEvents.None;
         _partners = partners;
         _store = store;
         _clock = clock;
@@ -108,7 +108,7 @@ internal sealed class EnvelopeRouter
 
             ShardQueue[] shards = recipient.Mailbox.Shards;
             int shard = ShardOf(request.RecipientUser, shards.Length);
-            switch (shards[shard].TryAppend(_store, frame, header, sender, now, expiresAt, consentEpoch, out DurableMark durableAt, new Support.AcceptedReport(_support, recipient, connectionId)))
+            switch (shards[shard].TryAppend(_store, frame, header, sender, now, expiresAt, consentEpoch, out DurableMark durableAt, new Routing.AcceptedReport(_support, recipient, connectionId)))
             {
                 case AppendResult.Busy:
                     return new RouteOutcome(ErrorCode.Unspecified, 0, false, DurableMark.None) { LogBusy = true };

@@ -25,7 +25,7 @@ internal sealed class QueueMaintenance : IBacklogReader
     private readonly ILogger _logger;
     private readonly List<SettledEnvelope> _settled = [];
     private readonly Admission.IConsentPolicy _consent;
-    private readonly Support.SupportEvents _support;
+    private readonly Routing.SupportEvents _support;
     private int _sweptEpoch;
 
     // The shard whose backlog is being read (IBacklogReader).
@@ -36,9 +36,9 @@ internal sealed class QueueMaintenance : IBacklogReader
     private long _loadingNowMs;
 
     /// <param name="consent">Who opted in: after a revoke, queued envelopes of users without consent are settled REFUSED. Null: opt-in is not checked here.</param>
-    public QueueMaintenance(IEnvelopeStore store, PartnerDirectory partners, ISettlementSink settle, TimeSpan retentionInterval, TimeProvider clock, ILogger logger, Admission.IConsentPolicy? consent = null, Support.SupportEvents? support = null)
+    public QueueMaintenance(IEnvelopeStore store, PartnerDirectory partners, ISettlementSink settle, TimeSpan retentionInterval, TimeProvider clock, ILogger logger, Admission.IConsentPolicy? consent = null, Routing.SupportEvents? support = null)
     {
-        _support = support ?? Support.SupportEvents.None;
+        _support = support ?? Routing.SupportEvents.None;
         _consent = consent ?? Admission.NoConsentRequired.Instance;
         _sweptEpoch = _consent.RevokeEpoch;
         _store = store;

@@ -122,7 +122,7 @@ internal sealed class ShardQueue
     /// <inheritdoc cref="TryAppend(IEnvelopeStore, in ReadOnlySequence{byte}, in EnvelopeHeader, PartnerInfo?, long, long, out DurableMark)"/>
     /// <param name="consentEpoch">The consent policy's <see cref="Admission.IConsentPolicy.RevokeEpoch"/> read before the envelope was admitted.</param>
     /// <param name="report">Where the accepted envelope is reported: under the shard lock, so before any session can take it (its Delivered follows its Accepted).</param>
-    public AppendResult TryAppend(IEnvelopeStore store, in ReadOnlySequence<byte> frame, in EnvelopeHeader header, PartnerInfo? sender, long acceptedAtMs, long expiresAtMs, int consentEpoch, out DurableMark durableAt, in Support.AcceptedReport report)
+    public AppendResult TryAppend(IEnvelopeStore store, in ReadOnlySequence<byte> frame, in EnvelopeHeader header, PartnerInfo? sender, long acceptedAtMs, long expiresAtMs, int consentEpoch, out DurableMark durableAt, in Routing.AcceptedReport report)
     {
         IDeliveryConsumer? owner;
         lock (_lock)

@@ -373,7 +373,7 @@ internal sealed partial class PartnerSession
     {
         ShardQueue[] shards = Partner.Mailbox.Shards;
         _ackReceipts.Clear();
-        Support.SupportEvents support = _services.Support;
+        Routing.SupportEvents support = _services.Support;
         long now = support.IsEmpty ? 0 : NowMs();
         foreach (ulong deliveryId in ack.DeliveryIds)
         {

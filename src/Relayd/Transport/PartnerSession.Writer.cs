@@ -91,7 +91,7 @@ internal sealed partial class PartnerSession
     {
         bool wrote = false;
         long now = _services.Clock.GetUtcNow().ToUnixTimeMilliseconds();
-        Support.SupportEvents support = _services.Support;
+        Routing.SupportEvents support = _services.Support;
         List<TakenDelivery>? written = support.IsEmpty ? null : _written;
         foreach (ShardQueue shard in Partner.Mailbox.Shards)
         {
@@ -123,7 +123,7 @@ internal sealed partial class PartnerSession
 
         if (_expiredReceipts.Count > 0)
         {
-            Support.SupportEventReports.ReportExpired(support, _expiredReceipts, Partner, now);
+            Routing.SupportEventReports.ReportExpired(support, _expiredReceipts, Partner, now);
             CountRevokedReceipts(_expiredReceipts);
             _services.Receipts.Settle(_expiredReceipts);
             _expiredReceipts.Clear();

@@ -174,7 +174,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
             RelayLog.SessionClosed(_logger, ConnectionId, Partner.Id, reason);
             if (attached && !_services.Support.IsEmpty)
             {
-                string word = Support.SupportEventReports.CloseWord((ErrorCode)Volatile.Read(ref _closeCode), Volatile.Read(ref _writeStalled) != 0, reason);
+                string word = Routing.SupportEventReports.CloseWord((ErrorCode)Volatile.Read(ref _closeCode), Volatile.Read(ref _writeStalled) != 0, reason);
                 _services.Support.SessionClosed(Partner, ConnectionId, word, _services.Clock.GetUtcNow().ToUnixTimeMilliseconds());
             }
         }

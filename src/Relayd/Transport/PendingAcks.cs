@@ -64,8 +64,8 @@ internal sealed class PendingAcks
     /// <paramref name="destination"/>. Stops at the first one still waiting, so Acks keep their order. Records each
     /// one's time since <see cref="Add"/> on <paramref name="latency"/>.
     /// </summary>
-    /// <remarks>With <paramref name="support"/>, reports each new (not duplicate) envelope's Ack as <see cref="Support.ISupportEvents.EnvelopeDurable"/>.</remarks>
-    public int TakeDurable(DurableMark durable, Span<byte> destination, Histogram<double>? latency = null, Support.SupportEvents? support = null, PartnerInfo? sender = null, long connectionId = 0, TimeProvider? clock = null)
+    /// <remarks>With <paramref name="support"/>, reports each new (not duplicate) envelope's Ack as <see cref="Routing.ISupportEvents.EnvelopeDurable"/>.</remarks>
+    public int TakeDurable(DurableMark durable, Span<byte> destination, Histogram<double>? latency = null, Routing.SupportEvents? support = null, PartnerInfo? sender = null, long connectionId = 0, TimeProvider? clock = null)
     {
         long now = Stopwatch.GetTimestamp();
         bool report = support is { IsEmpty: false } && sender is not null;

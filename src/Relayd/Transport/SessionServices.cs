@@ -71,7 +71,7 @@ internal sealed class SessionServices : Interop.ILiveSessions
     public Interop.ReadReceipts.ReadReceiptRelay? ReadReceipts { get; init; }
 
     /// <summary>Where the data path reports each step of a message (trace, partner health, evidence).</summary>
-    public Support.SupportEvents Support { get; init; } = Relayd.Support.SupportEvents.None;
+    public Routing.SupportEvents Support { get; init; } = Relayd.Routing.SupportEvents.None;
 
     /// <summary>
     /// A session of <paramref name="partner"/> past its Welcome, for a frame routed live (key bundles, typing); null

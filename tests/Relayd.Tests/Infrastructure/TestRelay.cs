@@ -12,7 +12,7 @@ public sealed class TestRelay : IAsyncDisposable
     private readonly ILoggerFactory _logging;
     private string? _temporaryWal;
 
-    private TestRelay(TestPki pki, RelayOptions options, ILoggerFactory logging, Relayd.Support.ISupportEvents? supportConsumer = null)
+    private TestRelay(TestPki pki, RelayOptions options, ILoggerFactory logging, Relayd.Routing.ISupportEvents? supportConsumer = null)
     {
         Pki = pki;
         Options = options;
@@ -59,7 +59,7 @@ public sealed class TestRelay : IAsyncDisposable
     public static TestRelay Start(TestPki pki, Action<RelayOptions>? configure = null) => Start(pki, null, configure);
 
     /// <summary>Starts a relay whose data path also reports each message's steps to <paramref name="supportConsumer"/>.</summary>
-    internal static TestRelay Start(TestPki pki, Relayd.Support.ISupportEvents? supportConsumer, Action<RelayOptions>? configure = null)
+    internal static TestRelay Start(TestPki pki, Relayd.Routing.ISupportEvents? supportConsumer, Action<RelayOptions>? configure = null)
     {
         RelayOptions options = DefaultOptions(pki);
         string wal = options.Storage.Directory;

@@ -46,7 +46,7 @@ internal sealed class AbuseReportStore
     public Func<PartnerInfo, Frame, bool> SendLive { get; set; } = static (_, _) => false;
 
     /// <summary>Where each newly accepted report is reported (set by the composition root once the consumers exist).</summary>
-    public Support.SupportEvents Support { get; set; } = Relayd.Support.SupportEvents.None;
+    public Routing.SupportEvents Support { get; set; } = Relayd.Routing.SupportEvents.None;
 
     /// <summary>
     /// A report was accepted (durable) against (reported partner, reported user): the hook a rate limit that tightens

@@ -27,11 +27,11 @@ internal sealed class KeyBundleExchange : IDisposable
     private long _timedOut;
     private long _lateAnswers;
     private long _undeliverable;
-    private readonly Support.SupportEvents _support;
+    private readonly Routing.SupportEvents _support;
 
-    public KeyBundleExchange(PartnerDirectory partners, InteropPolicy interop, InteropOptions options, TimeProvider clock, Support.SupportEvents? support = null)
+    public KeyBundleExchange(PartnerDirectory partners, InteropPolicy interop, InteropOptions options, TimeProvider clock, Routing.SupportEvents? support = null)
     {
-        _support = support ?? Support.SupportEvents.None;
+        _support = support ?? Routing.SupportEvents.None;
         _partners = partners;
         _admission = AdmissionPipelines.KeyBundleRequest(interop);
         _clock = clock;
@@ -77,7 +77,7 @@ internal sealed class KeyBundleExchange : IDisposable
         {
             // Refused at once: the relay answered (its code); else forwarded (or pending for a target without a session).
             _support.KeyBundleEvent(requester.Partner, _partners.Find(request.TargetPartner), request.RequestId,
-                answer is null ? Support.KeyBundleEventKind.Forwarded : Support.KeyBundleEventKind.Answered,
+                answer is null ? Routing.KeyBundleEventKind.Forwarded : Routing.KeyBundleEventKind.Answered,
                 answer?.Code ?? ErrorCode.Unspecified, _clock.GetUtcNow().ToUnixTimeMilliseconds());
         }
 
@@ -194,7 +194,7 @@ internal sealed class KeyBundleExchange : IDisposable
         Deliver(pending.Requester, response);
         if (!_support.IsEmpty)
         {
-            _support.KeyBundleEvent(pending.Requester.Partner, target.Partner, response.RequestId, Support.KeyBundleEventKind.Answered, response.Code, _clock.GetUtcNow().ToUnixTimeMilliseconds());
+            _support.KeyBundleEvent(pending.Requester.Partner, target.Partner, response.RequestId, Routing.KeyBundleEventKind.Answered, response.Code, _clock.GetUtcNow().ToUnixTimeMilliseconds());
         }
 
         return refusal;
@@ -237,7 +237,7 @@ internal sealed class KeyBundleExchange : IDisposable
             Interlocked.Increment(ref _timedOut);
             if (!_support.IsEmpty)
             {
-                _support.KeyBundleEvent(request.Requester.Partner, request.Target, key.RequestId, Support.KeyBundleEventKind.TimedOut, ErrorCode.KeyBundleTimeout, _clock.GetUtcNow().ToUnixTimeMilliseconds());
+                _support.KeyBundleEvent(request.Requester.Partner, request.Target, key.RequestId, Routing.KeyBundleEventKind.TimedOut, ErrorCode.KeyBundleTimeout, _clock.GetUtcNow().ToUnixTimeMilliseconds());
             }
 
             string why = request.Undelivered ?? $"partner '{request.Target.Id}' did not answer";

@@ -3,7 +3,6 @@ using System.Buffers.Binary;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
-using Relayd.Support;
 using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Support.Trace;

@@ -1,8 +1,7 @@
 using System.Buffers;
 using Relayd.Protocol.V1;
-using Relayd.Routing;
 
-namespace Relayd.Support;
+namespace Relayd.Routing;
 
 /// <summary>
 /// What happens to each message at the relay, as the shared-support features see it (trace, partner health, signed

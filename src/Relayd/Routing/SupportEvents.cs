@@ -1,8 +1,7 @@
 using System.Buffers;
 using Relayd.Protocol.V1;
-using Relayd.Routing;
 
-namespace Relayd.Support;
+namespace Relayd.Routing;
 
 /// <summary>
 /// The one <see cref="ISupportEvents"/> the data path calls: hands each event to every consumer (trace, partner

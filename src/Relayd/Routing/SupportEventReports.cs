@@ -1,8 +1,7 @@
 using System.Buffers;
 using Relayd.Protocol.V1;
-using Relayd.Routing;
 
-namespace Relayd.Support;
+namespace Relayd.Routing;
 
 /// <summary>
 /// Where a shard queue reports an envelope it took (<see cref="ISupportEvents.EnvelopeAccepted"/>); default: nowhere.
