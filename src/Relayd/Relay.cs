@@ -45,6 +45,9 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
     private MediaRouter? _media;
     private Interop.KeyBundles.KeyBundleExchange? _keyBundles;
 
+    /// <summary>Partner health (<c>relayd ctl health</c>, HealthRequest); null when [health] is off or before <see cref="Open"/>.</summary>
+    internal Support.Health.PartnerHealthRecorder? Health { get; private set; }
+
     /// <summary>The key-bundle routes' state (pending requests, late answers), for tests and diagnostics.</summary>
     internal Interop.KeyBundles.KeyBundleExchange? KeyBundles => _keyBundles;
 
@@ -231,6 +234,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
             Abuse = Abuse,
             ReadReceipts = _readReceipts,
             Support = support,
+            Health = Health,
         };
         SessionServices services = _services;
         Func<PartnerInfo, Protocol.V1.Frame, bool> sendLive = (partner, frame) => services.AnySessionOf(partner)?.TryEnqueueFrame(frame) ?? false;
@@ -375,6 +379,12 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
     private Support.SupportEvents BuildSupportEvents()
     {
         var consumers = new List<Support.ISupportEvents>();
+        if (_options.Health.Enabled)
+        {
+            Health = new Support.Health.PartnerHealthRecorder(_clock);
+            consumers.Add(Health);
+        }
+
         return consumers.Count == 0 ? Support.SupportEvents.None : new Support.SupportEvents([.. consumers]);
     }
 
