@@ -34,9 +34,12 @@ public sealed partial class RelayClient
             case Frame.BodyOneofCase.AbuseNotice:
                 await OnAbuseNoticeAsync(frame.AbuseNotice, cancellationToken);
                 break;
+            case Frame.BodyOneofCase.HealthReply:
+                OnHealthReply(frame.HealthReply);
+                break;
         }
     }
 
     /// <summary>An Error that answers one interop request (by request_id or report_id) fails that request only.</summary>
-    private bool FailInterop(Error error) => FailConsent(error) || FailCapabilities(error) || FailAbuseReport(error);
+    private bool FailInterop(Error error) => FailConsent(error) || FailCapabilities(error) || FailAbuseReport(error) || FailHealth(error);
 }

@@ -146,6 +146,9 @@ public sealed partial class RelayClient
                 or Frame.BodyOneofCase.AbuseNotice:
                 await DispatchInteropAsync(frame, cancellationToken);
                 return true;
+            case Frame.BodyOneofCase.HealthReply:
+                await DispatchInteropAsync(frame, cancellationToken);
+                return true;
             case Frame.BodyOneofCase.Error:
                 if (FailSend(frame.Error) || FailMedia(frame.Error) || FailInterop(frame.Error))
                 {

@@ -45,6 +45,9 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
     private MediaRouter? _media;
     private Interop.KeyBundles.KeyBundleExchange? _keyBundles;
 
+    /// <summary>Partner health (<c>relayd ctl health</c>, HealthRequest); null when [health] is off or before <see cref="Open"/>.</summary>
+    internal Support.Health.PartnerHealthRecorder? Health { get; private set; }
+
     /// <summary>The key-bundle routes' state (pending requests, late answers), for tests and diagnostics.</summary>
     internal Interop.KeyBundles.KeyBundleExchange? KeyBundles => _keyBundles;
 
@@ -232,6 +235,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
             Abuse = Abuse,
             ReadReceipts = _readReceipts,
             Support = support,
+            Health = Health,
         };
         SessionServices services = _services;
         Func<PartnerInfo, Protocol.V1.Frame, bool> sendLive = (partner, frame) => services.AnySessionOf(partner)?.TryEnqueueFrame(frame) ?? false;
@@ -382,6 +386,12 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
     private Routing.SupportEvents BuildSupportEvents()
     {
         var consumers = new List<Routing.ISupportEvents>();
+        if (_options.Health.Enabled)
+        {
+            Health = new Support.Health.PartnerHealthRecorder(_clock);
+            consumers.Add(Health);
+        }
+
         consumers.AddRange(_addedSupportConsumers);
         return consumers.Count == 0 ? Routing.SupportEvents.None : new Routing.SupportEvents([.. consumers]);
     }

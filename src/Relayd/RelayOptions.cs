@@ -40,6 +40,9 @@ public sealed class RelayOptions
     /// <summary>The <c>[interop]</c> table: opt-in, content-kind policy, key bundles, rate limits, abuse reports.</summary>
     public InteropOptions Interop { get; set; } = new();
 
+    /// <summary>Partner health (<c>relayd ctl health</c>, HealthRequest). Defaults to on.</summary>
+    public HealthOptions Health { get; set; } = new();
+
     /// <summary>Throws when <see cref="Check"/> finds a problem; what every way of building options calls before a relay starts.</summary>
     /// <exception cref="RelayOptionsException">The options cannot work; its message lists every problem with its key.</exception>
     public void Validate()

@@ -26,6 +26,26 @@ internal sealed class PartnerMailbox
     public ShardQueue[] Shards { get; }
 
     /// <summary>
+    /// Envelopes waiting for this partner or in flight to it (memory and store only), and when the oldest was accepted
+    /// (unix ms; null when none). Takes each shard's lock in turn: for a query (partner health), not per envelope.
+    /// </summary>
+    public (long Envelopes, long? OldestAcceptedAtMs) Backlog()
+    {
+        long envelopes = 0;
+        long? oldest = null;
+        foreach (ShardQueue shard in Shards)
+        {
+            envelopes += shard.Count + (long)shard.SpilledCount;
+            if (shard.OldestAcceptedAtMs is long at && (oldest is null || at < oldest))
+            {
+                oldest = at;
+            }
+        }
+
+        return (envelopes, oldest);
+    }
+
+    /// <summary>
     /// What the partner's connected sessions declared in Hello they can take, combined (every one must be able to take
     /// an envelope: it may land on any of them). With none connected, what the last ones declared; before any, all.
     /// </summary>

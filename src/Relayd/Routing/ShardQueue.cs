@@ -44,6 +44,7 @@ internal sealed class ShardQueue
     private StoreRef _spillFrom;
     private StoreRef _spillTail;
     private int _spilledCount;
+    private long _spillFromAcceptedAtMs; // when the first envelope left in the store only was accepted (at most)
 
     public ShardQueue(int shardIndex, long maxSlabBytes, int maxEntries, int windowEnvelopes, long windowBytes)
     {
@@ -86,6 +87,22 @@ internal sealed class ShardQueue
             lock (_lock)
             {
                 return _spilledCount;
+            }
+        }
+    }
+
+    /// <summary>
+    /// When the oldest envelope waiting or in flight was accepted (unix ms), null when none: what partner health reports
+    /// as the backlog's age. The head in memory is the oldest (what is in the store only came after it); with memory
+    /// empty and envelopes in the store only (briefly, until the loader catches up), the last loaded one's time.
+    /// </summary>
+    public long? OldestAcceptedAtMs
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _count > 0 ? _entries[_head].AcceptedAtMs : _spilled ? _spillFromAcceptedAtMs : null;
             }
         }
     }
@@ -135,7 +152,7 @@ internal sealed class ShardQueue
 
             if (_spilled || !TryInsertLocked(frame, header, sender, acceptedAtMs, expiresAtMs, reference, consentEpoch))
             {
-                SpillLocked(reference);
+                SpillLocked(reference, acceptedAtMs);
                 report.Report(frame, header, sender, _shardIndex, logOnly: true, acceptedAtMs);
                 return AppendResult.Appended;
             }
@@ -156,7 +173,7 @@ internal sealed class ShardQueue
         {
             if (_spilled || !TryInsertLocked(envelope.Frame, header, sender, envelope.AcceptedAtMs, envelope.ExpiresAtMs, envelope.Ref, UncheckedConsent))
             {
-                SpillLocked(envelope.Ref);
+                SpillLocked(envelope.Ref, envelope.AcceptedAtMs);
             }
         }
     }
@@ -188,11 +205,13 @@ internal sealed class ShardQueue
             if (!skip && !TryInsertLocked(envelope.Frame, header, sender, envelope.AcceptedAtMs, envelope.ExpiresAtMs, envelope.Ref, UncheckedConsent))
             {
                 _spillFrom = envelope.Ref;
+                _spillFromAcceptedAtMs = envelope.AcceptedAtMs;
                 return SpillLoad.NoRoom;
             }
 
             _spilledCount--;
             _spillFrom = envelope.Next;
+            _spillFromAcceptedAtMs = envelope.AcceptedAtMs; // the next one was accepted at or after it
             if (envelope.Ref >= _spillTail)
             {
                 Volatile.Write(ref _spilled, false); // caught up: appends go to memory again
@@ -519,12 +538,13 @@ internal sealed class ShardQueue
 
     private ulong DeliveryIdOf(ulong sequence) => ((ulong)_shardIndex << SequenceBits) | (sequence & SequenceMask);
 
-    private void SpillLocked(StoreRef position)
+    private void SpillLocked(StoreRef position, long acceptedAtMs)
     {
         if (!_spilled)
         {
             Volatile.Write(ref _spilled, true);
             _spillFrom = position;
+            _spillFromAcceptedAtMs = acceptedAtMs;
         }
 
         _spillTail = position;
@@ -619,7 +639,7 @@ internal sealed class ShardQueue
         public UInt128 MessageId;
         public PartnerInfo? Sender;
         public long ExpiresAtMs;
-        public long AcceptedAtMs; // for the acknowledged event's latency
+        public long AcceptedAtMs; // for the acknowledged event's latency and the backlog's oldest age
         public StoreRef StoreRef;
         public bool Acked;
         public bool Sent;

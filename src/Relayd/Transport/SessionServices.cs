@@ -73,6 +73,9 @@ internal sealed class SessionServices : Interop.ILiveSessions
     /// <summary>Where the data path reports each step of a message (trace, partner health, evidence).</summary>
     public Routing.SupportEvents Support { get; init; } = Relayd.Routing.SupportEvents.None;
 
+    /// <summary>Partner health, for HealthRequest; null: off (UNEXPECTED_FRAME).</summary>
+    public Support.Health.PartnerHealthRecorder? Health { get; init; }
+
     /// <summary>
     /// A session of <paramref name="partner"/> past its Welcome, for a frame routed live (key bundles, typing); null
     /// when it has none. Sessions are few (tens): a scan is cheaper than keeping a second index in step.

@@ -173,7 +173,9 @@ internal static class ServeCommands
             DefaultValueFactory = _ => "defaults",
         };
         rateLimits.AcceptOnlyFromAmong("defaults", "bench", "off");
-        var command = new Command("dev", "Run a foreground dev relay on loopback with a generated dev PKI and its write-ahead log in DIR/wal") { dir, port, partners, noSync, rateLimits, noOptIn };
+        var health = new Option<string>("--health") { Description = "on: record partner health (the default); off: not (to measure what it costs)", DefaultValueFactory = _ => "on" };
+        health.AcceptOnlyFromAmong("on", "off");
+        var command = new Command("dev", "Run a foreground dev relay on loopback with a generated dev PKI and its write-ahead log in DIR/wal") { dir, port, partners, noSync, rateLimits, noOptIn, health };
         command.SetAction(async (parse, cancellationToken) =>
         {
             if (parse.GetValue(partners)!.Select(DevPki.PartnerIdProblem).FirstOrDefault(p => p is not null) is { } badId)
@@ -202,6 +204,7 @@ internal static class ServeCommands
                 options.Partners.Add(new PartnerOptions { Id = id });
             }
 
+            options.Health.Enabled = parse.GetValue(health) != "off";
             switch (parse.GetValue(rateLimits))
             {
                 case "bench":
