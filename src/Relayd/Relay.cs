@@ -27,7 +27,7 @@ namespace Relayd;
 /// socket; then accept, heartbeat and maintenance. Stop: the listener's GoAway and drain, then maintenance, the
 /// storage summary and the store.
 /// </remarks>
-internal sealed class Relay : IAsyncDisposable, IRelayProbe
+internal sealed partial class Relay : IAsyncDisposable, IRelayProbe
 {
     private readonly RelayOptions _options;
     private readonly IPEndPoint _endpoint;
@@ -173,8 +173,10 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
         try
         {
             receipts = new ReceiptDispatcher(store, _logger);
-            var recovery = new QueueRecovery(Partners, store, _logger, RecoveryProgressed);
+            OpenTrace(); // before recovery: the trace derives from the log what the last process lost
+            var recovery = new QueueRecovery(Partners, store, _logger, RecoveryProgressed, Trace);
             recovery.Run(_clock.GetUtcNow().ToUnixTimeMilliseconds());
+            Trace?.LogOpened();
             receipts.Settle(recovery.Expired);
 
             // Replaying a large log allocates a buffer per record; give that memory back before serving.
@@ -185,6 +187,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
         {
             _store = null;
             store.Dispose();
+            CloseTrace();
             throw;
         }
 
@@ -236,6 +239,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
             ReadReceipts = _readReceipts,
             Support = support,
             Health = Health,
+            Trace = Trace,
         };
         SessionServices services = _services;
         Func<PartnerInfo, Protocol.V1.Frame, bool> sendLive = (partner, frame) => services.AnySessionOf(partner)?.TryEnqueueFrame(frame) ?? false;
@@ -366,6 +370,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
             _store.Dispose();
             _consent?.Dispose();
             _interopLog?.Dispose();
+            CloseTrace();
         }
     }
 
@@ -390,6 +395,11 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
         {
             Health = new Support.Health.PartnerHealthRecorder(_clock);
             consumers.Add(Health);
+        }
+
+        if (Trace is not null)
+        {
+            consumers.Add(Trace);
         }
 
         consumers.AddRange(_addedSupportConsumers);

@@ -134,4 +134,9 @@ internal static class EventIds
     public const int ReadReceiptDropped = 933;
     public const int InteropLogFailed = 934;
     public const int InteropRecovered = 935;
+
+    // 98x per-message trace (TraceLog)
+    public const int TraceOpened = 980;
+    public const int TraceWriteFailed = 981;
+    public const int TraceQueryFailed = 982;
 }

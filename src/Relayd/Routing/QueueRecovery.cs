@@ -19,15 +19,17 @@ internal sealed class QueueRecovery : IRecoverySink
     private readonly List<SettledEnvelope> _dropped = [];
     private readonly Dictionary<string, long> _gone = [];
     private readonly Action<RecoveryProgress>? _progress;
+    private readonly IRecoveredEnvelopes? _observer;
     private long _held;
     private long _nowMs;
 
-    public QueueRecovery(PartnerDirectory partners, IEnvelopeStore store, ILogger logger, Action<RecoveryProgress>? progress = null)
+    public QueueRecovery(PartnerDirectory partners, IEnvelopeStore store, ILogger logger, Action<RecoveryProgress>? progress = null, IRecoveredEnvelopes? observer = null)
     {
         _partners = partners;
         _store = store;
         _logger = logger;
         _progress = progress;
+        _observer = observer;
     }
 
     /// <summary>Envelopes that expired while the relay was down: their senders get EXPIRED_UNDELIVERED receipts.</summary>
@@ -55,6 +57,11 @@ internal sealed class QueueRecovery : IRecoverySink
 
         PartnerInfo? sender = StoredEnvelopes.Sender(_partners, envelope.Frame, header);
         sender?.Idempotency.Record(header.MessageId, envelope.AcceptedAtMs, DurableMark.None, Carried(envelope, header, fate));
+        if (_observer is { } observer)
+        {
+            PartnerInfo? to = StoredEnvelopes.Recipient(_partners, envelope.Frame, header);
+            observer.Recovered(sender, header.MessageId, to, envelope.AcceptedAtMs, to is null ? 0 : StoredEnvelopes.Shard(envelope.Frame, header, to.Mailbox.Shards.Length));
+        }
         switch (fate.Kind)
         {
             case StoredFateKind.Settled:

@@ -123,6 +123,7 @@ public sealed partial class ConfigKeyTableTests
         Add("Media.", options.Media);
         Add("Metrics.", options.Metrics);
         Add("Interop.", options.Interop);
+        Add("Trace.", options.Trace);
         PartnerOptions partner = options.Partners[0];
         values["Partners[0].MaxConnections"] = Invariant(partner.MaxConnections ?? options.Limits.MaxConnectionsPerPartner);
         values["Partners[0].MaxMediaBytes"] = Invariant(partner.MaxMediaBytes ?? options.Media.MaxBytes);

@@ -19,7 +19,8 @@ internal static class ServeCommands
     public static Command Run()
     {
         Option<FileInfo> config = ConfigOption();
-        var command = new Command("run", "Run the relay in the foreground (what the systemd unit starts)") { config };
+        Option<bool> noTrace = NoTraceOption();
+        var command = new Command("run", "Run the relay in the foreground (what the systemd unit starts)") { config, noTrace };
         command.SetAction(async (parse, cancellationToken) =>
         {
             string path = parse.GetValue(config)!.FullName;
@@ -30,6 +31,7 @@ internal static class ServeCommands
                 return ExitCodes.BadConfig;
             }
 
+            loaded.Options.Trace.Enabled &= !parse.GetValue(noTrace);
             return await RunHostAsync(loaded.Options, cancellationToken, [.. loaded.Problems.Where(p => p.IsWarning)], new ConfigSource(path, loaded.Values));
         });
         return command;
@@ -154,6 +156,9 @@ internal static class ServeCommands
         return command;
     }
 
+    // Overrides [trace] enabled for one run: to measure what the trace costs, or to run without it.
+    private static Option<bool> NoTraceOption() => new("--no-trace") { Description = "Do not record the per-message trace ([trace] enabled = false for this run)" };
+
     private static Option<FileInfo> ConfigOption() => new("--config", "-c")
     {
         Description = "Path of the TOML configuration file",
@@ -175,7 +180,8 @@ internal static class ServeCommands
         rateLimits.AcceptOnlyFromAmong("defaults", "bench", "off");
         var health = new Option<string>("--health") { Description = "on: record partner health (the default); off: not (to measure what it costs)", DefaultValueFactory = _ => "on" };
         health.AcceptOnlyFromAmong("on", "off");
-        var command = new Command("dev", "Run a foreground dev relay on loopback with a generated dev PKI and its write-ahead log in DIR/wal") { dir, port, partners, noSync, rateLimits, noOptIn, health };
+        Option<bool> noTrace = NoTraceOption();
+        var command = new Command("dev", "Run a foreground dev relay on loopback with a generated dev PKI and its write-ahead log in DIR/wal") { dir, port, partners, noSync, rateLimits, noOptIn, health, noTrace };
         command.SetAction(async (parse, cancellationToken) =>
         {
             if (parse.GetValue(partners)!.Select(DevPki.PartnerIdProblem).FirstOrDefault(p => p is not null) is { } badId)
@@ -205,6 +211,7 @@ internal static class ServeCommands
             }
 
             options.Health.Enabled = parse.GetValue(health) != "off";
+            options.Trace.Enabled = !parse.GetValue(noTrace);
             switch (parse.GetValue(rateLimits))
             {
                 case "bench":

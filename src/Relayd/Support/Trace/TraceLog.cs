@@ -1,0 +1,17 @@
+using Microsoft.Extensions.Logging;
+using Relayd.Diagnostics;
+
+namespace Relayd.Support.Trace;
+
+/// <summary>The trace's log lines (event ids 98x).</summary>
+internal static partial class TraceLog
+{
+    [LoggerMessage(EventIds.TraceOpened, LogLevel.Information, "Trace in {Directory}: {Segments} segments, {Bytes} bytes; {Derived} accepted envelopes whose events were lost with the last process re-derived from the write-ahead log")]
+    public static partial void Opened(ILogger logger, string directory, int segments, long bytes, int derived);
+
+    [LoggerMessage(EventIds.TraceWriteFailed, LogLevel.Warning, "Trace writing in {Directory} failed: {Reason}; events are dropped (relayd_trace_events_dropped_total) until it works again, messages are not affected")]
+    public static partial void WriteFailed(ILogger logger, string directory, string reason);
+
+    [LoggerMessage(EventIds.TraceQueryFailed, LogLevel.Warning, "A TraceRequest of partner '{PartnerId}' failed: {Reason}")]
+    public static partial void QueryFailed(ILogger logger, string partnerId, string reason);
+}

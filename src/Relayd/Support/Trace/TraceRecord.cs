@@ -1,0 +1,45 @@
+using Relayd.Protocol.V1;
+
+namespace Relayd.Support.Trace;
+
+/// <summary>One event read back from the trace's segments (queries only: this allocates, the data path never does).</summary>
+internal sealed record TraceRecord
+{
+    public TraceEventKind Kind { get; init; }
+
+    public TraceFlags Flags { get; init; }
+
+    public long AtMs { get; init; }
+
+    /// <summary>Message id or transfer id; 0 for key-bundle events (see <see cref="Number"/>).</summary>
+    public UInt128 Id { get; init; }
+
+    public string? Sender { get; init; }
+
+    public string? Recipient { get; init; }
+
+    public long Session { get; init; }
+
+    /// <summary>Delivery id (envelopes) or request id (key bundles).</summary>
+    public ulong Number { get; init; }
+
+    public long Bytes { get; init; }
+
+    public long TotalBytes { get; init; }
+
+    public ErrorCode Code { get; init; }
+
+    public ReceiptStatus Status { get; init; }
+
+    public int Shard { get; init; }
+
+    public ulong SenderUserHash { get; init; }
+
+    public ulong RecipientUserHash { get; init; }
+
+    public string? Detail { get; init; }
+
+    public bool FromLog => (Flags & TraceFlags.FromLog) != 0;
+
+    public bool LogOnly => (Flags & TraceFlags.LogOnly) != 0;
+}
