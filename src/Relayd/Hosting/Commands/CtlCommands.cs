@@ -12,8 +12,9 @@ namespace Relayd.Hosting.Commands;
 /// <c>relayd ctl [--socket PATH] [--json] COMMAND</c>: the admin client of a running relay's control socket. Prints a
 /// table (or the raw response line with <c>--json</c>); a refusal is one line on stderr and a sysexits code.
 /// </summary>
-internal static class CtlCommands
+internal static partial class CtlCommands
 {
+    private const int ExitNoInput = 66;    // EX_NOINPUT: nothing recorded under that id (ctl trace)
     private const int ExitNoUser = 67;     // EX_NOUSER: no such partner
     private const int ExitProtocol = 76;   // EX_PROTOCOL: the relay's answer is not the control protocol
     private const int ExitNoPermission = 77; // EX_NOPERM: SO_PEERCRED refused this user
@@ -36,6 +37,7 @@ internal static class CtlCommands
         ctl.Add(Simple("drain", "Lame duck until restart: refuse new sessions and envelopes, keep delivering", ControlProtocol.Drain, socket, json));
         ctl.Add(Simple("reload", "Re-read and validate the configuration, apply it only when valid", ControlProtocol.Reload, socket, json));
         ctl.Add(Simple("abuse", "Recent abuse reports: time, reporter and reported partner, hashed users, reason, verified/unverified ids, notice delivered", ControlProtocol.Abuse, socket, json));
+        ctl.Add(Trace(socket, json));
         var wal = new Command("wal", "The write-ahead log");
         wal.Add(Simple("stats", "Segments, bytes, fdatasync latency, backlog per partner", ControlProtocol.WalStats, socket, json));
         ctl.Add(wal);
@@ -123,6 +125,7 @@ internal static class CtlCommands
         {
             ControlErrors.PermissionDenied => ExitNoPermission,
             ControlErrors.UnknownPartner => ExitNoUser,
+            ControlErrors.NotFound => ExitNoInput,
             ControlErrors.MissingArgument or ControlErrors.UnknownCommand or ControlErrors.MalformedRequest or ControlErrors.RequestTooLarge => ExitCodes.Usage,
             ControlErrors.ReloadRefused => ExitCodes.BadConfig,
             ControlErrors.NotAvailable or ControlErrors.Busy => ExitCodes.ListenFailed,
@@ -241,6 +244,11 @@ internal static class ControlTables
         {
             Table(text, ["ACCEPTED", "REPORTER", "REPORTER USER", "REPORTED", "REPORTED USER", "REASON", "VERIFIED", "UNVERIFIED", "DELIVERED"],
                 reports.Select(r => new[] { r.AcceptedAt.ToString("u", CultureInfo.InvariantCulture), r.ReporterPartner, r.ReporterUser, r.ReportedPartner, r.ReportedUser, r.Reason, Number(r.Verified), Number(r.Unverified), r.DeliveredToReportedPartner ? "yes" : "no" }));
+        }
+
+        if (response.Trace is { } trace)
+        {
+            TraceText.Render(text, trace);
         }
 
         if (response.Action is { } action)

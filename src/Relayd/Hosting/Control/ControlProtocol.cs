@@ -24,6 +24,7 @@ internal static class ControlProtocol
     public const string Reload = "reload";
     public const string WalStats = "wal_stats";
     public const string Abuse = "abuse";
+    public const string Trace = "trace";
 }
 
 /// <summary>The typed errors of the control protocol (<see cref="ControlError.Code"/>).</summary>
@@ -38,6 +39,7 @@ internal static class ControlErrors
     public const string NotAvailable = "not_available";
     public const string ReloadRefused = "reload_refused";
     public const string Busy = "busy";
+    public const string NotFound = "not_found";
     public const string Internal = "internal";
 }
 
@@ -49,6 +51,24 @@ internal sealed class ControlRequest
 
     /// <summary>suspend and resume: the partner id.</summary>
     public string? Partner { get; set; }
+
+    /// <summary>trace: the message's sender partner (with <see cref="MessageId"/>).</summary>
+    public string? Sender { get; set; }
+
+    /// <summary>trace: the message id, 32 hex digits.</summary>
+    public string? MessageId { get; set; }
+
+    /// <summary>trace: the recipient partner (with <see cref="DeliveryId"/>).</summary>
+    public string? Recipient { get; set; }
+
+    /// <summary>trace: a delivery id the recipient partner received.</summary>
+    public ulong? DeliveryId { get; set; }
+
+    /// <summary>trace: a media transfer id, 32 hex digits.</summary>
+    public string? TransferId { get; set; }
+
+    /// <summary>trace: the users' raw ids instead of their keyed hashes.</summary>
+    public bool ShowUsers { get; set; }
 }
 
 /// <summary>One response: <c>ok</c>, and either the command's result (one of the other fields) or <c>error</c>.</summary>
@@ -74,6 +94,9 @@ internal sealed class ControlResponse
 
     /// <summary>abuse: the most recent abuse reports, newest first.</summary>
     public List<AbuseReportView>? AbuseReports { get; set; }
+
+    /// <summary>trace: one message's or transfer's timeline.</summary>
+    public TraceView? Trace { get; set; }
 
     public static ControlResponse Failed(string code, string message) => new() { Error = new ControlError { Code = code, Message = message } };
 }

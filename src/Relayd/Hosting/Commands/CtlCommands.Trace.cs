@@ -1,0 +1,134 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using Relayd.Hosting.Control;
+
+namespace Relayd.Hosting.Commands;
+
+internal static partial class CtlCommands
+{
+    /// <summary><c>relayd ctl trace --sender P --message-id HEX | --recipient P --delivery-id N | --transfer-id HEX [--show-users]</c>.</summary>
+    private static Command Trace(Option<string> socket, Option<bool> json)
+    {
+        var sender = new Option<string>("--sender") { Description = "The message's sender partner (with --message-id)" };
+        var messageId = new Option<string>("--message-id") { Description = "The message id, 32 hex digits (with --sender)" };
+        var recipient = new Option<string>("--recipient") { Description = "The recipient partner (with --delivery-id)" };
+        var deliveryId = new Option<ulong?>("--delivery-id") { Description = "A delivery id the recipient partner received (with --recipient)" };
+        var transferId = new Option<string>("--transfer-id") { Description = "A media transfer id, 32 hex digits" };
+        var showUsers = new Option<bool>("--show-users") { Description = "Show the users' raw ids instead of their keyed hashes (only while the write-ahead log holds the envelope)" };
+        var command = new Command("trace", "One message's (or media transfer's) steps at the relay with times and durations, and whose side it waits on")
+        {
+            sender, messageId, recipient, deliveryId, transferId, showUsers,
+        };
+        command.Validators.Add(result =>
+        {
+            bool byMessage = result.GetValue(sender) is not null || result.GetValue(messageId) is not null;
+            bool byDelivery = result.GetValue(recipient) is not null || result.GetValue(deliveryId) is not null;
+            bool byTransfer = result.GetValue(transferId) is not null;
+            if ((byMessage ? 1 : 0) + (byDelivery ? 1 : 0) + (byTransfer ? 1 : 0) != 1)
+            {
+                result.AddError("give one of: --sender P --message-id HEX, --recipient P --delivery-id N, --transfer-id HEX");
+            }
+            else if (byMessage && (result.GetValue(sender) is null || result.GetValue(messageId) is null))
+            {
+                result.AddError("--sender and --message-id go together");
+            }
+            else if (byDelivery && (result.GetValue(recipient) is null || result.GetValue(deliveryId) is null))
+            {
+                result.AddError("--recipient and --delivery-id go together");
+            }
+        });
+        command.SetAction((parse, cancellationToken) => RunAsync(parse.GetValue(socket)!, parse.GetValue(json), new ControlRequest
+        {
+            Command = ControlProtocol.Trace,
+            Sender = parse.GetValue(sender),
+            MessageId = parse.GetValue(messageId),
+            Recipient = parse.GetValue(recipient),
+            DeliveryId = parse.GetValue(deliveryId),
+            TransferId = parse.GetValue(transferId),
+            ShowUsers = parse.GetValue(showUsers),
+        }, cancellationToken));
+        return command;
+    }
+}
+
+/// <summary>The readable timeline of <c>ctl trace</c>: one line per step with its relay time (UTC, ms) and the time since the step before, then where it stopped.</summary>
+internal static class TraceText
+{
+    public static void Render(StringBuilder text, TraceView trace)
+    {
+        text.Append(CultureInfo.InvariantCulture, $"{trace.Of} {trace.Id}: {trace.Sender} -> {(trace.Recipient.Length > 0 ? trace.Recipient : "?")}");
+        if (trace.SenderUser is not null)
+        {
+            text.Append(CultureInfo.InvariantCulture, $" (users {trace.SenderUser} -> {trace.RecipientUser})");
+        }
+
+        text.AppendLine();
+        if (trace.UsersNote is { } note)
+        {
+            text.AppendLine("  " + note);
+        }
+
+        foreach (TraceStepView step in trace.Steps)
+        {
+            var line = new StringBuilder();
+            line.Append(CultureInfo.InvariantCulture, $"  {step.At.UtcDateTime:yyyy-MM-dd HH:mm:ss.fff}  {(step.AfterMs == 0 && step == trace.Steps[0] ? "" : "+" + Duration(step.AfterMs)),9}  {step.Step}");
+            if (step.FromLog == true)
+            {
+                line.Append(" (from log)");
+            }
+
+            var facts = new List<string>();
+            if (step.Session != 0)
+            {
+                facts.Add($"session {step.Session}");
+            }
+            else if (step.Step == "receipt")
+            {
+                facts.Add("held");
+            }
+
+            if (step.Status is { } status)
+            {
+                facts.Add(status);
+            }
+
+            if (step.DeliveryId is { } delivery)
+            {
+                facts.Add((step.Step.StartsWith("key bundle", StringComparison.Ordinal) ? "request " : "delivery ") + delivery.ToString(CultureInfo.InvariantCulture));
+            }
+
+            if (step.Shard is { } shard)
+            {
+                facts.Add($"shard {shard}" + (step.LogOnly == true ? " log only" : " in memory"));
+            }
+
+            if (step.Bytes != 0)
+            {
+                facts.Add(step.TotalBytes is { } total ? $"{step.Bytes} of {total} bytes" : $"{step.Bytes} bytes");
+            }
+
+            if (step.Code is { } code)
+            {
+                facts.Add(code + (step.Detail is { } detail ? ": " + detail : ""));
+            }
+
+            if (facts.Count > 0)
+            {
+                line.Append("  ").Append(string.Join(", ", facts));
+            }
+
+            text.AppendLine(line.ToString());
+        }
+
+        text.AppendLine(trace.Summary);
+    }
+
+    private static string Duration(long ms) => ms switch
+    {
+        < 1000 => string.Create(CultureInfo.InvariantCulture, $"{ms} ms"),
+        < 60_000 => string.Create(CultureInfo.InvariantCulture, $"{ms / 1000.0:F3} s"),
+        < 3_600_000 => string.Create(CultureInfo.InvariantCulture, $"{ms / 60_000}m{ms / 1000 % 60:D2}s"),
+        _ => string.Create(CultureInfo.InvariantCulture, $"{ms / 3_600_000}h{ms / 60_000 % 60:D2}m"),
+    };
+}

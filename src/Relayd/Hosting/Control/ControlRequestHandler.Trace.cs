@@ -1,0 +1,153 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using Relayd.Protocol.V1;
+using Relayd.Support.Trace;
+
+namespace Relayd.Hosting.Control;
+
+internal sealed partial class ControlRequestHandler
+{
+    /// <summary>
+    /// <c>trace</c>: a message by (sender, message_id) or (recipient, delivery_id), or a media transfer by
+    /// transfer_id: its steps with relay times and the time between them, and where it stopped.
+    /// </summary>
+    private async Task<ControlResponse> TraceAsync(ControlRequest request, CancellationToken cancellationToken)
+    {
+        if (_relay.Trace is not { } trace)
+        {
+            return ControlResponse.Failed(ControlErrors.NotAvailable, "the per-message trace is off on this relay ([trace] enabled = false, or --no-trace)");
+        }
+
+        if (request.TransferId is { Length: > 0 } transferHex)
+        {
+            if (ParseId(transferHex, "transfer_id") is { } bad)
+            {
+                return bad;
+            }
+
+            UInt128 transferId = BinaryPrimitives.ReadUInt128BigEndian(Convert.FromHexString(transferHex));
+            IReadOnlyList<TraceRecord> events = await TraceQuery.TransferAsync(trace, transferId, cancellationToken);
+            if (events.Count == 0)
+            {
+                return ControlResponse.Failed(ControlErrors.NotFound, $"the trace has no media transfer {transferHex.ToLowerInvariant()} (never seen, or older than [trace] retention_seconds)");
+            }
+
+            TraceSummary summary = TraceSummary.OfTransfer(events, trace);
+            return new ControlResponse
+            {
+                Ok = true,
+                Trace = new TraceView
+                {
+                    Of = "transfer",
+                    Sender = events.FirstOrDefault(e => e.Sender is not null)?.Sender ?? "",
+                    Recipient = events.FirstOrDefault(e => e.Recipient is not null)?.Recipient ?? "",
+                    Id = transferHex.ToLowerInvariant(),
+                    Steps = Steps(events),
+                    Summary = summary.Text,
+                    WaitingOn = summary.WaitingOn,
+                },
+            };
+        }
+
+        MessageTrace? message;
+        string asked;
+        if (request.Sender is { Length: > 0 } sender)
+        {
+            if (request.MessageId is not { Length: > 0 } messageHex)
+            {
+                return ControlResponse.Failed(ControlErrors.MissingArgument, "trace with \"sender\" needs \"message_id\": 32 hex digits");
+            }
+
+            if (ParseId(messageHex, "message_id") is { } bad)
+            {
+                return bad;
+            }
+
+            asked = $"message {messageHex.ToLowerInvariant()} of '{sender}'";
+            message = await TraceQuery.MessageAsync(trace, sender, BinaryPrimitives.ReadUInt128BigEndian(Convert.FromHexString(messageHex)), cancellationToken);
+        }
+        else if (request.Recipient is { Length: > 0 } recipient)
+        {
+            if (request.DeliveryId is not { } deliveryId)
+            {
+                return ControlResponse.Failed(ControlErrors.MissingArgument, "trace with \"recipient\" needs \"delivery_id\"");
+            }
+
+            asked = $"delivery {deliveryId.ToString(CultureInfo.InvariantCulture)} to '{recipient}'";
+            message = await TraceQuery.DeliveryAsync(trace, recipient, deliveryId, cancellationToken);
+        }
+        else
+        {
+            return ControlResponse.Failed(ControlErrors.MissingArgument, "trace needs \"sender\" and \"message_id\", \"recipient\" and \"delivery_id\", or \"transfer_id\"");
+        }
+
+        if (message is null)
+        {
+            return ControlResponse.Failed(ControlErrors.NotFound, $"the trace has no {asked} (never seen, or older than [trace] retention_seconds)");
+        }
+
+        TraceSummary result = TraceSummary.Of(message, trace);
+        TraceRecord? accepted = message.Events.FirstOrDefault(e => e.Kind == TraceEventKind.TraceAccepted && !e.FromLog);
+        return new ControlResponse
+        {
+            Ok = true,
+            Trace = new TraceView
+            {
+                Of = "message",
+                Sender = message.Sender,
+                Recipient = message.Recipient ?? "",
+                Id = message.MessageId.ToString("x32", CultureInfo.InvariantCulture),
+                SenderUser = accepted is null ? null : UserHash(accepted.SenderUserHash),
+                RecipientUser = accepted is null ? null : UserHash(accepted.RecipientUserHash),
+                UsersNote = request.ShowUsers
+                    ? "raw user ids are not shown: this relay cannot yet read an envelope back from its write-ahead log by message id, and the trace keeps only keyed hashes"
+                    : null,
+                Steps = Steps(WithReceived(message.Events)),
+                Summary = result.Text,
+                WaitingOn = result.WaitingOn,
+            },
+        };
+    }
+
+    private static string UserHash(ulong hash) => "siphash:" + hash.ToString("x16", CultureInfo.InvariantCulture);
+
+    private static ControlResponse? ParseId(string hex, string name) =>
+        hex.Length == 32 && hex.All(char.IsAsciiHexDigit) ? null
+            : ControlResponse.Failed(ControlErrors.MalformedRequest, $"{name} must be 32 hex digits (16 bytes), not '{hex}'");
+
+    // RECEIVED is not written apart from ACCEPTED (the same session, size and time): shown as its own step.
+    private static IEnumerable<TraceRecord> WithReceived(IReadOnlyList<TraceRecord> events) =>
+        events.SelectMany(e => e.Kind == TraceEventKind.TraceAccepted
+            ? (TraceRecord[])[e with { Kind = TraceEventKind.TraceReceived, Shard = 0, Flags = e.Flags & TraceFlags.FromLog }, e]
+            : [e]);
+
+    private static List<TraceStepView> Steps(IEnumerable<TraceRecord> events)
+    {
+        var steps = new List<TraceStepView>();
+        long previous = long.MinValue;
+        foreach (TraceRecord e in events)
+        {
+            bool delivery = e.Kind is TraceEventKind.TraceDelivered or TraceEventKind.TraceAcknowledged;
+            bool keyBundle = e.Kind is >= TraceEventKind.TraceKeyBundleForwarded and <= TraceEventKind.TraceKeyBundleTimedOut;
+            steps.Add(new TraceStepView
+            {
+                Step = TraceSummary.Word(e.Kind),
+                At = DateTimeOffset.FromUnixTimeMilliseconds(e.AtMs),
+                AfterMs = previous == long.MinValue ? 0 : e.AtMs - previous,
+                Session = e.Session,
+                Bytes = e.Bytes,
+                TotalBytes = e.TotalBytes != 0 ? e.TotalBytes : null,
+                Shard = e.Kind == TraceEventKind.TraceAccepted ? e.Shard : null,
+                LogOnly = e.Kind == TraceEventKind.TraceAccepted ? e.LogOnly : null,
+                DeliveryId = delivery || keyBundle ? e.Number : null,
+                Code = e.Code != 0 ? Protocol.ProtoNames.Of(e.Code) : null,
+                Detail = e.Detail,
+                Status = e.Kind == TraceEventKind.TraceReceipt ? Protocol.ProtoNames.Of(e.Status) : null,
+                FromLog = e.FromLog ? true : null,
+            });
+            previous = e.AtMs;
+        }
+
+        return steps;
+    }
+}
