@@ -56,6 +56,6 @@ public sealed class TraceOptions
         }
     }
 
-    /// <summary>Events the in-memory ring holds before the writer takes them; beyond, new events are dropped and counted. Defaults to 65536.</summary>
-    internal int RingEvents { get; set; } = 1 << 16;
+    /// <summary>Events the in-memory ring holds before the writer takes them; beyond, new events are dropped and counted. Defaults to 32768 (4 MiB).</summary>
+    internal int RingEvents { get; set; } = 1 << 15;
 }

@@ -1,0 +1,165 @@
+using System.Buffers.Binary;
+using System.Text;
+using System.Text.Json;
+using Google.Protobuf;
+using Microsoft.Extensions.Logging.Abstractions;
+using Relayd.Hosting.Control;
+using Relayd.Protocol;
+using Relayd.Protocol.V1;
+using Relayd.Support.Trace;
+using Relayd.Tests.Infrastructure;
+
+namespace Relayd.Tests.Support.Trace;
+
+/// <summary>
+/// The trace of real messages over real TLS, read back from its segment files the ways the admin (the control
+/// socket's <c>trace</c> command, in process) and a partner (TraceRequest via <see cref="RelayClient.TraceAsync"/>) read it.
+/// </summary>
+public sealed class TraceTimelineTests : IClassFixture<PkiFixture>
+{
+    private readonly TestPki _pki;
+
+    public TraceTimelineTests(PkiFixture fixture) => _pki = fixture.Pki;
+
+    [Fact]
+    public async Task A_delivered_message_shows_every_step_in_order_to_the_admin_and_to_both_partners()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki);
+        await using RelayClient alpha = await relay.ConnectAsync("alpha");
+        await using RelayClient beta = await relay.ConnectAsync("beta");
+        Envelope sent = Envelopes.New("alpha", "beta", ciphertext: Envelopes.RandomCiphertext(1024));
+
+        Ack ack = await alpha.SendAsync(sent).Within();
+        Deliver delivered = await beta.Deliveries.ReadAsync().Within();
+        await beta.AcknowledgeAsync(delivered);
+        await alpha.Receipts.ReadAsync().Within();
+
+        // The receipt is reported after it is handed to alpha's session: poll until the trace has it.
+        JsonElement trace = await TraceUntilAsync(relay, $$"""{"command":"trace","sender":"alpha","message_id":"{{Hex(sent.MessageId)}}"}""",
+            t => t.GetProperty("steps").EnumerateArray().Any(s => s.GetProperty("step").GetString() == "receipt"));
+        string[] steps = [.. trace.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("step").GetString()!)];
+
+        // Durable and delivered race (the Deliver may leave before the log's fdatasync); the rest is ordered.
+        Assert.Equal(["received", "accepted", "delivered", "acknowledged", "receipt"], steps.Where(s => s != "durable"));
+        Assert.Single(steps, "durable");
+        Assert.Equal("beta", trace.GetProperty("recipient").GetString());
+        JsonElement accepted = trace.GetProperty("steps")[1];
+        Assert.Equal(ack.AcceptedAtMs, accepted.GetProperty("at").GetDateTimeOffset().ToUnixTimeMilliseconds());
+        JsonElement delivery = trace.GetProperty("steps").EnumerateArray().Single(s => s.GetProperty("step").GetString() == "delivered");
+        Assert.Equal(delivered.DeliveryId, delivery.GetProperty("delivery_id").GetUInt64());
+        JsonElement receipt = trace.GetProperty("steps").EnumerateArray().Single(s => s.GetProperty("step").GetString() == "receipt");
+        Assert.Equal("DELIVERED", receipt.GetProperty("status").GetString());
+        Assert.StartsWith("complete: receipt DELIVERED handed to alpha", trace.GetProperty("summary").GetString(), StringComparison.Ordinal);
+        Assert.Equal(JsonValueKind.Null, trace.TryGetProperty("waiting_on", out JsonElement waiting) ? waiting.ValueKind : JsonValueKind.Null);
+        Assert.StartsWith("siphash:", trace.GetProperty("sender_user").GetString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("sender-1", trace.GetRawText(), StringComparison.Ordinal); // the user id in clear
+
+        // The same message by the delivery id beta received.
+        JsonElement byDelivery = await TraceAsync(relay, $$"""{"command":"trace","recipient":"beta","delivery_id":{{delivered.DeliveryId}}}""");
+        Assert.Equal(Hex(sent.MessageId), byDelivery.GetProperty("trace").GetProperty("id").GetString());
+
+        // Both partners of the message get its events, oldest first, with no user field at all.
+        foreach (RelayClient asker in (RelayClient[])[alpha, beta])
+        {
+            TraceReply reply = await asker.TraceAsync("alpha", sent.MessageId.Memory).Within();
+            TraceEventKind[] kinds = [.. reply.Events.Select(e => e.Kind).Where(k => k != TraceEventKind.TraceDurable)];
+            Assert.Equal([TraceEventKind.TraceReceived, TraceEventKind.TraceAccepted, TraceEventKind.TraceDelivered, TraceEventKind.TraceAcknowledged, TraceEventKind.TraceReceipt], kinds);
+            Assert.Equal(ack.AcceptedAtMs * 1000, reply.Events.Single(e => e.Kind == TraceEventKind.TraceAccepted).TimeUs);
+            Assert.Equal(delivered.DeliveryId, reply.Events.Single(e => e.Kind == TraceEventKind.TraceDelivered).DeliveryId);
+            Assert.True(reply.Events.Zip(reply.Events.Skip(1)).All(p => p.First.TimeUs <= p.Second.TimeUs));
+        }
+    }
+
+    [Fact]
+    public async Task An_envelope_for_an_offline_partner_shows_waiting_for_beta_since_its_last_session_closed()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki);
+        await using (RelayClient gone = await relay.ConnectAsync("beta"))
+        {
+        }
+
+        await using RelayClient alpha = await relay.ConnectAsync("alpha");
+        Envelope sent = Envelopes.New("alpha", "beta");
+        await alpha.SendAsync(sent).Within();
+        await WaitUntilAsync(() => relay.Server.Trace!.Presence("beta") is (0, > 0));
+
+        JsonElement trace = (await TraceAsync(relay, $$"""{"command":"trace","sender":"alpha","message_id":"{{Hex(sent.MessageId)}}"}""")).GetProperty("trace");
+
+        Assert.Matches(@"^accepted \d\d:\d\d:\d\d\.\d{3}, waiting for beta: beta has no session since \d\d:\d\d:\d\d\.\d{3}$", trace.GetProperty("summary").GetString());
+        Assert.Equal("beta", trace.GetProperty("waiting_on").GetString());
+    }
+
+    [Fact]
+    public async Task A_refused_envelope_shows_its_code_and_detail_and_that_nothing_waits()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki);
+        await using RelayClient alpha = await relay.ConnectAsync("alpha");
+        Envelope unknown = Envelopes.New("alpha", "nobody");
+        RelayException refused = await Assert.ThrowsAsync<RelayException>(() => alpha.SendAsync(unknown).Within());
+
+        JsonElement trace = (await TraceAsync(relay, $$"""{"command":"trace","sender":"alpha","message_id":"{{Hex(unknown.MessageId)}}"}""")).GetProperty("trace");
+
+        JsonElement step = Assert.Single(trace.GetProperty("steps").EnumerateArray());
+        Assert.Equal("refused", step.GetProperty("step").GetString());
+        Assert.Equal(ProtoNamesOf(refused.Code), step.GetProperty("code").GetString());
+        Assert.Contains($"with {ProtoNamesOf(refused.Code)}", trace.GetProperty("summary").GetString(), StringComparison.Ordinal);
+        Assert.EndsWith("nothing was stored, nothing waits", trace.GetProperty("summary").GetString(), StringComparison.Ordinal);
+        TraceReply reply = await alpha.TraceAsync("alpha", unknown.MessageId.Memory).Within();
+        Assert.Equal(refused.Code, Assert.Single(reply.Events).Code);
+    }
+
+    [Fact]
+    public async Task An_unknown_id_is_refused_with_not_found_and_a_trace_off_relay_says_so()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki);
+        JsonElement unknown = await TraceAsync(relay, """{"command":"trace","sender":"alpha","message_id":"000102030405060708090a0b0c0d0e0f"}""", ok: false);
+        Assert.Equal("not_found", unknown.GetProperty("error").GetProperty("code").GetString());
+        JsonElement malformed = await TraceAsync(relay, """{"command":"trace","sender":"alpha","message_id":"zz"}""", ok: false);
+        Assert.Equal("malformed_request", malformed.GetProperty("error").GetProperty("code").GetString());
+
+        await using TestRelay off = TestRelay.Start(_pki, o => o.Trace.Enabled = false);
+        JsonElement notAvailable = await TraceAsync(off, """{"command":"trace","sender":"alpha","message_id":"000102030405060708090a0b0c0d0e0f"}""", ok: false);
+        Assert.Equal("not_available", notAvailable.GetProperty("error").GetProperty("code").GetString());
+        await using RelayClient alpha = await off.ConnectAsync("alpha");
+        RelayException refused = await Assert.ThrowsAsync<RelayException>(() => alpha.TraceAsync("alpha", new byte[16]).Within());
+        Assert.Equal(ErrorCode.UnexpectedFrame, refused.Code);
+    }
+
+    private static string ProtoNamesOf(ErrorCode code) => Relayd.Protocol.ProtoNames.Of(code);
+
+    internal static string Hex(ByteString id) => Convert.ToHexStringLower(id.Span);
+
+    private static async Task<JsonElement> TraceAsync(TestRelay relay, string request, bool ok = true)
+    {
+        var handler = new ControlRequestHandler(relay.Server, relay.Options, null, NullLogger.Instance);
+        ControlResponse response = await handler.HandleAsync(Encoding.UTF8.GetBytes(request), new PeerCredentials(1, 0, 0), TestContext.Current.CancellationToken);
+        JsonElement json = JsonDocument.Parse(JsonSerializer.Serialize(response, ControlJsonContext.Default.ControlResponse)).RootElement;
+        Assert.True(response.Ok == ok, $"{request} answered {json}");
+        return json;
+    }
+
+    private static async Task<JsonElement> TraceUntilAsync(TestRelay relay, string request, Func<JsonElement, bool> done)
+    {
+        DateTime deadline = DateTime.UtcNow.AddSeconds(30);
+        while (true)
+        {
+            JsonElement trace = (await TraceAsync(relay, request)).GetProperty("trace");
+            if (done(trace) || DateTime.UtcNow > deadline)
+            {
+                return trace;
+            }
+
+            await Task.Delay(20, TestContext.Current.CancellationToken);
+        }
+    }
+
+    internal static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        DateTime deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the condition did not hold within 30 s");
+            await Task.Delay(10, TestContext.Current.CancellationToken);
+        }
+    }
+}
