@@ -87,7 +87,10 @@ public sealed class RelayOptions
 
         CheckPartners(problems, lineOfKey);
         Metrics.Check(problems);
-        Trace.Check(problems);
+        if (Trace.MaxBytes < 2L * Trace.SegmentBytes)
+        {
+            problems.Add(new OptionsProblem("trace.max_bytes", $"{Trace.MaxBytes} is less than twice trace.segment_bytes ({Trace.SegmentBytes}): the cap could not keep one closed segment beside the open one"));
+        }
         return problems;
     }
 

@@ -97,8 +97,8 @@ internal sealed partial class ControlRequestHandler
                 Sender = message.Sender,
                 Recipient = message.Recipient ?? "",
                 Id = message.MessageId.ToString("x32", CultureInfo.InvariantCulture),
-                SenderUser = accepted is null ? null : UserHash(accepted.SenderUserHash),
-                RecipientUser = accepted is null ? null : UserHash(accepted.RecipientUserHash),
+                SenderUser = accepted is null ? null : HashText(accepted.SenderUserHash),
+                RecipientUser = accepted is null ? null : HashText(accepted.RecipientUserHash),
                 UsersNote = request.ShowUsers
                     ? "raw user ids are not shown: this relay cannot yet read an envelope back from its write-ahead log by message id, and the trace keeps only keyed hashes"
                     : null,
@@ -109,7 +109,7 @@ internal sealed partial class ControlRequestHandler
         };
     }
 
-    private static string UserHash(ulong hash) => "siphash:" + hash.ToString("x16", CultureInfo.InvariantCulture);
+    private static string HashText(ulong hash) => "siphash:" + hash.ToString("x16", CultureInfo.InvariantCulture);
 
     private static ControlResponse? ParseId(string hex, string name) =>
         hex.Length == 32 && hex.All(char.IsAsciiHexDigit) ? null

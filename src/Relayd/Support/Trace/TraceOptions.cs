@@ -47,15 +47,6 @@ public sealed class TraceOptions
         set => _segmentBytes = value is >= 64 * 1024 and <= 1 << 30 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "must be between 65536 and 1073741824");
     }
 
-    /// <summary>Adds what is wrong with the table as a whole to <paramref name="problems"/>.</summary>
-    internal void Check(List<OptionsProblem> problems)
-    {
-        if (MaxBytes < 2L * SegmentBytes)
-        {
-            problems.Add(new OptionsProblem("trace.max_bytes", $"{MaxBytes} is less than twice trace.segment_bytes ({SegmentBytes}): the cap could not keep one closed segment beside the open one"));
-        }
-    }
-
     /// <summary>Events the in-memory ring holds before the writer takes them; beyond, new events are dropped and counted. Defaults to 32768 (4 MiB).</summary>
     internal int RingEvents { get; set; } = 1 << 15;
 }
