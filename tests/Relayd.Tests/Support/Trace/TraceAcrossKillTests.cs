@@ -62,6 +62,7 @@ public sealed class TraceAcrossKillTests : IClassFixture<PkiFixture>
 
             ExternalProcess.Result text = await CtlAsync(socket, "trace", "--sender", "alpha", "--message-id", TraceTimelineTests.Hex(first.MessageId));
             Assert.Equal(0, text.ExitCode);
+            TestContext.Current.TestOutputHelper?.WriteLine(text.StandardOutput); // what an admin reads
             Assert.Contains("accepted (from log)", text.StandardOutput, StringComparison.Ordinal);
             Assert.Matches(@"(?m)^accepted \d\d:\d\d:\d\d\.\d{3} \(from log\), waiting for beta: beta has had no session since the relay started", text.StandardOutput);
 
