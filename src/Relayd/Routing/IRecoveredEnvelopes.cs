@@ -6,5 +6,7 @@ namespace Relayd.Routing;
 /// </summary>
 internal interface IRecoveredEnvelopes
 {
-    void Recovered(PartnerInfo? sender, UInt128 messageId, PartnerInfo? recipient, long acceptedAtMs, int shard);
+    /// <param name="senderUser">Opaque, valid during the call only: hash it before keeping anything.</param>
+    /// <param name="recipientUser">Opaque, valid during the call only: hash it before keeping anything.</param>
+    void Recovered(PartnerInfo? sender, UInt128 messageId, PartnerInfo? recipient, long acceptedAtMs, int shard, int frameBytes, in System.Buffers.ReadOnlySequence<byte> senderUser, in System.Buffers.ReadOnlySequence<byte> recipientUser);
 }

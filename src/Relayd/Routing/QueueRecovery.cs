@@ -60,7 +60,9 @@ internal sealed class QueueRecovery : IRecoverySink
         if (_observer is { } observer)
         {
             PartnerInfo? to = StoredEnvelopes.Recipient(_partners, envelope.Frame, header);
-            observer.Recovered(sender, header.MessageId, to, envelope.AcceptedAtMs, to is null ? 0 : StoredEnvelopes.Shard(envelope.Frame, header, to.Mailbox.Shards.Length));
+            ReadOnlySequence<byte> frame = envelope.Frame;
+            observer.Recovered(sender, header.MessageId, to, envelope.AcceptedAtMs, to is null ? 0 : StoredEnvelopes.Shard(frame, header, to.Mailbox.Shards.Length), (int)frame.Length,
+                frame.Slice(header.SenderUser.Offset, header.SenderUser.Length), frame.Slice(header.RecipientUser.Offset, header.RecipientUser.Length));
         }
         switch (fate.Kind)
         {

@@ -100,7 +100,7 @@ internal static class TraceText
 
             if (step.Shard is { } shard)
             {
-                facts.Add($"shard {shard}" + (step.LogOnly == true ? " log only" : " in memory"));
+                facts.Add($"shard {shard}" + (step.LogOnly switch { true => " log only", false => " in memory", null => "" }));
             }
 
             if (step.Bytes != 0)

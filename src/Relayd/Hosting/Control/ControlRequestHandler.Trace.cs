@@ -87,7 +87,7 @@ internal sealed partial class ControlRequestHandler
         }
 
         TraceSummary result = TraceSummary.Of(message, trace);
-        TraceRecord? accepted = message.Events.FirstOrDefault(e => e.Kind == TraceEventKind.TraceAccepted && !e.FromLog);
+        TraceRecord? accepted = message.Events.FirstOrDefault(e => e.Kind == TraceEventKind.TraceAccepted);
         return new ControlResponse
         {
             Ok = true,
@@ -138,7 +138,7 @@ internal sealed partial class ControlRequestHandler
                 Bytes = e.Bytes,
                 TotalBytes = e.TotalBytes != 0 ? e.TotalBytes : null,
                 Shard = e.Kind == TraceEventKind.TraceAccepted ? e.Shard : null,
-                LogOnly = e.Kind == TraceEventKind.TraceAccepted ? e.LogOnly : null,
+                LogOnly = e.Kind == TraceEventKind.TraceAccepted && !e.FromLog ? e.LogOnly : null, // the log does not say where it was queued
                 DeliveryId = delivery || keyBundle ? e.Number : null,
                 Code = e.Code != 0 ? Protocol.ProtoNames.Of(e.Code) : null,
                 Detail = e.Detail,

@@ -6,7 +6,7 @@ namespace Relayd.Support.Trace;
 /// <summary>The trace's log lines (event ids 98x).</summary>
 internal static partial class TraceLog
 {
-    [LoggerMessage(EventIds.TraceOpened, LogLevel.Information, "Trace in {Directory}: {Segments} segments, {Bytes} bytes; {Derived} accepted envelopes whose events were lost with the last process re-derived from the write-ahead log")]
+    [LoggerMessage(EventIds.TraceOpened, LogLevel.Information, "Trace in {Directory}: {Segments} segments, {Bytes} bytes; accepted and durable steps of {Derived} envelopes the write-ahead log holds, accepted since just before the trace's newest event, derived from the log (a query keeps them only where the originals were lost with the last process)")]
     public static partial void Opened(ILogger logger, string directory, int segments, long bytes, int derived);
 
     [LoggerMessage(EventIds.TraceWriteFailed, LogLevel.Warning, "Trace writing in {Directory} failed: {Reason}; events are dropped (relayd_trace_events_dropped_total) until it works again, messages are not affected")]

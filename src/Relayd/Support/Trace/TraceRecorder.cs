@@ -254,7 +254,7 @@ internal sealed class TraceRecorder : ISupportEvents, IRecoveredEnvelopes, IDisp
     /// loss): they are derived from the log's record, marked "from log" (a query drops them where the originals
     /// survived). DURABLE carries the accepted time: the log does not record when its fdatasync ended.
     /// </summary>
-    public void Recovered(PartnerInfo? sender, UInt128 messageId, PartnerInfo? recipient, long acceptedAtMs, int shard)
+    public void Recovered(PartnerInfo? sender, UInt128 messageId, PartnerInfo? recipient, long acceptedAtMs, int shard, int frameBytes, in ReadOnlySequence<byte> senderUser, in ReadOnlySequence<byte> recipientUser)
     {
         if (sender is null || (_newestOnDiskMs != long.MinValue && acceptedAtMs < _newestOnDiskMs - DeriveMarginMs))
         {
@@ -262,7 +262,11 @@ internal sealed class TraceRecorder : ISupportEvents, IRecoveredEnvelopes, IDisp
         }
 
         _derived++;
-        AddWaiting(new TraceEntry { Kind = TraceEventKind.TraceAccepted, Flags = TraceFlags.FromLog, AtMs = acceptedAtMs, Id = messageId, Sender = sender, Recipient = recipient, Shard = (ushort)shard });
+        AddWaiting(new TraceEntry
+        {
+            Kind = TraceEventKind.TraceAccepted, Flags = TraceFlags.FromLog, AtMs = acceptedAtMs, Id = messageId, Sender = sender, Recipient = recipient, Shard = (ushort)shard,
+            Bytes = frameBytes, SenderUserHash = _users.Hash(senderUser), RecipientUserHash = _users.Hash(recipientUser),
+        });
         AddWaiting(new TraceEntry { Kind = TraceEventKind.TraceDurable, Flags = TraceFlags.FromLog, AtMs = acceptedAtMs, Id = messageId, Sender = sender });
     }
 

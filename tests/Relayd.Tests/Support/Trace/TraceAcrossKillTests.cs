@@ -82,6 +82,8 @@ public sealed class TraceAcrossKillTests : IClassFixture<PkiFixture>
         string[] steps = [.. trace.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("step").GetString()!)];
         Assert.Equal(["received", "accepted", "durable"], steps); // each once: a derived step is dropped where its original survived
         Assert.Equal("beta", trace.GetProperty("waiting_on").GetString());
+        Assert.StartsWith("siphash:", trace.GetProperty("sender_user").GetString(), StringComparison.Ordinal); // hashed from the log's record when derived
+        Assert.NotEqual(0, trace.GetProperty("steps")[1].GetProperty("bytes").GetInt64());
         Assert.Contains("waiting for beta: beta has had no session since the relay started", trace.GetProperty("summary").GetString(), StringComparison.Ordinal);
     }
 
