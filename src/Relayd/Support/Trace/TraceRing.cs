@@ -9,8 +9,8 @@ internal sealed class TraceRing
 {
     private readonly Cell[] _cells;
     private readonly long _mask;
-    private long _addAt;
-    private long _takeAt; // the one consumer's only
+    private PaddedPosition _addAt;  // the producers' (one compare-and-swap each) ...
+    private PaddedPosition _takeAt; // ... and the one consumer's, on cache lines of their own (no false sharing)
 
     public TraceRing(int capacity)
     {
@@ -28,7 +28,7 @@ internal sealed class TraceRing
     /// <summary>Adds a copy of <paramref name="entry"/>; false when the ring is full (the writer is behind).</summary>
     public bool TryAdd(in TraceEntry entry)
     {
-        long at = Volatile.Read(ref _addAt);
+        long at = Volatile.Read(ref _addAt.Value);
         while (true)
         {
             ref Cell cell = ref _cells[at & _mask];
@@ -36,14 +36,14 @@ internal sealed class TraceRing
             long difference = sequence - at;
             if (difference == 0)
             {
-                if (Interlocked.CompareExchange(ref _addAt, at + 1, at) == at)
+                if (Interlocked.CompareExchange(ref _addAt.Value, at + 1, at) == at)
                 {
                     cell.Entry = entry;
                     Volatile.Write(ref cell.Sequence, at + 1);
                     return true;
                 }
 
-                at = Volatile.Read(ref _addAt);
+                at = Volatile.Read(ref _addAt.Value);
             }
             else if (difference < 0)
             {
@@ -51,7 +51,7 @@ internal sealed class TraceRing
             }
             else
             {
-                at = Volatile.Read(ref _addAt);
+                at = Volatile.Read(ref _addAt.Value);
             }
         }
     }
@@ -59,8 +59,8 @@ internal sealed class TraceRing
     /// <summary>Takes the oldest entry; false when none is ready. One consumer only.</summary>
     public bool TryTake(out TraceEntry entry)
     {
-        ref Cell cell = ref _cells[_takeAt & _mask];
-        if (Volatile.Read(ref cell.Sequence) != _takeAt + 1)
+        ref Cell cell = ref _cells[_takeAt.Value & _mask];
+        if (Volatile.Read(ref cell.Sequence) != _takeAt.Value + 1)
         {
             entry = default;
             return false;
@@ -68,9 +68,16 @@ internal sealed class TraceRing
 
         entry = cell.Entry;
         cell.Entry = default; // drop the references (partners, detail) it held
-        Volatile.Write(ref cell.Sequence, _takeAt + _mask + 1);
-        _takeAt++;
+        Volatile.Write(ref cell.Sequence, _takeAt.Value + _mask + 1);
+        _takeAt.Value++;
         return true;
+    }
+
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 128)]
+    private struct PaddedPosition
+    {
+        [System.Runtime.InteropServices.FieldOffset(64)]
+        public long Value;
     }
 
     private struct Cell
