@@ -118,6 +118,7 @@ internal sealed class TraceSegmentWriter : IDisposable
             if (_clock.GetElapsedTime(_lastRetentionTicks, now) >= TimeSpan.FromSeconds(10))
             {
                 _lastRetentionTicks = now;
+                CloseIfOld();
                 EnforceLimits();
             }
 
@@ -329,6 +330,18 @@ internal sealed class TraceSegmentWriter : IDisposable
         lock (_closed)
         {
             _closed.Add(new TraceSegment(closedPath, _sequence, _firstMs, _lastMs, _events, bytes, IsOpen: false));
+        }
+    }
+
+    // A quiet relay may take longer than the retention to fill a segment: one whose first event is older than a
+    // quarter of the retention (at most an hour) is closed, so that retention, which deletes closed segments only,
+    // reaches its events in time.
+    private void CloseIfOld()
+    {
+        long maxAgeMs = (long)Math.Min(TimeSpan.FromHours(1).TotalMilliseconds, _options.Retention.TotalMilliseconds / 4);
+        if (_file is not null && _events > 0 && _clock.GetUtcNow().ToUnixTimeMilliseconds() - _firstMs >= maxAgeMs)
+        {
+            Close();
         }
     }
 
