@@ -14,7 +14,17 @@ internal sealed partial class Relay
             return;
         }
 
-        Trace = Support.Trace.TraceRecorder.Open(_options.Trace, _options.Storage.Directory, _clock, _logger);
+        try
+        {
+            Trace = Support.Trace.TraceRecorder.Open(_options.Trace, _options.Storage.Directory, _clock, _logger);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Diagnostics never keep messages from flowing: the relay runs without the trace and says why.
+            Support.Trace.TraceLog.Unavailable(_logger, Path.Combine(_options.Storage.Directory, Support.Trace.TraceRecorder.DirectoryName), ex.Message);
+            return;
+        }
+
         Trace.ObserveMetrics(Metrics.Meter);
     }
 

@@ -139,4 +139,5 @@ internal static class EventIds
     public const int TraceOpened = 980;
     public const int TraceWriteFailed = 981;
     public const int TraceQueryFailed = 982;
+    public const int TraceUnavailable = 983;
 }

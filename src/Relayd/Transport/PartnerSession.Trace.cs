@@ -34,7 +34,7 @@ internal sealed partial class PartnerSession
 
     private async Task AnswerTraceAsync(TraceRecorder trace, TraceRequest request)
     {
-        TraceReply reply;
+        Frame answer;
         try
         {
             MessageTrace? message = null;
@@ -51,17 +51,16 @@ internal sealed partial class PartnerSession
                 }
             }
 
-            reply = TraceReplies.For(message, Partner.Id, request.RequestId);
+            answer = new Frame { TraceReply = TraceReplies.For(message, Partner.Id, request.RequestId) };
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException)
+        catch (Exception ex)
         {
-            TraceLog.QueryFailed(_services.Logger, Partner.Id, ex.Message);
-            Volatile.Write(ref _traceInFlight, 0);
-            TryEnqueueFrame(new Frame { Error = new Error { Code = ErrorCode.RetryLater, Detail = "the relay could not read its trace: " + ex.Message, RequestId = request.RequestId, RetryAfterMs = 1000 } });
-            return;
+            // Nothing escapes this task (it runs beside the reader): the partner is told to retry, the admin why.
+            TraceLog.QueryFailed(_services.Logger, Partner.Id, $"{ex.GetType().Name}: {ex.Message}");
+            answer = new Frame { Error = new Error { Code = ErrorCode.RetryLater, Detail = "the relay could not read its trace", RequestId = request.RequestId, RetryAfterMs = 1000 } };
         }
 
         Volatile.Write(ref _traceInFlight, 0);
-        TryEnqueueFrame(new Frame { TraceReply = reply });
+        TryEnqueueFrame(answer);
     }
 }

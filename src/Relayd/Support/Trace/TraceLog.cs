@@ -12,6 +12,9 @@ internal static partial class TraceLog
     [LoggerMessage(EventIds.TraceWriteFailed, LogLevel.Warning, "Trace writing in {Directory} failed: {Reason}; events are dropped (relayd_trace_events_dropped_total) until it works again, messages are not affected")]
     public static partial void WriteFailed(ILogger logger, string directory, string reason);
 
+    [LoggerMessage(EventIds.TraceUnavailable, LogLevel.Warning, "The trace cannot be opened in {Directory}: {Reason}; the relay runs without it (TraceRequest is refused with UNEXPECTED_FRAME, ctl trace answers not_available)")]
+    public static partial void Unavailable(ILogger logger, string directory, string reason);
+
     [LoggerMessage(EventIds.TraceQueryFailed, LogLevel.Warning, "A TraceRequest of partner '{PartnerId}' failed: {Reason}")]
     public static partial void QueryFailed(ILogger logger, string partnerId, string reason);
 }
