@@ -21,7 +21,7 @@ internal sealed partial class Relay
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             // Diagnostics never keep messages from flowing: the relay runs without the trace and says why.
-            Support.Trace.TraceLog.Unavailable(_logger, Path.Combine(_options.Storage.Directory, Support.Trace.TraceRecorder.DirectoryName), ex.Message);
+            Support.Trace.TraceLog.TraceUnavailable(_logger, Path.Combine(_options.Storage.Directory, Support.Trace.TraceRecorder.DirectoryName), ex.Message);
             return;
         }
 

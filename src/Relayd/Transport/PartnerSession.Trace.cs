@@ -56,7 +56,7 @@ internal sealed partial class PartnerSession
         catch (Exception ex)
         {
             // Nothing escapes this task (it runs beside the reader): the partner is told to retry, the admin why.
-            TraceLog.QueryFailed(_services.Logger, Partner.Id, $"{ex.GetType().Name}: {ex.Message}");
+            TraceLog.TraceQueryFailed(_services.Logger, Partner.Id, $"{ex.GetType().Name}: {ex.Message}");
             answer = new Frame { Error = new Error { Code = ErrorCode.RetryLater, Detail = "the relay could not read its trace", RequestId = request.RequestId, RetryAfterMs = 1000 } };
         }
 

@@ -99,7 +99,7 @@ internal sealed class TraceRecorder : ISupportEvents, IRecoveredEnvelopes, IDisp
     public void ObserveMetrics(System.Diagnostics.Metrics.Meter meter) => _counters.Observe(meter, () => Bytes);
 
     /// <summary>Logs what was opened and derived, once recovery has run.</summary>
-    public void LogOpened() => TraceLog.Opened(_logger, Directory, TraceSegment.List(Directory).Count, Bytes, _derived);
+    public void LogOpened() => TraceLog.TraceOpened(_logger, Directory, TraceSegment.List(Directory).Count, Bytes, _derived);
 
     // A segment a crash left open: read it for its times and count, and rename it closed (the torn tail stays unread).
     private static TraceSegment CloseLeftOpen(TraceSegment segment)

@@ -274,7 +274,7 @@ internal sealed class TraceSegmentWriter : IDisposable
         if (!_failing)
         {
             _failing = true;
-            TraceLog.WriteFailed(_logger, _directory, ex.Message);
+            TraceLog.TraceWriteFailed(_logger, _directory, ex.Message);
         }
 
         _file?.Dispose();
@@ -289,7 +289,7 @@ internal sealed class TraceSegmentWriter : IDisposable
             if (errno != 0 && !_failing)
             {
                 _failing = true;
-                TraceLog.WriteFailed(_logger, _directory, $"fdatasync failed (errno {errno})");
+                TraceLog.TraceWriteFailed(_logger, _directory, $"fdatasync failed (errno {errno})");
             }
         }
 
@@ -323,7 +323,7 @@ internal sealed class TraceSegmentWriter : IDisposable
         }
         catch (IOException ex)
         {
-            TraceLog.WriteFailed(_logger, _directory, ex.Message);
+            TraceLog.TraceWriteFailed(_logger, _directory, ex.Message);
             closedPath = openPath;
         }
 
@@ -377,7 +377,7 @@ internal sealed class TraceSegmentWriter : IDisposable
             }
             catch (IOException ex)
             {
-                TraceLog.WriteFailed(_logger, _directory, ex.Message);
+                TraceLog.TraceWriteFailed(_logger, _directory, ex.Message);
             }
 
             _counters.Expired(oldest.Events, reason);
