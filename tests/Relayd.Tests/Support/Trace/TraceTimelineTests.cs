@@ -109,6 +109,28 @@ public sealed class TraceTimelineTests : IClassFixture<PkiFixture>
     }
 
     [Fact]
+    public async Task A_media_transfer_shows_its_steps_by_transfer_id_waiting_for_beta_then_received()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki);
+        await using RelayClient alpha = await relay.ConnectAsync("alpha");
+        using var blob = new Relayd.LoadGen.Media.BlobStream(300_000, seed: 5);
+        MediaOpen open = MediaBlobs.Open("alpha", "beta", blob);
+        blob.Position = 0;
+        await alpha.SendMediaAsync(open, blob).Within();
+        string request = $$"""{"command":"trace","transfer_id":"{{Hex(open.TransferId)}}"}""";
+
+        JsonElement spooled = await TraceUntilAsync(relay, request, t => t.GetProperty("steps").EnumerateArray().Any(s => s.GetProperty("step").GetString() == "media complete"));
+        Assert.Equal("media opened", spooled.GetProperty("steps")[0].GetProperty("step").GetString());
+        Assert.StartsWith("complete at the relay", spooled.GetProperty("summary").GetString(), StringComparison.Ordinal);
+        Assert.Equal("beta", spooled.GetProperty("waiting_on").GetString());
+
+        await using RelayClient beta = await relay.ConnectAsync("beta");
+        await MediaBlobs.ReceiveAsync(beta);
+        JsonElement received = await TraceUntilAsync(relay, request, t => t.GetProperty("steps").EnumerateArray().Any(s => s.GetProperty("step").GetString() == "media received"));
+        Assert.Equal("complete: received by beta", received.GetProperty("summary").GetString()![..26]);
+    }
+
+    [Fact]
     public async Task An_unknown_id_is_refused_with_not_found_and_a_trace_off_relay_says_so()
     {
         await using TestRelay relay = TestRelay.Start(_pki);
