@@ -36,6 +36,7 @@ internal static class CtlCommands
         ctl.Add(Simple("drain", "Lame duck until restart: refuse new sessions and envelopes, keep delivering", ControlProtocol.Drain, socket, json));
         ctl.Add(Simple("reload", "Re-read and validate the configuration, apply it only when valid", ControlProtocol.Reload, socket, json));
         ctl.Add(Simple("abuse", "Recent abuse reports: time, reporter and reported partner, hashed users, reason, verified/unverified ids, notice delivered", ControlProtocol.Abuse, socket, json));
+        ctl.Add(WithPartner("health", "A partner's health, is it us or them: sessions and disconnects, accepted and refused by code, backlog toward it, delivery latency, media failures, key-bundle timeouts", ControlProtocol.Health, socket, json));
         var wal = new Command("wal", "The write-ahead log");
         wal.Add(Simple("stats", "Segments, bytes, fdatasync latency, backlog per partner", ControlProtocol.WalStats, socket, json));
         ctl.Add(wal);
@@ -243,6 +244,11 @@ internal static class ControlTables
                 reports.Select(r => new[] { r.AcceptedAt.ToString("u", CultureInfo.InvariantCulture), r.ReporterPartner, r.ReporterUser, r.ReportedPartner, r.ReportedUser, r.Reason, Number(r.Verified), Number(r.Unverified), r.DeliveredToReportedPartner ? "yes" : "no" }));
         }
 
+        if (response.Health is { } health)
+        {
+            HealthTable.Render(text, health);
+        }
+
         if (response.Action is { } action)
         {
             text.AppendLine(action.Message);
@@ -266,7 +272,7 @@ internal static class ControlTables
         return text.ToString();
     }
 
-    private static void Rows(StringBuilder text, string[][] rows)
+    internal static void Rows(StringBuilder text, string[][] rows)
     {
         int width = rows.Max(r => r[0].Length) + 1;
         foreach (string[] row in rows)
@@ -285,7 +291,7 @@ internal static class ControlTables
         }
     }
 
-    private static string Number(long value) => value.ToString(CultureInfo.InvariantCulture);
+    internal static string Number(long value) => value.ToString(CultureInfo.InvariantCulture);
 
     private static string Bytes(long bytes) => bytes >= 1024 * 1024
         ? string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024):F1} MiB")

@@ -10,7 +10,7 @@ using Relayd.Transport;
 namespace Relayd.Hosting.Control;
 
 /// <summary>Answers one control request against the running relay; every mutating command is logged with who asked.</summary>
-internal sealed class ControlRequestHandler
+internal sealed partial class ControlRequestHandler
 {
     private readonly Relay _relay;
     private readonly RelayOptions _options;
@@ -64,8 +64,9 @@ internal sealed class ControlRequestHandler
                 ControlProtocol.Reload => await ReloadAsync(peer, cancellationToken),
                 ControlProtocol.WalStats => new ControlResponse { Ok = true, Wal = Wal() },
                 ControlProtocol.Abuse => new ControlResponse { Ok = true, AbuseReports = AbuseReports() },
+                ControlProtocol.Health => Health(request),
                 _ => ControlResponse.Failed(ControlErrors.UnknownCommand,
-                    $"unknown command '{command}' (expected status, partners, sessions, suspend, resume, drain, reload, wal_stats or abuse)"),
+                    $"unknown command '{command}' (expected status, partners, sessions, suspend, resume, drain, reload, wal_stats, abuse or health)"),
             };
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
