@@ -34,14 +34,19 @@ public sealed class RelaydTarget : ILoadTarget
     // relayd dev --rate-limits: "bench" (every bucket checked, none reached), "off", or "defaults" (which cut its one user per partner).
     private readonly string _rateLimits;
 
+    // More arguments for relayd dev (--relay-arg): the switch an on/off comparison flips, e.g. --no-trace.
+    private readonly string[] _extraRelayArgs;
+
     /// <param name="pki">Dev PKI directory (created when the target starts its own relay).</param>
     /// <param name="address">host:port of a running relay, or null to start one.</param>
     /// <param name="partners">Partner count (at least 2).</param>
     /// <param name="relayPid">Pid of a running relay, for RSS/CPU sampling.</param>
     /// <param name="sync">Whether the relay this target starts fdatasyncs its write-ahead log (the durable default).</param>
     /// <param name="optIn">Whether every user is registered with ConsentUpdate before the run and the relay this target starts requires it (relayd's default); false: neither.</param>
-    public RelaydTarget(DevPki pki, string? address, int partners, int? relayPid = null, bool sync = true, string rateLimits = "bench", bool optIn = true)
+    /// <param name="extraRelayArgs">More arguments for the relayd dev this target starts (the load generator's --relay-arg).</param>
+    public RelaydTarget(DevPki pki, string? address, int partners, int? relayPid = null, bool sync = true, string rateLimits = "bench", bool optIn = true, string[]? extraRelayArgs = null)
     {
+        _extraRelayArgs = extraRelayArgs ?? [];
         _sync = sync;
         _rateLimits = rateLimits;
         _optIn = optIn;
@@ -181,6 +186,11 @@ public sealed class RelaydTarget : ILoadTarget
 
         start.ArgumentList.Add("--rate-limits");
         start.ArgumentList.Add(_rateLimits);
+        foreach (string argument in _extraRelayArgs)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
         for (int p = 0; p < _partners; p++)
         {
             start.ArgumentList.Add("--partner");
