@@ -42,7 +42,7 @@ internal sealed class RedisServer : IAsyncDisposable
             int port = LoopbackPort.PickFree();
             string config = directory.PathOf("redis.conf");
             await File.WriteAllTextAsync(config, Config(pki, port, fsyncAlways, directory.Path), cancellationToken);
-            process = ServerProcess.Start("redis-server", binary, [config], directory.Path);
+            process = await ServerProcess.StartAsync("redis-server", binary, [config], directory.Path, cancellationToken);
             await process.WaitUntilTlsReadyAsync(tls, port, Probe, cancellationToken);
             return new RedisServer(tls, pki, directory, process, port);
         }

@@ -24,7 +24,7 @@ public sealed class RelaydTarget : ILoadTarget
     private readonly List<RelayClient> _receivers = [];
     private readonly List<Task> _consumers = [];
     private readonly CancellationTokenSource _stop = new();
-    private Process? _relay;
+    private ChildProcessGroup? _relay; // relayd dev in a process group that dies with the load generator
     private ByteString[] _users = [];
     private long _messageCounter;
     private readonly long _runPrefix = Random.Shared.NextInt64();
@@ -141,8 +141,8 @@ public sealed class RelaydTarget : ILoadTarget
 
         if (_relay is not null)
         {
-            _relay.Kill(entireProcessTree: true);
-            await _relay.WaitForExitAsync();
+            _relay.KillGroup();
+            await _relay.Process.WaitForExitAsync();
             _relay.Dispose();
         }
 
@@ -168,7 +168,7 @@ public sealed class RelaydTarget : ILoadTarget
     private async Task<string> StartRelayAsync(CancellationToken cancellationToken)
     {
         int port = FreePort();
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var start = new ProcessStartInfo("dotnet");
         foreach (string argument in (string[])[Path.Combine(AppContext.BaseDirectory, "relayd.dll"), "dev", "--dir", _pki.Directory, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)])
         {
             start.ArgumentList.Add(argument);
@@ -197,19 +197,15 @@ public sealed class RelaydTarget : ILoadTarget
             start.ArgumentList.Add(PartnerId(p));
         }
 
-        _relay = Process.Start(start) ?? throw new InvalidOperationException("could not start relayd");
-        ServerPid = _relay.Id;
         var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _relay.OutputDataReceived += (_, e) =>
+        _relay = ChildProcessGroup.Start(start, line =>
         {
-            if (e.Data?.Contains("listening on", StringComparison.Ordinal) == true)
+            if (line.Contains("listening on", StringComparison.Ordinal))
             {
                 ready.TrySetResult();
             }
-        };
-        _relay.ErrorDataReceived += (_, e) => { };
-        _relay.BeginOutputReadLine();
-        _relay.BeginErrorReadLine();
+        });
+        ServerPid = await _relay.ServerPidAsync(cancellationToken);
         await ready.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
         return $"localhost:{port}";
     }
