@@ -103,7 +103,14 @@ async Task<int> RunAsync(ParseResult parse, Workload workload, string pkiDirecto
         log.WriteLine($"running {target.Name} ({target.Durability}) ...");
         // The \r progress line only makes sense on a terminal.
         TextWriter? progress = (toStdout ? Console.IsErrorRedirected : Console.IsOutputRedirected) ? null : log;
-        results.Add(await new LoadDriver(workload, progress).RunAsync(target, cancellationToken));
+        RunResult result = await new LoadDriver(workload, progress).RunAsync(target, cancellationToken);
+        if (target is IToolChecked checkable)
+        {
+            result.Check = await checkable.CheckAsync(workload, result.AckedPerSecond, cancellationToken);
+            log.WriteLine(result.Check?.Describe() ?? $"check: {target.Name}'s own benchmark tool is not installed; its figures are unchecked");
+        }
+
+        results.Add(result);
     }
 
     var report = new Report(workload, results, $"{Environment.ProcessorCount} cores, {Environment.OSVersion.VersionString}, .NET {Environment.Version}");
