@@ -23,6 +23,11 @@ var rateLimits = new Option<string>("--rate-limits")
     DefaultValueFactory = _ => "bench",
 };
 rateLimits.AcceptOnlyFromAmong("bench", "off", "defaults");
+var relayArgs = new Option<string[]>("--relay-arg")
+{
+    Description = "One more argument for the relayd dev this starts (repeat it; e.g. --relay-arg=--no-trace): what an on/off comparison switches",
+    AllowMultipleArgumentsPerToken = false,
+};
 var noSync = new Option<bool>("--no-sync") { Description = "Start relayd with its write-ahead log not fdatasync'ed (acks survive a relay crash, not a power loss): the non-durable ceiling" };
 var peers = new Option<string?>("--peers") { Description = "Also run the same workload against: nats, redis (comma-separated; needs Debian nats-server / redis-server)" };
 var json = new Option<string?>("--json") { Description = "Write results as JSON to FILE ('-' = stdout)" };
@@ -33,7 +38,7 @@ var optIn = new Option<bool>("--opt-in") { Description = "Register consent (Cons
 var plotFile = new Option<string?>("--plot") { Description = "Draw ack-latency percentile curves to FILE.png or FILE.svg" };
 var root = new RootCommand("relayd load generator: end-to-end throughput and latency of relayd, optionally beside NATS and Redis")
 {
-    relay, pki, relayPid, partners, connections, size, count, duration, warmup, window, rate, users, noSync, rateLimits, peers, json, csv, plotFile, media, mediaCount, optIn,
+    relay, pki, relayPid, partners, connections, size, count, duration, warmup, window, rate, users, noSync, rateLimits, relayArgs, peers, json, csv, plotFile, media, mediaCount, optIn,
 };
 root.SetAction(async (parse, cancellationToken) =>
 {
@@ -71,7 +76,7 @@ async Task<int> RunAsync(ParseResult parse, Workload workload, string pkiDirecto
 
     bool toStdout = parse.GetValue(json) == "-";
     TextWriter log = toStdout ? Console.Error : Console.Out;
-    var targets = new List<Func<ILoadTarget>> { () => new RelaydTarget(devPki, parse.GetValue(relay), parse.GetValue(partners), parse.GetValue(relayPid), sync: !parse.GetValue(noSync), rateLimits: parse.GetValue(rateLimits)!, optIn: parse.GetValue(optIn)) };
+    var targets = new List<Func<ILoadTarget>> { () => new RelaydTarget(devPki, parse.GetValue(relay), parse.GetValue(partners), parse.GetValue(relayPid), sync: !parse.GetValue(noSync), rateLimits: parse.GetValue(rateLimits)!, optIn: parse.GetValue(optIn), extraRelayArgs: parse.GetValue(relayArgs) ?? []) };
     if (parse.GetValue(peers) is { Length: > 0 } peerNames)
     {
         devPki.Init();
@@ -98,7 +103,14 @@ async Task<int> RunAsync(ParseResult parse, Workload workload, string pkiDirecto
         log.WriteLine($"running {target.Name} ({target.Durability}) ...");
         // The \r progress line only makes sense on a terminal.
         TextWriter? progress = (toStdout ? Console.IsErrorRedirected : Console.IsOutputRedirected) ? null : log;
-        results.Add(await new LoadDriver(workload, progress).RunAsync(target, cancellationToken));
+        RunResult result = await new LoadDriver(workload, progress).RunAsync(target, cancellationToken);
+        if (target is IToolChecked checkable)
+        {
+            result.Check = await checkable.CheckAsync(workload, result.AckedPerSecond, cancellationToken);
+            log.WriteLine(result.Check?.Describe() ?? $"check: {target.Name}'s own benchmark tool is not installed; its figures are unchecked");
+        }
+
+        results.Add(result);
     }
 
     var report = new Report(workload, results, $"{Environment.ProcessorCount} cores, {Environment.OSVersion.VersionString}, .NET {Environment.Version}");

@@ -39,6 +39,9 @@ public sealed class RunResult
     /// <summary>Server CPU time during the measurement divided by wall time (1.0 = one core busy); null when unknown.</summary>
     public double? ServerCpuCores { get; init; }
 
+    /// <summary>The peer's own tool against the same server, when it has one (<see cref="IToolChecked"/>); set after the run.</summary>
+    public ToolCheck? Check { get; set; }
+
     public double AckedPerSecond => MeasuredAcked / Seconds;
 
     public double DeliveredPerSecond => MeasuredDelivered / Seconds;

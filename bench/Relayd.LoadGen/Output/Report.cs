@@ -21,6 +21,10 @@ public sealed class Report(Workload workload, IReadOnlyList<RunResult> results, 
             text.AppendLine(string.Create(Invariant,
                 $"{r.System,-22} {r.AckedPerSecond,9:N0} {r.DeliveredPerSecond,8:N0} {r.AckedMiBPerSecond,8:N1}  {Latencies(r.AckLatency),-36} {EndToEnd(r),-24} {r.Refused,7:N0} {Rss(r),8} {Cpu(r),4} {ratio,8}"));
             text.AppendLine(CultureInfo.InvariantCulture, $"{"",-22} durability: {r.Durability}{Errors(r)}");
+            if (r.Check is { } check)
+            {
+                text.AppendLine(CultureInfo.InvariantCulture, $"{"",-22} {check.Describe()}");
+            }
         }
 
         return text.ToString();
@@ -62,6 +66,15 @@ public sealed class Report(Workload workload, IReadOnlyList<RunResult> results, 
                 errorsByCode = r.ErrorsByCode,
                 serverPeakRssBytes = r.ServerPeakRssBytes,
                 serverCpuCores = r.ServerCpuCores,
+                check = r.Check is not { } c ? null : new
+                {
+                    tool = c.Tool,
+                    command = c.Command,
+                    toolPerSecond = c.ToolPerSecond,
+                    harnessPerSecond = c.HarnessPerSecond,
+                    ratio = c.Ratio,
+                    withinTolerance = c.WithinTolerance,
+                },
             }),
         },
         Indented);

@@ -39,7 +39,7 @@ internal sealed class NatsServer : IAsyncDisposable
             int port = LoopbackPort.PickFree();
             string config = directory.PathOf("nats.conf");
             await File.WriteAllTextAsync(config, Config(pki, port, jetStream ? directory.PathOf("jetstream") : null), cancellationToken);
-            process = ServerProcess.Start("nats-server", binary, ["--config", config], directory.Path);
+            process = await ServerProcess.StartAsync("nats-server", binary, ["--config", config], directory.Path, cancellationToken);
             using (var tls = new PeerTls(pki))
             {
                 await process.WaitUntilTlsReadyAsync(tls, port, Probe, cancellationToken);

@@ -1,4 +1,7 @@
+using System.Diagnostics;
+using System.Globalization;
 using System.Net;
+using System.Text.RegularExpressions;
 using StackExchange.Redis;
 
 namespace Relayd.LoadGen.Peers;
@@ -42,7 +45,7 @@ internal sealed class RedisServer : IAsyncDisposable
             int port = LoopbackPort.PickFree();
             string config = directory.PathOf("redis.conf");
             await File.WriteAllTextAsync(config, Config(pki, port, fsyncAlways, directory.Path), cancellationToken);
-            process = ServerProcess.Start("redis-server", binary, [config], directory.Path);
+            process = await ServerProcess.StartAsync("redis-server", binary, [config], directory.Path, cancellationToken);
             await process.WaitUntilTlsReadyAsync(tls, port, Probe, cancellationToken);
             return new RedisServer(tls, pki, directory, process, port);
         }
@@ -79,6 +82,46 @@ internal sealed class RedisServer : IAsyncDisposable
         options.SetUserPemCertificate(_pki.ClientCertPath, _pki.ClientKeyPath);
         options.CertificateValidation += _tls.ValidateServer;
         return await ConnectionMultiplexer.ConnectAsync(options);
+    }
+
+    /// <summary>
+    /// Runs <c>redis-benchmark</c> against this server over the same mutual TLS: <paramref name="requests"/> XADDs of
+    /// a <paramref name="payloadBytes"/> field to one stream from <paramref name="clients"/> connections, pipelining
+    /// <paramref name="pipeline"/> each. Null when redis-benchmark is not installed (Debian: redis-tools).
+    /// </summary>
+    public async Task<(double PerSecond, string Command)?> RunRedisBenchmarkAsync(int clients, int pipeline, int requests, int payloadBytes, CancellationToken cancellationToken)
+    {
+        string binary;
+        try
+        {
+            binary = ServerProcess.FindBinary("redis-benchmark", "redis-tools");
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
+
+        string[] options = ["--tls", "--cert", _pki.ClientCertPath, "--key", _pki.ClientKeyPath, "--cacert", _pki.CaCertPath, "-h", "127.0.0.1", "-p", _port.ToString(CultureInfo.InvariantCulture),
+            "-c", clients.ToString(CultureInfo.InvariantCulture), "-P", pipeline.ToString(CultureInfo.InvariantCulture), "-n", requests.ToString(CultureInfo.InvariantCulture), "-q"];
+        var start = new ProcessStartInfo(binary) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string argument in (string[])[.. options, "XADD", "load:check", "*", "p", new string('x', payloadBytes)])
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using Process process = Process.Start(start) ?? throw new InvalidOperationException("could not start redis-benchmark");
+        Task<string> error = process.StandardError.ReadToEndAsync(cancellationToken);
+        string output = await process.StandardOutput.ReadToEndAsync(cancellationToken);
+        await process.WaitForExitAsync(cancellationToken);
+        // -q prints progress lines ending in \r and last "<command>: N requests per second, p50=..."
+        MatchCollection rates = Regex.Matches(output, @"([0-9]+(?:\.[0-9]+)?) requests per second");
+        if (process.ExitCode != 0 || rates.Count == 0)
+        {
+            throw new InvalidOperationException($"redis-benchmark exited {process.ExitCode} without a rate: {await error}{output[^Math.Min(output.Length, 500)..]}");
+        }
+
+        string command = $"redis-benchmark --tls -c {clients} -P {pipeline} -n {requests} XADD load:check * p <{payloadBytes} bytes>";
+        return (double.Parse(rates[^1].Groups[1].Value, CultureInfo.InvariantCulture), command);
     }
 
     /// <summary>Stops redis-server and deletes its configuration and append-only file.</summary>

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Threading.Channels;
 using StackExchange.Redis;
 
 namespace Relayd.LoadGen.Peers;
@@ -8,10 +9,11 @@ namespace Relayd.LoadGen.Peers;
 /// stream <c>load:&lt;recipient % 16&gt;</c>, complete on Redis's reply; the receiver reads all 16 streams through one
 /// consumer group with XREADGROUP and acknowledges with XACK. Whether the reply waits for fsync is the constructor's choice.
 /// </summary>
-public sealed class RedisStreamsTarget : ILoadTarget
+public sealed class RedisStreamsTarget : ILoadTarget, IToolChecked
 {
     private const int StreamCount = 16;
     private const int ReadPerStream = 256;
+    private const int MaxPipeline = 1024; // XADDs per batch at most: the load generator's default window
     private static readonly RedisValue Group = "loadgen";
     private static readonly RedisValue Consumer = "receiver";
     private static readonly RedisValue PayloadField = "p";
@@ -28,6 +30,8 @@ public sealed class RedisStreamsTarget : ILoadTarget
     private ConnectionMultiplexer? _receiver;
     private ConnectionMultiplexer[] _senders = [];
     private IDatabase[] _databases = [];
+    private Channel<PendingAdd>[] _queues = [];
+    private Task[] _pumps = [];
     private Task _receiving = Task.CompletedTask;
     private bool _disposed;
 
@@ -78,6 +82,9 @@ public sealed class RedisStreamsTarget : ILoadTarget
                 _senders[i] = await _server.ConnectAsync($"loadgen-sender-{i}");
                 _databases[i] = _senders[i].GetDatabase();
             }
+
+            _queues = [.. _senders.Select(_ => Channel.CreateUnbounded<PendingAdd>(new UnboundedChannelOptions { SingleReader = true }))];
+            _pumps = [.. Enumerable.Range(0, _senders.Length).Select(c => Task.Run(() => PumpAsync(_databases[c], _queues[c].Reader)))];
         }
         catch
         {
@@ -88,19 +95,70 @@ public sealed class RedisStreamsTarget : ILoadTarget
     }
 
     /// <inheritdoc />
-    /// <remarks>Completes on XADD's reply; a Redis error reply (e.g. OOM, MISCONF) is a <see cref="LoadRefusedException"/>.</remarks>
-    public async Task SendAsync(int connection, int recipient, ReadOnlyMemory<byte> payload)
+    /// <remarks>
+    /// Completes on XADD's reply; a Redis error reply (e.g. OOM, MISCONF) is a <see cref="LoadRefusedException"/>.
+    /// The XADDs of one connection go out as pipelined batches of whatever is waiting (up to the window), as a Redis
+    /// user pipelines them and as redis-benchmark -P does; one command per write left Redis one fsync per few commands.
+    /// </remarks>
+    public Task SendAsync(int connection, int recipient, ReadOnlyMemory<byte> payload)
     {
-        try
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_queues[connection].Writer.TryWrite(new PendingAdd(StreamKeys[recipient % StreamCount], payload, done)))
         {
-            await _databases[connection].StreamAddAsync(StreamKeys[recipient % StreamCount], PayloadField, payload);
+            done.SetException(new LoadRefusedException("STOPPED", "the Redis target is stopping"));
         }
-        catch (RedisServerException e)
+
+        return done.Task;
+    }
+
+    private static async Task PumpAsync(IDatabase database, ChannelReader<PendingAdd> queue)
+    {
+        while (await queue.WaitToReadAsync())
+        {
+            IBatch batch = database.CreateBatch();
+            for (int n = 0; n < MaxPipeline && queue.TryRead(out PendingAdd add); n++)
+            {
+                _ = batch.StreamAddAsync(add.Stream, PayloadField, add.Payload).ContinueWith(
+                    static (sent, state) => Complete(sent, (TaskCompletionSource)state!), add.Done, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            }
+
+            batch.Execute();
+        }
+    }
+
+    private static void Complete(Task<RedisValue> sent, TaskCompletionSource done)
+    {
+        if (sent.IsCompletedSuccessfully)
+        {
+            done.TrySetResult();
+        }
+        else if (sent.Exception?.InnerException is RedisServerException e)
         {
             // Redis error replies start with their code word: "OOM command not allowed ...", "MISCONF ...".
-            string code = e.Message.Split(' ', 2)[0];
-            throw new LoadRefusedException(code, $"Redis refused XADD: {e.Message}");
+            done.TrySetException(new LoadRefusedException(e.Message.Split(' ', 2)[0], $"Redis refused XADD: {e.Message}"));
         }
+        else
+        {
+            done.TrySetException(sent.Exception?.InnerException ?? new TaskCanceledException());
+        }
+    }
+
+    private readonly record struct PendingAdd(RedisKey Stream, ReadOnlyMemory<byte> Payload, TaskCompletionSource Done);
+
+    /// <inheritdoc />
+    /// <remarks>redis-benchmark with the harness's connections and window as clients and pipeline depth, the same 1 KiB (or whatever) payload, about 3 s of requests at the harness's rate.</remarks>
+    public async Task<ToolCheck?> CheckAsync(Workload workload, double harnessPerSecond, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(workload);
+        if (_server is null)
+        {
+            return null;
+        }
+
+        int requests = (int)Math.Clamp(harnessPerSecond * 3, 20_000, 1_000_000);
+        int pipeline = workload.OpenLoop ? 1 : Math.Min(workload.Window, MaxPipeline);
+        (double PerSecond, string Command)? tool = await _server.RunRedisBenchmarkAsync(_senders.Length, pipeline, requests, workload.MessageBytes, cancellationToken);
+        return tool is { } t ? new ToolCheck("redis-benchmark", t.Command, t.PerSecond, harnessPerSecond) : null;
     }
 
     /// <summary>Closes the connections, stops redis-server and deletes its directory with the append-only file.</summary>
@@ -112,6 +170,12 @@ public sealed class RedisStreamsTarget : ILoadTarget
         }
 
         _disposed = true;
+        foreach (Channel<PendingAdd> queue in _queues)
+        {
+            queue.Writer.TryComplete();
+        }
+
+        await Task.WhenAll(_pumps);
         await _stopping.CancelAsync();
         await _receiving;
         await AsyncDisposables.DisposeAllAsync([.. _senders, _receiver, _server]);

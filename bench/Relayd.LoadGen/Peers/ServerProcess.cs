@@ -6,7 +6,10 @@ using System.Text;
 
 namespace Relayd.LoadGen.Peers;
 
-/// <summary>A peer's server binary running as our child process, with the tail of its output kept for error messages.</summary>
+/// <summary>
+/// A peer's server binary running as our child, in a process group that dies with the load generator
+/// (<see cref="ChildProcessGroup"/>), with the tail of its output kept for error messages.
+/// </summary>
 internal sealed class ServerProcess : IAsyncDisposable
 {
     private const int OutputTailChars = 16 * 1024;
@@ -18,17 +21,16 @@ internal sealed class ServerProcess : IAsyncDisposable
     private static readonly string[] ExtraSearchDirectories = ["/usr/sbin", "/usr/bin", "/usr/local/sbin", "/usr/local/bin", "/sbin"];
 
     private readonly string _name;
-    private readonly Process _process;
     private readonly StringBuilder _output = new();
+    private ChildProcessGroup? _group;
 
-    private ServerProcess(string name, Process process)
-    {
-        _name = name;
-        _process = process;
-    }
+    private ServerProcess(string name) => _name = name;
 
     /// <summary>Process id of the server, still readable after it stopped.</summary>
     public int Pid { get; private set; }
+
+    // The group's leader: it exits with the server's status when the server exits.
+    private Process Leader => (_group ?? throw new InvalidOperationException($"{_name} was not started")).Process;
 
     /// <summary>The last lines the server wrote to stdout or stderr.</summary>
     public string OutputTail
@@ -61,30 +63,27 @@ internal sealed class ServerProcess : IAsyncDisposable
             $"{fileName} was not found on PATH or in /usr/sbin; install the Debian package: apt-get install -y {debianPackage}");
     }
 
-    /// <summary>Starts <paramref name="binary"/> with <paramref name="arguments"/> in <paramref name="workingDirectory"/>.</summary>
-    public static ServerProcess Start(string name, string binary, IEnumerable<string> arguments, string workingDirectory)
+    /// <summary>Starts <paramref name="binary"/> with <paramref name="arguments"/> in <paramref name="workingDirectory"/>, in a process group of its own.</summary>
+    public static async Task<ServerProcess> StartAsync(string name, string binary, IEnumerable<string> arguments, string workingDirectory, CancellationToken cancellationToken)
     {
-        var startInfo = new ProcessStartInfo(binary)
-        {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = workingDirectory,
-        };
+        var startInfo = new ProcessStartInfo(binary) { WorkingDirectory = workingDirectory };
         foreach (string argument in arguments)
         {
             startInfo.ArgumentList.Add(argument);
         }
 
-        var process = new Process { StartInfo = startInfo };
-        var server = new ServerProcess(name, process);
-        // Both pipes must be drained continuously, or a chatty server blocks on a full pipe mid-benchmark.
-        process.OutputDataReceived += (_, line) => server.Keep(line.Data);
-        process.ErrorDataReceived += (_, line) => server.Keep(line.Data);
-        process.Start();
-        server.Pid = process.Id;
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var server = new ServerProcess(name);
+        server._group = ChildProcessGroup.Start(startInfo, server.Keep);
+        try
+        {
+            server.Pid = await server._group.ServerPidAsync(cancellationToken);
+        }
+        catch
+        {
+            await server.DisposeAsync();
+            throw;
+        }
+
         return server;
     }
 
@@ -99,11 +98,11 @@ internal sealed class ServerProcess : IAsyncDisposable
         Exception? lastError = null;
         while (true)
         {
-            if (_process.HasExited)
+            if (Leader.HasExited)
             {
                 // Let the output readers reach the end of the pipes, so the message shows why it exited.
-                await _process.WaitForExitAsync(cancellationToken);
-                throw Failure($"exited with code {_process.ExitCode} before accepting TLS on 127.0.0.1:{port}", lastError);
+                await Leader.WaitForExitAsync(cancellationToken);
+                throw Failure($"exited with code {Leader.ExitCode} before accepting TLS on 127.0.0.1:{port}", lastError);
             }
 
             using (var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
@@ -133,29 +132,34 @@ internal sealed class ServerProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Stops the server: SIGTERM so it shuts down cleanly, SIGKILL if it is still running 5 seconds later.</summary>
+    /// <summary>Stops the server: SIGTERM so it shuts down cleanly, SIGKILL to its whole group if it is still running 5 seconds later.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (_group is not { } group)
+        {
+            return;
+        }
+
         try
         {
-            if (!_process.HasExited)
+            if (!group.Process.HasExited && Pid != 0)
             {
                 _ = Kill(Pid, SigTerm);
                 using var grace = new CancellationTokenSource(StopGrace);
                 try
                 {
-                    await _process.WaitForExitAsync(grace.Token);
+                    await group.Process.WaitForExitAsync(grace.Token);
                 }
                 catch (OperationCanceledException)
                 {
-                    _process.Kill(entireProcessTree: true);
-                    await _process.WaitForExitAsync();
+                    group.KillGroup();
+                    await group.Process.WaitForExitAsync();
                 }
             }
         }
         finally
         {
-            _process.Dispose();
+            group.Dispose();
         }
     }
 
@@ -169,13 +173,8 @@ internal sealed class ServerProcess : IAsyncDisposable
             string.Create(CultureInfo.InvariantCulture, $"{_name} {what}{cause}. Its output:\n{OutputTail}"), lastError);
     }
 
-    private void Keep(string? line)
+    private void Keep(string line)
     {
-        if (line is null)
-        {
-            return;
-        }
-
         lock (_output)
         {
             _output.AppendLine(line);

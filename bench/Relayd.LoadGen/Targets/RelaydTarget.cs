@@ -24,7 +24,7 @@ public sealed class RelaydTarget : ILoadTarget
     private readonly List<RelayClient> _receivers = [];
     private readonly List<Task> _consumers = [];
     private readonly CancellationTokenSource _stop = new();
-    private Process? _relay;
+    private ChildProcessGroup? _relay; // relayd dev in a process group that dies with the load generator
     private ByteString[] _users = [];
     private long _messageCounter;
     private readonly long _runPrefix = Random.Shared.NextInt64();
@@ -34,14 +34,19 @@ public sealed class RelaydTarget : ILoadTarget
     // relayd dev --rate-limits: "bench" (every bucket checked, none reached), "off", or "defaults" (which cut its one user per partner).
     private readonly string _rateLimits;
 
+    // More arguments for relayd dev (--relay-arg): the switch an on/off comparison flips, e.g. --no-trace.
+    private readonly string[] _extraRelayArgs;
+
     /// <param name="pki">Dev PKI directory (created when the target starts its own relay).</param>
     /// <param name="address">host:port of a running relay, or null to start one.</param>
     /// <param name="partners">Partner count (at least 2).</param>
     /// <param name="relayPid">Pid of a running relay, for RSS/CPU sampling.</param>
     /// <param name="sync">Whether the relay this target starts fdatasyncs its write-ahead log (the durable default).</param>
     /// <param name="optIn">Whether every user is registered with ConsentUpdate before the run and the relay this target starts requires it (relayd's default); false: neither.</param>
-    public RelaydTarget(DevPki pki, string? address, int partners, int? relayPid = null, bool sync = true, string rateLimits = "bench", bool optIn = true)
+    /// <param name="extraRelayArgs">More arguments for the relayd dev this target starts (the load generator's --relay-arg).</param>
+    public RelaydTarget(DevPki pki, string? address, int partners, int? relayPid = null, bool sync = true, string rateLimits = "bench", bool optIn = true, string[]? extraRelayArgs = null)
     {
+        _extraRelayArgs = extraRelayArgs ?? [];
         _sync = sync;
         _rateLimits = rateLimits;
         _optIn = optIn;
@@ -136,8 +141,8 @@ public sealed class RelaydTarget : ILoadTarget
 
         if (_relay is not null)
         {
-            _relay.Kill(entireProcessTree: true);
-            await _relay.WaitForExitAsync();
+            _relay.KillGroup();
+            await _relay.Process.WaitForExitAsync();
             _relay.Dispose();
         }
 
@@ -163,7 +168,7 @@ public sealed class RelaydTarget : ILoadTarget
     private async Task<string> StartRelayAsync(CancellationToken cancellationToken)
     {
         int port = FreePort();
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var start = new ProcessStartInfo("dotnet");
         foreach (string argument in (string[])[Path.Combine(AppContext.BaseDirectory, "relayd.dll"), "dev", "--dir", _pki.Directory, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)])
         {
             start.ArgumentList.Add(argument);
@@ -181,25 +186,26 @@ public sealed class RelaydTarget : ILoadTarget
 
         start.ArgumentList.Add("--rate-limits");
         start.ArgumentList.Add(_rateLimits);
+        foreach (string argument in _extraRelayArgs)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
         for (int p = 0; p < _partners; p++)
         {
             start.ArgumentList.Add("--partner");
             start.ArgumentList.Add(PartnerId(p));
         }
 
-        _relay = Process.Start(start) ?? throw new InvalidOperationException("could not start relayd");
-        ServerPid = _relay.Id;
         var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        _relay.OutputDataReceived += (_, e) =>
+        _relay = ChildProcessGroup.Start(start, line =>
         {
-            if (e.Data?.Contains("listening on", StringComparison.Ordinal) == true)
+            if (line.Contains("listening on", StringComparison.Ordinal))
             {
                 ready.TrySetResult();
             }
-        };
-        _relay.ErrorDataReceived += (_, e) => { };
-        _relay.BeginOutputReadLine();
-        _relay.BeginErrorReadLine();
+        });
+        ServerPid = await _relay.ServerPidAsync(cancellationToken);
         await ready.Task.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
         return $"localhost:{port}";
     }

@@ -10,7 +10,7 @@ namespace Relayd.Hosting;
 /// which is why this walks Tomlyn's syntax tree (it keeps positions) rather than deserializing into a model.
 /// </summary>
 /// <remarks>
-/// Tables <c>[relay]</c>, <c>[tls]</c>, <c>[limits]</c>, <c>[wal]</c>, <c>[media]</c>, <c>[metrics]</c>, <c>[control]</c>, <c>[interop]</c>, <c>[trace]</c> and <c>[[partners]]</c>; the keys
+/// Tables <c>[relay]</c>, <c>[tls]</c>, <c>[limits]</c>, <c>[wal]</c>, <c>[media]</c>, <c>[metrics]</c>, <c>[control]</c>, <c>[interop]</c>, <c>[health]</c>, <c>[trace]</c> and <c>[[partners]]</c>; the keys
 /// are those of <see cref="Setters"/>, each setting one property of <see cref="RelayOptions"/>, whose doc comment
 /// gives its meaning, range and default. <c>packaging/relayd.toml</c> shows every key with its default and unit
 /// (ConfigKeyTableTests keeps the two in step). Durations are integers in the unit the key names (<c>_ms</c>,
@@ -21,7 +21,7 @@ namespace Relayd.Hosting;
 /// </remarks>
 public static partial class RelayConfigLoader
 {
-    private static readonly string[] Tables = ["relay", "tls", "limits", "wal", "media", "metrics", "control", "interop", "trace"];
+    private static readonly string[] Tables = ["relay", "tls", "limits", "wal", "media", "metrics", "control", "interop", "health", "trace"];
 
     private static readonly Dictionary<string, ContentKind> KindNames = new(StringComparer.Ordinal)
     {
@@ -112,6 +112,7 @@ public static partial class RelayConfigLoader
         ["interop.tightened_user_envelopes_per_second"] = (o, _, v) => o.Interop.TightenedUserEnvelopesPerSecond = Long(v),
         ["interop.tighten_seconds"] = (o, _, v) => o.Interop.TightenDuration = Seconds(v),
         ["interop.tighten_after_reports"] = (o, _, v) => o.Interop.TightenAfterReports = Int(v),
+        ["health.enabled"] = (o, _, v) => o.Health.Enabled = Bool(v),
         ["trace.enabled"] = (o, _, v) => o.Trace.Enabled = Bool(v),
         ["trace.retention_seconds"] = (o, _, v) => o.Trace.Retention = Seconds(v),
         ["trace.max_bytes"] = (o, _, v) => o.Trace.MaxBytes = Long(v),

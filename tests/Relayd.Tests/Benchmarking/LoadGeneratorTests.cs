@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using Relayd.Tests.Infrastructure;
 
@@ -66,6 +67,114 @@ public sealed class LoadGeneratorTests
         Assert.True(unsynced.ExitCode == 0, unsynced.StandardError);
         Assert.Contains("acked after write-ahead log group commit with fdatasync", durable.StandardOutput, StringComparison.Ordinal);
         Assert.Contains("without fdatasync", unsynced.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_load_generator_killed_with_SIGKILL_leaves_no_server_of_its_run_behind()
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (string argument in (string[])[Path.Combine(AppContext.BaseDirectory, "Relayd.LoadGen.dll"), "--duration", "300", "--warmup", "0", "--window", "16"])
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using Process loadGen = Process.Start(start) ?? throw new InvalidOperationException("could not start the load generator");
+        int[] servers = [];
+        try
+        {
+            // The relay it started is up once the run begins: its relayd dev is one of the load generator's descendants.
+            DateTime deadline = DateTime.UtcNow.AddSeconds(60);
+            while (servers.Length == 0 && DateTime.UtcNow < deadline && !loadGen.HasExited)
+            {
+                servers = [.. Descendants(loadGen.Id).Where(pid => CommandLine(pid).Split(' ')[0].EndsWith("dotnet", StringComparison.Ordinal) && CommandLine(pid).Contains("relayd.dll dev ", StringComparison.Ordinal))];
+                await Task.Delay(100, TestContext.Current.CancellationToken);
+            }
+
+            Assert.True(servers.Length == 1, $"the load generator's relayd was not found among its descendants ({string.Join(", ", Descendants(loadGen.Id).Select(CommandLine))})");
+        }
+        finally
+        {
+            loadGen.Kill(); // SIGKILL: no handler of the load generator runs
+            await loadGen.WaitForExitAsync(TestContext.Current.CancellationToken);
+        }
+
+        DateTime gone = DateTime.UtcNow.AddSeconds(30);
+        while (servers.Any(IsRunning) && DateTime.UtcNow < gone)
+        {
+            await Task.Delay(100, TestContext.Current.CancellationToken);
+        }
+
+        int[] left = [.. servers.Where(IsRunning)];
+        string names = string.Join(", ", left.Select(pid => $"{pid} {CommandLine(pid)}"));
+        foreach (int pid in left)
+        {
+            Process.GetProcessById(pid).Kill(); // do not leave it to the next test
+        }
+
+        Assert.True(left.Length == 0, $"still running 30 s after the load generator was killed: {names}");
+    }
+
+    // Processes whose parent chain leads to root (from /proc/PID/stat's ppid field).
+    private static List<int> Descendants(int root)
+    {
+        var parents = new Dictionary<int, int>();
+        foreach (string directory in Directory.EnumerateDirectories("/proc"))
+        {
+            if (int.TryParse(Path.GetFileName(directory), out int pid))
+            {
+                try
+                {
+                    string stat = File.ReadAllText(Path.Combine(directory, "stat"));
+                    string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                    parents[pid] = int.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture);
+                }
+                catch (IOException)
+                {
+                    // It ended meanwhile.
+                }
+            }
+        }
+
+        var found = new List<int>();
+        foreach (int pid in parents.Keys)
+        {
+            for (int p = pid; parents.TryGetValue(p, out int parent); p = parent)
+            {
+                if (parent == root)
+                {
+                    found.Add(pid);
+                    break;
+                }
+            }
+        }
+
+        return found;
+    }
+
+    private static string CommandLine(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ');
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+
+    // A zombie (exited, not yet reaped by its new parent) is not running.
+    private static bool IsRunning(int pid)
+    {
+        try
+        {
+            string stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[stat.LastIndexOf(')') + 2] != 'Z';
+        }
+        catch (IOException)
+        {
+            return false;
+        }
     }
 
     private static Task<ExternalProcess.Result> RunLoadGenAsync(params string[] arguments) =>

@@ -20,12 +20,15 @@ internal sealed class ControlledRelay : IAsyncDisposable
 
     public string SocketPath => Path.Combine(_directory.FullName, "control.sock");
 
-    public static async Task<ControlledRelay> StartAsync(TestPki pki)
+    /// <summary>A relay process with a control socket; <paramref name="tables"/> adds TOML tables to its configuration.</summary>
+    public static async Task<ControlledRelay> StartAsync(TestPki pki, string tables = "")
     {
         DirectoryInfo directory = Directory.CreateTempSubdirectory("relayd-ctl-");
         var relay = new RelaydProcess(pki, tables: $"""
             [control]
             socket = "{Path.Combine(directory.FullName, "control.sock")}"
+
+            {tables}
             """);
         var controlled = new ControlledRelay(directory, relay);
         await relay.StartAsync();

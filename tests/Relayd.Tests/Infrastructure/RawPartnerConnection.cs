@@ -63,7 +63,11 @@ internal sealed class RawPartnerConnection : IAsyncDisposable
     }
 
     /// <summary>Reads the next frame; null when the relay closed the connection.</summary>
-    public async Task<Frame?> ReadFrameAsync(int timeoutSeconds = 10)
+    public async Task<Frame?> ReadFrameAsync(int timeoutSeconds = 10) =>
+        await ReadFrameBytesAsync(timeoutSeconds) is { } body ? Frame.Parser.ParseFrom(body) : null;
+
+    /// <summary>Reads the next frame's body exactly as the relay wrote it (no length prefix); null when the relay closed the connection.</summary>
+    public async Task<byte[]?> ReadFrameBytesAsync(int timeoutSeconds = 10)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(TestContext.Current.CancellationToken);
         timeout.CancelAfter(TimeSpan.FromSeconds(timeoutSeconds));
@@ -73,9 +77,9 @@ internal sealed class RawPartnerConnection : IAsyncDisposable
             var buffer = new ReadOnlySequence<byte>(_pending);
             if (FrameReader.TryReadFrame(ref buffer, 16 * 1024 * 1024, out ReadOnlySequence<byte> frame))
             {
-                Frame parsed = Frame.Parser.ParseFrom(frame);
+                byte[] body = frame.ToArray();
                 _pending = buffer.ToArray();
-                return parsed;
+                return body;
             }
 
             int read;

@@ -37,6 +37,7 @@ internal static partial class CtlCommands
         ctl.Add(Simple("drain", "Lame duck until restart: refuse new sessions and envelopes, keep delivering", ControlProtocol.Drain, socket, json));
         ctl.Add(Simple("reload", "Re-read and validate the configuration, apply it only when valid", ControlProtocol.Reload, socket, json));
         ctl.Add(Simple("abuse", "Recent abuse reports: time, reporter and reported partner, hashed users, reason, verified/unverified ids, notice delivered", ControlProtocol.Abuse, socket, json));
+        ctl.Add(WithPartner("health", "A partner's health, is it us or them: sessions and disconnects, accepted and refused by code, backlog toward it, delivery latency, media failures, key-bundle timeouts", ControlProtocol.Health, socket, json));
         ctl.Add(Trace(socket, json));
         var wal = new Command("wal", "The write-ahead log");
         wal.Add(Simple("stats", "Segments, bytes, fdatasync latency, backlog per partner", ControlProtocol.WalStats, socket, json));
@@ -251,6 +252,11 @@ internal static class ControlTables
             TraceText.Render(text, trace);
         }
 
+        if (response.Health is { } health)
+        {
+            HealthTable.Render(text, health);
+        }
+
         if (response.Action is { } action)
         {
             text.AppendLine(action.Message);
@@ -274,7 +280,7 @@ internal static class ControlTables
         return text.ToString();
     }
 
-    private static void Rows(StringBuilder text, string[][] rows)
+    internal static void Rows(StringBuilder text, string[][] rows)
     {
         int width = rows.Max(r => r[0].Length) + 1;
         foreach (string[] row in rows)
@@ -293,7 +299,7 @@ internal static class ControlTables
         }
     }
 
-    private static string Number(long value) => value.ToString(CultureInfo.InvariantCulture);
+    internal static string Number(long value) => value.ToString(CultureInfo.InvariantCulture);
 
     private static string Bytes(long bytes) => bytes >= 1024 * 1024
         ? string.Create(CultureInfo.InvariantCulture, $"{bytes / (1024.0 * 1024):F1} MiB")

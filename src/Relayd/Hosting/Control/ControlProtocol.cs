@@ -24,6 +24,8 @@ internal static class ControlProtocol
     public const string Reload = "reload";
     public const string WalStats = "wal_stats";
     public const string Abuse = "abuse";
+
+    public const string Health = "health";
     public const string Trace = "trace";
 }
 
@@ -46,10 +48,10 @@ internal static class ControlErrors
 /// <summary>One request: <c>{"command":"suspend","partner":"alpha"}</c>.</summary>
 internal sealed class ControlRequest
 {
-    /// <summary>status, partners, sessions, suspend, resume, drain, reload, wal_stats or abuse.</summary>
+    /// <summary>status, partners, sessions, suspend, resume, drain, reload, wal_stats, abuse, health or trace.</summary>
     public string? Command { get; set; }
 
-    /// <summary>suspend and resume: the partner id.</summary>
+    /// <summary>suspend, resume and health: the partner id.</summary>
     public string? Partner { get; set; }
 
     /// <summary>trace: the message's sender partner (with <see cref="MessageId"/>).</summary>
@@ -94,6 +96,9 @@ internal sealed class ControlResponse
 
     /// <summary>abuse: the most recent abuse reports, newest first.</summary>
     public List<AbuseReportView>? AbuseReports { get; set; }
+
+    /// <summary>health: one partner's health (<see cref="HealthView"/>).</summary>
+    public HealthView? Health { get; set; }
 
     /// <summary>trace: one message's or transfer's timeline.</summary>
     public TraceView? Trace { get; set; }

@@ -64,9 +64,10 @@ internal sealed partial class ControlRequestHandler
                 ControlProtocol.Reload => await ReloadAsync(peer, cancellationToken),
                 ControlProtocol.WalStats => new ControlResponse { Ok = true, Wal = Wal() },
                 ControlProtocol.Abuse => new ControlResponse { Ok = true, AbuseReports = AbuseReports() },
+                ControlProtocol.Health => Health(request),
                 ControlProtocol.Trace => await TraceAsync(request, cancellationToken),
                 _ => ControlResponse.Failed(ControlErrors.UnknownCommand,
-                    $"unknown command '{command}' (expected status, partners, sessions, suspend, resume, drain, reload, wal_stats, abuse or trace)"),
+                    $"unknown command '{command}' (expected status, partners, sessions, suspend, resume, drain, reload, wal_stats, abuse, health or trace)"),
             };
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
