@@ -134,4 +134,11 @@ internal static class EventIds
     public const int ReadReceiptDropped = 933;
     public const int InteropLogFailed = 934;
     public const int InteropRecovered = 935;
+
+    // 970-979 shared support: signed delivery evidence (EvidenceLog)
+    public const int EvidenceOpened = 970;
+    public const int EvidenceTreeClosed = 971;
+    public const int EvidenceWriteFailed = 972;
+    public const int EvidenceTreesDeleted = 973;
+    public const int EvidenceStatementsDropped = 974;
 }
