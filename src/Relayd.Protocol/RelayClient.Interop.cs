@@ -37,9 +37,12 @@ public sealed partial class RelayClient
             case Frame.BodyOneofCase.HealthReply:
                 OnHealthReply(frame.HealthReply);
                 break;
+            case Frame.BodyOneofCase.EvidenceReply:
+                OnEvidenceReply(frame.EvidenceReply);
+                break;
         }
     }
 
     /// <summary>An Error that answers one interop request (by request_id or report_id) fails that request only.</summary>
-    private bool FailInterop(Error error) => FailConsent(error) || FailCapabilities(error) || FailAbuseReport(error) || FailHealth(error);
+    private bool FailInterop(Error error) => FailConsent(error) || FailCapabilities(error) || FailAbuseReport(error) || FailHealth(error) || FailEvidence(error);
 }

@@ -12,6 +12,7 @@ using Relayd.Routing;
 using Relayd.Security;
 using Relayd.Storage;
 using Relayd.Storage.WalStore;
+using Relayd.Support.Evidence;
 using Relayd.Transport;
 
 namespace Relayd;
@@ -27,7 +28,7 @@ namespace Relayd;
 /// socket; then accept, heartbeat and maintenance. Stop: the listener's GoAway and drain, then maintenance, the
 /// storage summary and the store.
 /// </remarks>
-internal sealed class Relay : IAsyncDisposable, IRelayProbe
+internal sealed partial class Relay : IAsyncDisposable, IRelayProbe
 {
     private readonly RelayOptions _options;
     private readonly IPEndPoint _endpoint;
@@ -165,6 +166,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
         }
 
         _opened = true;
+        EvidenceKey? evidenceKey = LoadEvidenceKey(); // a key the relay may not use refuses the start before anything opens
 
         // Recovery runs before the relay listens: every envelope acknowledged before a crash is back in its queue.
         WalEnvelopeStore store = WalEnvelopeStore.Open(_options.Storage, _logger, Metrics);
@@ -208,7 +210,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
         // The interop rules' state: who opted in, the rate limits (docs/protocol.md, "Interop").
         Interop = new Admission.InteropPolicy(consent.Table, _options.Interop.RateLimits ? new global::Relayd.Interop.RateLimits.RateLimiter(_options.Interop, _clock, _logger) : Admission.NoRateLimits.Instance);
         Interop = Interop with { Kinds = Admission.RelayKindPolicy.Of(_options.Interop.Kinds) };
-        Routing.SupportEvents support = BuildSupportEvents();
+        Routing.SupportEvents support = BuildSupportEvents(evidenceKey);
         receipts.ReportTo(support, _clock);
         var router = new EnvelopeRouter(Partners, store, _options.Limits, _clock, Interop, support);
         _maintenance = new QueueMaintenance(store, Partners, receipts, _options.Storage.RetentionInterval, _clock, _logger, Interop.Consent, support);
@@ -236,6 +238,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
             ReadReceipts = _readReceipts,
             Support = support,
             Health = Health,
+            Evidence = Evidence,
         };
         SessionServices services = _services;
         Func<PartnerInfo, Protocol.V1.Frame, bool> sendLive = (partner, frame) => services.AnySessionOf(partner)?.TryEnqueueFrame(frame) ?? false;
@@ -311,6 +314,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
         {
             _services?.BeginShutdown();
             await StopMetricsEndpointAsync();
+            await CloseEvidenceAsync();
             CloseStore(); // never listened (the start was refused): nothing to drain, nothing to report
             return;
         }
@@ -321,6 +325,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
         _refusals.Flush(Environment.TickCount64 + (long)_options.Limits.RefusalLogInterval.TotalMilliseconds);
         StorageLog.Summary(_logger, StorageMetrics.ToString());
         await StopMetricsEndpointAsync(); // it answered /readyz with 503 while the sessions drained
+        await CloseEvidenceAsync();
         CloseStore();
         RelayLog.Stopped(_logger, remaining);
     }
@@ -328,6 +333,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
     public async ValueTask DisposeAsync()
     {
         await StopAsync();
+        await CloseEvidenceAsync();
         CloseStore(); // also when the relay never started
         _media?.Dispose();
         _keyBundles?.Dispose();
@@ -383,7 +389,7 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
     internal void AddSupportConsumer(Routing.ISupportEvents consumer) => _addedSupportConsumers.Add(consumer);
 
     /// <summary>The shared-support consumers of each message's steps: trace, partner health, evidence (issue 14).</summary>
-    private Routing.SupportEvents BuildSupportEvents()
+    private Routing.SupportEvents BuildSupportEvents(EvidenceKey? evidenceKey)
     {
         var consumers = new List<Routing.ISupportEvents>();
         if (_options.Health.Enabled)
@@ -391,6 +397,8 @@ internal sealed class Relay : IAsyncDisposable, IRelayProbe
             Health = new Support.Health.PartnerHealthRecorder(_clock);
             consumers.Add(Health);
         }
+
+        AddEvidence(consumers, evidenceKey);
 
         consumers.AddRange(_addedSupportConsumers);
         return consumers.Count == 0 ? Routing.SupportEvents.None : new Routing.SupportEvents([.. consumers]);

@@ -43,6 +43,9 @@ public sealed class RelayOptions
     /// <summary>Partner health (<c>relayd ctl health</c>, HealthRequest). Defaults to on.</summary>
     public HealthOptions Health { get; set; } = new();
 
+    /// <summary>Signed delivery evidence (docs/evidence.md). Defaults to off (no key).</summary>
+    public EvidenceOptions Evidence { get; set; } = new();
+
     /// <summary>Throws when <see cref="Check"/> finds a problem; what every way of building options calls before a relay starts.</summary>
     /// <exception cref="RelayOptionsException">The options cannot work; its message lists every problem with its key.</exception>
     public void Validate()

@@ -76,6 +76,9 @@ internal sealed class SessionServices : Interop.ILiveSessions
     /// <summary>Partner health, for HealthRequest; null: off (UNEXPECTED_FRAME).</summary>
     public Support.Health.PartnerHealthRecorder? Health { get; init; }
 
+    /// <summary>Signed delivery evidence, for EvidenceRequest and Welcome.evidence_public_key; null: off (UNEXPECTED_FRAME).</summary>
+    public Support.Evidence.EvidenceStore? Evidence { get; init; }
+
     /// <summary>
     /// A session of <paramref name="partner"/> past its Welcome, for a frame routed live (key bundles, typing); null
     /// when it has none. Sessions are few (tens): a scan is cheaper than keeping a second index in step.

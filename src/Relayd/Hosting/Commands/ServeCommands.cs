@@ -101,6 +101,11 @@ internal static class ServeCommands
 
             return ExitCodes.BadConfig;
         }
+        catch (Support.Evidence.EvidenceKeyException ex)
+        {
+            await Console.Error.WriteLineAsync($"relayd: refusing to start: {ex.Message}");
+            return ExitCodes.BadConfig;
+        }
         catch (Diagnostics.Prometheus.MetricsListenException ex)
         {
             await Console.Error.WriteLineAsync($"relayd: refusing to start: {ex.Message}");
