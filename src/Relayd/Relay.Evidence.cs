@@ -21,17 +21,30 @@ internal sealed partial class Relay
         return EvidenceKey.TryLoad(path, out string? problem) ?? throw new EvidenceKeyException(path, problem ?? "cannot be loaded");
     }
 
-    /// <summary>Opens the evidence files (after the log's recovery) and adds the recorder to the support consumers.</summary>
-    private void AddEvidence(List<Routing.ISupportEvents> consumers, EvidenceKey? key)
+    /// <summary>
+    /// Opens the evidence files before the log's recovery, which re-derives from the replayed envelopes the accepted
+    /// statements a kill lost (<see cref="EvidenceStore.Recovered"/>); null when evidence is off.
+    /// </summary>
+    private EvidenceStore? OpenEvidence(EvidenceKey? key)
     {
         if (key is null)
+        {
+            return null;
+        }
+
+        string directory = _options.Evidence.Directory.Length > 0 ? _options.Evidence.Directory : Path.Combine(_options.Storage.Directory, "evidence");
+        Evidence = EvidenceStore.Open(_options.Evidence, directory, _options.RelayId, key, _clock, _logger);
+        return Evidence;
+    }
+
+    /// <summary>Starts the evidence writer (after the recovery) and adds its recorder to the support consumers.</summary>
+    private void AddEvidence(List<Routing.ISupportEvents> consumers, EvidenceKey? key)
+    {
+        if (key is null || Evidence is not { } store)
         {
             return;
         }
 
-        string directory = _options.Evidence.Directory.Length > 0 ? _options.Evidence.Directory : Path.Combine(_options.Storage.Directory, "evidence");
-        EvidenceStore store = EvidenceStore.Open(_options.Evidence, directory, _options.RelayId, key, _clock, _logger);
-        Evidence = store;
         store.Start();
         consumers.Add(store.Recorder);
         Metrics.Meter.CreateObservableCounter("relayd.evidence.dropped", () => store.Recorder.Dropped, "{statement}", "Evidence statements dropped because the evidence writer's queue was full (the data path never waits for it)");

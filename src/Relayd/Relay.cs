@@ -175,7 +175,7 @@ internal sealed partial class Relay : IAsyncDisposable, IRelayProbe
         try
         {
             receipts = new ReceiptDispatcher(store, _logger);
-            var recovery = new QueueRecovery(Partners, store, _logger, RecoveryProgressed);
+            var recovery = new QueueRecovery(Partners, store, _logger, RecoveryProgressed) { RecoveredTo = OpenEvidence(evidenceKey) };
             recovery.Run(_clock.GetUtcNow().ToUnixTimeMilliseconds());
             receipts.Settle(recovery.Expired);
 

@@ -30,6 +30,9 @@ internal sealed class QueueRecovery : IRecoverySink
         _progress = progress;
     }
 
+    /// <summary>Told of each replayed envelope whose partners are both approved (signed delivery evidence); null: nobody.</summary>
+    public IRecoveredEnvelopes? RecoveredTo { get; init; }
+
     /// <summary>Envelopes that expired while the relay was down: their senders get EXPIRED_UNDELIVERED receipts.</summary>
     public List<SettledEnvelope> Expired { get; } = [];
 
@@ -55,6 +58,12 @@ internal sealed class QueueRecovery : IRecoverySink
 
         PartnerInfo? sender = StoredEnvelopes.Sender(_partners, envelope.Frame, header);
         sender?.Idempotency.Record(header.MessageId, envelope.AcceptedAtMs, DurableMark.None, Carried(envelope, header, fate));
+        if (RecoveredTo is { } recoveredTo && sender is not null && StoredEnvelopes.Recipient(_partners, envelope.Frame, header) is { } to)
+        {
+            ReadOnlySequence<byte> frame = envelope.Frame;
+            recoveredTo.Recovered(sender, to, header.MessageId, frame.Slice(header.SenderUser.Offset, header.SenderUser.Length),
+                frame.Slice(header.RecipientUser.Offset, header.RecipientUser.Length), frame.Slice(header.Ciphertext.Offset, header.Ciphertext.Length), envelope.AcceptedAtMs);
+        }
         switch (fate.Kind)
         {
             case StoredFateKind.Settled:

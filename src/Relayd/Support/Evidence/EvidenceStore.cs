@@ -22,7 +22,7 @@ namespace Relayd.Support.Evidence;
 /// (the relay was killed) gets a head signed over all of them, and a new tree begins, so whatever reached the disk is
 /// served after a restart.
 /// </remarks>
-internal sealed class EvidenceStore : IAsyncDisposable
+internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelopes
 {
     // About what a statement record takes on disk, to pick which trees to index at start from their file sizes.
     private const int TypicalRecordBytes = 200;
@@ -422,6 +422,39 @@ internal sealed class EvidenceStore : IAsyncDisposable
             EvidenceLog.EvidenceTreesDeleted(_logger, old + over, over == 0 ? "older than the retention" : old == 0 ? "over the size cap" : "older than the retention, or over the size cap");
         }
     }
+
+    /// <summary>
+    /// An envelope the log replayed at start: its accepted statement is written now unless the index has it (the
+    /// relay was killed with it still queued for the writer). Synchronous, before <see cref="Start"/>: not the data path.
+    /// </summary>
+    public void Recovered(Routing.PartnerInfo sender, Routing.PartnerInfo recipient, UInt128 messageId, in System.Buffers.ReadOnlySequence<byte> senderUser, in System.Buffers.ReadOnlySequence<byte> recipientUser, in System.Buffers.ReadOnlySequence<byte> ciphertext, long acceptedAtMs)
+    {
+        lock (_gate)
+        {
+            if (_failed || (TryFind(new MessageKey(sender.Id, messageId), out IndexEntry known) && known.Accepted.TreeId != 0))
+            {
+                return;
+            }
+
+            var item = new EvidenceItem { Kind = EvidenceItemKind.Accepted, Sender = sender, Recipient = recipient, MessageId = messageId, AtMs = acceptedAtMs };
+            EvidenceRecorder.UserHash(sender.Id, senderUser, item.SenderUserHash);
+            EvidenceRecorder.UserHash(recipient.Id, recipientUser, item.RecipientUserHash);
+            EvidenceRecorder.Sha256(ciphertext, item.CiphertextSha256);
+            try
+            {
+                Process(item);
+                Rederived++;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                _failed = true;
+                EvidenceLog.EvidenceWriteFailed(_logger, _current.Path, ex.Message);
+            }
+        }
+    }
+
+    /// <summary>Accepted statements re-derived from the log at start (<see cref="Recovered"/>).</summary>
+    public long Rederived { get; private set; }
 
     // ---- the index --------------------------------------------------------------------------------------------
 

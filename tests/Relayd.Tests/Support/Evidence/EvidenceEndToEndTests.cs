@@ -300,6 +300,45 @@ public sealed class EvidenceEndToEndTests : IClassFixture<PkiFixture>, IDisposab
     }
 
     [Fact]
+    public async Task An_accepted_statement_the_relay_never_wrote_is_re_derived_from_the_log_at_start_once()
+    {
+        string keyPath = NewKey(out EvidenceKey key);
+        string wal = Directory.CreateDirectory(Path.Combine(_dir, "wal-rederive")).FullName;
+        Envelope queued = Envelopes.New("alpha", "beta", toUser: "bob", fromUser: "alice", ciphertext: Envelopes.RandomCiphertext(700));
+        Ack ack;
+
+        // As if killed before the writer got to it: the envelope is in the log (beta is offline), no statement is.
+        await using (TestRelay relay = TestRelay.Start(_pki, options => options.Storage.Directory = wal))
+        {
+            await using RelayClient alpha = await relay.ConnectAsync("alpha");
+            ack = await Envelopes.AcceptedAsync(alpha, queued);
+        }
+
+        await using (TestRelay relay = StartRelay(keyPath, wal))
+        {
+            Assert.Equal(1, relay.Server.Evidence!.Rederived);
+            await using RelayClient alpha = await relay.ConnectAsync("alpha");
+            EvidenceProof proof = Assert.Single((await ProofsAsync(alpha, "alpha", queued.MessageId, 1)).Proofs);
+            Assert.Null(EvidenceVerifier.Verify(proof, key.PublicKey));
+            Statement accepted = EvidenceLayouts.ParseStatement(proof.Statement.Span, out _)!;
+            Assert.Equal(ack.AcceptedAtMs, accepted.AcceptedAtMs);
+            Assert.Equal(SHA256.HashData(queued.Ciphertext.Span), accepted.CiphertextSha256);
+            Assert.Equal(EvidenceLayouts.UserHash("alpha", "alice"u8), accepted.SenderUserHash);
+        }
+
+        await using (TestRelay relay = StartRelay(keyPath, wal))
+        {
+            Assert.Equal(0, relay.Server.Evidence!.Rederived); // already in the evidence files: not written twice
+            await using RelayClient alpha = await relay.ConnectAsync("alpha");
+            await using RelayClient beta = await relay.ConnectAsync("beta");
+            Deliver delivered = await beta.Deliveries.ReadAsync().Within();
+            await beta.AcknowledgeAsync(delivered);
+            EvidenceReply reply = await ProofsAsync(alpha, "alpha", queued.MessageId, 2);
+            Assert.All(reply.Proofs, p => Assert.Null(EvidenceVerifier.Verify(p, key.PublicKey)));
+        }
+    }
+
+    [Fact]
     public async Task After_SIGKILL_of_a_real_relay_the_proofs_that_were_served_are_served_again()
     {
         string keyPath = NewKey(out EvidenceKey key);
