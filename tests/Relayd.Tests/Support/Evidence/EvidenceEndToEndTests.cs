@@ -192,6 +192,59 @@ public sealed class EvidenceEndToEndTests : IClassFixture<PkiFixture>, IDisposab
     }
 
     [Fact]
+    public async Task The_walkthrough_in_docs_evidence_md_verifies_a_served_proof_with_openssl_and_python_and_refuses_a_flipped_one()
+    {
+        string keyPath = NewKey(out EvidenceKey key);
+        await using TestRelay relay = StartRelay(keyPath);
+        await using RelayClient alpha = await relay.ConnectAsync("alpha");
+        await using RelayClient beta = await relay.ConnectAsync("beta");
+        for (int i = 0; i < 4; i++)
+        {
+            await SendAndAcknowledgeAsync(alpha, beta); // a few leaves before it: a path of more than one hash
+        }
+
+        (Envelope sent, _, _) = await SendAndAcknowledgeAsync(alpha, beta);
+        EvidenceProof proof = (await ProofsAsync(beta, "alpha", sent.MessageId, 2)).Proofs[0];
+
+        string docs = await File.ReadAllTextAsync(Path.Combine(ExternalProcess.RepositoryRoot, "docs", "evidence.md"));
+        string shell = Block(docs, "### The signature", "```sh"), python = Block(docs, "### The audit path", "```python");
+        string work = Directory.CreateDirectory(Path.Combine(_dir, "walkthrough")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(work, "check.sh"), shell);
+        await File.WriteAllTextAsync(Path.Combine(work, "check.py"), python);
+
+        async Task<string> RunAsync()
+        {
+            ExternalProcess.Result signature = await ExternalProcess.RunAsync("bash", ["-c", $"cd '{work}' && KEY_HEX={Convert.ToHexStringLower(alpha.Welcome.EvidencePublicKey.Span)} bash -e check.sh"]);
+            ExternalProcess.Result path = await ExternalProcess.RunAsync("python3", [Path.Combine(work, "check.py"), Path.Combine(work, "proof.txt")]);
+            return $"openssl exit {signature.ExitCode}: {signature.StandardOutput.Trim()} {signature.StandardError.Trim()}\npython: {path.StandardOutput.Trim()} {path.StandardError.Trim()}";
+        }
+
+        EvidenceProofFile.Save(proof, Path.Combine(work, "proof.txt"));
+        string good = await RunAsync();
+        Assert.True(good.Contains("openssl exit 0: Signature Verified Successfully", StringComparison.Ordinal) && good.Contains("python: path OK", StringComparison.Ordinal), good);
+
+        EvidenceProof altered = proof.Clone();
+        byte[] statement = altered.Statement.ToByteArray();
+        statement[^1] ^= 0x80;
+        altered.Statement = ByteString.CopyFrom(statement);
+        byte[] head = altered.TreeHead.ToByteArray();
+        head[^1] ^= 0x80;
+        altered.TreeHead = ByteString.CopyFrom(head);
+        EvidenceProofFile.Save(altered, Path.Combine(work, "proof.txt"));
+        string bad = await RunAsync();
+        Assert.True(!bad.Contains("openssl exit 0", StringComparison.Ordinal) && bad.Contains("python: path FAILS", StringComparison.Ordinal), bad);
+    }
+
+    /// <summary>The first fenced block opening with <paramref name="fence"/> after <paramref name="heading"/>.</summary>
+    private static string Block(string markdown, string heading, string fence)
+    {
+        int at = markdown.IndexOf(heading, StringComparison.Ordinal);
+        Assert.True(at >= 0, $"docs/evidence.md has no \"{heading}\"");
+        int start = markdown.IndexOf(fence + "\n", at, StringComparison.Ordinal) + fence.Length + 1;
+        return markdown[start..markdown.IndexOf("```", start, StringComparison.Ordinal)];
+    }
+
+    [Fact]
     public async Task A_partner_that_neither_sent_nor_received_a_message_gets_the_bytes_an_unknown_id_gets_for_random_askers_and_ids()
     {
         string keyPath = NewKey(out _);
