@@ -502,9 +502,11 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
             found = TryFind(key, out entry);
         }
 
-        if (!found || entry.Accepted.TreeId == 0)
+        if ((!found || entry.Accepted.TreeId == 0) && asker == senderPartner)
         {
-            // Not in memory (older than the index, or from before a restart that did not index it): the files.
+            // Not in memory (older than the index): the files, for the sender partner only. A scan takes long for an
+            // unknown id and stops early for a known one, so for any other asker it would tell by its time whether
+            // another partner's message exists; without it, a foreign id and an unknown one cost the same lookup.
             IndexEntry scanned = await Task.Run(() => Scan(key)).ConfigureAwait(false);
             entry = new IndexEntry
             {
