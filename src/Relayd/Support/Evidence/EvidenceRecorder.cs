@@ -78,6 +78,20 @@ internal sealed class EvidenceRecorder : ISupportEvents
     /// <summary>SHA-256("relayd-evidence-user-v1\0" || u16 len(partner) || partner || user): <see cref="EvidenceLayouts.UserHash"/>, without allocating.</summary>
     internal static void UserHash(string partner, in ReadOnlySequence<byte> user, Span<byte> destination)
     {
+        // The usual case, short ids: one SHA-256 call over a stack buffer (each IncrementalHash append is a call into
+        // the crypto library).
+        int partnerBytes = partner.Length; // ASCII ids (PartnerOptions.IdPattern); checked below
+        if (partnerBytes <= 64 && user.Length <= 256 && System.Text.Ascii.IsValid(partner))
+        {
+            Span<byte> input = stackalloc byte[24 + 2 + 64 + 256];
+            UserHashPrefix.CopyTo(input);
+            BinaryPrimitives.WriteUInt16BigEndian(input[24..], (ushort)partnerBytes);
+            Encoding.ASCII.GetBytes(partner, input[26..]);
+            user.CopyTo(input[(26 + partnerBytes)..]);
+            SHA256.HashData(input[..(26 + partnerBytes + (int)user.Length)], destination);
+            return;
+        }
+
         IncrementalHash hash = t_sha256 ??= IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         hash.AppendData(UserHashPrefix);
         Span<byte> id = stackalloc byte[2 + 256];

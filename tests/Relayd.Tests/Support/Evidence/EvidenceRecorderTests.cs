@@ -32,7 +32,7 @@ public sealed class EvidenceRecorderTests
     [Fact]
     public void The_queued_hashes_are_the_documented_user_hash_and_the_ciphertext_SHA256_however_the_frame_is_sliced()
     {
-        Gen.Select(Gen.Byte.Array[0, 80], Gen.Byte.Array[0, 80], Gen.Byte.Array[0, 5000], Gen.Int[1, 700]).Sample((senderUser, recipientUser, ciphertext, chunk) =>
+        Gen.Select(Gen.Byte.Array[0, 400], Gen.Byte.Array[0, 400], Gen.Byte.Array[0, 5000], Gen.Int[1, 700]).Sample((senderUser, recipientUser, ciphertext, chunk) =>
         {
             var queue = Channel.CreateBounded<EvidenceItem>(16);
             var recorder = new EvidenceRecorder(queue.Writer);
