@@ -20,8 +20,18 @@ public sealed partial class RelayClient
     /// (EvidencePublicKey), save it with <see cref="EvidenceProofFile"/> for <c>relayd evidence verify</c>.
     /// </summary>
     /// <exception cref="RelayException">UNEXPECTED_FRAME (the relay signs no evidence), RATE_LIMITED (one at a time), or the connection ended.</exception>
-    public async Task<EvidenceReply> EvidenceAsync(string senderPartner, ReadOnlyMemory<byte> messageId, CancellationToken cancellationToken = default)
+    public Task<EvidenceReply> EvidenceAsync(string senderPartner, ReadOnlyMemory<byte> messageId, CancellationToken cancellationToken = default) =>
+        RequestEvidenceAsync(new EvidenceRequest { SenderPartner = senderPartner, MessageId = ByteString.CopyFrom(messageId.Span) }, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="EvidenceAsync(string, ReadOnlyMemory{byte}, CancellationToken)"/>, with the request's other fields:
+    /// ConsistencyTreeId and ConsistencyFromSize (a signed head kept earlier) ask for the consistency proof from it to
+    /// that tree's newest head. Its request id is set here.
+    /// </summary>
+    /// <exception cref="RelayException">As the other overload.</exception>
+    public async Task<EvidenceReply> RequestEvidenceAsync(EvidenceRequest request, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(request);
         if (_failure is { } failure)
         {
             throw failure;
@@ -36,7 +46,9 @@ public sealed partial class RelayClient
 
         try
         {
-            WriteInteropFrame(new Frame { EvidenceRequest = new EvidenceRequest { RequestId = id, SenderPartner = senderPartner, MessageId = ByteString.CopyFrom(messageId.Span) } });
+            EvidenceRequest sent = request.Clone();
+            sent.RequestId = id;
+            WriteInteropFrame(new Frame { EvidenceRequest = sent });
             return await AnswerOrEndAsync(pending.Task, cancellationToken);
         }
         finally

@@ -31,12 +31,19 @@ internal sealed partial class PartnerSession
         ulong requestId = request.RequestId;
         string sender = request.SenderPartner;
         ReadOnlyMemory<byte> messageId = request.MessageId.Memory;
+        (ulong Tree, ulong Size) consistencyFrom = (request.ConsistencyTreeId, request.ConsistencyFromSize);
         _ = Task.Run(async () =>
         {
             EvidenceReply reply;
             try
             {
                 reply = (await evidence.LookupAsync(asker, sender, messageId)).ToReply(requestId);
+                if (consistencyFrom.Size is > 0 and <= long.MaxValue && await evidence.ConsistencyAsync(consistencyFrom.Tree, (long)consistencyFrom.Size) is { } consistency)
+                {
+                    reply.ConsistencyTreeHead = Google.Protobuf.ByteString.CopyFrom(consistency.Head.Head);
+                    reply.ConsistencyTreeHeadSignature = Google.Protobuf.ByteString.CopyFrom(consistency.Head.Signature);
+                    reply.ConsistencyProof.AddRange(consistency.Proof.Select(Google.Protobuf.ByteString.CopyFrom));
+                }
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
             {

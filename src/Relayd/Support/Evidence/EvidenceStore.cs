@@ -644,6 +644,53 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
         return head.Size <= tree.Size ? new ClosedTree(treeId, path, tree, head) : null;
     }
 
+    /// <summary>
+    /// The newest signed head of tree <paramref name="treeId"/> and the RFC 9162 consistency proof from its first
+    /// <paramref name="fromSize"/> statements to it; null when the tree is not kept or is smaller. About the relay, not
+    /// about a message: the same for every asker.
+    /// </summary>
+    public async Task<(SignedHead Head, List<byte[]> Proof)?> ConsistencyAsync(ulong treeId, long fromSize)
+    {
+        string? path;
+        lock (_gate)
+        {
+            if (treeId == _current.Id)
+            {
+                return _current.LastHead is { } last && fromSize <= last.Size ? (last, _current.Tree.ConsistencyProof(fromSize, last.Size)) : null;
+            }
+
+            if (_closedCache is { } cached && cached.Id == treeId)
+            {
+                return fromSize <= cached.Head.Size ? (cached.Head, cached.Tree.ConsistencyProof(fromSize, cached.Head.Size)) : null;
+            }
+
+            if (!_closed.TryGetValue(treeId, out path))
+            {
+                return null;
+            }
+        }
+
+        try
+        {
+            ClosedTree? loaded = await Task.Run(() => LoadClosed(treeId, path)).ConfigureAwait(false);
+            if (loaded is null)
+            {
+                return null;
+            }
+
+            lock (_gate)
+            {
+                _closedCache = loaded;
+            }
+
+            return fromSize <= loaded.Head.Size ? (loaded.Head, loaded.Tree.ConsistencyProof(fromSize, loaded.Head.Size)) : null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Reads the tree files newest first for the statements of <paramref name="key"/>; stops at its accepted statement.</summary>
     private IndexEntry Scan(MessageKey key)
     {

@@ -298,6 +298,8 @@ public sealed class EvidenceEndToEndTests : IClassFixture<PkiFixture>, IDisposab
         await using RelayClient alpha = await relay.ConnectAsync("alpha");
         await using RelayClient beta = await relay.ConnectAsync("beta");
         EvidenceStore store = relay.Server.Evidence!;
+        (Envelope kept, _, _) = await SendAndAcknowledgeAsync(alpha, beta);
+        TreeHeadFields keptHead = EvidenceLayouts.ParseTreeHead((await ProofsAsync(alpha, "alpha", kept.MessageId, 2)).Proofs[0].TreeHead.Span, out _)!;
         for (int round = 0; round < 4; round++)
         {
             for (int i = 0; i <= round; i++)
@@ -321,6 +323,22 @@ public sealed class EvidenceEndToEndTests : IClassFixture<PkiFixture>, IDisposab
             otherRoot[5] ^= 1;
             Assert.False(MerkleTree.VerifyConsistency(older.TreeSize, newer.TreeSize, otherRoot, newer.RootHash, proof));
         }
+
+        // Over the wire: the head alpha kept from its first proof, and the newest head now, are consistent.
+        var ask = new EvidenceRequest { SenderPartner = "alpha", MessageId = kept.MessageId, ConsistencyTreeId = keptHead.TreeId, ConsistencyFromSize = (ulong)keptHead.TreeSize };
+        EvidenceReply reply = await alpha.RequestEvidenceAsync(ask).Within();
+        Assert.True(EvidenceKey.Verify(key.PublicKey, reply.ConsistencyTreeHead.Span, reply.ConsistencyTreeHeadSignature.Span));
+        TreeHeadFields latest = EvidenceLayouts.ParseTreeHead(reply.ConsistencyTreeHead.Span, out _)!;
+        Assert.True(latest.TreeSize > keptHead.TreeSize);
+        Assert.True(MerkleTree.VerifyConsistency(keptHead.TreeSize, latest.TreeSize, keptHead.RootHash, latest.RootHash, [.. reply.ConsistencyProof.Select(p => p.ToByteArray())]));
+
+        // It is about the relay, not the message: gamma asking about alpha's message, and about an unknown one, gets the same bytes.
+        await using RelayClient gamma = await relay.ConnectAsync("gamma");
+        EvidenceReply foreign = await gamma.RequestEvidenceAsync(ask).Within();
+        EvidenceRequest unknown = ask.Clone();
+        unknown.MessageId = ByteString.CopyFrom(Guid.NewGuid().ToByteArray());
+        Assert.Equal(Canonical(foreign), Canonical(await gamma.RequestEvidenceAsync(unknown).Within()));
+        Assert.Empty(foreign.Proofs);
     }
 
     [Fact]
