@@ -40,9 +40,12 @@ public sealed partial class RelayClient
             case Frame.BodyOneofCase.TraceReply:
                 OnTraceReply(frame.TraceReply);
                 break;
+            case Frame.BodyOneofCase.EvidenceReply:
+                OnEvidenceReply(frame.EvidenceReply);
+                break;
         }
     }
 
     /// <summary>An Error that answers one interop request (by request_id or report_id) fails that request only.</summary>
-    private bool FailInterop(Error error) => FailConsent(error) || FailCapabilities(error) || FailAbuseReport(error) || FailHealth(error) || FailTrace(error);
+    private bool FailInterop(Error error) => FailConsent(error) || FailCapabilities(error) || FailAbuseReport(error) || FailHealth(error) || FailTrace(error) || FailEvidence(error);
 }

@@ -146,7 +146,7 @@ public sealed partial class RelayClient
                 or Frame.BodyOneofCase.AbuseNotice:
                 await DispatchInteropAsync(frame, cancellationToken);
                 return true;
-            case Frame.BodyOneofCase.HealthReply or Frame.BodyOneofCase.TraceReply:
+            case Frame.BodyOneofCase.HealthReply or Frame.BodyOneofCase.TraceReply or Frame.BodyOneofCase.EvidenceReply:
                 await DispatchInteropAsync(frame, cancellationToken);
                 return true;
             case Frame.BodyOneofCase.Error:

@@ -10,6 +10,7 @@ var root = new RootCommand("relayd: the exchange between messaging providers (DM
     PkiCommands.Create(),
     WalCommands.Create(),
     CtlCommands.Create(),
+    EvidenceCommands.Create(),
 };
 
 var invocation = new InvocationConfiguration

@@ -12,6 +12,7 @@ using Relayd.Routing;
 using Relayd.Security;
 using Relayd.Storage;
 using Relayd.Storage.WalStore;
+using Relayd.Support.Evidence;
 using Relayd.Transport;
 
 namespace Relayd;
@@ -165,6 +166,7 @@ internal sealed partial class Relay : IAsyncDisposable, IRelayProbe
         }
 
         _opened = true;
+        EvidenceKey? evidenceKey = LoadEvidenceKey(); // a key the relay may not use refuses the start before anything opens
 
         // Recovery runs before the relay listens: every envelope acknowledged before a crash is back in its queue.
         WalEnvelopeStore store = WalEnvelopeStore.Open(_options.Storage, _logger, Metrics);
@@ -174,7 +176,8 @@ internal sealed partial class Relay : IAsyncDisposable, IRelayProbe
         {
             receipts = new ReceiptDispatcher(store, _logger);
             OpenTrace(); // before recovery: the trace derives from the log what the last process lost
-            var recovery = new QueueRecovery(Partners, store, _logger, RecoveryProgressed, Trace);
+            IRecoveredEnvelopes[] observers = [.. new IRecoveredEnvelopes?[] { Trace, OpenEvidence(evidenceKey) }.OfType<IRecoveredEnvelopes>()];
+            var recovery = new QueueRecovery(Partners, store, _logger, RecoveryProgressed, observers);
             recovery.Run(_clock.GetUtcNow().ToUnixTimeMilliseconds());
             Trace?.LogOpened();
             receipts.Settle(recovery.Expired);
@@ -211,7 +214,7 @@ internal sealed partial class Relay : IAsyncDisposable, IRelayProbe
         // The interop rules' state: who opted in, the rate limits (docs/protocol.md, "Interop").
         Interop = new Admission.InteropPolicy(consent.Table, _options.Interop.RateLimits ? new global::Relayd.Interop.RateLimits.RateLimiter(_options.Interop, _clock, _logger) : Admission.NoRateLimits.Instance);
         Interop = Interop with { Kinds = Admission.RelayKindPolicy.Of(_options.Interop.Kinds) };
-        Routing.SupportEvents support = BuildSupportEvents();
+        Routing.SupportEvents support = BuildSupportEvents(evidenceKey);
         receipts.ReportTo(support, _clock);
         var router = new EnvelopeRouter(Partners, store, _options.Limits, _clock, Interop, support);
         _maintenance = new QueueMaintenance(store, Partners, receipts, _options.Storage.RetentionInterval, _clock, _logger, Interop.Consent, support);
@@ -240,6 +243,7 @@ internal sealed partial class Relay : IAsyncDisposable, IRelayProbe
             Support = support,
             Health = Health,
             Trace = Trace,
+            Evidence = Evidence,
         };
         SessionServices services = _services;
         Func<PartnerInfo, Protocol.V1.Frame, bool> sendLive = (partner, frame) => services.AnySessionOf(partner)?.TryEnqueueFrame(frame) ?? false;
@@ -315,6 +319,7 @@ internal sealed partial class Relay : IAsyncDisposable, IRelayProbe
         {
             _services?.BeginShutdown();
             await StopMetricsEndpointAsync();
+            await CloseEvidenceAsync();
             CloseStore(); // never listened (the start was refused): nothing to drain, nothing to report
             return;
         }
@@ -325,6 +330,7 @@ internal sealed partial class Relay : IAsyncDisposable, IRelayProbe
         _refusals.Flush(Environment.TickCount64 + (long)_options.Limits.RefusalLogInterval.TotalMilliseconds);
         StorageLog.Summary(_logger, StorageMetrics.ToString());
         await StopMetricsEndpointAsync(); // it answered /readyz with 503 while the sessions drained
+        await CloseEvidenceAsync();
         CloseStore();
         RelayLog.Stopped(_logger, remaining);
     }
@@ -332,6 +338,7 @@ internal sealed partial class Relay : IAsyncDisposable, IRelayProbe
     public async ValueTask DisposeAsync()
     {
         await StopAsync();
+        await CloseEvidenceAsync();
         CloseStore(); // also when the relay never started
         _media?.Dispose();
         _keyBundles?.Dispose();
@@ -388,7 +395,7 @@ internal sealed partial class Relay : IAsyncDisposable, IRelayProbe
     internal void AddSupportConsumer(Routing.ISupportEvents consumer) => _addedSupportConsumers.Add(consumer);
 
     /// <summary>The shared-support consumers of each message's steps: trace, partner health, evidence (issue 14).</summary>
-    private Routing.SupportEvents BuildSupportEvents()
+    private Routing.SupportEvents BuildSupportEvents(EvidenceKey? evidenceKey)
     {
         var consumers = new List<Routing.ISupportEvents>();
         if (_options.Health.Enabled)
@@ -401,6 +408,8 @@ internal sealed partial class Relay : IAsyncDisposable, IRelayProbe
         {
             consumers.Add(Trace);
         }
+
+        AddEvidence(consumers, evidenceKey);
 
         consumers.AddRange(_addedSupportConsumers);
         return consumers.Count == 0 ? Routing.SupportEvents.None : new Routing.SupportEvents([.. consumers]);

@@ -45,6 +45,8 @@ public sealed class RelayOptions
 
     /// <summary>Per-message trace (<c>relayd ctl trace</c>, TraceRequest). Defaults to on.</summary>
     public TraceOptions Trace { get; set; } = new();
+    /// <summary>Signed delivery evidence (docs/evidence.md). Defaults to off (no key).</summary>
+    public EvidenceOptions Evidence { get; set; } = new();
 
     /// <summary>Throws when <see cref="Check"/> finds a problem; what every way of building options calls before a relay starts.</summary>
     /// <exception cref="RelayOptionsException">The options cannot work; its message lists every problem with its key.</exception>

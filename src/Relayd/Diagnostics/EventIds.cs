@@ -140,4 +140,10 @@ internal static class EventIds
     public const int TraceWriteFailed = 981;
     public const int TraceQueryFailed = 982;
     public const int TraceUnavailable = 983;
+    // 970-979 shared support: signed delivery evidence (EvidenceLog)
+    public const int EvidenceOpened = 970;
+    public const int EvidenceTreeClosed = 971;
+    public const int EvidenceWriteFailed = 972;
+    public const int EvidenceTreesDeleted = 973;
+    public const int EvidenceStatementsDropped = 974;
 }

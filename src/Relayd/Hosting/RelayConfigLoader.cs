@@ -10,7 +10,7 @@ namespace Relayd.Hosting;
 /// which is why this walks Tomlyn's syntax tree (it keeps positions) rather than deserializing into a model.
 /// </summary>
 /// <remarks>
-/// Tables <c>[relay]</c>, <c>[tls]</c>, <c>[limits]</c>, <c>[wal]</c>, <c>[media]</c>, <c>[metrics]</c>, <c>[control]</c>, <c>[interop]</c>, <c>[health]</c>, <c>[trace]</c> and <c>[[partners]]</c>; the keys
+/// Tables <c>[relay]</c>, <c>[tls]</c>, <c>[limits]</c>, <c>[wal]</c>, <c>[media]</c>, <c>[metrics]</c>, <c>[control]</c>, <c>[interop]</c>, <c>[health]</c>, <c>[trace]</c>, <c>[evidence]</c> and <c>[[partners]]</c>; the keys
 /// are those of <see cref="Setters"/>, each setting one property of <see cref="RelayOptions"/>, whose doc comment
 /// gives its meaning, range and default. <c>packaging/relayd.toml</c> shows every key with its default and unit
 /// (ConfigKeyTableTests keeps the two in step). Durations are integers in the unit the key names (<c>_ms</c>,
@@ -21,7 +21,7 @@ namespace Relayd.Hosting;
 /// </remarks>
 public static partial class RelayConfigLoader
 {
-    private static readonly string[] Tables = ["relay", "tls", "limits", "wal", "media", "metrics", "control", "interop", "health", "trace"];
+    private static readonly string[] Tables = ["relay", "tls", "limits", "wal", "media", "metrics", "control", "interop", "health", "trace", "evidence"];
 
     private static readonly Dictionary<string, ContentKind> KindNames = new(StringComparer.Ordinal)
     {
@@ -117,6 +117,17 @@ public static partial class RelayConfigLoader
         ["trace.retention_seconds"] = (o, _, v) => o.Trace.Retention = Seconds(v),
         ["trace.max_bytes"] = (o, _, v) => o.Trace.MaxBytes = Long(v),
         ["trace.segment_bytes"] = (o, _, v) => o.Trace.SegmentBytes = Int(v),
+        ["evidence.enabled"] = (o, _, v) => o.Evidence.Enabled = Bool(v),
+        ["evidence.key"] = (o, _, v) => o.Evidence.KeyPath = NonEmpty(v),
+        ["evidence.dir"] = (o, _, v) => o.Evidence.Directory = NonEmpty(v),
+        ["evidence.sign_interval_ms"] = (o, _, v) => o.Evidence.SignInterval = Ms(v),
+        ["evidence.sign_every"] = (o, _, v) => o.Evidence.SignEvery = Int(v),
+        ["evidence.max_tree_leaves"] = (o, _, v) => o.Evidence.MaxTreeLeaves = Int(v),
+        ["evidence.max_tree_age_seconds"] = (o, _, v) => o.Evidence.MaxTreeAge = Seconds(v),
+        ["evidence.retention_seconds"] = (o, _, v) => o.Evidence.Retention = Seconds(v),
+        ["evidence.max_bytes"] = (o, _, v) => o.Evidence.MaxBytes = Long(v),
+        ["evidence.queue_capacity"] = (o, _, v) => o.Evidence.QueueCapacity = Int(v),
+        ["evidence.index_capacity"] = (o, _, v) => o.Evidence.IndexCapacity = Int(v),
     };
 
     // Old key → its new name. The old one keeps working, with a warning; setting both is an error.
@@ -172,6 +183,13 @@ public static partial class RelayConfigLoader
             foreach (Security.TlsProblem problem in Security.TlsMaterial.Check(result.Options.Tls))
             {
                 result.Problems.Add(new ConfigError(path, result.Lines.GetValueOrDefault(problem.Key), problem.Key, $"{problem.Path}: {problem.Reason}"));
+            }
+
+            // The evidence key as the relay will load it (mode 0600, Ed25519 PKCS#8 PEM).
+            if (result.Options.Evidence is { IsOn: true, KeyPath: { } evidenceKey } && !result.Problems.Any(p => p.Key.StartsWith("evidence.", StringComparison.Ordinal))
+                && Support.Evidence.EvidenceKey.TryLoad(evidenceKey, out string? keyProblem) is null)
+            {
+                result.Problems.Add(new ConfigError(path, result.Lines.GetValueOrDefault("evidence.key"), "evidence.key", $"{evidenceKey}: {keyProblem}"));
             }
         }
 
@@ -347,6 +365,8 @@ public static partial class RelayConfigLoader
         options.Storage.Directory = Resolve(options.Storage.Directory);
         options.Media.SpoolDirectory = Resolve(options.Media.SpoolDirectory);
         options.Control.SocketPath = Resolve(options.Control.SocketPath);
+        options.Evidence.KeyPath = options.Evidence.KeyPath is null ? null : Resolve(options.Evidence.KeyPath);
+        options.Evidence.Directory = Resolve(options.Evidence.Directory);
     }
 
     private static string Str(ValueSyntax v) => v is StringValueSyntax { Value: { } s } ? s : throw Mismatch("a string", v);

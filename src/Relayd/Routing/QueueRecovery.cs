@@ -19,17 +19,18 @@ internal sealed class QueueRecovery : IRecoverySink
     private readonly List<SettledEnvelope> _dropped = [];
     private readonly Dictionary<string, long> _gone = [];
     private readonly Action<RecoveryProgress>? _progress;
-    private readonly IRecoveredEnvelopes? _observer;
+    private readonly IRecoveredEnvelopes[] _observers;
     private long _held;
     private long _nowMs;
 
-    public QueueRecovery(PartnerDirectory partners, IEnvelopeStore store, ILogger logger, Action<RecoveryProgress>? progress = null, IRecoveredEnvelopes? observer = null)
+    /// <param name="observers">Told of every replayed envelope (the trace, signed delivery evidence).</param>
+    public QueueRecovery(PartnerDirectory partners, IEnvelopeStore store, ILogger logger, Action<RecoveryProgress>? progress = null, params IRecoveredEnvelopes[] observers)
     {
         _partners = partners;
         _store = store;
         _logger = logger;
         _progress = progress;
-        _observer = observer;
+        _observers = observers;
     }
 
     /// <summary>Envelopes that expired while the relay was down: their senders get EXPIRED_UNDELIVERED receipts.</summary>
@@ -57,12 +58,26 @@ internal sealed class QueueRecovery : IRecoverySink
 
         PartnerInfo? sender = StoredEnvelopes.Sender(_partners, envelope.Frame, header);
         sender?.Idempotency.Record(header.MessageId, envelope.AcceptedAtMs, DurableMark.None, Carried(envelope, header, fate));
-        if (_observer is { } observer)
+        if (_observers.Length > 0)
         {
             PartnerInfo? to = StoredEnvelopes.Recipient(_partners, envelope.Frame, header);
             ReadOnlySequence<byte> frame = envelope.Frame;
-            observer.Recovered(sender, header.MessageId, to, envelope.AcceptedAtMs, to is null ? 0 : StoredEnvelopes.Shard(frame, header, to.Mailbox.Shards.Length), (int)frame.Length,
-                frame.Slice(header.SenderUser.Offset, header.SenderUser.Length), frame.Slice(header.RecipientUser.Offset, header.RecipientUser.Length));
+            var recovered = new RecoveredEnvelope
+            {
+                Sender = sender,
+                Recipient = to,
+                MessageId = header.MessageId,
+                AcceptedAtMs = envelope.AcceptedAtMs,
+                Shard = to is null ? 0 : StoredEnvelopes.Shard(frame, header, to.Mailbox.Shards.Length),
+                FrameBytes = (int)frame.Length,
+                SenderUser = frame.Slice(header.SenderUser.Offset, header.SenderUser.Length),
+                RecipientUser = frame.Slice(header.RecipientUser.Offset, header.RecipientUser.Length),
+                Ciphertext = frame.Slice(header.Ciphertext.Offset, header.Ciphertext.Length),
+            };
+            foreach (IRecoveredEnvelopes observer in _observers)
+            {
+                observer.Recovered(recovered);
+            }
         }
         switch (fate.Kind)
         {

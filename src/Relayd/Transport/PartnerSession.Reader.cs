@@ -123,6 +123,7 @@ internal sealed partial class PartnerSession
             DeliveryWindowBytes = (ulong)limits.DeliveryWindowBytes,
             DedupWindowMs = (ulong)limits.DedupWindow.TotalMilliseconds,
             DedupCapacity = (uint)limits.DedupCapacityPerPartner,
+            EvidencePublicKey = _services.Evidence is { } evidence ? Google.Protobuf.ByteString.CopyFrom(evidence.PublicKey) : Google.Protobuf.ByteString.Empty,
             MaxFrameBytesSent = hello.MaxFrameBytes != 0 ? Math.Min(hello.MaxFrameBytes, (uint)MaxFrameBytesSent(limits)) : (uint)MaxFrameBytesSent(limits),
         };
         welcome.AcceptedKinds.AddRange(Partner.AcceptedKinds);

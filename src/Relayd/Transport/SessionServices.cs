@@ -78,6 +78,8 @@ internal sealed class SessionServices : Interop.ILiveSessions
 
     /// <summary>Per-message trace, for TraceRequest; null: off (UNEXPECTED_FRAME).</summary>
     public Support.Trace.TraceRecorder? Trace { get; init; }
+    /// <summary>Signed delivery evidence, for EvidenceRequest and Welcome.evidence_public_key; null: off (UNEXPECTED_FRAME).</summary>
+    public Support.Evidence.EvidenceStore? Evidence { get; init; }
 
     /// <summary>
     /// A session of <paramref name="partner"/> past its Welcome, for a frame routed live (key bundles, typing); null

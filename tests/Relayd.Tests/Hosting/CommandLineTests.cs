@@ -141,7 +141,7 @@ public sealed class CommandLineTests
         ConfigError error = Assert.Single(RelayConfigLoader.Check(pki.WriteMinimalConfig("[storage]")));
 
         Assert.Equal("storage", error.Key);
-        Assert.Equal("unknown table (expected [relay], [tls], [limits], [wal], [media], [metrics], [control], [interop], [health], [trace] or [[partners]])", error.Message);
+        Assert.Equal("unknown table (expected [relay], [tls], [limits], [wal], [media], [metrics], [control], [interop], [health], [trace], [evidence] or [[partners]])", error.Message);
     }
 
     [Fact]

@@ -16,7 +16,7 @@ public sealed partial class ConfigKeyTableTests
     // an example for these, and only their presence is checked.
     private static readonly HashSet<string> ExampleOnly = new(StringComparer.Ordinal)
     {
-        "relay.relay_id", "tls.certificate", "tls.key", "tls.partner_ca", "tls.crl", "partners[].id",
+        "relay.relay_id", "tls.certificate", "tls.key", "tls.partner_ca", "tls.crl", "partners[].id", "evidence.key", "evidence.dir",
     };
 
     // Enough for the loader to accept a file: every required key, then one partner (whose table comes last, so a
@@ -124,6 +124,7 @@ public sealed partial class ConfigKeyTableTests
         Add("Metrics.", options.Metrics);
         Add("Interop.", options.Interop);
         Add("Trace.", options.Trace);
+        Add("Evidence.", options.Evidence);
         PartnerOptions partner = options.Partners[0];
         values["Partners[0].MaxConnections"] = Invariant(partner.MaxConnections ?? options.Limits.MaxConnectionsPerPartner);
         values["Partners[0].MaxMediaBytes"] = Invariant(partner.MaxMediaBytes ?? options.Media.MaxBytes);

@@ -11,6 +11,7 @@ internal static class PkiCommands
         var pki = new Command("pki", "Create a development PKI: partner CA, relay server certificate, partner certificates");
         pki.Add(Init());
         pki.Add(IssuePartner());
+        pki.Add(EvidenceCommands.InitEvidence());
         return pki;
     }
 

@@ -103,6 +103,11 @@ internal static class ServeCommands
 
             return ExitCodes.BadConfig;
         }
+        catch (Support.Evidence.EvidenceKeyException ex)
+        {
+            await Console.Error.WriteLineAsync($"relayd: refusing to start: {ex.Message}");
+            return ExitCodes.BadConfig;
+        }
         catch (Diagnostics.Prometheus.MetricsListenException ex)
         {
             await Console.Error.WriteLineAsync($"relayd: refusing to start: {ex.Message}");
@@ -181,7 +186,9 @@ internal static class ServeCommands
         var health = new Option<string>("--health") { Description = "on: record partner health (the default); off: not (to measure what it costs)", DefaultValueFactory = _ => "on" };
         health.AcceptOnlyFromAmong("on", "off");
         Option<bool> noTrace = NoTraceOption();
-        var command = new Command("dev", "Run a foreground dev relay on loopback with a generated dev PKI and its write-ahead log in DIR/wal") { dir, port, partners, noSync, rateLimits, noOptIn, health, noTrace };
+        var evidence = new Option<string>("--evidence") { Description = "on: sign delivery evidence with DIR/evidence.key (created when missing); off: not (the default, as without an [evidence] key)", DefaultValueFactory = _ => "off" };
+        evidence.AcceptOnlyFromAmong("on", "off");
+        var command = new Command("dev", "Run a foreground dev relay on loopback with a generated dev PKI and its write-ahead log in DIR/wal") { dir, port, partners, noSync, rateLimits, noOptIn, health, noTrace, evidence };
         command.SetAction(async (parse, cancellationToken) =>
         {
             if (parse.GetValue(partners)!.Select(DevPki.PartnerIdProblem).FirstOrDefault(p => p is not null) is { } badId)
@@ -254,9 +261,35 @@ internal static class ServeCommands
                 Console.WriteLine($"  partner {partner.Id}: certificate {pki.PartnerCertPath(partner.Id)}  key {pki.PartnerKeyPath(partner.Id)}");
             }
 
+            if (parse.GetValue(evidence) == "on" && DevEvidenceKey(parse.GetValue(dir)!.FullName) is { } evidenceKey)
+            {
+                options.Evidence.KeyPath = evidenceKey;
+                Console.WriteLine($"  evidence key: {evidenceKey}");
+            }
+
             return await RunHostAsync(options, cancellationToken);
         });
         return command;
+    }
+
+    /// <summary>The dev relay's evidence key, DIR/evidence.key, created when missing; null (after a line on stderr) if it cannot be.</summary>
+    private static string? DevEvidenceKey(string directory)
+    {
+        string path = Path.Combine(directory, "evidence.key");
+        try
+        {
+            if (!File.Exists(path))
+            {
+                Support.Evidence.EvidenceKey.CreateFile(path);
+            }
+
+            return path;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"relayd: cannot create the dev evidence key {path}: {ex.Message}; evidence stays off");
+            return null;
+        }
     }
 }
 

@@ -132,6 +132,42 @@ internal static class EvidenceLayouts
         }
     }
 
+    /// <summary>Whether <paramref name="statement"/> is about message <paramref name="messageId"/> of <paramref name="senderPartner"/>, read without parsing the rest (file scans).</summary>
+    public static bool IsAbout(ReadOnlySpan<byte> statement, string senderPartner, UInt128 messageId)
+    {
+        var r = new Reader(statement);
+        try
+        {
+            var kind = (StatementKind)r.Byte();
+            r.SkipStr(); // relay id
+            if (!r.StrEquals(senderPartner))
+            {
+                return false;
+            }
+
+            if (kind == StatementKind.Accepted)
+            {
+                r.Bytes(32);
+                r.SkipStr();
+                r.Bytes(32);
+            }
+            else if (kind == StatementKind.Delivery)
+            {
+                r.SkipStr();
+            }
+            else
+            {
+                return false;
+            }
+
+            return r.MessageId() == messageId;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Parses a tree head; null with <paramref name="problem"/> when it is not one.</summary>
     public static TreeHeadFields? ParseTreeHead(ReadOnlySpan<byte> bytes, out string? problem)
     {
@@ -228,6 +264,14 @@ internal static class EvidenceLayouts
         public byte[] Bytes(int n) => Take(n).ToArray();
 
         public string Str() => Encoding.UTF8.GetString(Take(BinaryPrimitives.ReadUInt16BigEndian(Take(2))));
+
+        public void SkipStr() => Take(BinaryPrimitives.ReadUInt16BigEndian(Take(2)));
+
+        public bool StrEquals(string s)
+        {
+            ReadOnlySpan<byte> bytes = Take(BinaryPrimitives.ReadUInt16BigEndian(Take(2)));
+            return bytes.Length == Encoding.UTF8.GetByteCount(s) && Encoding.UTF8.GetString(bytes) == s;
+        }
 
         public ulong U64() => BinaryPrimitives.ReadUInt64BigEndian(Take(8));
 

@@ -20,6 +20,16 @@ internal sealed class MerkleTree
 
     public static byte[] LeafHash(ReadOnlySpan<byte> leaf)
     {
+        // Statements are a few hundred bytes: one-shot SHA-256 over a stack copy, not a hasher object per leaf (the
+        // evidence writer hashes every statement, and every one again when a tree is read back).
+        if (leaf.Length <= 1023)
+        {
+            Span<byte> input = stackalloc byte[1 + leaf.Length];
+            input[0] = 0x00;
+            leaf.CopyTo(input[1..]);
+            return SHA256.HashData(input);
+        }
+
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         hash.AppendData([0x00]);
         hash.AppendData(leaf);

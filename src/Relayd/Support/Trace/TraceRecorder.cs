@@ -254,8 +254,9 @@ internal sealed class TraceRecorder : ISupportEvents, IRecoveredEnvelopes, IDisp
     /// loss): they are derived from the log's record, marked "from log" (a query drops them where the originals
     /// survived). DURABLE carries the accepted time: the log does not record when its fdatasync ended.
     /// </summary>
-    public void Recovered(PartnerInfo? sender, UInt128 messageId, PartnerInfo? recipient, long acceptedAtMs, int shard, int frameBytes, in ReadOnlySequence<byte> senderUser, in ReadOnlySequence<byte> recipientUser)
+    public void Recovered(in RecoveredEnvelope envelope)
     {
+        (PartnerInfo? sender, UInt128 messageId, PartnerInfo? recipient, long acceptedAtMs) = (envelope.Sender, envelope.MessageId, envelope.Recipient, envelope.AcceptedAtMs);
         if (sender is null || (_newestOnDiskMs != long.MinValue && acceptedAtMs < _newestOnDiskMs - DeriveMarginMs))
         {
             return;
@@ -264,8 +265,8 @@ internal sealed class TraceRecorder : ISupportEvents, IRecoveredEnvelopes, IDisp
         _derived++;
         AddWaiting(new TraceEntry
         {
-            Kind = TraceEventKind.TraceAccepted, Flags = TraceFlags.FromLog, AtMs = acceptedAtMs, Id = messageId, Sender = sender, Recipient = recipient, Shard = (ushort)shard,
-            Bytes = frameBytes, SenderUserHash = _users.Hash(senderUser), RecipientUserHash = _users.Hash(recipientUser),
+            Kind = TraceEventKind.TraceAccepted, Flags = TraceFlags.FromLog, AtMs = acceptedAtMs, Id = messageId, Sender = sender, Recipient = recipient, Shard = (ushort)envelope.Shard,
+            Bytes = envelope.FrameBytes, SenderUserHash = _users.Hash(envelope.SenderUser), RecipientUserHash = _users.Hash(envelope.RecipientUser),
         });
         AddWaiting(new TraceEntry { Kind = TraceEventKind.TraceDurable, Flags = TraceFlags.FromLog, AtMs = acceptedAtMs, Id = messageId, Sender = sender });
     }

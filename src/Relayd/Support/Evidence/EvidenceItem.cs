@@ -1,0 +1,37 @@
+using System.Runtime.CompilerServices;
+using Relayd.Routing;
+
+namespace Relayd.Support.Evidence;
+
+/// <summary>32 bytes held inline (a SHA-256), so an <see cref="EvidenceItem"/> carries its hashes without an array.</summary>
+[InlineArray(32)]
+internal struct Hash32
+{
+    private byte _first;
+}
+
+internal enum EvidenceItemKind : byte
+{
+    Accepted,
+    Delivered,
+    Acknowledged,
+    Expired,
+}
+
+/// <summary>
+/// One step the evidence writer turns into a statement (or, for Delivered, remembers the time of): what the data path
+/// queues after hashing what it must not keep. A struct in the queue's buffer: nothing allocated per message.
+/// </summary>
+internal struct EvidenceItem
+{
+    public EvidenceItemKind Kind;
+    public PartnerInfo Sender;
+    public PartnerInfo Recipient;
+    public UInt128 MessageId;
+
+    /// <summary>When the step happened (accepted, delivered, acknowledged, expired), Unix ms.</summary>
+    public long AtMs;
+    public Hash32 SenderUserHash;
+    public Hash32 RecipientUserHash;
+    public Hash32 CiphertextSha256;
+}
