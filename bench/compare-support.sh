@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the shared-support features cost, in one build and one run: alternates the load generator's standard durable
-# run (1 KiB, mutual TLS, window 1024) against relayd dev with every feature on (its defaults: trace, partner health,
-# signed evidence) and with each one switched off, so drift of the machine hits every variant alike.
+# run (1 KiB, mutual TLS, window 1024) against relayd dev with every feature on (trace and partner health are its
+# defaults; signed evidence is on with --evidence on, as with an [evidence] key) and with each one switched off, so
+# drift of the machine hits every variant alike.
 #
 #   bash bench/compare-support.sh [RUNS=3] [-- extra load generator options]
 #
@@ -22,12 +23,13 @@ dotnet build -c Release "$repo/bench/Relayd.LoadGen" -nologo -v q >/dev/null
 bin="$repo/bench/Relayd.LoadGen/bin/Release/net10.0/Relayd.LoadGen.dll"
 
 # variant name -> the relayd dev arguments that make it
+evidence_on="--relay-arg=--evidence --relay-arg=on"
 declare -A variants=(
-    [all-on]=""
-    [no-trace]="--relay-arg=--no-trace"
-    [no-evidence]="--relay-arg=--no-evidence"
-    [no-health]="--relay-arg=--health --relay-arg=off"
-    [all-off]="--relay-arg=--no-trace --relay-arg=--no-evidence --relay-arg=--health --relay-arg=off"
+    [all-on]="$evidence_on"
+    [no-trace]="$evidence_on --relay-arg=--no-trace"
+    [no-evidence]=""
+    [no-health]="$evidence_on --relay-arg=--health --relay-arg=off"
+    [all-off]="--relay-arg=--no-trace --relay-arg=--health --relay-arg=off"
 )
 order=(all-on no-trace no-evidence no-health all-off)
 

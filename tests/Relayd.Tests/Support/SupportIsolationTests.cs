@@ -23,7 +23,13 @@ public sealed class SupportIsolationTests : IClassFixture<PkiFixture>
     [Fact]
     public async Task A_partner_gets_the_unknown_id_answer_for_every_message_it_neither_sent_nor_received()
     {
-        await using TestRelay relay = TestRelay.Start(_pki);
+        string keyPath = Path.Combine(Directory.CreateTempSubdirectory("relayd-isolation-").FullName, "evidence.key");
+        Relayd.Support.Evidence.EvidenceKey.CreateFile(keyPath);
+        await using TestRelay relay = TestRelay.Start(_pki, options =>
+        {
+            options.Evidence.KeyPath = keyPath; // evidence is on only with a key
+            options.Evidence.SignInterval = TimeSpan.FromMilliseconds(50);
+        });
         var peers = new Dictionary<string, Peer>(StringComparer.Ordinal);
         foreach (string partner in Partners)
         {
@@ -101,6 +107,8 @@ public sealed class SupportIsolationTests : IClassFixture<PkiFixture>
             {
                 await peer.DisposeAsync();
             }
+
+            Directory.Delete(Path.GetDirectoryName(keyPath)!, recursive: true);
         }
     }
 
