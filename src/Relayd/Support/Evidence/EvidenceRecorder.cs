@@ -78,8 +78,8 @@ internal sealed class EvidenceRecorder : ISupportEvents
     /// <summary>SHA-256("relayd-evidence-user-v1\0" || u16 len(partner) || partner || user): <see cref="EvidenceLayouts.UserHash"/>, without allocating.</summary>
     internal static void UserHash(string partner, in ReadOnlySequence<byte> user, Span<byte> destination)
     {
-        // The usual case, short ids: one SHA-256 call over a stack buffer (each IncrementalHash append is a call into
-        // the crypto library).
+        // The usual case, short ids: one hash call over a stack buffer (each IncrementalHash append is a call into the
+        // crypto library).
         int partnerBytes = partner.Length; // ASCII ids (PartnerOptions.IdPattern); checked below
         if (partnerBytes <= 64 && user.Length <= 256 && System.Text.Ascii.IsValid(partner))
         {
@@ -88,7 +88,7 @@ internal sealed class EvidenceRecorder : ISupportEvents
             BinaryPrimitives.WriteUInt16BigEndian(input[24..], (ushort)partnerBytes);
             Encoding.ASCII.GetBytes(partner, input[26..]);
             user.CopyTo(input[(26 + partnerBytes)..]);
-            SHA256.HashData(input[..(26 + partnerBytes + (int)user.Length)], destination);
+            ThreadSha256.Hash(input[..(26 + partnerBytes + (int)user.Length)], destination);
             return;
         }
 
@@ -120,19 +120,7 @@ internal sealed class EvidenceRecorder : ISupportEvents
 
     internal static void Sha256(in ReadOnlySequence<byte> data, Span<byte> destination)
     {
-        if (data.IsSingleSegment)
-        {
-            SHA256.HashData(data.FirstSpan, destination);
-            return;
-        }
-
-        IncrementalHash hash = t_sha256 ??= IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        foreach (ReadOnlyMemory<byte> segment in data)
-        {
-            hash.AppendData(segment.Span);
-        }
-
-        hash.GetHashAndReset(destination);
+        ThreadSha256.Hash(data, destination);
     }
 
     public void SessionOpened(PartnerInfo partner, long connectionId, long nowMs)

@@ -476,8 +476,12 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
         _previous.Remove(key, out IndexEntry older);
         if (_recent.Count >= _options.IndexCapacity / 2)
         {
+            // The older generation's dictionary is cleared and reused: it keeps its capacity, so a full index is not
+            // grown again (large-object arrays, gen2 collections) every IndexCapacity / 2 messages.
+            Dictionary<MessageKey, IndexEntry> reused = _previous;
             _previous = _recent;
-            _recent = [];
+            reused.Clear();
+            _recent = reused;
         }
 
         ref IndexEntry made = ref CollectionsMarshal.GetValueRefOrAddDefault(_recent, key, out _);

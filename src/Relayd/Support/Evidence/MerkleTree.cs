@@ -20,14 +20,14 @@ internal sealed class MerkleTree
 
     public static byte[] LeafHash(ReadOnlySpan<byte> leaf)
     {
-        // Statements are a few hundred bytes: one-shot SHA-256 over a stack copy, not a hasher object per leaf (the
-        // evidence writer hashes every statement, and every one again when a tree is read back).
+        // Statements are a few hundred bytes: one hash call over a stack copy with the thread's hasher (the evidence
+        // writer hashes every statement, and every one again when a tree is read back).
         if (leaf.Length <= 1023)
         {
             Span<byte> input = stackalloc byte[1 + leaf.Length];
             input[0] = 0x00;
             leaf.CopyTo(input[1..]);
-            return SHA256.HashData(input);
+            return ThreadSha256.Hash(input);
         }
 
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -42,7 +42,7 @@ internal sealed class MerkleTree
         input[0] = 0x01;
         left.CopyTo(input[1..]);
         right.CopyTo(input[(1 + HashBytes)..]);
-        return SHA256.HashData(input);
+        return ThreadSha256.Hash(input);
     }
 
     /// <summary>Appends a leaf (its statement bytes); returns its index.</summary>
