@@ -56,7 +56,8 @@ internal static class EvidenceLayouts
 
     public static byte[] Accepted(string relayId, string senderPartner, ReadOnlySpan<byte> senderUserHash, string recipientPartner, ReadOnlySpan<byte> recipientUserHash, UInt128 messageId, ReadOnlySpan<byte> ciphertextSha256, long acceptedAtMs)
     {
-        var w = new Writer();
+        byte[] result = new byte[1 + Writer.StrBytes(relayId) + Writer.StrBytes(senderPartner) + 32 + Writer.StrBytes(recipientPartner) + 32 + 16 + 32 + 8];
+        var w = new Writer(result);
         w.Byte((byte)StatementKind.Accepted);
         w.Str(relayId);
         w.Str(senderPartner);
@@ -66,12 +67,14 @@ internal static class EvidenceLayouts
         w.MessageId(messageId);
         w.Bytes(ciphertextSha256, 32);
         w.U64((ulong)acceptedAtMs);
-        return w.ToArray();
+        w.CheckFull();
+        return result;
     }
 
     public static byte[] Delivery(string relayId, string senderPartner, string recipientPartner, UInt128 messageId, DeliveryStatus status, long deliveredAtMs, long ackedAtMs)
     {
-        var w = new Writer();
+        byte[] result = new byte[1 + Writer.StrBytes(relayId) + Writer.StrBytes(senderPartner) + Writer.StrBytes(recipientPartner) + 16 + 1 + 8 + 8];
+        var w = new Writer(result);
         w.Byte((byte)StatementKind.Delivery);
         w.Str(relayId);
         w.Str(senderPartner);
@@ -80,19 +83,22 @@ internal static class EvidenceLayouts
         w.Byte((byte)status);
         w.U64((ulong)deliveredAtMs);
         w.U64((ulong)ackedAtMs);
-        return w.ToArray();
+        w.CheckFull();
+        return result;
     }
 
     public static byte[] TreeHead(string relayId, ulong treeId, long treeSize, long timestampMs, ReadOnlySpan<byte> rootHash)
     {
-        var w = new Writer();
+        byte[] result = new byte[TreeHeadMagic.Length + Writer.StrBytes(relayId) + 8 + 8 + 8 + 32];
+        var w = new Writer(result);
         w.Raw(TreeHeadMagic);
         w.Str(relayId);
         w.U64(treeId);
         w.U64((ulong)treeSize);
         w.U64((ulong)timestampMs);
         w.Bytes(rootHash, 32);
-        return w.ToArray();
+        w.CheckFull();
+        return result;
     }
 
     /// <summary>Parses a statement; null with <paramref name="problem"/> when it is not one (bad kind, short, trailing bytes).</summary>
@@ -197,13 +203,22 @@ internal static class EvidenceLayouts
         }
     }
 
-    private sealed class Writer
+    // Writes a layout into an array sized exactly for it beforehand: one allocation per statement, no copies.
+    private ref struct Writer(Span<byte> into)
     {
-        private readonly ArrayBufferWriter<byte> _stream = new(160);
+        private readonly Span<byte> _into = into;
+        private int _at;
 
-        public void Byte(byte b) => _stream.Write([b]);
+        /// <summary>Bytes <see cref="Str"/> writes for <paramref name="s"/>: its u16 length and UTF-8.</summary>
+        public static int StrBytes(string s) => 2 + checked((ushort)Encoding.UTF8.GetByteCount(s));
 
-        public void Raw(ReadOnlySpan<byte> bytes) => _stream.Write(bytes);
+        public void Byte(byte b) => _into[_at++] = b;
+
+        public void Raw(ReadOnlySpan<byte> bytes)
+        {
+            bytes.CopyTo(_into[_at..]);
+            _at += bytes.Length;
+        }
 
         public void Bytes(ReadOnlySpan<byte> bytes, int length)
         {
@@ -212,33 +227,36 @@ internal static class EvidenceLayouts
                 throw new ArgumentException($"expected {length} bytes, got {bytes.Length}");
             }
 
-            _stream.Write(bytes);
+            Raw(bytes);
         }
 
         public void Str(string s)
         {
-            byte[] bytes = Encoding.UTF8.GetBytes(s);
-            Span<byte> length = stackalloc byte[2];
-            BinaryPrimitives.WriteUInt16BigEndian(length, checked((ushort)bytes.Length));
-            _stream.Write(length);
-            _stream.Write(bytes);
+            int length = Encoding.UTF8.GetBytes(s, _into[(_at + 2)..]);
+            BinaryPrimitives.WriteUInt16BigEndian(_into[_at..], checked((ushort)length));
+            _at += 2 + length;
         }
 
         public void U64(ulong value)
         {
-            Span<byte> b = stackalloc byte[8];
-            BinaryPrimitives.WriteUInt64BigEndian(b, value);
-            _stream.Write(b);
+            BinaryPrimitives.WriteUInt64BigEndian(_into[_at..], value);
+            _at += 8;
         }
 
         public void MessageId(UInt128 id)
         {
-            Span<byte> b = stackalloc byte[16];
-            BinaryPrimitives.WriteUInt128BigEndian(b, id);
-            _stream.Write(b);
+            BinaryPrimitives.WriteUInt128BigEndian(_into[_at..], id);
+            _at += 16;
         }
 
-        public byte[] ToArray() => _stream.WrittenSpan.ToArray();
+        /// <summary>The layout filled its array exactly (a size computed wrong fails here, not in a verifier).</summary>
+        public readonly void CheckFull()
+        {
+            if (_at != _into.Length)
+            {
+                throw new InvalidOperationException($"layout wrote {_at} of {_into.Length} bytes");
+            }
+        }
     }
 
     private ref struct Reader(ReadOnlySpan<byte> bytes)
