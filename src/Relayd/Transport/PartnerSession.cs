@@ -138,6 +138,15 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
             _services.Media.Attach(this);
             _services.Receipts.HandOverHeld(Partner, this); // what was held while the partner was away comes first
             _services.Register(this);
+            // A stop that began after this session's Welcome but before its registration sent its GoAways without it
+            // (seen in CI: "GoAway sent to 0 sessions", the partner never told). The barrier orders the registration
+            // before the flag's read, as the stop sets the flag before it reads the sessions.
+            Interlocked.MemoryBarrier();
+            if (_services.IsShuttingDown)
+            {
+                RequestClose(ErrorCode.ShuttingDown, "the relay is shutting down");
+            }
+
             HandOverInteropHeld();
             RelayLog.SessionOpened(_logger, ConnectionId, Partner.Id, Remote, Agent);
             reason = await ReadLoopAsync();

@@ -122,6 +122,7 @@ internal sealed class SessionServices : Interop.ILiveSessions
         }
 
         _shuttingDown = true;
+        Interlocked.MemoryBarrier(); // the flag before the caller reads the sessions (PartnerSession checks after registering)
         return true;
     }
 
