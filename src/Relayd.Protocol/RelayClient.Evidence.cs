@@ -9,8 +9,7 @@ public sealed partial class RelayClient
     // Request ids of evidence queries: a range of their own, like health's, so an Error finds the one request it answers.
     private const ulong FirstEvidenceRequestId = 0x4A00_0000_0000_0000;
 
-    private readonly Dictionary<ulong, TaskCompletionSource<EvidenceReply>> _pendingEvidence = [];
-    private long _evidenceRequests;
+    private readonly Internal.PendingRequests<EvidenceReply> _pendingEvidence = new(FirstEvidenceRequestId);
 
     /// <summary>
     /// The relay's signed evidence for message <paramref name="messageId"/> of <paramref name="senderPartner"/>, which
@@ -37,43 +36,21 @@ public sealed partial class RelayClient
             throw failure;
         }
 
-        ulong id = FirstEvidenceRequestId + (ulong)Interlocked.Increment(ref _evidenceRequests);
-        var pending = new TaskCompletionSource<EvidenceReply>(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (_pendingEvidence)
-        {
-            _pendingEvidence.Add(id, pending);
-        }
-
+        (ulong id, Task<EvidenceReply> answer) = _pendingEvidence.Begin();
         try
         {
             EvidenceRequest sent = request.Clone();
             sent.RequestId = id;
             WriteInteropFrame(new Frame { EvidenceRequest = sent });
-            return await AnswerOrEndAsync(pending.Task, cancellationToken);
+            return await AnswerOrEndAsync(answer, cancellationToken);
         }
         finally
         {
-            lock (_pendingEvidence)
-            {
-                _pendingEvidence.Remove(id);
-            }
+            _pendingEvidence.End(id);
         }
     }
 
-    private void OnEvidenceReply(EvidenceReply reply) => TakeEvidence(reply.RequestId)?.TrySetResult(reply);
+    private void OnEvidenceReply(EvidenceReply reply) => _pendingEvidence.Answer(reply.RequestId, reply);
 
-    private bool FailEvidence(Error error)
-    {
-        TaskCompletionSource<EvidenceReply>? pending = TakeEvidence(error.RequestId);
-        pending?.TrySetException(RelayException.FromError(error));
-        return pending is not null;
-    }
-
-    private TaskCompletionSource<EvidenceReply>? TakeEvidence(ulong requestId)
-    {
-        lock (_pendingEvidence)
-        {
-            return _pendingEvidence.GetValueOrDefault(requestId);
-        }
-    }
+    private bool FailEvidence(Error error) => _pendingEvidence.Fail(error);
 }

@@ -9,8 +9,7 @@ public sealed partial class RelayClient
     // Error's request_id finds the one request it answers.
     private const ulong FirstHealthRequestId = 0x4800_0000_0000_0000;
 
-    private readonly Dictionary<ulong, TaskCompletionSource<HealthReply>> _pendingHealth = [];
-    private long _healthRequests;
+    private readonly Internal.PendingRequests<HealthReply> _pendingHealth = new(FirstHealthRequestId);
 
     /// <summary>
     /// This partner's health as the relay sees it, about this partner only: its sessions, envelopes accepted and
@@ -24,41 +23,19 @@ public sealed partial class RelayClient
             throw failure;
         }
 
-        ulong id = FirstHealthRequestId + (ulong)Interlocked.Increment(ref _healthRequests);
-        var pending = new TaskCompletionSource<HealthReply>(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (_pendingHealth)
-        {
-            _pendingHealth.Add(id, pending);
-        }
-
+        (ulong id, Task<HealthReply> answer) = _pendingHealth.Begin();
         try
         {
             WriteInteropFrame(new Frame { HealthRequest = new HealthRequest { RequestId = id } });
-            return await AnswerOrEndAsync(pending.Task, cancellationToken);
+            return await AnswerOrEndAsync(answer, cancellationToken);
         }
         finally
         {
-            lock (_pendingHealth)
-            {
-                _pendingHealth.Remove(id);
-            }
+            _pendingHealth.End(id);
         }
     }
 
-    private void OnHealthReply(HealthReply reply) => TakeHealth(reply.RequestId)?.TrySetResult(reply);
+    private void OnHealthReply(HealthReply reply) => _pendingHealth.Answer(reply.RequestId, reply);
 
-    private bool FailHealth(Error error)
-    {
-        TaskCompletionSource<HealthReply>? pending = TakeHealth(error.RequestId);
-        pending?.TrySetException(RelayException.FromError(error));
-        return pending is not null;
-    }
-
-    private TaskCompletionSource<HealthReply>? TakeHealth(ulong requestId)
-    {
-        lock (_pendingHealth)
-        {
-            return _pendingHealth.GetValueOrDefault(requestId);
-        }
-    }
+    private bool FailHealth(Error error) => _pendingHealth.Fail(error);
 }

@@ -10,8 +10,7 @@ public sealed partial class RelayClient
     // 1 << 62), so that an Error's request_id finds the one request it answers.
     private const ulong FirstTraceRequestId = 0x4900_0000_0000_0000;
 
-    private readonly Dictionary<ulong, TaskCompletionSource<TraceReply>> _pendingTrace = [];
-    private long _traceRequests;
+    private readonly Internal.PendingRequests<TraceReply> _pendingTrace = new(FirstTraceRequestId);
 
     /// <summary>
     /// The relay's events for message <paramref name="messageId"/> of <paramref name="senderPartner"/>, oldest first.
@@ -27,41 +26,19 @@ public sealed partial class RelayClient
             throw failure;
         }
 
-        ulong id = FirstTraceRequestId + (ulong)Interlocked.Increment(ref _traceRequests);
-        var pending = new TaskCompletionSource<TraceReply>(TaskCreationOptions.RunContinuationsAsynchronously);
-        lock (_pendingTrace)
-        {
-            _pendingTrace.Add(id, pending);
-        }
-
+        (ulong id, Task<TraceReply> answer) = _pendingTrace.Begin();
         try
         {
             WriteInteropFrame(new Frame { TraceRequest = new TraceRequest { RequestId = id, SenderPartner = senderPartner, MessageId = ByteString.CopyFrom(messageId.Span) } });
-            return await AnswerOrEndAsync(pending.Task, cancellationToken);
+            return await AnswerOrEndAsync(answer, cancellationToken);
         }
         finally
         {
-            lock (_pendingTrace)
-            {
-                _pendingTrace.Remove(id);
-            }
+            _pendingTrace.End(id);
         }
     }
 
-    private void OnTraceReply(TraceReply reply) => TakeTrace(reply.RequestId)?.TrySetResult(reply);
+    private void OnTraceReply(TraceReply reply) => _pendingTrace.Answer(reply.RequestId, reply);
 
-    private bool FailTrace(Error error)
-    {
-        TaskCompletionSource<TraceReply>? pending = TakeTrace(error.RequestId);
-        pending?.TrySetException(RelayException.FromError(error));
-        return pending is not null;
-    }
-
-    private TaskCompletionSource<TraceReply>? TakeTrace(ulong requestId)
-    {
-        lock (_pendingTrace)
-        {
-            return _pendingTrace.GetValueOrDefault(requestId);
-        }
-    }
+    private bool FailTrace(Error error) => _pendingTrace.Fail(error);
 }

@@ -15,15 +15,12 @@ namespace Relayd.Support.Evidence;
 /// </summary>
 /// <remarks>
 /// The queue is bounded (<see cref="EvidenceOptions.QueueCapacity"/>): when the writer falls behind, a statement is
-/// dropped and counted (<see cref="Dropped"/>), never waited for. Hashing uses a per-thread IncrementalHash or the
-/// one-shot SHA256.HashData into stack or inline buffers: no allocation per message once a thread has its hasher.
+/// dropped and counted (<see cref="Dropped"/>), never waited for. Hashing uses the thread's hasher (<see cref="ThreadSha256"/>)
+/// into stack or inline buffers: no allocation per message once a thread has its hasher.
 /// </remarks>
 internal sealed class EvidenceRecorder : ISupportEvents
 {
     private static ReadOnlySpan<byte> UserHashPrefix => "relayd-evidence-user-v1\0"u8;
-
-    [ThreadStatic]
-    private static IncrementalHash? t_sha256;
 
     private readonly ChannelWriter<EvidenceItem> _queue;
     private long _dropped;
@@ -92,7 +89,7 @@ internal sealed class EvidenceRecorder : ISupportEvents
             return;
         }
 
-        IncrementalHash hash = t_sha256 ??= IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        IncrementalHash hash = ThreadSha256.Hasher;
         hash.AppendData(UserHashPrefix);
         Span<byte> id = stackalloc byte[2 + 256];
         int length = Encoding.UTF8.GetByteCount(partner);

@@ -13,9 +13,12 @@ internal static class ThreadSha256
     [ThreadStatic]
     private static IncrementalHash? t_hash;
 
+    /// <summary>This thread's hasher, for a hash over several pieces: append them, then GetHashAndReset.</summary>
+    public static IncrementalHash Hasher => t_hash ??= IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+
     public static void Hash(ReadOnlySpan<byte> input, Span<byte> destination)
     {
-        IncrementalHash hash = t_hash ??= IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        IncrementalHash hash = Hasher;
         hash.AppendData(input);
         hash.GetHashAndReset(destination);
     }
@@ -29,7 +32,7 @@ internal static class ThreadSha256
 
     public static void Hash(in ReadOnlySequence<byte> input, Span<byte> destination)
     {
-        IncrementalHash hash = t_hash ??= IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        IncrementalHash hash = Hasher;
         foreach (ReadOnlyMemory<byte> segment in input)
         {
             hash.AppendData(segment.Span);
