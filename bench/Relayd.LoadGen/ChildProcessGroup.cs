@@ -24,14 +24,21 @@ internal sealed class ChildProcessGroup : IDisposable
     private const int SigKill = 9;
 
     // $0 is the server binary, "$@" its arguments. fd 3 keeps the stdin pipe for the watcher (an asynchronous list's
-    // own stdin is /dev/null in a non-interactive shell); the server does not get it.
+    // own stdin is /dev/null in a non-interactive shell); the server does not get it. The watcher holds neither stdout
+    // nor stderr, and ends when the server does: once the server has exited, the output pipes reach end of file, so
+    // WaitForExitAsync (which waits for them) returns instead of waiting on a watcher that outlives the server.
     private const string Script = """
         exec 3<&0
         "$0" "$@" 3<&- </dev/null &
         child=$!
         echo "relayd-loadgen-child-pid $child"
-        (read -r _ <&3; kill -KILL 0) &
+        (read -r _ <&3; kill -KILL 0) </dev/null >/dev/null 2>&1 &
+        watcher=$!
+        exec 3<&-
         wait "$child"
+        status=$?
+        kill "$watcher" 2>/dev/null
+        exit "$status"
         """;
 
     private readonly TaskCompletionSource<int> _pid = new(TaskCreationOptions.RunContinuationsAsynchronously);

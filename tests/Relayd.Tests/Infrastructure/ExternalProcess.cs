@@ -42,7 +42,17 @@ internal static class ExternalProcess
             throw new TimeoutException($"{fileName} {string.Join(' ', arguments)} did not finish within {timeoutSeconds} s");
         }
 
-        await copy;
+        // A process it started and left running may hold the output pipes open after it exited: a failure naming it,
+        // not a wait without end.
+        try
+        {
+            await Task.WhenAll(copy, stderr).WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        catch (TimeoutException)
+        {
+            throw new TimeoutException($"{fileName} {string.Join(' ', arguments)} exited with {process.ExitCode}, but its output stayed open 30 s later (a process it started still holds it)");
+        }
+
         byte[] raw = stdout.ToArray();
         return new Result(process.ExitCode, System.Text.Encoding.UTF8.GetString(raw), await stderr, raw);
     }
