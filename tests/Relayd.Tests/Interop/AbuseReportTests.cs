@@ -134,6 +134,9 @@ public sealed class AbuseReportTests : IClassFixture<PkiFixture>
                 fromBob = await InteropFlows.CarriedAsync(beta, alpha, fromUser: "bob", toUser: "alice");
             }
 
+            // beta is offline at the relay too: a report made before the relay saw its session close would go to
+            // that dying session instead of being held.
+            await relay.WaitForOutputAsync("of partner beta closed");
             report = InteropFlows.Report("alpha", "alice", "beta", "bob", fromBob.MessageId, InteropFlows.NewId());
             ack = await alpha.ReportAbuseAsync(report).Within();
             Assert.Equal(1u, ack.VerifiedMessages);
