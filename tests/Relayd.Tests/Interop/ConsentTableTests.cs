@@ -69,16 +69,22 @@ public sealed class ConsentTableTests
 
         Assert.True(table.OptedIn(Alpha, split, Beta));
         Assert.False(table.OptedIn(Alpha, other, Beta));
-        long before = GC.GetAllocatedBytesForCurrentThread();
         bool all = true;
+        int allocating = 0;
         for (int i = 0; i < 10_000; i++)
         {
+            long before = GC.GetAllocatedBytesForCurrentThread();
             all &= table.OptedIn(Alpha, split, Beta) && table.OptedIn(Alpha, whole, Beta) && !table.OptedIn(Alpha, other, Gamma);
+            if (GC.GetAllocatedBytesForCurrentThread() != before)
+            {
+                allocating++;
+            }
         }
 
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         Assert.True(all);
-        Assert.Equal(0, allocated);
+        // Counted, not summed (as CarriedIndexTests): CI once saw 4,736 B over the 10,000 rounds, the runtime's own (a
+        // retired allocation context, tier-up) showing up once, not per lookup.
+        Assert.InRange(allocating, 0, 5);
     }
 
     [Fact]
