@@ -13,8 +13,8 @@ namespace Relayd.Storage;
 /// <para>
 /// Written by hand (no served package has a fixed-capacity, insertion-ordered hash set that forgets its oldest
 /// entries): the entries sit in one ring in the order they were accepted, so the age queue is the ring itself, and a
-/// table of chain heads indexes it. 56 bytes per entry and 4 to 8 bytes of chain heads per entry: about 62 bytes per
-/// id at the 1 M default, where a <c>Dictionary</c> beside a <c>Queue</c> took 122.5 (and the dictionary's resizes
+/// table of chain heads indexes it. 56 bytes per entry and 4 to 8 bytes of chain heads per entry: about 60 bytes per
+/// id at the 1 M default (57 MiB per sender partner), where a <c>Dictionary</c> beside a <c>Queue</c> took 122.5 (and the dictionary's resizes
 /// left large-object garbage behind). The ring starts small and doubles up to the capacity, so a quiet partner costs
 /// little; a full index inserts and forgets without allocating.
 /// </para>
