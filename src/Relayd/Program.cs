@@ -24,7 +24,11 @@ var invocation = new InvocationConfiguration
 
 try
 {
-    return await root.Parse(args).InvokeAsync(invocation);
+    ParseResult parsed = root.Parse(args);
+    int exit = await parsed.InvokeAsync(invocation);
+    // System.CommandLine prints the errors and the help and returns 1; a command line that does not parse is EX_USAGE,
+    // as every command's own usage checks are, so a script can tell it from a command that ran and failed.
+    return parsed.Errors.Count > 0 ? ExitCodes.Usage : exit;
 }
 catch (Exception ex)
 {

@@ -68,7 +68,7 @@ public sealed class HealthEndToEndTests : IClassFixture<PkiFixture>
 
         Assert.Equal(67, unknown.ExitCode); // EX_NOUSER
         Assert.Equal("relayd ctl: unknown_partner: partner 'zeta' is not approved on this relay", unknown.StandardError.Trim());
-        Assert.NotEqual(0, missing.ExitCode); // System.CommandLine's parse error, as for every command
+        Assert.Equal(64, missing.ExitCode); // EX_USAGE: System.CommandLine's parse error, as for every command
         Assert.Contains("PARTNER", missing.StandardError, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", unknown.StandardError + missing.StandardError, StringComparison.Ordinal);
     }
