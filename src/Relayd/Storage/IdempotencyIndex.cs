@@ -154,12 +154,32 @@ internal sealed class IdempotencyIndex
         }
     }
 
-    private void Expire(long nowMs)
+    /// <summary>
+    /// Forgets the ids older than the window, then hands every remembered one to <paramref name="visitor"/>, oldest
+    /// first (the dedup snapshot writes them straight into its file buffer). Returns how many. Call under <see cref="SyncRoot"/>.
+    /// </summary>
+    public int Visit<TVisitor>(ref TVisitor visitor, long nowMs)
+        where TVisitor : IVisitor, allows ref struct
+    {
+        Expire(nowMs);
+        for (int i = 0; i < _count; i++)
+        {
+            ref Slot slot = ref _slots[Wrap(_oldest + i)];
+            visitor.Visit(new UInt128(slot.IdHigh, slot.IdLow), slot.AcceptedAtMs, slot.Carried);
+        }
+
+        return _count;
+    }
+
+    /// <summary>Forgets the ids older than the window; returns how many are left. Call under <see cref="SyncRoot"/>.</summary>
+    public int Expire(long nowMs)
     {
         while (_count > 0 && nowMs - _slots[_oldest].AcceptedAtMs > _windowMs)
         {
             ForgetOldest();
         }
+
+        return _count;
     }
 
     private int Find(UInt128 messageId)
@@ -228,6 +248,12 @@ internal sealed class IdempotencyIndex
 
     /// <summary>A power of two, at least one chain per slot.</summary>
     private static int ChainCountFor(int slots) => (int)Math.Min(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)slots), 1u << 30);
+
+    /// <summary>What <see cref="Visit"/> hands the remembered ids to.</summary>
+    internal interface IVisitor
+    {
+        void Visit(UInt128 messageId, long acceptedAtMs, CarriedTo carried);
+    }
 
     /// <summary>When an id was accepted, and the store's mark its Ack waits for.</summary>
     internal readonly record struct Accepted(long AcceptedAtMs, DurableMark DurableAt, CarriedTo Carried = default);

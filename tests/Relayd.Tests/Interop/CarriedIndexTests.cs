@@ -95,6 +95,39 @@ public sealed class CarriedIndexTests
         }
     }
 
+    [Fact]
+    public void A_snapshot_larger_than_its_write_buffer_loads_back_every_id_of_every_partner_in_age_order()
+    {
+        DirectoryInfo directory = Directory.CreateTempSubdirectory("relayd-carried-");
+        try
+        {
+            long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            var written = new TwoPartners(capacity: 100_000);
+            for (int i = 0; i < 60_000; i++) // 2.4 MB per partner: written through the 1 MiB buffer in several goes
+            {
+                written.Alpha.Record((UInt128)i, now - 60_000 + i, DurableMark.None, CarriedTo.Of("beta"u8, Bob, Alice, delivered: i % 3 == 0));
+                written.Gamma.Record(((UInt128)i << 64) | 1, now - 60_000 + i, DurableMark.None, default);
+            }
+
+            DedupSnapshot.Write(directory.FullName, written, now, NullLogger.Instance);
+            var loaded = new TwoPartners(capacity: 100_000);
+            Assert.Equal(120_000, DedupSnapshot.Load(directory.FullName, loaded));
+
+            foreach ((IdempotencyIndex from, IdempotencyIndex to) in (ReadOnlySpan<(IdempotencyIndex, IdempotencyIndex)>)[(written.Alpha, loaded.Alpha), (written.Gamma, loaded.Gamma)])
+            {
+                var before = new List<(UInt128 Id, long AcceptedAtMs, CarriedTo Carried)>();
+                var after = new List<(UInt128 Id, long AcceptedAtMs, CarriedTo Carried)>();
+                from.CopyTo(before, now);
+                to.CopyTo(after, now);
+                Assert.Equal(before, after);
+            }
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
+    }
+
     /// <summary>"RDD1", one partner "alpha" with one id, CRC-32C: the format relays before read receipts wrote.</summary>
     private static byte[] Version1Snapshot(UInt128 id, long acceptedAtMs)
     {
@@ -107,6 +140,17 @@ public sealed class CarriedIndexTests
         BinaryPrimitives.WriteInt64LittleEndian(data.AsSpan(31), acceptedAtMs);
         BinaryPrimitives.WriteUInt32LittleEndian(data.AsSpan(39), Crc32C.Compute(data.AsSpan(0, 39)));
         return data;
+    }
+
+    private sealed class TwoPartners(int capacity) : IDedupIndexes
+    {
+        public IdempotencyIndex Alpha { get; } = new(capacity, TimeSpan.FromDays(1));
+
+        public IdempotencyIndex Gamma { get; } = new(capacity, TimeSpan.FromDays(1));
+
+        public IEnumerable<SenderDedup> All => [new SenderDedup("alpha"u8.ToArray(), Alpha), new SenderDedup("gamma"u8.ToArray(), Gamma)];
+
+        public IdempotencyIndex? Find(string partnerId) => partnerId switch { "alpha" => Alpha, "gamma" => Gamma, _ => null };
     }
 
     private sealed class Indexes : IDedupIndexes
