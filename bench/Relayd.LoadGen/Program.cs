@@ -51,6 +51,13 @@ root.SetAction(async (parse, cancellationToken) =>
     {
         return await RunAsync(parse, workload, pkiDirectory, cancellationToken);
     }
+    catch (Exception ex) when (ex is not OperationCanceledException)
+    {
+        // A run that cannot start or goes wrong (no partner certificate, relay unreachable, a peer that will not start)
+        // says what in one line; the stack trace is for bugs, and the type names which kind it was.
+        await Console.Error.WriteLineAsync($"relayd-loadgen: {ex.Message} ({ex.GetType().Name})");
+        return 1;
+    }
     finally
     {
         if (temporaryPki)
