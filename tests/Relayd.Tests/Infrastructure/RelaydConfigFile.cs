@@ -55,11 +55,54 @@ internal static class RelaydConfigFile
         return start;
     }
 
+    private static int _nextPort = Random.Shared.Next(0, 1 << 20);
+
+    /// <summary>
+    /// A port nothing listens on, from below the kernel's ephemeral range (ip_local_port_range). A port from inside it
+    /// can be taken by any outgoing connection of the test process while the relay that had it restarts, and the
+    /// restart's bind then fails with EADDRINUSE (CI saw it in ListenPortTests). Ports are handed out in turn, so two
+    /// relays of one test run do not get the same one.
+    /// </summary>
     public static int FreePort()
     {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
+        const int Lowest = 20_000;
+        int highest = EphemeralLow() - 1;
+        if (highest - Lowest < 1000)
+        {
+            using var any = new TcpListener(IPAddress.Loopback, 0); // an unusual range: the kernel's choice, as before
+            any.Start();
+            return ((IPEndPoint)any.LocalEndpoint).Port;
+        }
+
+        for (int attempt = 0; attempt < 1000; attempt++)
+        {
+            int port = Lowest + (int)((uint)Interlocked.Increment(ref _nextPort) % (uint)(highest - Lowest + 1));
+            try
+            {
+                using var probe = new TcpListener(IPAddress.Loopback, port);
+                probe.Start();
+                return port;
+            }
+            catch (SocketException)
+            {
+                // in use: the next one
+            }
+        }
+
+        throw new InvalidOperationException($"no free port in {Lowest}-{highest} after 1000 tries");
+    }
+
+    private static int EphemeralLow()
+    {
+        try
+        {
+            string range = File.ReadAllText("/proc/sys/net/ipv4/ip_local_port_range");
+            return int.Parse(range.Split((char[])['\t', ' ', '\n'], StringSplitOptions.RemoveEmptyEntries)[0], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException)
+        {
+            return 32_768; // Linux's default
+        }
     }
 
     /// <summary>kill(2) directly (minimal CI images may lack kill(1)); nothing to do when the process already exited.</summary>
