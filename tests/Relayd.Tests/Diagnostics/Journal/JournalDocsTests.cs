@@ -14,7 +14,8 @@ namespace Relayd.Tests.Diagnostics.Journal;
 /// </summary>
 public sealed partial class JournalDocsTests
 {
-    // The events an admin filters for first: lifecycle, every refusal, sessions, and the storage failures.
+    // The events an admin filters for first: lifecycle, every refusal, sessions, the storage failures, and the interop
+    // and shared-support stores' opening and failures.
     private static readonly string[] MainEvents =
     [
         "Listening", "ShuttingDown", "Stopped", "AcceptFailed", "ConfigWarning",
@@ -24,6 +25,10 @@ public sealed partial class JournalDocsTests
         "WalFailed", "MediaRefused", "MediaDigestMismatch",
         "Recovered", "RecipientGone", "StorageFull", "StorageAvailable", "LogFailed", "Expired",
         "ReloadApplied", "ReloadRefused", "PartnerRetired", "WatchdogWithheld",
+        "ConsentOpened", "ConsentUpdateRefused", "ConsentSnapshotFailed", "ConsentLogFailed", "LiveFrameRefused", "SenderTightened",
+        "AbuseReportAccepted", "AbuseReportRefused", "ReadReceiptDropped", "InteropLogFailed", "InteropRecovered",
+        "EvidenceOpened", "EvidenceWriteFailed", "EvidenceTreesDeleted", "EvidenceStatementsDropped",
+        "TraceOpened", "TraceWriteFailed", "TraceQueryFailed", "TraceUnavailable",
     ];
 
     private static readonly string OperationsPath = Path.Combine(ExternalProcess.RepositoryRoot, "docs", "operations.md");
