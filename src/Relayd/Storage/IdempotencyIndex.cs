@@ -66,7 +66,7 @@ internal sealed class IdempotencyIndex
     public bool TryGet(UInt128 messageId, long nowMs, out Accepted accepted)
     {
         Expire(nowMs);
-        int slot = Find(messageId);
+        int slot = Find(messageId, HashOf(messageId));
         if (slot < 0)
         {
             accepted = default;
@@ -86,7 +86,8 @@ internal sealed class IdempotencyIndex
     /// </summary>
     public void Record(UInt128 messageId, long acceptedAtMs, DurableMark durableAt, CarriedTo carried)
     {
-        int existing = Find(messageId);
+        ulong hash = HashOf(messageId);
+        int existing = Find(messageId, hash);
         if (existing >= 0)
         {
             if (carried.IsKnown)
@@ -108,7 +109,7 @@ internal sealed class IdempotencyIndex
         }
 
         int index = Wrap(_oldest + _count);
-        int chain = ChainOf(messageId);
+        int chain = ChainOf(hash); // after Grow: the chain count may have changed
         _slots[index] = new Slot
         {
             IdLow = (ulong)messageId,
@@ -125,7 +126,7 @@ internal sealed class IdempotencyIndex
     /// <summary>The recipient acknowledged <paramref name="messageId"/>; no-op when it is no longer remembered. Call under <see cref="SyncRoot"/>.</summary>
     public void MarkDelivered(UInt128 messageId)
     {
-        int slot = Find(messageId);
+        int slot = Find(messageId, HashOf(messageId));
         if (slot >= 0)
         {
             _slots[slot].Carried = _slots[slot].Carried.WithDelivered();
@@ -138,20 +139,9 @@ internal sealed class IdempotencyIndex
     /// </summary>
     public bool TryGetCarried(UInt128 messageId, out CarriedTo carried)
     {
-        int slot = Find(messageId);
+        int slot = Find(messageId, HashOf(messageId));
         carried = slot >= 0 ? _slots[slot].Carried : default;
         return slot >= 0;
-    }
-
-    /// <summary>Copies the remembered ids, oldest first, for the dedup snapshot. Call under <see cref="SyncRoot"/>.</summary>
-    public void CopyTo(List<(UInt128 Id, long AcceptedAtMs, CarriedTo Carried)> destination, long nowMs)
-    {
-        Expire(nowMs);
-        for (int i = 0; i < _count; i++)
-        {
-            ref Slot slot = ref _slots[Wrap(_oldest + i)];
-            destination.Add((new UInt128(slot.IdHigh, slot.IdLow), slot.AcceptedAtMs, slot.Carried));
-        }
     }
 
     /// <summary>
@@ -182,11 +172,11 @@ internal sealed class IdempotencyIndex
         return _count;
     }
 
-    private int Find(UInt128 messageId)
+    private int Find(UInt128 messageId, ulong hash)
     {
         ulong low = (ulong)messageId;
         ulong high = (ulong)(messageId >> 64);
-        for (int next = _chains[ChainOf(messageId)]; next != 0;)
+        for (int next = _chains[ChainOf(hash)]; next != 0;)
         {
             ref Slot slot = ref _slots[next - 1];
             if (slot.IdLow == low && slot.IdHigh == high)
@@ -205,7 +195,7 @@ internal sealed class IdempotencyIndex
     {
         int oldest = _oldest;
         ref Slot gone = ref _slots[oldest];
-        ref int link = ref _chains[ChainOf(new UInt128(gone.IdHigh, gone.IdLow))];
+        ref int link = ref _chains[ChainOf(HashOf(new UInt128(gone.IdHigh, gone.IdLow)))];
         while (link != oldest + 1)
         {
             link = ref _slots[link - 1].Next;
@@ -232,7 +222,7 @@ internal sealed class IdempotencyIndex
         for (int i = 0; i < _count; i++)
         {
             ref Slot slot = ref slots[i];
-            int chain = ChainOf(new UInt128(slot.IdHigh, slot.IdLow));
+            int chain = ChainOf(HashOf(new UInt128(slot.IdHigh, slot.IdLow)));
             slot.Next = _chains[chain];
             _chains[chain] = i + 1;
         }
@@ -240,11 +230,13 @@ internal sealed class IdempotencyIndex
 
     private int Wrap(int index) => index >= _slots.Length ? index - _slots.Length : index;
 
-    private int ChainOf(UInt128 messageId)
+    private static ulong HashOf(UInt128 messageId)
     {
         Span<UInt128> id = [messageId];
-        return (int)(XxHash3.HashToUInt64(MemoryMarshal.AsBytes(id), Seed) & (ulong)(_chains.Length - 1));
+        return XxHash3.HashToUInt64(MemoryMarshal.AsBytes(id), Seed);
     }
+
+    private int ChainOf(ulong hash) => (int)(hash & (ulong)(_chains.Length - 1));
 
     /// <summary>A power of two, at least one chain per slot.</summary>
     private static int ChainCountFor(int slots) => (int)Math.Min(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)slots), 1u << 30);

@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using Microsoft.Extensions.Logging.Abstractions;
 using Relayd.Storage;
 using Relayd.Storage.WalStore;
+using Relayd.Tests.Storage;
 using Relayd.Wal;
 
 namespace Relayd.Tests.Interop;
