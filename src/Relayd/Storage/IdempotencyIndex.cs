@@ -66,7 +66,7 @@ internal sealed class IdempotencyIndex
     public bool TryGet(UInt128 messageId, long nowMs, out Accepted accepted)
     {
         Expire(nowMs);
-        int slot = Find(messageId, HashOf(messageId));
+        int slot = Find(messageId);
         if (slot < 0)
         {
             accepted = default;
@@ -86,8 +86,7 @@ internal sealed class IdempotencyIndex
     /// </summary>
     public void Record(UInt128 messageId, long acceptedAtMs, DurableMark durableAt, CarriedTo carried)
     {
-        ulong hash = HashOf(messageId);
-        int existing = Find(messageId, hash);
+        int existing = Find(messageId);
         if (existing >= 0)
         {
             if (carried.IsKnown)
@@ -109,7 +108,7 @@ internal sealed class IdempotencyIndex
         }
 
         int index = Wrap(_oldest + _count);
-        int chain = ChainOf(hash); // after Grow: the chain count may have changed
+        int chain = ChainOf(messageId);
         _slots[index] = new Slot
         {
             IdLow = (ulong)messageId,
@@ -126,7 +125,7 @@ internal sealed class IdempotencyIndex
     /// <summary>The recipient acknowledged <paramref name="messageId"/>; no-op when it is no longer remembered. Call under <see cref="SyncRoot"/>.</summary>
     public void MarkDelivered(UInt128 messageId)
     {
-        int slot = Find(messageId, HashOf(messageId));
+        int slot = Find(messageId);
         if (slot >= 0)
         {
             _slots[slot].Carried = _slots[slot].Carried.WithDelivered();
@@ -139,7 +138,7 @@ internal sealed class IdempotencyIndex
     /// </summary>
     public bool TryGetCarried(UInt128 messageId, out CarriedTo carried)
     {
-        int slot = Find(messageId, HashOf(messageId));
+        int slot = Find(messageId);
         carried = slot >= 0 ? _slots[slot].Carried : default;
         return slot >= 0;
     }
@@ -172,11 +171,11 @@ internal sealed class IdempotencyIndex
         return _count;
     }
 
-    private int Find(UInt128 messageId, ulong hash)
+    private int Find(UInt128 messageId)
     {
         ulong low = (ulong)messageId;
         ulong high = (ulong)(messageId >> 64);
-        for (int next = _chains[ChainOf(hash)]; next != 0;)
+        for (int next = _chains[ChainOf(messageId)]; next != 0;)
         {
             ref Slot slot = ref _slots[next - 1];
             if (slot.IdLow == low && slot.IdHigh == high)
@@ -195,7 +194,7 @@ internal sealed class IdempotencyIndex
     {
         int oldest = _oldest;
         ref Slot gone = ref _slots[oldest];
-        ref int link = ref _chains[ChainOf(HashOf(new UInt128(gone.IdHigh, gone.IdLow)))];
+        ref int link = ref _chains[ChainOf(new UInt128(gone.IdHigh, gone.IdLow))];
         while (link != oldest + 1)
         {
             link = ref _slots[link - 1].Next;
@@ -222,7 +221,7 @@ internal sealed class IdempotencyIndex
         for (int i = 0; i < _count; i++)
         {
             ref Slot slot = ref slots[i];
-            int chain = ChainOf(HashOf(new UInt128(slot.IdHigh, slot.IdLow)));
+            int chain = ChainOf(new UInt128(slot.IdHigh, slot.IdLow));
             slot.Next = _chains[chain];
             _chains[chain] = i + 1;
         }
@@ -230,13 +229,11 @@ internal sealed class IdempotencyIndex
 
     private int Wrap(int index) => index >= _slots.Length ? index - _slots.Length : index;
 
-    private static ulong HashOf(UInt128 messageId)
+    private int ChainOf(UInt128 messageId)
     {
         Span<UInt128> id = [messageId];
-        return XxHash3.HashToUInt64(MemoryMarshal.AsBytes(id), Seed);
+        return (int)(XxHash3.HashToUInt64(MemoryMarshal.AsBytes(id), Seed) & (ulong)(_chains.Length - 1));
     }
-
-    private int ChainOf(ulong hash) => (int)(hash & (ulong)(_chains.Length - 1));
 
     /// <summary>A power of two, at least one chain per slot.</summary>
     private static int ChainCountFor(int slots) => (int)Math.Min(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)slots), 1u << 30);
