@@ -60,8 +60,8 @@ internal interface IRecoverySink
 }
 
 /// <summary>How far a recovery has come.</summary>
-/// <param name="Envelopes">Envelope records replayed so far (the second pass).</param>
-/// <param name="Fraction">Of the whole recovery (both passes over the retained log), 0 to 1.</param>
+/// <param name="Envelopes">Envelope records replayed so far.</param>
+/// <param name="Fraction">Of the replay of the retained log, 0 to 1.</param>
 /// <param name="Elapsed">Since recovery began.</param>
 internal readonly record struct RecoveryProgress(long Envelopes, double Fraction, TimeSpan Elapsed)
 {

@@ -13,7 +13,7 @@ internal static class WalRecovery
     /// <summary>The open segments (the last is appended to), the spare prepared ahead if one was found, and the report.</summary>
     internal sealed record Result(List<WalSegment> Segments, WalSegment? Spare, WalRecoveryReport Report);
 
-    public static Result Run(WalOptions options, ILogger logger)
+    public static Result Run(WalOptions options, ILogger logger, IWalRecordObserver? observer = null)
     {
         string directory = options.Directory;
         DeleteStaleTemporaries(directory, logger);
@@ -41,7 +41,7 @@ internal static class WalRecovery
                 segments.Add(WalSegment.Create(directory, 1, options.SegmentBytes, options.FileSync, logger));
             }
 
-            return Recover(segments, options, logger);
+            return Recover(segments, options, logger, observer);
         }
         catch
         {
@@ -54,7 +54,7 @@ internal static class WalRecovery
         }
     }
 
-    private static Result Recover(List<WalSegment> segments, WalOptions options, ILogger logger)
+    private static Result Recover(List<WalSegment> segments, WalOptions options, ILogger logger, IWalRecordObserver? observer)
     {
         // The last segment holding data is the only place a torn write can be; segments after it are spares.
         int last = WalScanner.LastHoldingData(segments);
@@ -62,13 +62,13 @@ internal static class WalRecovery
         long records = 0;
         for (int i = 0; i < last; i++)
         {
-            WalScanner.SegmentScan sealedScan = WalScanner.Scan(segments[i], isLast: false, stopAtFirstProblem: true);
+            WalScanner.SegmentScan sealedScan = WalScanner.Scan(segments[i], isLast: false, stopAtFirstProblem: true, observer);
             ThrowIfCorrupt(sealedScan);
             records += sealedScan.Records;
         }
 
         WalSegment tail = segments[last];
-        WalScanner.SegmentScan scan = WalScanner.Scan(tail, isLast: true, stopAtFirstProblem: true);
+        WalScanner.SegmentScan scan = WalScanner.Scan(tail, isLast: true, stopAtFirstProblem: true, observer);
         ThrowIfCorrupt(scan);
         records += scan.Records;
         var report = new WalRecoveryReport { Segments = last + 1, Records = records, End = new WalPosition(tail.Number, (uint)scan.End) };

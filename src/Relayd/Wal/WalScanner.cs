@@ -96,8 +96,9 @@ internal static class WalScanner
     /// Scans <paramref name="segment"/> from its start. With <paramref name="stopAtFirstProblem"/> the scan ends at
     /// the first problem (recovery, repair); otherwise it resynchronises at the next valid record and lists every
     /// problem (verify). <paramref name="isLast"/>: whether this is the last segment holding any data.
+    /// <paramref name="observer"/> is told of each valid record as it is checked.
     /// </summary>
-    public static SegmentScan Scan(WalSegment segment, bool isLast, bool stopAtFirstProblem)
+    public static SegmentScan Scan(WalSegment segment, bool isLast, bool stopAtFirstProblem, IWalRecordObserver? observer = null)
     {
         var reader = new WalSegmentReader(segment);
         var scan = new SegmentScan();
@@ -107,6 +108,7 @@ internal static class WalScanner
             Check check = Examine(reader, offset);
             if (check.Status == Status.Valid)
             {
+                observer?.OnRecord(new WalRecord(new WalPosition(segment.Number, (uint)offset), check.Type, reader.ReadMemory(offset + WalRecordHeader.Size, check.PayloadLength)));
                 scan.Records++;
                 offset += check.RecordSize;
                 scan.End = offset;

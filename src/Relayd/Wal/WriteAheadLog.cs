@@ -54,7 +54,18 @@ public sealed partial class WriteAheadLog : IDisposable
     /// <exception cref="WalCorruptionException">A durable record is damaged or a segment is missing.</exception>
     /// <exception cref="WalDiskFullException">The first segment could not be created for lack of space.</exception>
     /// <exception cref="IOException">The directory is in use by another process, or an I/O error.</exception>
-    public static WriteAheadLog Open(WalOptions options, ILogger logger)
+    public static WriteAheadLog Open(WalOptions options, ILogger logger) => Open(options, logger, observer: null);
+
+    /// <summary>
+    /// As <see cref="Open(WalOptions, ILogger)"/>, telling <paramref name="observer"/> of every valid record as the
+    /// recovery scan checks it, in log order: a caller that needs a summary of the log before it replays it (the
+    /// envelope store: what was settled) gets it from the read that opening makes anyway. A record the observer saw
+    /// is in the opened log (a torn tail comes after every valid record), unless the open throws.
+    /// </summary>
+    /// <exception cref="WalCorruptionException">A durable record is damaged or a segment is missing.</exception>
+    /// <exception cref="WalDiskFullException">The first segment could not be created for lack of space.</exception>
+    /// <exception cref="IOException">The directory is in use by another process, or an I/O error.</exception>
+    public static WriteAheadLog Open(WalOptions options, ILogger logger, IWalRecordObserver? observer)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(logger);
@@ -71,7 +82,7 @@ public sealed partial class WriteAheadLog : IDisposable
         WalRecovery.Result recovered;
         try
         {
-            recovered = WalRecovery.Run(options, logger);
+            recovered = WalRecovery.Run(options, logger, observer);
         }
         catch
         {

@@ -26,9 +26,10 @@ internal sealed partial class WalEnvelopeStore : IEnvelopeStore
     private int _spaceCheckDue;      // 1: an append took a new segment; the disk is probed once the caller is out of its locks
     private ulong _appendSegment;
 
-    private WalEnvelopeStore(WriteAheadLog log, StorageOptions options, ILogger logger)
+    private WalEnvelopeStore(WriteAheadLog log, SettlementsFound settlements, StorageOptions options, ILogger logger)
     {
         _log = log;
+        SettlementsFound = settlements;
         _options = options;
         _logger = logger;
         log.Committed += OnCommitted;
@@ -45,6 +46,9 @@ internal sealed partial class WalEnvelopeStore : IEnvelopeStore
     /// goes through <see cref="IEnvelopeStore"/>.
     /// </summary>
     internal WriteAheadLog Log => _log;
+
+    /// <summary>What the open scan found settled and held, for recovery (which then drops it).</summary>
+    internal SettlementsFound? SettlementsFound { get; set; }
 
     /// <summary>Envelope records settled before this start (read by recovery); they are never delivered again.</summary>
     internal HashSet<ulong> SettledBeforeStart { get; set; } = [];
@@ -70,7 +74,8 @@ internal sealed partial class WalEnvelopeStore : IEnvelopeStore
             StorageLog.SyncDisabled(logger, options.Directory);
         }
 
-        return new WalEnvelopeStore(WriteAheadLog.Open(walOptions, logger), options, logger);
+        var settlements = new SettlementsFound();
+        return new WalEnvelopeStore(WriteAheadLog.Open(walOptions, logger, settlements), settlements, options, logger);
     }
 
     /// <summary>

@@ -9,7 +9,8 @@ namespace Relayd.Storage.WalStore;
 
 /// <summary>
 /// Replays the log at start, before the relay listens: the dedup snapshot, then every Envelope record in log order
-/// (so in conversation order) with what the Settled and HeldReceipts records say of it. What to do with each is the
+/// (so in conversation order) with what the Settled and HeldReceipts records say of it (<see cref="SettlementsFound"/>,
+/// gathered by the log's open scan: the log is read twice in all, by that scan and this replay). What to do with each is the
 /// sink's (Routing: dedup indexes, shard queues, held receipts); the store keeps the segment counts and the set of
 /// envelopes settled before the start.
 /// </summary>
@@ -20,33 +21,14 @@ internal static class WalStoreRecovery
         var stopwatch = Stopwatch.StartNew();
         int dedup = DedupSnapshot.Load(store.Options.Directory, dedupIndexes);
 
-        // Pass 1: what was settled, and which receipts were held. Pass 2 then streams the envelopes in order without
-        // holding them.
-        var settled = new HashSet<ulong>();
-        var held = new Dictionary<ulong, (ReceiptStatus Status, ErrorCode Code)>();
+        // What was settled and which receipts were held: collected by the log's open scan, so this one read streams
+        // the envelopes in order without holding them.
+        SettlementsFound found = store.SettlementsFound ?? throw new InvalidOperationException("the store was recovered already");
+        store.SettlementsFound = null;
+        HashSet<ulong> settled = found.Settled;
+        Dictionary<ulong, (ReceiptStatus Status, ErrorCode Code)> held = found.Held;
         var buffer = new WalReadBuffer();
         var progress = new ProgressMeter(store.Log.SegmentLengths, sink, stopwatch);
-        foreach (WalRecord record in store.Log.ReadAll(default, buffer))
-        {
-            progress.OnRecord(record.Position, pass: 0, envelopes: 0);
-            ReadOnlySpan<byte> entries = record.Payload.Span;
-            if (record.Type == StoredRecords.Settled)
-            {
-                for (int i = 0; i + sizeof(ulong) <= entries.Length; i += sizeof(ulong))
-                {
-                    settled.Add(BinaryPrimitives.ReadUInt64LittleEndian(entries[i..]));
-                }
-            }
-            else if (record.Type == StoredRecords.HeldReceipts)
-            {
-                for (int i = 0; i + StoredRecords.HeldReceiptBytes <= entries.Length; i += StoredRecords.HeldReceiptBytes)
-                {
-                    (ulong position, ReceiptStatus status, ErrorCode code) = StoredRecords.ReadHeldReceipt(entries[i..]);
-                    held[position] = (status, code);
-                }
-            }
-        }
-
         long live = 0;
         long settledCount = 0;
         long expired = 0;
@@ -58,7 +40,7 @@ internal static class WalStoreRecovery
                 continue;
             }
 
-            progress.OnRecord(record.Position, pass: 1, ++replayed);
+            progress.OnRecord(record.Position, ++replayed);
 
             if (!StoredRecords.TryReadEnvelope(record, out StoredEnvelope envelope))
             {
@@ -108,14 +90,14 @@ internal static class WalStoreRecovery
         StorageLog.Recovered(logger, store.Options.Directory, live, settledCount, expired, dedup, stopwatch.Elapsed.TotalMilliseconds);
     }
 
-    /// <summary>Tells the sink how far the two passes have come, at most about once a second.</summary>
+    /// <summary>Tells the sink how far the replay has come, at most about once a second.</summary>
     private sealed class ProgressMeter(IReadOnlyList<(ulong Number, long Length)> segments, IRecoverySink sink, Stopwatch clock)
     {
         private readonly long _total = Math.Max(1, segments.Sum(s => s.Length));
         private TimeSpan _nextReport = TimeSpan.FromSeconds(1);
         private int _records;
 
-        public void OnRecord(WalPosition position, int pass, long envelopes)
+        public void OnRecord(WalPosition position, long envelopes)
         {
             // A clock read per 4096 records: nothing a replay notices.
             if ((++_records & 4095) != 0 || clock.Elapsed < _nextReport)
@@ -135,8 +117,8 @@ internal static class WalStoreRecovery
                 before += length;
             }
 
-            double passFraction = Math.Clamp((before + position.Offset) / (double)_total, 0, 1);
-            sink.OnProgress(new RecoveryProgress(envelopes, (pass + passFraction) / 2, clock.Elapsed));
+            double fraction = Math.Clamp((before + position.Offset) / (double)_total, 0, 1);
+            sink.OnProgress(new RecoveryProgress(envelopes, fraction, clock.Elapsed));
         }
     }
 
