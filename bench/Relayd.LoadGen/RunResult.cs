@@ -39,10 +39,24 @@ public sealed class RunResult
     /// <summary>Server CPU time during the measurement divided by wall time (1.0 = one core busy); null when unknown.</summary>
     public double? ServerCpuCores { get; init; }
 
+    /// <summary>
+    /// The load generator's own CPU over the same time (its senders and receivers, on the partner client library for
+    /// relayd): what the client side costs, and what it takes from the server on a shared machine.
+    /// </summary>
+    public double? ClientCpuCores { get; init; }
+
+    /// <summary>Server CPU per acknowledged message, microseconds; null when unknown.</summary>
+    public double? ServerCpuMicrosecondsPerMessage => PerMessage(ServerCpuCores);
+
+    /// <summary>Client CPU per acknowledged message, microseconds; null when unknown.</summary>
+    public double? ClientCpuMicrosecondsPerMessage => PerMessage(ClientCpuCores);
+
     /// <summary>The peer's own tool against the same server, when it has one (<see cref="IToolChecked"/>); set after the run.</summary>
     public ToolCheck? Check { get; set; }
 
     public double AckedPerSecond => MeasuredAcked / Seconds;
+
+    private double? PerMessage(double? cores) => cores is { } c && AckedPerSecond > 0 ? c / AckedPerSecond * 1e6 : null;
 
     public double DeliveredPerSecond => MeasuredDelivered / Seconds;
 

@@ -13,13 +13,13 @@ public sealed class Report(Workload workload, IReadOnlyList<RunResult> results, 
     {
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"workload: {Describe(workload)}; machine: {machine}");
-        text.AppendLine("system                  acked/s  deliv/s    MiB/s  ack ms p50/p90/p99/p99.9/max          e2e ms p50/p99/max        refused  rss MiB  cpu  relay x");
+        text.AppendLine("system                  acked/s  deliv/s    MiB/s  ack ms p50/p90/p99/p99.9/max          e2e ms p50/p99/max        refused  rss MiB  cpu  µs/msg srv/cli  relay x");
         RunResult? relay = results.FirstOrDefault(r => r.System == "relayd");
         foreach (RunResult r in results)
         {
             string ratio = relay is null || r.AckedPerSecond == 0 ? "-" : (relay.AckedPerSecond / r.AckedPerSecond).ToString("0.00", Invariant);
             text.AppendLine(string.Create(Invariant,
-                $"{r.System,-22} {r.AckedPerSecond,9:N0} {r.DeliveredPerSecond,8:N0} {r.AckedMiBPerSecond,8:N1}  {Latencies(r.AckLatency),-36} {EndToEnd(r),-24} {r.Refused,7:N0} {Rss(r),8} {Cpu(r),4} {ratio,8}"));
+                $"{r.System,-22} {r.AckedPerSecond,9:N0} {r.DeliveredPerSecond,8:N0} {r.AckedMiBPerSecond,8:N1}  {Latencies(r.AckLatency),-36} {EndToEnd(r),-24} {r.Refused,7:N0} {Rss(r),8} {Cpu(r),4} {PerMessage(r),15} {ratio,8}"));
             text.AppendLine(CultureInfo.InvariantCulture, $"{"",-22} durability: {r.Durability}{Errors(r)}");
             if (r.Check is { } check)
             {
@@ -66,6 +66,9 @@ public sealed class Report(Workload workload, IReadOnlyList<RunResult> results, 
                 errorsByCode = r.ErrorsByCode,
                 serverPeakRssBytes = r.ServerPeakRssBytes,
                 serverCpuCores = r.ServerCpuCores,
+                clientCpuCores = r.ClientCpuCores,
+                serverCpuMicrosecondsPerMessage = r.ServerCpuMicrosecondsPerMessage,
+                clientCpuMicrosecondsPerMessage = r.ClientCpuMicrosecondsPerMessage,
                 check = r.Check is not { } c ? null : new
                 {
                     tool = c.Tool,
@@ -85,14 +88,14 @@ public sealed class Report(Workload workload, IReadOnlyList<RunResult> results, 
 
     public string ToCsv()
     {
-        var csv = new StringBuilder("system,durability,seconds,sent,acked,refused,delivered,acked_per_s,delivered_per_s,mib_per_s,ack_p50_ms,ack_p90_ms,ack_p99_ms,ack_p999_ms,ack_max_ms,e2e_p50_ms,e2e_p99_ms,e2e_max_ms,server_peak_rss_bytes,server_cpu_cores\n");
+        var csv = new StringBuilder("system,durability,seconds,sent,acked,refused,delivered,acked_per_s,delivered_per_s,mib_per_s,ack_p50_ms,ack_p90_ms,ack_p99_ms,ack_p999_ms,ack_max_ms,e2e_p50_ms,e2e_p99_ms,e2e_max_ms,server_peak_rss_bytes,server_cpu_cores,client_cpu_cores\n");
         foreach (RunResult r in results)
         {
             csv.AppendLine(string.Join(',',
                 r.System, '"' + r.Durability.Replace("\"", "\"\"", StringComparison.Ordinal) + '"', F(r.Seconds), r.Sent, r.Acked, r.Refused, r.Delivered, F(r.AckedPerSecond), F(r.DeliveredPerSecond), F(r.AckedMiBPerSecond),
                 F(RunResult.Milliseconds(r.AckLatency, 50)), F(RunResult.Milliseconds(r.AckLatency, 90)), F(RunResult.Milliseconds(r.AckLatency, 99)), F(RunResult.Milliseconds(r.AckLatency, 99.9)), F(RunResult.Milliseconds(r.AckLatency, 100)),
                 F(RunResult.Milliseconds(r.EndToEndLatency, 50)), F(RunResult.Milliseconds(r.EndToEndLatency, 99)), F(RunResult.Milliseconds(r.EndToEndLatency, 100)),
-                r.ServerPeakRssBytes?.ToString(Invariant) ?? "", r.ServerCpuCores is { } cpu ? F(cpu) : ""));
+                r.ServerPeakRssBytes?.ToString(Invariant) ?? "", r.ServerCpuCores is { } cpu ? F(cpu) : "", r.ClientCpuCores is { } clientCpu ? F(clientCpu) : ""));
         }
 
         return csv.ToString();
@@ -122,6 +125,9 @@ public sealed class Report(Workload workload, IReadOnlyList<RunResult> results, 
     private static string Rss(RunResult r) => r.ServerPeakRssBytes is { } b ? (b / (1024.0 * 1024)).ToString("0", Invariant) : "-";
 
     private static string Cpu(RunResult r) => r.ServerCpuCores is { } c ? c.ToString("0.00", Invariant) : "-";
+
+    private static string PerMessage(RunResult r) =>
+        string.Create(Invariant, $"{(r.ServerCpuMicrosecondsPerMessage is { } server ? server.ToString("0.0", Invariant) : "-")}/{(r.ClientCpuMicrosecondsPerMessage is { } client ? client.ToString("0.0", Invariant) : "-")}");
 
     private static string Errors(RunResult r) => r.ErrorsByCode.Count == 0 ? "" : "; errors: " + string.Join(", ", r.ErrorsByCode.Select(e => $"{e.Key}={e.Value}"));
 

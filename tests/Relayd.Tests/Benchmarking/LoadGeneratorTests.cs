@@ -37,6 +37,8 @@ public sealed class LoadGeneratorTests
             Assert.True(relay.GetProperty("endToEndLatencyMs").GetProperty("p50").GetDouble() > 0);
             Assert.True(relay.GetProperty("serverPeakRssBytes").GetInt64() > 0);
             Assert.True(relay.GetProperty("serverCpuCores").GetDouble() > 0);
+            Assert.True(relay.GetProperty("clientCpuCores").GetDouble() > 0); // the client library's own cost
+            Assert.True(relay.GetProperty("clientCpuMicrosecondsPerMessage").GetDouble() > 0);
         }
         finally
         {
