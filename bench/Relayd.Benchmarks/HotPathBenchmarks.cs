@@ -81,20 +81,7 @@ public class HotPathBenchmarks : IDeliveryConsumer, IDisposable
         Random.Shared.NextBytes(ciphertext);
         for (int i = 0; i < Batch; i++)
         {
-            var frame = new Frame
-            {
-                Envelope = new Envelope
-                {
-                    MessageId = ByteString.CopyFrom(new byte[16]),
-                    SenderPartner = "alpha",
-                    SenderUser = ByteString.CopyFromUtf8("alice"),
-                    RecipientPartner = "beta",
-                    RecipientUser = ByteString.CopyFromUtf8("user-" + i),
-                    ContentKind = ContentKind.Text,
-                    Ciphertext = ByteString.CopyFrom(ciphertext),
-                    ClientTimestampMs = 1_765_000_000_000,
-                },
-            };
+            Frame frame = BenchFrames.AliceToBeta(i, ciphertext);
             long start = stream.Position;
             frame.WriteDelimitedTo(stream);
             byte[] written = stream.ToArray().AsSpan((int)start).ToArray();

@@ -134,20 +134,7 @@ public class RecoveryBenchmarks
         messageIdOffset = 0;
         for (int i = 0; i < frames.Length; i++)
         {
-            var frame = new Frame
-            {
-                Envelope = new Envelope
-                {
-                    MessageId = ByteString.CopyFrom(new byte[16]),
-                    SenderPartner = "alpha",
-                    SenderUser = ByteString.CopyFromUtf8("alice"),
-                    RecipientPartner = "beta",
-                    RecipientUser = ByteString.CopyFromUtf8("user-" + i),
-                    ContentKind = ContentKind.Text,
-                    Ciphertext = ByteString.CopyFrom(ciphertext),
-                    ClientTimestampMs = 1_765_000_000_000,
-                },
-            };
+            Frame frame = BenchFrames.AliceToBeta(i, ciphertext);
             frames[i] = frame.ToByteArray();
             EnvelopeHeader.TryRead(new ReadOnlySequence<byte>(frames[i]), out EnvelopeHeader header);
             messageIdOffset = (int)header.MessageIdSlice.Offset;
