@@ -78,7 +78,7 @@ async Task<int> RunAsync(ParseResult parse, Workload workload, string pkiDirecto
 
     if (parse.GetValue(media) is { } mediaSize)
     {
-        return await Relayd.LoadGen.Media.MediaRun.RunAsync(devPki, parse.GetValue(relay), parse.GetValue(relayPid), Relayd.LoadGen.Media.MediaRun.ParseSize(mediaSize), Math.Max(1, parse.GetValue(mediaCount)), Console.Out, cancellationToken, parse.GetValue(optIn));
+        return await Relayd.LoadGen.Media.MediaRun.RunAsync(devPki, parse.GetValue(relay), parse.GetValue(relayPid), Relayd.LoadGen.Media.MediaRun.ParseSize(mediaSize), Math.Max(1, parse.GetValue(mediaCount)), Console.Out, cancellationToken, parse.GetValue(optIn), parse.GetValue(rateLimits)!);
     }
 
     bool toStdout = parse.GetValue(json) == "-";
