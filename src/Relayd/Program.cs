@@ -1,8 +1,5 @@
 using System.CommandLine;
-using Relayd.Hosting;
 using Relayd.Hosting.Commands;
-
-SocketCompletions.PreferInline(); // before any socket exists: the runtime reads it once
 
 var root = new RootCommand("relayd: the exchange between messaging providers (DMA interoperability relay)")
 {
