@@ -52,7 +52,8 @@ for ((i = 1; i <= runs; i++)); do
         python3 - "$side" "$i" "$out" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[3]))["results"][0]
-print(f"{sys.argv[1]} run {sys.argv[2]}: {r['ackedPerSecond']:,.0f} msg/s, relay {r['serverCpuCores']:.2f} cores, {r['serverCpuCores'] / r['ackedPerSecond'] * 1e6:.2f} us CPU/msg")
+client = f", client {r['clientCpuCores'] / r['ackedPerSecond'] * 1e6:.2f} us CPU/msg" if r.get("clientCpuCores") else ""
+print(f"{sys.argv[1]} run {sys.argv[2]}: {r['ackedPerSecond']:,.0f} msg/s, relay {r['serverCpuCores']:.2f} cores, {r['serverCpuCores'] / r['ackedPerSecond'] * 1e6:.2f} us CPU/msg{client}")
 EOF
     done
 done
@@ -63,12 +64,15 @@ work, runs = sys.argv[1], int(sys.argv[2])
 rows = {}
 for side in "ab":
     rs = [json.load(open(f"{work}/{side}-{i}.json"))["results"][0] for i in range(1, runs + 1)]
+    # The load generator's own CPU, from builds that report it (clientCpuCores); NaN otherwise.
+    client = [r["clientCpuCores"] / r["ackedPerSecond"] * 1e6 for r in rs if r.get("clientCpuCores")]
     rows[side] = (statistics.median(r["ackedPerSecond"] for r in rs),
-                  statistics.median(r["serverCpuCores"] / r["ackedPerSecond"] * 1e6 for r in rs))
+                  statistics.median(r["serverCpuCores"] / r["ackedPerSecond"] * 1e6 for r in rs),
+                  statistics.median(client) if len(client) == len(rs) else float("nan"))
 print()
-print("| build | median acked msg/s | median relay CPU per msg |")
-print("|---|---|---|")
+print("| build | median acked msg/s | median relay CPU per msg | median client CPU per msg |")
+print("|---|---|---|---|")
 for side, ref in (("a", sys.argv[3]), ("b", sys.argv[4])):
-    print(f"| {ref} | {rows[side][0]:,.0f} | {rows[side][1]:.2f} us |")
-print(f"| ratio new/base | {rows['b'][0] / rows['a'][0]:.3f} | {rows['b'][1] / rows['a'][1]:.3f} |")
+    print(f"| {ref} | {rows[side][0]:,.0f} | {rows[side][1]:.2f} us | {rows[side][2]:.2f} us |")
+print(f"| ratio new/base | {rows['b'][0] / rows['a'][0]:.3f} | {rows['b'][1] / rows['a'][1]:.3f} | {rows['b'][2] / rows['a'][2]:.3f} |")
 EOF

@@ -75,6 +75,8 @@ internal sealed class ChildProcessGroup : IDisposable
             wrapped.Environment[key] = value;
         }
 
+        ClientSocketCompletions.KeepFromChild(wrapped); // the relay runs as its admin would run it
+
         var group = new ChildProcessGroup(new Process { StartInfo = wrapped });
         group.Process.OutputDataReceived += (_, line) => group.OnLine(line.Data, onOutput);
         group.Process.ErrorDataReceived += (_, line) => group.OnLine(line.Data, onOutput);

@@ -5,6 +5,8 @@ using Relayd.LoadGen.Peers;
 using Relayd.LoadGen.Targets;
 using Relayd.Security;
 
+ClientSocketCompletions.PreferInline(); // before any socket exists: the runtime reads it once
+
 var relay = new Option<string?>("--relay") { Description = "host:port of a running relay; default: start one (relayd dev) with a fresh dev PKI" };
 var pki = new Option<DirectoryInfo?>("--pki") { Description = "Dev PKI directory (with --relay: the one that relay uses); default: a temporary one" };
 var relayPid = new Option<int?>("--relay-pid") { Description = "Pid of the running relay given with --relay, for RSS/CPU figures" };
