@@ -20,6 +20,14 @@ internal static class WalTestKit
     public static WriteAheadLog Open(string directory, int segmentBytes = SmallSegment, IWalFileSync? sync = null, ILogger? logger = null) =>
         WriteAheadLog.Open(Options(directory, segmentBytes, sync), logger ?? new ListLogger());
 
+    /// <summary>Opens as <see cref="Open"/>, keeping a copy of every record the open scan hands its observer, in order.</summary>
+    public static WriteAheadLog OpenObserved(string directory, out List<WalRecord> seen)
+    {
+        var copier = new RecordCopier();
+        seen = copier.Records;
+        return WriteAheadLog.Open(Options(directory), new ListLogger(), copier);
+    }
+
     /// <summary>Appends (waiting for space when the buffer is full) and returns the record's position.</summary>
     public static async Task<WalPosition> AppendAsync(WriteAheadLog log, byte type, byte[] payload)
     {
@@ -76,5 +84,13 @@ internal static class WalTestKit
             Assert.Equal(expected[i].Type, actual[i].Type);
             Assert.True(expected[i].Payload.AsSpan().SequenceEqual(actual[i].Payload.Span), $"record {i} differs");
         }
+    }
+
+    /// <summary>Keeps a copy of each record the open scan reports (its payload is only lent).</summary>
+    private sealed class RecordCopier : IWalRecordObserver
+    {
+        public List<WalRecord> Records { get; } = [];
+
+        public void OnRecord(in WalRecord record) => Records.Add(record with { Payload = record.Payload.ToArray() });
     }
 }

@@ -81,8 +81,7 @@ public sealed class WalAppendAndReplayTests : IDisposable
         }
 
         Assert.All(Directory.GetFiles(_dir.Path, "wal-*.log"), f => Assert.Equal(WalTestKit.SmallSegment, new FileInfo(f).Length));
-        var seen = new List<WalRecord>();
-        using WriteAheadLog reopened = WriteAheadLog.Open(WalTestKit.Options(_dir.Path), new ListLogger(), new RecordCopier(seen));
+        using WriteAheadLog reopened = WalTestKit.OpenObserved(_dir.Path, out List<WalRecord> seen);
         WalTestKit.AssertSameRecords(records, [.. reopened.ReadAll()]);
         WalTestKit.AssertSameRecords(records, seen); // the open scan told its observer of each record, sealed segments and the last
         Assert.Equal(positions, seen.Select(r => r.Position));
@@ -177,11 +176,5 @@ public sealed class WalAppendAndReplayTests : IDisposable
 
         IOException refused = Assert.Throws<IOException>(() => WalTestKit.Open(_dir.Path));
         Assert.Contains("in use", refused.Message, StringComparison.Ordinal);
-    }
-
-    /// <summary>Keeps a copy of each record the open scan reports (its payload is only lent).</summary>
-    private sealed class RecordCopier(List<WalRecord> into) : IWalRecordObserver
-    {
-        public void OnRecord(in WalRecord record) => into.Add(record with { Payload = record.Payload.ToArray() });
     }
 }

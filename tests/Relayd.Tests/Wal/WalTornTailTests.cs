@@ -91,12 +91,11 @@ public sealed class WalTornTailTests : IDisposable
     private async Task AssertRecoversAndAppends(TempWalDirectory copy, bool lastSurvives, bool torn, string what)
     {
         List<(byte Type, byte[] Payload)> expected = lastSurvives ? [.. _records] : [.. _records.SkipLast(1)];
-        var seen = new SeenRecords();
-        using (WriteAheadLog log = WriteAheadLog.Open(WalTestKit.Options(copy.Path, WalTestKit.SmallSegment, null), new ListLogger(), seen))
+        using (WriteAheadLog log = WalTestKit.OpenObserved(copy.Path, out List<WalRecord> seen))
         {
             // The open scan's observer (the envelope store learns what was settled from it) sees exactly what the log keeps.
-            WalTestKit.AssertSameRecords(expected, seen.Records);
-            Assert.Equal([.. log.ReadAll().Select(r => r.Position)], seen.Records.Select(r => r.Position));
+            WalTestKit.AssertSameRecords(expected, seen);
+            Assert.Equal([.. log.ReadAll().Select(r => r.Position)], seen.Select(r => r.Position));
             Assert.True(torn == log.Recovery.TornTailTruncated, $"{what}: torn tail reported = {log.Recovery.TornTailTruncated}");
             if (torn)
             {
@@ -113,14 +112,6 @@ public sealed class WalTornTailTests : IDisposable
         using WriteAheadLog reopened = WalTestKit.Open(copy.Path);
         Assert.False(reopened.Recovery.TornTailTruncated, what);
         WalTestKit.AssertSameRecords(expected, [.. reopened.ReadAll()]);
-    }
-
-    /// <summary>Keeps a copy of each record the open scan reports (its payload is only lent).</summary>
-    private sealed class SeenRecords : IWalRecordObserver
-    {
-        public List<WalRecord> Records { get; } = [];
-
-        public void OnRecord(in WalRecord record) => Records.Add(record with { Payload = record.Payload.ToArray() });
     }
 
     private async Task CreateTemplate()
