@@ -54,10 +54,25 @@ internal static class EvidenceLayouts
         return hash.GetHashAndReset();
     }
 
+    /// <summary>Bytes of an accepted statement with these ids (for a buffer to <see cref="WriteAccepted"/> into).</summary>
+    public static int AcceptedBytes(string relayId, string senderPartner, string recipientPartner) =>
+        1 + Writer.StrBytes(relayId) + Writer.StrBytes(senderPartner) + 32 + Writer.StrBytes(recipientPartner) + 32 + 16 + 32 + 8;
+
+    /// <summary>Bytes of a delivery statement with these ids (for a buffer to <see cref="WriteDelivery"/> into).</summary>
+    public static int DeliveryBytes(string relayId, string senderPartner, string recipientPartner) =>
+        1 + Writer.StrBytes(relayId) + Writer.StrBytes(senderPartner) + Writer.StrBytes(recipientPartner) + 16 + 1 + 8 + 8;
+
     public static byte[] Accepted(string relayId, string senderPartner, ReadOnlySpan<byte> senderUserHash, string recipientPartner, ReadOnlySpan<byte> recipientUserHash, UInt128 messageId, ReadOnlySpan<byte> ciphertextSha256, long acceptedAtMs)
     {
-        byte[] result = new byte[1 + Writer.StrBytes(relayId) + Writer.StrBytes(senderPartner) + 32 + Writer.StrBytes(recipientPartner) + 32 + 16 + 32 + 8];
-        var w = new Writer(result);
+        byte[] result = new byte[AcceptedBytes(relayId, senderPartner, recipientPartner)];
+        WriteAccepted(result, relayId, senderPartner, senderUserHash, recipientPartner, recipientUserHash, messageId, ciphertextSha256, acceptedAtMs);
+        return result;
+    }
+
+    /// <summary>Writes an accepted statement into <paramref name="destination"/> (exactly <see cref="AcceptedBytes"/> long).</summary>
+    public static void WriteAccepted(Span<byte> destination, string relayId, string senderPartner, ReadOnlySpan<byte> senderUserHash, string recipientPartner, ReadOnlySpan<byte> recipientUserHash, UInt128 messageId, ReadOnlySpan<byte> ciphertextSha256, long acceptedAtMs)
+    {
+        var w = new Writer(destination);
         w.Byte((byte)StatementKind.Accepted);
         w.Str(relayId);
         w.Str(senderPartner);
@@ -68,13 +83,19 @@ internal static class EvidenceLayouts
         w.Bytes(ciphertextSha256, 32);
         w.U64((ulong)acceptedAtMs);
         w.CheckFull();
-        return result;
     }
 
     public static byte[] Delivery(string relayId, string senderPartner, string recipientPartner, UInt128 messageId, DeliveryStatus status, long deliveredAtMs, long ackedAtMs)
     {
-        byte[] result = new byte[1 + Writer.StrBytes(relayId) + Writer.StrBytes(senderPartner) + Writer.StrBytes(recipientPartner) + 16 + 1 + 8 + 8];
-        var w = new Writer(result);
+        byte[] result = new byte[DeliveryBytes(relayId, senderPartner, recipientPartner)];
+        WriteDelivery(result, relayId, senderPartner, recipientPartner, messageId, status, deliveredAtMs, ackedAtMs);
+        return result;
+    }
+
+    /// <summary>Writes a delivery statement into <paramref name="destination"/> (exactly <see cref="DeliveryBytes"/> long).</summary>
+    public static void WriteDelivery(Span<byte> destination, string relayId, string senderPartner, string recipientPartner, UInt128 messageId, DeliveryStatus status, long deliveredAtMs, long ackedAtMs)
+    {
+        var w = new Writer(destination);
         w.Byte((byte)StatementKind.Delivery);
         w.Str(relayId);
         w.Str(senderPartner);
@@ -84,7 +105,6 @@ internal static class EvidenceLayouts
         w.U64((ulong)deliveredAtMs);
         w.U64((ulong)ackedAtMs);
         w.CheckFull();
-        return result;
     }
 
     public static byte[] TreeHead(string relayId, ulong treeId, long treeSize, long timestampMs, ReadOnlySpan<byte> rootHash)

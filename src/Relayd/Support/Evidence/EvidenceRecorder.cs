@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using System.Security.Cryptography;
 using System.Text;
 using System.Threading.Channels;
 using Relayd.Protocol.V1;
@@ -15,7 +14,7 @@ namespace Relayd.Support.Evidence;
 /// </summary>
 /// <remarks>
 /// The queue is bounded (<see cref="EvidenceOptions.QueueCapacity"/>): when the writer falls behind, a statement is
-/// dropped and counted (<see cref="Dropped"/>), never waited for. Hashing uses the thread's hasher (<see cref="ThreadSha256"/>)
+/// dropped and counted (<see cref="Dropped"/>), never waited for. Hashing calls OpenSSL directly (<see cref="Evidence.Sha256"/>)
 /// into stack or inline buffers: no allocation per message once a thread has its hasher.
 /// </remarks>
 internal sealed class EvidenceRecorder : ISupportEvents
@@ -35,7 +34,7 @@ internal sealed class EvidenceRecorder : ISupportEvents
         var item = new EvidenceItem { Kind = EvidenceItemKind.Accepted, Sender = envelope.Sender, Recipient = envelope.Recipient, MessageId = envelope.MessageId, AtMs = envelope.AcceptedAtMs };
         UserHash(envelope.Sender.Id, envelope.SenderUser, item.SenderUserHash);
         UserHash(envelope.Recipient.Id, envelope.RecipientUser, item.RecipientUserHash);
-        Sha256(envelope.Ciphertext, item.CiphertextSha256);
+        CiphertextHash(envelope.Ciphertext, item.CiphertextSha256);
         Enqueue(item);
     }
 
@@ -75,49 +74,31 @@ internal sealed class EvidenceRecorder : ISupportEvents
     /// <summary>SHA-256("relayd-evidence-user-v1\0" || u16 len(partner) || partner || user): <see cref="EvidenceLayouts.UserHash"/>, without allocating.</summary>
     internal static void UserHash(string partner, in ReadOnlySequence<byte> user, Span<byte> destination)
     {
-        // The usual case, short ids: one hash call over a stack buffer (each IncrementalHash append is a call into the
-        // crypto library).
-        int partnerBytes = partner.Length; // ASCII ids (PartnerOptions.IdPattern); checked below
-        if (partnerBytes <= 64 && user.Length <= 256 && System.Text.Ascii.IsValid(partner))
+        // One hash call over one buffer: on the stack for the usual short ids, rented for long ones.
+        int partnerBytes = Encoding.UTF8.GetByteCount(partner); // ASCII ids (PartnerOptions.IdPattern): one byte each
+        if (partnerBytes > ushort.MaxValue)
         {
-            Span<byte> input = stackalloc byte[24 + 2 + 64 + 256];
-            UserHashPrefix.CopyTo(input);
-            BinaryPrimitives.WriteUInt16BigEndian(input[24..], (ushort)partnerBytes);
-            Encoding.ASCII.GetBytes(partner, input[26..]);
-            user.CopyTo(input[(26 + partnerBytes)..]);
-            ThreadSha256.Hash(input[..(26 + partnerBytes + (int)user.Length)], destination);
-            return;
+            throw new ArgumentException("a partner id is at most 65535 bytes", nameof(partner));
         }
 
-        IncrementalHash hash = ThreadSha256.Hasher;
-        hash.AppendData(UserHashPrefix);
-        Span<byte> id = stackalloc byte[2 + 256];
-        int length = Encoding.UTF8.GetByteCount(partner);
-        if (length <= 256)
+        int length = UserHashPrefix.Length + 2 + partnerBytes + checked((int)user.Length);
+        byte[]? rented = null;
+        Span<byte> input = length <= 512 ? stackalloc byte[512] : (rented = ArrayPool<byte>.Shared.Rent(length));
+        UserHashPrefix.CopyTo(input);
+        int at = UserHashPrefix.Length;
+        BinaryPrimitives.WriteUInt16BigEndian(input[at..], (ushort)partnerBytes);
+        at += 2 + Encoding.UTF8.GetBytes(partner, input[(at + 2)..]);
+        user.CopyTo(input[at..]);
+        Evidence.Sha256.Hash(input[..length], destination);
+        if (rented is not null)
         {
-            BinaryPrimitives.WriteUInt16BigEndian(id, (ushort)length);
-            Encoding.UTF8.GetBytes(partner, id[2..]);
-            hash.AppendData(id[..(2 + length)]);
+            ArrayPool<byte>.Shared.Return(rented);
         }
-        else
-        {
-            // Partner ids are at most 63 ASCII bytes (PartnerOptions.IdPattern); kept correct for any string.
-            BinaryPrimitives.WriteUInt16BigEndian(id, (ushort)length);
-            hash.AppendData(id[..2]);
-            hash.AppendData(Encoding.UTF8.GetBytes(partner));
-        }
-
-        foreach (ReadOnlyMemory<byte> segment in user)
-        {
-            hash.AppendData(segment.Span);
-        }
-
-        hash.GetHashAndReset(destination);
     }
 
-    internal static void Sha256(in ReadOnlySequence<byte> data, Span<byte> destination)
+    internal static void CiphertextHash(in ReadOnlySequence<byte> data, Span<byte> destination)
     {
-        ThreadSha256.Hash(data, destination);
+        Evidence.Sha256.Hash(data, destination);
     }
 
     public void SessionOpened(PartnerInfo partner, long connectionId, long nowMs)

@@ -28,6 +28,10 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
     private const int TypicalRecordBytes = 200;
     private const int BatchItems = 4096;
 
+    // A statement's ids are partner ids (at most 63 bytes, PartnerOptions.IdPattern) and the relay id (the host name
+    // by default): a stack buffer this large holds them unless relay_id is unusually long.
+    private const int StatementBuffer = 1 + 3 * (2 + 255) + 32 + 32 + 16 + 32 + 8;
+
     private readonly EvidenceOptions _options;
     private readonly EvidenceKey _key;
     private readonly string _relayId;
@@ -288,7 +292,9 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
         {
             case EvidenceItemKind.Accepted:
             {
-                byte[] statement = EvidenceLayouts.Accepted(_relayId, item.Sender.Id, item.SenderUserHash, item.Recipient.Id, item.RecipientUserHash, item.MessageId, item.CiphertextSha256, item.AtMs);
+                int bytes = EvidenceLayouts.AcceptedBytes(_relayId, item.Sender.Id, item.Recipient.Id);
+                Span<byte> statement = (bytes <= StatementBuffer ? stackalloc byte[StatementBuffer] : new byte[bytes])[..bytes];
+                EvidenceLayouts.WriteAccepted(statement, _relayId, item.Sender.Id, item.SenderUserHash, item.Recipient.Id, item.RecipientUserHash, item.MessageId, item.CiphertextSha256, item.AtMs);
                 Location location = Append(statement);
                 ref IndexEntry entry = ref Slot(key);
                 entry.Accepted = location;
@@ -318,7 +324,9 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
 
                 long deliveredAt = entry.DeliveredAtMs;
                 bool acked = item.Kind == EvidenceItemKind.Acknowledged;
-                byte[] statement = EvidenceLayouts.Delivery(_relayId, item.Sender.Id, item.Recipient.Id, item.MessageId,
+                int bytes = EvidenceLayouts.DeliveryBytes(_relayId, item.Sender.Id, item.Recipient.Id);
+                Span<byte> statement = (bytes <= StatementBuffer ? stackalloc byte[StatementBuffer] : new byte[bytes])[..bytes];
+                EvidenceLayouts.WriteDelivery(statement, _relayId, item.Sender.Id, item.Recipient.Id, item.MessageId,
                     acked ? DeliveryStatus.Acknowledged : DeliveryStatus.Expired, acked ? (deliveredAt != 0 ? deliveredAt : item.AtMs) : item.AtMs, acked ? item.AtMs : 0);
                 Location location = Append(statement);
                 entry = ref Slot(key); // Append may have begun a new tree, never the index; the ref is taken again to be plain
@@ -329,9 +337,10 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
         }
     }
 
-    private Location Append(byte[] statement)
+    private Location Append(ReadOnlySpan<byte> statement)
     {
-        byte[] leafHash = MerkleTree.LeafHash(statement);
+        Span<byte> leafHash = stackalloc byte[MerkleTree.HashBytes];
+        MerkleTree.LeafHash(statement, leafHash);
         long offset = EvidenceTreeFile.WriteStatement(_current.File, statement, leafHash);
         long index = _current.Tree.AppendLeafHash(leafHash);
         var location = new Location(_current.Id, index, offset, statement.Length);
@@ -445,7 +454,7 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
             var item = new EvidenceItem { Kind = EvidenceItemKind.Accepted, Sender = sender, Recipient = recipient, MessageId = messageId, AtMs = envelope.AcceptedAtMs };
             EvidenceRecorder.UserHash(sender.Id, envelope.SenderUser, item.SenderUserHash);
             EvidenceRecorder.UserHash(recipient.Id, envelope.RecipientUser, item.RecipientUserHash);
-            EvidenceRecorder.Sha256(envelope.Ciphertext, item.CiphertextSha256);
+            EvidenceRecorder.CiphertextHash(envelope.Ciphertext, item.CiphertextSha256);
             try
             {
                 Process(item);

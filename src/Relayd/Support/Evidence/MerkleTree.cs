@@ -13,54 +13,73 @@ internal sealed class MerkleTree
 {
     public const int HashBytes = 32;
 
-    // _levels[k] holds the hashes of the complete subtrees of 2^k leaves, left to right.
-    private readonly List<List<byte[]>> _levels = [[]];
+    // _levels[k] holds the hashes of the complete subtrees of 2^k leaves, left to right, packed (no object per hash).
+    private readonly List<HashColumn> _levels = [new()];
 
     public long Size => _levels[0].Count;
 
     public static byte[] LeafHash(ReadOnlySpan<byte> leaf)
     {
-        // Statements are a few hundred bytes: one hash call over a stack copy with the thread's hasher (the evidence
-        // writer hashes every statement, and every one again when a tree is read back).
-        if (leaf.Length <= 1023)
-        {
-            Span<byte> input = stackalloc byte[1 + leaf.Length];
-            input[0] = 0x00;
-            leaf.CopyTo(input[1..]);
-            return ThreadSha256.Hash(input);
-        }
+        byte[] hash = new byte[HashBytes];
+        LeafHash(leaf, hash);
+        return hash;
+    }
 
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        hash.AppendData([0x00]);
-        hash.AppendData(leaf);
-        return hash.GetHashAndReset();
+    public static void LeafHash(ReadOnlySpan<byte> leaf, Span<byte> destination)
+    {
+        // Statements are a few hundred bytes: one hash call over a stack copy (the evidence writer hashes every
+        // statement, and every one again when a tree is read back).
+        byte[]? rented = null;
+        Span<byte> input = leaf.Length < 1024 ? stackalloc byte[1024] : (rented = System.Buffers.ArrayPool<byte>.Shared.Rent(1 + leaf.Length));
+        input[0] = 0x00;
+        leaf.CopyTo(input[1..]);
+        Sha256.Hash(input[..(1 + leaf.Length)], destination);
+        if (rented is not null)
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+        }
     }
 
     public static byte[] NodeHash(ReadOnlySpan<byte> left, ReadOnlySpan<byte> right)
+    {
+        byte[] hash = new byte[HashBytes];
+        NodeHash(left, right, hash);
+        return hash;
+    }
+
+    public static void NodeHash(ReadOnlySpan<byte> left, ReadOnlySpan<byte> right, Span<byte> destination)
     {
         Span<byte> input = stackalloc byte[1 + 2 * HashBytes];
         input[0] = 0x01;
         left.CopyTo(input[1..]);
         right.CopyTo(input[(1 + HashBytes)..]);
-        return ThreadSha256.Hash(input);
+        Sha256.Hash(input, destination);
     }
 
     /// <summary>Appends a leaf (its statement bytes); returns its index.</summary>
-    public long Append(ReadOnlySpan<byte> leaf) => AppendLeafHash(LeafHash(leaf));
+    public long Append(ReadOnlySpan<byte> leaf)
+    {
+        Span<byte> hash = stackalloc byte[HashBytes];
+        LeafHash(leaf, hash);
+        return AppendLeafHash(hash);
+    }
 
-    public long AppendLeafHash(byte[] leafHash)
+    /// <summary>Appends a leaf by its hash, and the hash of every subtree it completes; returns its index. Allocates only when a column grows a chunk.</summary>
+    public long AppendLeafHash(ReadOnlySpan<byte> leafHash)
     {
         long index = Size;
         _levels[0].Add(leafHash);
+        Span<byte> node = stackalloc byte[HashBytes];
         for (int level = 0; _levels[level].Count % 2 == 0; level++)
         {
             if (level + 1 == _levels.Count)
             {
-                _levels.Add([]);
+                _levels.Add(new());
             }
 
-            List<byte[]> nodes = _levels[level];
-            _levels[level + 1].Add(NodeHash(nodes[^2], nodes[^1]));
+            HashColumn nodes = _levels[level];
+            NodeHash(nodes[nodes.Count - 2], nodes[nodes.Count - 1], node);
+            _levels[level + 1].Add(node);
         }
 
         return index;
@@ -148,7 +167,7 @@ internal sealed class MerkleTree
         if (BitOperations.IsPow2(n) && start % n == 0)
         {
             int level = BitOperations.Log2((ulong)n);
-            return _levels[level][(int)(start / n)];
+            return _levels[level][start / n].ToArray();
         }
 
         long k = LargestPowerOfTwoBelow(n);
@@ -267,5 +286,28 @@ internal sealed class MerkleTree
         }
 
         return sn == 0 && fr.AsSpan().SequenceEqual(oldRoot) && sr.AsSpan().SequenceEqual(newRoot);
+    }
+
+    /// <summary>32-byte hashes appended in order, packed in chunks of 1,024 (32 KiB each: under the large-object heap).</summary>
+    private sealed class HashColumn
+    {
+        private const int ChunkHashes = 1024;
+        private readonly List<byte[]> _chunks = [];
+
+        public long Count { get; private set; }
+
+        public ReadOnlySpan<byte> this[long index] => _chunks[(int)(index / ChunkHashes)].AsSpan((int)(index % ChunkHashes) * HashBytes, HashBytes);
+
+        public void Add(ReadOnlySpan<byte> hash)
+        {
+            int offset = (int)(Count % ChunkHashes);
+            if (offset == 0)
+            {
+                _chunks.Add(new byte[ChunkHashes * HashBytes]);
+            }
+
+            hash[..HashBytes].CopyTo(_chunks[^1].AsSpan(offset * HashBytes));
+            Count++;
+        }
     }
 }
