@@ -37,8 +37,11 @@ internal interface ISupportEvents
     /// <summary>An envelope was written to a session of its recipient partner as a Deliver.</summary>
     void EnvelopeDelivered(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long connectionId, ulong deliveryId, long nowMs);
 
-    /// <summary>The recipient partner acknowledged a delivery. <paramref name="acceptedAtMs"/> is when the relay accepted it (for latency).</summary>
-    void EnvelopeAcknowledged(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long connectionId, ulong deliveryId, long acceptedAtMs, long nowMs);
+    /// <summary>
+    /// The recipient partner acknowledged a delivery. <paramref name="acceptedAtMs"/> is when the relay accepted it (for
+    /// latency); <paramref name="firstSentAtMs"/> when this run of the relay first wrote a Deliver of it (0 if unknown).
+    /// </summary>
+    void EnvelopeAcknowledged(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long connectionId, ulong deliveryId, long acceptedAtMs, long firstSentAtMs, long nowMs);
 
     /// <summary>A receipt was produced for the sender: handed to a session (<paramref name="connectionId"/>) or held (0) until one connects.</summary>
     void ReceiptProduced(PartnerInfo sender, UInt128 messageId, ReceiptStatus status, ErrorCode code, long connectionId, long nowMs);

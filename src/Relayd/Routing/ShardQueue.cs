@@ -390,7 +390,12 @@ internal sealed class ShardQueue
                 }
 
                 entry.Sent = true;
-                entry.EverSent = true;
+                if (!entry.EverSent)
+                {
+                    entry.EverSent = true;
+                    entry.FirstSentAtMs = nowMs;
+                }
+
                 taken?.Add(new TakenDelivery(entry.Sender, entry.MessageId, DeliveryIdOf(_headSequence + (ulong)_sent)));
                 end += entry.Length;
                 _sentBytes += entry.Length;
@@ -415,13 +420,15 @@ internal sealed class ShardQueue
     }
 
     /// <summary>Records the recipient's acknowledgement of one delivery; a DELIVERED receipt goes into <paramref name="receipts"/>.</summary>
-    public AckResult Acknowledge(ulong deliveryId, List<SettledEnvelope> receipts) => Acknowledge(deliveryId, receipts, out _);
+    public AckResult Acknowledge(ulong deliveryId, List<SettledEnvelope> receipts) => Acknowledge(deliveryId, receipts, out _, out _);
 
     /// <inheritdoc cref="Acknowledge(ulong, List{SettledEnvelope})"/>
     /// <param name="acceptedAtMs">When the relay accepted the acknowledged envelope (0 unless <see cref="AckResult.Acknowledged"/>).</param>
-    public AckResult Acknowledge(ulong deliveryId, List<SettledEnvelope> receipts, out long acceptedAtMs)
+    /// <param name="firstSentAtMs">When this run of the relay first took it for a Deliver (0 unless <see cref="AckResult.Acknowledged"/>).</param>
+    public AckResult Acknowledge(ulong deliveryId, List<SettledEnvelope> receipts, out long acceptedAtMs, out long firstSentAtMs)
     {
         acceptedAtMs = 0;
+        firstSentAtMs = 0;
         ulong sequence = deliveryId & SequenceMask;
         IDeliveryConsumer? owner;
         lock (_lock)
@@ -450,6 +457,7 @@ internal sealed class ShardQueue
 
             entry.Acked = true;
             acceptedAtMs = entry.AcceptedAtMs;
+            firstSentAtMs = entry.FirstSentAtMs;
             receipts.Add(SettledEnvelope.Delivered(entry.Sender, entry.MessageId, entry.StoreRef));
             AdvanceHead();
             owner = _owner;
@@ -640,6 +648,7 @@ internal sealed class ShardQueue
         public PartnerInfo? Sender;
         public long ExpiresAtMs;
         public long AcceptedAtMs; // for the acknowledged event's latency and the backlog's oldest age
+        public long FirstSentAtMs; // when this relay first took it for a Deliver: evidence's delivered_at_ms
         public StoreRef StoreRef;
         public bool Acked;
         public bool Sent;

@@ -74,11 +74,11 @@ internal sealed class SupportEvents : ISupportEvents
         }
     }
 
-    public void EnvelopeAcknowledged(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long connectionId, ulong deliveryId, long acceptedAtMs, long nowMs)
+    public void EnvelopeAcknowledged(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long connectionId, ulong deliveryId, long acceptedAtMs, long firstSentAtMs, long nowMs)
     {
         foreach (ISupportEvents consumer in _consumers)
         {
-            consumer.EnvelopeAcknowledged(sender, messageId, recipient, connectionId, deliveryId, acceptedAtMs, nowMs);
+            consumer.EnvelopeAcknowledged(sender, messageId, recipient, connectionId, deliveryId, acceptedAtMs, firstSentAtMs, nowMs);
         }
     }
 

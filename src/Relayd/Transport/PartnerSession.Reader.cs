@@ -379,12 +379,12 @@ internal sealed partial class PartnerSession
         foreach (ulong deliveryId in ack.DeliveryIds)
         {
             int shard = ShardQueue.ShardOf(deliveryId);
-            long acceptedAtMs = 0;
-            AckResult result = shard < shards.Length ? shards[shard].Acknowledge(deliveryId, _ackReceipts, out acceptedAtMs) : AckResult.UnknownDelivery;
+            long acceptedAtMs = 0, firstSentAtMs = 0;
+            AckResult result = shard < shards.Length ? shards[shard].Acknowledge(deliveryId, _ackReceipts, out acceptedAtMs, out firstSentAtMs) : AckResult.UnknownDelivery;
             if (result == AckResult.Acknowledged && !support.IsEmpty)
             {
                 SettledEnvelope acked = _ackReceipts[^1];
-                support.EnvelopeAcknowledged(acked.Sender, acked.Receipt.MessageId, Partner, ConnectionId, deliveryId, acceptedAtMs, now);
+                support.EnvelopeAcknowledged(acked.Sender, acked.Receipt.MessageId, Partner, ConnectionId, deliveryId, acceptedAtMs, firstSentAtMs, now);
             }
 
             if (result == AckResult.UnknownDelivery)

@@ -13,14 +13,12 @@ internal struct Hash32
 internal enum EvidenceItemKind : byte
 {
     Accepted,
-    Delivered,
     Acknowledged,
     Expired,
 }
 
 /// <summary>
-/// One step the evidence writer turns into a statement (or, for Delivered, remembers the time of): what the data path
-/// queues after hashing what it must not keep. A struct in the queue's buffer: nothing allocated per message.
+/// One step the evidence writer turns into a statement: what the data path queues after hashing what it must not keep. A struct in the queue's buffer: nothing allocated per message.
 /// </summary>
 internal struct EvidenceItem
 {
@@ -29,8 +27,11 @@ internal struct EvidenceItem
     public PartnerInfo Recipient;
     public UInt128 MessageId;
 
-    /// <summary>When the step happened (accepted, delivered, acknowledged, expired), Unix ms.</summary>
+    /// <summary>When the step happened (accepted, acknowledged, expired), Unix ms.</summary>
     public long AtMs;
+
+    /// <summary>Acknowledged: when this run of the relay first wrote a Deliver of it (0: not known, e.g. delivered before a restart).</summary>
+    public long DeliveredAtMs;
     public Hash32 SenderUserHash;
     public Hash32 RecipientUserHash;
     public Hash32 CiphertextSha256;

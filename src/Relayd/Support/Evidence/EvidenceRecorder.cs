@@ -40,18 +40,15 @@ internal sealed class EvidenceRecorder : ISupportEvents
 
     public void EnvelopeDelivered(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long connectionId, ulong deliveryId, long nowMs)
     {
-        if (sender is not null)
-        {
-            Enqueue(new EvidenceItem { Kind = EvidenceItemKind.Delivered, Sender = sender, Recipient = recipient, MessageId = messageId, AtMs = nowMs });
-        }
+        // Nothing queued: the acknowledgement carries when the Deliver was first written (ShardQueue keeps it).
     }
 
-    public void EnvelopeAcknowledged(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long connectionId, ulong deliveryId, long acceptedAtMs, long nowMs)
+    public void EnvelopeAcknowledged(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long connectionId, ulong deliveryId, long acceptedAtMs, long firstSentAtMs, long nowMs)
     {
         // A sender no longer configured has nobody to ask for the evidence: no statement (docs/evidence.md).
         if (sender is not null)
         {
-            Enqueue(new EvidenceItem { Kind = EvidenceItemKind.Acknowledged, Sender = sender, Recipient = recipient, MessageId = messageId, AtMs = nowMs });
+            Enqueue(new EvidenceItem { Kind = EvidenceItemKind.Acknowledged, Sender = sender, Recipient = recipient, MessageId = messageId, AtMs = nowMs, DeliveredAtMs = firstSentAtMs });
         }
     }
 

@@ -41,8 +41,7 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
     private readonly Channel<EvidenceItem> _queue;
     private readonly CancellationTokenSource _stopping = new();
     private readonly SortedDictionary<ulong, string> _closed = []; // tree id -> file, oldest first
-    private Dictionary<MessageKey, IndexEntry> _recent = [];
-    private Dictionary<MessageKey, IndexEntry> _previous = [];
+    private readonly StatementIndex _index;
     private ClosedTree? _closedCache;
     private OpenTree _current = null!;
     private Task _drain = Task.CompletedTask;
@@ -59,6 +58,7 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
         _key = key;
         _clock = clock;
         _logger = logger;
+        _index = new StatementIndex(2 * options.IndexCapacity); // two statements a message
         _queue = Channel.CreateBounded<EvidenceItem>(new BoundedChannelOptions(options.QueueCapacity) { SingleReader = true, FullMode = BoundedChannelFullMode.Wait });
         Recorder = new EvidenceRecorder(_queue.Writer);
     }
@@ -126,7 +126,6 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
         }
 
         ulong lastId = 0;
-        var partnerIds = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach ((ulong id, string path) in files)
         {
             lastId = id;
@@ -170,43 +169,24 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
             _closedCache = new ClosedTree(id, path, tree, last);
             if (toIndex.Contains(id))
             {
-                IndexContents(id, contents, partnerIds);
+                IndexContents(id, contents);
             }
         }
 
         _current = OpenTree.Create(Directory, lastId + 1, NowMs);
         ApplyRetention();
-        return _recent.Count + _previous.Count;
+        return _index.Count;
     }
 
-    private void IndexContents(ulong treeId, EvidenceTreeFile.Contents contents, Dictionary<string, string> partnerIds)
+    private void IndexContents(ulong treeId, EvidenceTreeFile.Contents contents)
     {
         for (int i = 0; i < contents.Leaves.Count; i++)
         {
             LeafRecord leaf = contents.Leaves[i];
-            if (EvidenceLayouts.ParseStatement(contents.Bytes.AsSpan((int)leaf.Offset, leaf.Length), out _) is not { } statement)
+            if (EvidenceLayouts.ParseStatement(contents.Bytes.AsSpan((int)leaf.Offset, leaf.Length), out _) is { } statement)
             {
-                continue;
+                _index.Add(statement.SenderPartner, statement.MessageId, statement.Kind, statement.RecipientPartner, new StatementLocation(treeId, i, leaf.Offset, leaf.Length));
             }
-
-            string sender = Intern(partnerIds, statement.SenderPartner);
-            var location = new Location(treeId, i, leaf.Offset, leaf.Length);
-            ref IndexEntry entry = ref Slot(new MessageKey(sender, statement.MessageId));
-            entry.Recipient = Intern(partnerIds, statement.RecipientPartner);
-            if (statement.Kind == StatementKind.Accepted)
-            {
-                entry.Accepted = location;
-            }
-            else
-            {
-                entry.Delivery = location;
-            }
-        }
-
-        static string Intern(Dictionary<string, string> ids, string id)
-        {
-            ref string? known = ref CollectionsMarshal.GetValueRefOrAddDefault(ids, id, out _);
-            return known ??= id;
         }
     }
 
@@ -287,7 +267,6 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
 
     private void Process(in EvidenceItem item)
     {
-        var key = new MessageKey(item.Sender.Id, item.MessageId);
         switch (item.Kind)
         {
             case EvidenceItemKind.Accepted:
@@ -295,55 +274,34 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
                 int bytes = EvidenceLayouts.AcceptedBytes(_relayId, item.Sender.Id, item.Recipient.Id);
                 Span<byte> statement = (bytes <= StatementBuffer ? stackalloc byte[StatementBuffer] : new byte[bytes])[..bytes];
                 EvidenceLayouts.WriteAccepted(statement, _relayId, item.Sender.Id, item.SenderUserHash, item.Recipient.Id, item.RecipientUserHash, item.MessageId, item.CiphertextSha256, item.AtMs);
-                Location location = Append(statement);
-                ref IndexEntry entry = ref Slot(key);
-                entry.Accepted = location;
-                entry.Recipient = item.Recipient.Id;
-                break;
-            }
-
-            case EvidenceItemKind.Delivered:
-            {
-                ref IndexEntry entry = ref Slot(key);
-                if (entry.DeliveredAtMs == 0)
-                {
-                    entry.DeliveredAtMs = item.AtMs; // the first delivery: a redelivery after a lost ack does not move it
-                }
-
-                entry.Recipient = item.Recipient.Id;
+                _index.Add(item.Sender.Id, item.MessageId, StatementKind.Accepted, item.Recipient.Id, Append(statement));
                 break;
             }
 
             case EvidenceItemKind.Acknowledged or EvidenceItemKind.Expired:
             {
-                ref IndexEntry entry = ref Slot(key);
-                if (entry.Delivery.TreeId != 0)
-                {
-                    return; // one delivery statement per message: the first outcome
-                }
-
-                long deliveredAt = entry.DeliveredAtMs;
+                // One outcome per message: the queue settles an envelope once (acknowledged or expired). Only a relay
+                // killed after the outcome's statement and before the log's settlement delivers it again, and then
+                // a second delivery statement is written; a lookup serves the newest.
                 bool acked = item.Kind == EvidenceItemKind.Acknowledged;
                 int bytes = EvidenceLayouts.DeliveryBytes(_relayId, item.Sender.Id, item.Recipient.Id);
                 Span<byte> statement = (bytes <= StatementBuffer ? stackalloc byte[StatementBuffer] : new byte[bytes])[..bytes];
                 EvidenceLayouts.WriteDelivery(statement, _relayId, item.Sender.Id, item.Recipient.Id, item.MessageId,
-                    acked ? DeliveryStatus.Acknowledged : DeliveryStatus.Expired, acked ? (deliveredAt != 0 ? deliveredAt : item.AtMs) : item.AtMs, acked ? item.AtMs : 0);
-                Location location = Append(statement);
-                entry = ref Slot(key); // Append may have begun a new tree, never the index; the ref is taken again to be plain
-                entry.Delivery = location;
-                entry.Recipient = item.Recipient.Id;
+                    acked ? DeliveryStatus.Acknowledged : DeliveryStatus.Expired,
+                    acked && item.DeliveredAtMs != 0 ? item.DeliveredAtMs : item.AtMs, acked ? item.AtMs : 0);
+                _index.Add(item.Sender.Id, item.MessageId, StatementKind.Delivery, item.Recipient.Id, Append(statement));
                 break;
             }
         }
     }
 
-    private Location Append(ReadOnlySpan<byte> statement)
+    private StatementLocation Append(ReadOnlySpan<byte> statement)
     {
         Span<byte> leafHash = stackalloc byte[MerkleTree.HashBytes];
         MerkleTree.LeafHash(statement, leafHash);
         long offset = EvidenceTreeFile.WriteStatement(_current.File, statement, leafHash);
         long index = _current.Tree.AppendLeafHash(leafHash);
-        var location = new Location(_current.Id, index, offset, statement.Length);
+        var location = new StatementLocation(_current.Id, index, offset, statement.Length);
         if (_current.Tree.Size - (_current.LastHead?.Size ?? 0) >= _options.SignEvery)
         {
             SignHead();
@@ -446,7 +404,7 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
         UInt128 messageId = envelope.MessageId;
         lock (_gate)
         {
-            if (_failed || (TryFind(new MessageKey(sender.Id, messageId), out IndexEntry known) && known.Accepted.TreeId != 0))
+            if (_failed || _index.HasAccepted(sender.Id, messageId))
             {
                 return;
             }
@@ -471,35 +429,6 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
     /// <summary>Accepted statements re-derived from the log at start (<see cref="Recovered"/>).</summary>
     public long Rederived { get; private set; }
 
-    // ---- the index --------------------------------------------------------------------------------------------
-
-    /// <summary>The entry of <paramref name="key"/>, made if new. Two generations: when the newer is full it becomes the older and the older is dropped.</summary>
-    private ref IndexEntry Slot(MessageKey key)
-    {
-        ref IndexEntry entry = ref CollectionsMarshal.GetValueRefOrNullRef(_recent, key);
-        if (!Unsafe.IsNullRef(ref entry))
-        {
-            return ref entry;
-        }
-
-        _previous.Remove(key, out IndexEntry older);
-        if (_recent.Count >= _options.IndexCapacity / 2)
-        {
-            // The older generation's dictionary is cleared and reused: it keeps its capacity, so a full index is not
-            // grown again (large-object arrays, gen2 collections) every IndexCapacity / 2 messages.
-            Dictionary<MessageKey, IndexEntry> reused = _previous;
-            _previous = _recent;
-            reused.Clear();
-            _recent = reused;
-        }
-
-        ref IndexEntry made = ref CollectionsMarshal.GetValueRefOrAddDefault(_recent, key, out _);
-        made = older;
-        return ref made;
-    }
-
-    private bool TryFind(MessageKey key, out IndexEntry entry) => _recent.TryGetValue(key, out entry) || _previous.TryGetValue(key, out entry);
-
     // ---- answering --------------------------------------------------------------------------------------------
 
     /// <summary>
@@ -518,7 +447,8 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
         bool found;
         lock (_gate)
         {
-            found = TryFind(key, out entry);
+            found = _index.TryFind(key.Sender, key.MessageId, out StatementLocation accepted, out StatementLocation delivery, out string? recipient);
+            entry = new IndexEntry { Accepted = accepted, Delivery = delivery, Recipient = recipient };
         }
 
         if ((!found || entry.Accepted.TreeId == 0) && asker == senderPartner)
@@ -544,14 +474,14 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
 
         var proofs = new List<EvidenceProof>(2);
         bool pending = false;
-        foreach (Location location in (Location[])[entry.Accepted, entry.Delivery])
+        foreach (StatementLocation location in (StatementLocation[])[entry.Accepted, entry.Delivery])
         {
             if (location.TreeId == 0)
             {
                 continue;
             }
 
-            EvidenceProof? proof = await ProveAsync(location).ConfigureAwait(false);
+            EvidenceProof? proof = await ProveAsync(key, location).ConfigureAwait(false);
             if (proof is null)
             {
                 pending |= location.TreeId == CurrentTreeId;
@@ -566,7 +496,7 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
     }
 
     /// <summary>The proof of the statement at <paramref name="location"/>; null when no signed head covers it yet or its tree was deleted.</summary>
-    private async Task<EvidenceProof?> ProveAsync(Location location)
+    private async Task<EvidenceProof?> ProveAsync(MessageKey key, StatementLocation location)
     {
         List<byte[]> path;
         SignedHead head;
@@ -632,6 +562,11 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             return null;
+        }
+
+        if (!EvidenceLayouts.IsAbout(statement, key.Sender, key.MessageId))
+        {
+            return null; // the index matched another message's key hash
         }
 
         var proof = new EvidenceProof
@@ -741,7 +676,7 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
                     continue;
                 }
 
-                var location = new Location(trees[t].Id, i, leaf.Offset, leaf.Length);
+                var location = new StatementLocation(trees[t].Id, i, leaf.Offset, leaf.Length);
                 found.Recipient ??= statement.RecipientPartner;
                 if (statement.Kind == StatementKind.Accepted)
                 {
@@ -829,15 +764,11 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
 
     private readonly record struct MessageKey(string Sender, UInt128 MessageId);
 
-    /// <summary>Where a statement is: its tree (0: none), leaf index, and bytes in the tree's file.</summary>
-    private readonly record struct Location(ulong TreeId, long Leaf, long Offset, int Length);
-
     private struct IndexEntry
     {
-        public Location Accepted;
-        public Location Delivery;
+        public StatementLocation Accepted;
+        public StatementLocation Delivery;
         public string? Recipient;
-        public long DeliveredAtMs;
     }
 
     private sealed record ClosedTree(ulong Id, string Path, MerkleTree Tree, SignedHead Head);

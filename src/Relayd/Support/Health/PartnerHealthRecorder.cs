@@ -64,7 +64,7 @@ internal sealed class PartnerHealthRecorder : ISupportEvents
     {
     }
 
-    public void EnvelopeAcknowledged(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long connectionId, ulong deliveryId, long acceptedAtMs, long nowMs) =>
+    public void EnvelopeAcknowledged(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long connectionId, ulong deliveryId, long acceptedAtMs, long firstSentAtMs, long nowMs) =>
         Of(recipient).Delivered(Math.Max(nowMs - acceptedAtMs, 0) * 1000, nowMs);
 
     public void ReceiptProduced(PartnerInfo sender, UInt128 messageId, ReceiptStatus status, ErrorCode code, long connectionId, long nowMs)

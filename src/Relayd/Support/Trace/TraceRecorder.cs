@@ -196,7 +196,7 @@ internal sealed class TraceRecorder : ISupportEvents, IRecoveredEnvelopes, IDisp
     public void EnvelopeDelivered(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long connectionId, ulong deliveryId, long nowMs) =>
         Add(new TraceEntry { Kind = TraceEventKind.TraceDelivered, AtMs = nowMs, Id = messageId, Sender = sender, Recipient = recipient, Session = connectionId, Number = deliveryId });
 
-    public void EnvelopeAcknowledged(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long connectionId, ulong deliveryId, long acceptedAtMs, long nowMs) =>
+    public void EnvelopeAcknowledged(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long connectionId, ulong deliveryId, long acceptedAtMs, long firstSentAtMs, long nowMs) =>
         Add(new TraceEntry { Kind = TraceEventKind.TraceAcknowledged, AtMs = nowMs, Id = messageId, Sender = sender, Recipient = recipient, Session = connectionId, Number = deliveryId });
 
     public void ReceiptProduced(PartnerInfo sender, UInt128 messageId, ReceiptStatus status, ErrorCode code, long connectionId, long nowMs) =>

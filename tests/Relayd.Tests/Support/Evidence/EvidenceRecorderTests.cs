@@ -60,7 +60,7 @@ public sealed class EvidenceRecorderTests
             {
                 recorder.EnvelopeAccepted(Envelope(_alpha, _beta, (UInt128)i, user, user, (i & 1) == 0 ? whole : sliced));
                 recorder.EnvelopeDelivered(_alpha, (UInt128)i, _beta, 2, (ulong)i, 5);
-                recorder.EnvelopeAcknowledged(_alpha, (UInt128)i, _beta, 2, (ulong)i, 1, 6);
+                recorder.EnvelopeAcknowledged(_alpha, (UInt128)i, _beta, 2, (ulong)i, 1, 3, 6);
             }
         }
 
@@ -72,13 +72,18 @@ public sealed class EvidenceRecorderTests
 
         long dropped = recorder.Dropped;
         long before = GC.GetAllocatedBytesForCurrentThread();
-        Record(Capacity / 3);
+        Record(Capacity / 2); // two items a message (accepted, acknowledged; a delivery queues nothing): now full
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
         Assert.Equal(0, allocated);
         Assert.Equal(dropped, recorder.Dropped);
 
-        Record(100); // now over capacity: 3 per message do not fit
+        Record(100); // over capacity: none of these fit
         Assert.Equal(Capacity, queue.Reader.Count);
-        Assert.Equal(dropped + (3 * (Capacity / 3)) + 300 - Capacity, recorder.Dropped);
+        Assert.Equal(dropped + 200, recorder.Dropped);
+
+        Assert.True(queue.Reader.TryRead(out EvidenceItem accepted));
+        Assert.True(queue.Reader.TryRead(out EvidenceItem acknowledged));
+        Assert.Equal((EvidenceItemKind.Accepted, EvidenceItemKind.Acknowledged), (accepted.Kind, acknowledged.Kind));
+        Assert.Equal((3L, 6L), (acknowledged.DeliveredAtMs, acknowledged.AtMs)); // the Deliver's first write, the ack
     }
 }

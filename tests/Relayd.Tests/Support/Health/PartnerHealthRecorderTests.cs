@@ -87,7 +87,7 @@ public sealed class PartnerHealthRecorderTests
         long now = Now;
         for (int i = 1; i <= 100; i++)
         {
-            recorder.EnvelopeAcknowledged(_alpha, (UInt128)i, _beta, 1, (ulong)i, acceptedAtMs: now - i, nowMs: now);
+            recorder.EnvelopeAcknowledged(_alpha, (UInt128)i, _beta, 1, (ulong)i, acceptedAtMs: now - i, firstSentAtMs: now - i, nowMs: now);
         }
 
         LatencySummary latency = recorder.Report(_beta).Counters.Latency;
@@ -145,7 +145,7 @@ public sealed class PartnerHealthRecorderTests
                 long now = start + (i / 10); // 1 M events over 100 s of relay time: every second and 10 s bucket rolls over, and minutes do
                 Accept(recorder, _alpha, _beta, now);
                 recorder.EnvelopeRefused(_alpha, 1, ReadOnlySequence<byte>.Empty, 100, ErrorCode.RateLimited, "x", now);
-                recorder.EnvelopeAcknowledged(_alpha, (UInt128)i, _beta, 1, (ulong)i, now - (i % 5000), now);
+                recorder.EnvelopeAcknowledged(_alpha, (UInt128)i, _beta, 1, (ulong)i, now - (i % 5000), now - (i % 5000), now);
             }
         }
 

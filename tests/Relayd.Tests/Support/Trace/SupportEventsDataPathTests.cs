@@ -137,7 +137,7 @@ public sealed class SupportEventsDataPathTests : IClassFixture<PkiFixture>
         public void EnvelopeDelivered(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long connectionId, ulong deliveryId, long nowMs) =>
             Add(messageId, new Step("delivered", nowMs, connectionId, deliveryId));
 
-        public void EnvelopeAcknowledged(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long connectionId, ulong deliveryId, long acceptedAtMs, long nowMs) =>
+        public void EnvelopeAcknowledged(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long connectionId, ulong deliveryId, long acceptedAtMs, long firstSentAtMs, long nowMs) =>
             Add(messageId, new Step("acknowledged", nowMs, connectionId, deliveryId, acceptedAtMs));
 
         public void ReceiptProduced(PartnerInfo sender, UInt128 messageId, ReceiptStatus status, ErrorCode code, long connectionId, long nowMs) =>

@@ -33,7 +33,7 @@ public sealed class TraceHotPathTests : IDisposable
             });
             trace.EnvelopeDurable(_alpha, 1, id, 1_800_000_000_001);
             trace.EnvelopeDelivered(_alpha, id, _beta, 2, (ulong)id, 1_800_000_000_002);
-            trace.EnvelopeAcknowledged(_alpha, id, _beta, 2, (ulong)id, 1_800_000_000_000, 1_800_000_000_003);
+            trace.EnvelopeAcknowledged(_alpha, id, _beta, 2, (ulong)id, 1_800_000_000_000, 1_800_000_000_001, 1_800_000_000_003);
             trace.ReceiptProduced(_alpha, id, ReceiptStatus.Delivered, ErrorCode.Unspecified, 1, 1_800_000_000_004);
             trace.EnvelopeRefused(_alpha, 1, refusedId, 90, ErrorCode.UnknownRecipientPartner, "partner 'x' is not approved", 1_800_000_000_005);
         }

@@ -36,7 +36,7 @@ public sealed class TraceRetentionTests : IDisposable
             UInt128 id = (UInt128)i;
             trace.EnvelopeDurable(_alpha, 7, id, Now);
             trace.EnvelopeDelivered(_alpha, id, _beta, 8, (ulong)i, Now);
-            trace.EnvelopeAcknowledged(_alpha, id, _beta, 8, (ulong)i, Now, Now);
+            trace.EnvelopeAcknowledged(_alpha, id, _beta, 8, (ulong)i, Now, Now, Now);
             _clock.Advance(TimeSpan.FromMilliseconds(1));
             if (i % 5000 == 0)
             {
