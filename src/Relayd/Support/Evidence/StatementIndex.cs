@@ -11,83 +11,95 @@ internal readonly record struct StatementLocation(ulong TreeId, long Leaf, long 
 
 /// <summary>
 /// The newest statements' locations by (sender partner, message id): what answers a proof request without reading
-/// the files. A ring of packed 40-byte entries in the order the statements were written, chained per bucket of a
-/// table of heads; the oldest entry is overwritten when the ring is full, and a chain ends where it reaches one.
+/// the files. Packed 40-byte entries in the order the statements were written, in at least 8 blocks of up to 65,536
+/// with a chained hash table each; when all blocks are full the oldest block is cleared and reused, so the oldest
+/// statements leave a block at a time (the index keeps between 7/8 of its capacity and all of it).
 /// </summary>
 /// <remarks>
 /// Why not a dictionary: the writer adds two statements per message at 100k+ messages a second, and a
 /// <see cref="Dictionary{TKey, TValue}"/> of a million entries of ~110 bytes (key, two locations, recipient) took 11%
 /// of the relay's CPU under load (perf, bench/README.md "Evidence"): a cache miss to find, one to move between its two
-/// generations, one to insert. Here adding is one write at the ring's end and one head update; nothing is removed.
+/// generations, one to insert. Here adding is one write at the end of the newest block and one update of that block's
+/// table (256 KiB: stays in cache), nothing is removed, and nothing is rehashed; a lookup probes each block (32 at the
+/// default capacity), which requests are rare enough to afford. Blocks are allocated as they are first needed.
 /// Keys are hashed with a random per-process seed (seeded xxHash3) so a partner cannot aim ids at one chain; a hash
 /// match is a candidate only: the caller checks the statement itself (<see cref="EvidenceLayouts.IsAbout"/>).
-/// Grows on demand (doubling, rehashed from the entries) up to its capacity. Not thread-safe: the owner's lock.
-/// Hand-written: no served package has a bounded, insertion-ordered multimap of this shape.
+/// Not thread-safe: the owner's lock. Hand-written: no served package has a bounded, insertion-ordered multimap of
+/// this shape.
 /// </remarks>
 internal sealed class StatementIndex
 {
-    private const int InitialEntries = 4096;
+    private const int MaxBlockEntries = 1 << 16;
     private static readonly long Seed = BinaryPrimitives.ReadInt64LittleEndian(RandomNumberGenerator.GetBytes(8));
 
-    private readonly int _capacity;
+    private readonly int _blockEntries;
+    private readonly Block[] _blocks;
     private readonly Dictionary<string, ushort> _partnerIds = new(StringComparer.Ordinal);
     private readonly List<string> _partners = [];
-    private Entry[] _entries;
-    private long[] _heads;
-    private long _written; // statements ever added: the next one's sequence number
+    private long _written; // statements ever added
 
     /// <param name="capacity">Statements kept (two per message), rounded up to a power of two.</param>
     public StatementIndex(int capacity)
     {
-        _capacity = (int)Math.Min(BitOperations.RoundUpToPowerOf2((uint)Math.Max(2, capacity)), 1u << 30);
-        _entries = new Entry[Math.Min(InitialEntries, _capacity)];
-        _heads = NewHeads(_entries.Length);
+        int entries = (int)Math.Min(BitOperations.RoundUpToPowerOf2((uint)Math.Max(2, capacity)), 1u << 30);
+        _blockEntries = Math.Clamp(entries / 8, 1, MaxBlockEntries); // at least 8 blocks: dropping one keeps 7/8
+
+        _blocks = new Block[entries / _blockEntries];
     }
 
     /// <summary>Statements kept now (at most the capacity).</summary>
-    public int Count => (int)Math.Min(_written, _entries.Length);
+    public int Count => _written <= (long)_blocks.Length * _blockEntries ? (int)_written : ((_blocks.Length - 1) * _blockEntries) + (int)((_written - 1) % _blockEntries) + 1;
 
     /// <summary>Records where the statement about (<paramref name="sender"/>, <paramref name="messageId"/>) of kind <paramref name="kind"/> is.</summary>
     public void Add(string sender, UInt128 messageId, StatementKind kind, string recipient, StatementLocation location)
     {
-        if (_written >= _entries.Length && _entries.Length < _capacity)
-        {
-            Grow();
-        }
-
+        int at = (int)(_written % _blockEntries);
+        Block block = at == 0 ? StartBlock(_written / _blockEntries % _blocks.Length) : _blocks[_written / _blockEntries % _blocks.Length];
         ulong hash = KeyHash(sender, messageId);
-        long sequence = _written++;
-        int bucket = (int)(hash & (ulong)(_heads.Length - 1));
-        _entries[(int)(sequence & (_entries.Length - 1))] = new Entry
+        ref int head = ref block.Heads[(int)(hash & (ulong)(_blockEntries - 1))];
+        block.Entries[at] = new Entry
         {
             KeyHash = hash,
-            Previous = _heads[bucket],
             Offset = location.Offset,
             TreeId = checked((uint)location.TreeId),
             Leaf = checked((int)location.Leaf),
+            Previous = head,
             Length = checked((ushort)location.Length),
             Kind = kind,
             Recipient = PartnerNumber(recipient),
         };
-        _heads[bucket] = sequence;
+        head = at;
+        _written++;
     }
 
     /// <summary>
-    /// The newest accepted and delivery statements recorded under the key's hash, and the recipient they name; a
-    /// candidate (another key may share the hash): check the statements. False when none is kept.
+    /// The newest accepted and delivery statements recorded under the key's hash, and the recipient the newest of them
+    /// names; a candidate (another key may share the hash): check the statements. False when none is kept.
     /// </summary>
     public bool TryFind(string sender, UInt128 messageId, out StatementLocation accepted, out StatementLocation delivery, out string? recipient)
     {
         accepted = default;
         delivery = default;
         recipient = null;
-        ulong hash = KeyHash(sender, messageId);
-        long oldest = _written - _entries.Length;
-        for (long sequence = _heads[(int)(hash & (ulong)(_heads.Length - 1))]; sequence >= 0 && sequence >= oldest;)
+        if (_written == 0)
         {
-            ref Entry entry = ref _entries[(int)(sequence & (_entries.Length - 1))];
-            if (entry.KeyHash == hash)
+            return false;
+        }
+
+        ulong hash = KeyHash(sender, messageId);
+        int bucket = (int)(hash & (ulong)(_blockEntries - 1));
+        long newestBlock = (_written - 1) / _blockEntries;
+        for (long b = newestBlock; b >= 0 && b > newestBlock - _blocks.Length; b--)
+        {
+            Block block = _blocks[b % _blocks.Length];
+            for (int at = block.Heads[bucket]; at >= 0; at = block.Entries[at].Previous)
             {
+                ref Entry entry = ref block.Entries[at];
+                if (entry.KeyHash != hash)
+                {
+                    continue;
+                }
+
                 var location = new StatementLocation(entry.TreeId, entry.Leaf, entry.Offset, entry.Length);
                 if (entry.Kind == StatementKind.Accepted && accepted.TreeId == 0)
                 {
@@ -100,16 +112,6 @@ internal sealed class StatementIndex
                     recipient ??= _partners[entry.Recipient];
                 }
             }
-
-            // Chains point from newer to older entries only: a link to a sequence at or after this one is stale
-            // (its entry was overwritten and the bucket reused), and so is one older than the ring.
-            long previous = entry.Previous;
-            if (previous >= sequence)
-            {
-                break;
-            }
-
-            sequence = previous;
         }
 
         return accepted.TreeId != 0 || delivery.TreeId != 0;
@@ -117,6 +119,14 @@ internal sealed class StatementIndex
 
     /// <summary>Whether an accepted statement about the key is recorded (a candidate, as <see cref="TryFind"/>).</summary>
     public bool HasAccepted(string sender, UInt128 messageId) => TryFind(sender, messageId, out StatementLocation accepted, out _, out _) && accepted.TreeId != 0;
+
+    private Block StartBlock(long index)
+    {
+        // First use allocates; reuse drops the oldest block's statements at once.
+        Block block = _blocks[index] ??= new Block(_blockEntries);
+        Array.Fill(block.Heads, -1);
+        return block;
+    }
 
     private static ulong KeyHash(string sender, UInt128 messageId)
     {
@@ -138,38 +148,21 @@ internal sealed class StatementIndex
         return number;
     }
 
-    private void Grow()
+    private sealed class Block(int entries)
     {
-        // Full and below capacity: _written == _entries.Length, so entry i holds sequence i; rehash them all.
-        var entries = new Entry[_entries.Length * 2];
-        long[] heads = NewHeads(entries.Length);
-        for (long sequence = 0; sequence < _written; sequence++)
-        {
-            Entry entry = _entries[sequence];
-            int bucket = (int)(entry.KeyHash & (ulong)(heads.Length - 1));
-            entry.Previous = heads[bucket];
-            heads[bucket] = sequence;
-            entries[sequence] = entry;
-        }
+        public Entry[] Entries { get; } = new Entry[entries];
 
-        _entries = entries;
-        _heads = heads;
-    }
-
-    private static long[] NewHeads(int entries)
-    {
-        long[] heads = new long[entries];
-        Array.Fill(heads, -1L);
-        return heads;
+        // Per bucket, the newest entry's index in this block; -1: none.
+        public int[] Heads { get; } = new int[entries];
     }
 
     private struct Entry
     {
         public ulong KeyHash;
-        public long Previous; // the sequence of the previous entry in this bucket's chain; -1: none
         public long Offset;
         public uint TreeId;
         public int Leaf;
+        public int Previous; // the previous entry of this bucket's chain in the block; -1: none
         public ushort Length;
         public StatementKind Kind;
         public ushort Recipient;

@@ -75,7 +75,7 @@ public sealed class EvidenceStoreTests : IDisposable
     public async Task Messages_the_index_no_longer_holds_are_found_by_scanning_the_files_for_their_sender_partner()
     {
         await using EvidenceStore store = Open(new EvidenceOptions { IndexCapacity = 1024, MaxTreeLeaves = 700, SignInterval = TimeSpan.FromMilliseconds(20) });
-        Accept(store, 0, 3000); // the index keeps the newest 2,048 statements (two per message of its capacity)
+        Accept(store, 0, 3000); // the index keeps the newest 1,793 to 2,048 statements (two per message of its capacity)
         await store.FlushAsync(TestContext.Current.CancellationToken);
         foreach (int i in (int[])[0, 1, 699, 700, 1500, 2999])
         {
