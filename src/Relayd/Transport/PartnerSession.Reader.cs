@@ -74,6 +74,15 @@ internal sealed partial class PartnerSession
                 // Consumed the Hello only, and examined no further: what follows it is read at once by the read loop.
                 _input.AdvanceTo(buffer.Start);
                 bool welcomed = AnswerHello(hello);
+                if (welcomed)
+                {
+                    // Registered before the Welcome is published: a partner may route to this session (key bundles,
+                    // typing) from the moment it has the Welcome, and a frame routed now waits in the outbox, which
+                    // the writer sends only after the Welcome (seen in CI: a request routed in between never arrived).
+                    _services.Register(this);
+                    _registered = true;
+                }
+
                 await FlushControlAsync();
                 return welcomed ? null : "bad Hello";
             }

@@ -45,6 +45,10 @@ internal sealed partial class PartnerSession
         try
         {
             bool controlCompleted = false;
+
+            // The first control bytes are the Welcome (or the refusal): nothing else goes before them. The session is
+            // registered for live frames just before its Welcome is published, so its outbox may fill first.
+            bool greeted = false;
             while (!controlCompleted || (_acks.Count > 0 && _services.Store.Failure is null) || ConsentAnswersPending)
             {
                 await _writerSignal.WaitAsync();
@@ -60,8 +64,14 @@ internal sealed partial class PartnerSession
                         }
 
                         progressed = !control.Buffer.IsEmpty;
+                        greeted |= progressed;
                         _control.Reader.AdvanceTo(control.Buffer.End);
                         controlCompleted = control.IsCompleted;
+                    }
+
+                    if (!greeted)
+                    {
+                        continue; // progressed is false: wait for the signal the Welcome's publication gives
                     }
 
                     progressed |= await WriteAcksAsync(ackBuffer, abort);

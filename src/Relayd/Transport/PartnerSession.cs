@@ -32,6 +32,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
     private readonly PartialFrameWatch _partialFrame;
     private readonly PipeReader _input;
     private readonly Pipe _control;
+    private bool _registered; // in the services' sessions since its Welcome (set by the read side only)
     private readonly AsyncSignal _writerSignal = new();
     private readonly CancellationTokenSource _abort = new();
     private readonly ILogger _logger;
@@ -137,10 +138,10 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
             _services.Metrics.SessionsActive.Add(1, Partner.MetricTag);
             _services.Media.Attach(this);
             _services.Receipts.HandOverHeld(Partner, this); // what was held while the partner was away comes first
-            _services.Register(this);
-            // A stop that began after this session's Welcome but before its registration sent its GoAways without it
-            // (seen in CI: "GoAway sent to 0 sessions", the partner never told). The barrier orders the registration
-            // before the flag's read, as the stop sets the flag before it reads the sessions.
+            // Registered with the Welcome (ReceiveHelloAsync). A stop that began before the registration sent its
+            // GoAways without this session (seen in CI: "GoAway sent to 0 sessions", the partner never told). The
+            // barrier orders the registration before the flag's read, as the stop sets the flag before it reads the
+            // sessions.
             Interlocked.MemoryBarrier();
             if (_services.IsShuttingDown)
             {
@@ -162,10 +163,14 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
         finally
         {
             _partialFrame.Release();
+            if (_registered)
+            {
+                _services.Unregister(this);
+            }
+
             if (attached)
             {
                 Partner.Mailbox.Detach(this);
-                _services.Unregister(this);
                 _services.Metrics.SessionsActive.Add(-1, Partner.MetricTag);
             }
 
