@@ -100,6 +100,14 @@ internal sealed class TlsMaterial
             }
 
             using X509Certificate2? withKey = WithPrivateKey(certificate, keyPem, tls, problems);
+            if (withKey is not null && ReadableByOthers(tls.KeyPath) is { } mode)
+            {
+                // As the evidence key is checked: a key others can read is a key others may have copied. Group read
+                // stays allowed: the package's layout is root:relayd 0640 (relayd(8), FILES).
+                problems.Add(new TlsProblem(KeyKey, tls.KeyPath, $"the private key is accessible by others (mode {mode}); allow the owner and group relayd only (chmod 640 {tls.KeyPath})"));
+                return null;
+            }
+
             // A PEM-loaded key is ephemeral; SslStream on Linux needs a PKCS#12 round trip to use it for a server certificate.
             return withKey is null ? null : X509CertificateLoader.LoadPkcs12(withKey.Export(X509ContentType.Pkcs12), null);
         }
@@ -212,6 +220,19 @@ internal sealed class TlsMaterial
         }
 
         return crl;
+    }
+
+    /// <summary>The file's mode in octal when others have any access to it; null when they have none (or not on Unix).</summary>
+    private static string? ReadableByOthers(string path)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return null;
+        }
+
+        UnixFileMode mode = File.GetUnixFileMode(path);
+        const UnixFileMode Others = UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+        return (mode & Others) != 0 ? Convert.ToString((int)mode, 8).PadLeft(4, '0') : null;
     }
 
     private static string? ReadText(string key, string path, List<TlsProblem> problems) =>

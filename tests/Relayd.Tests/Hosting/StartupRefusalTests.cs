@@ -8,6 +8,7 @@ namespace Relayd.Tests.Hosting;
 /// Whatever would stop <c>relayd run</c> from starting is caught by <c>relayd check-config</c> first, and either
 /// command refuses with one line naming the key, the file and the reason: never "OK" and then a stack trace.
 /// </summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class StartupRefusalTests : IDisposable
 {
     private const int BadConfig = 78;
@@ -26,6 +27,7 @@ public sealed class StartupRefusalTests : IDisposable
         { "CRL of another CA", "tls.crl", "not signed" },
         { "key path is a directory", "tls.key", "is a directory" },
         { "certificate file missing", "tls.certificate", "not found" },
+        { "key readable by others", "tls.key", "accessible by others (mode 0644)" },
     };
 
     [Theory]
@@ -109,6 +111,11 @@ public sealed class StartupRefusalTests : IDisposable
                 break;
             case "certificate file missing":
                 broken = certificate = Path.Combine(_pki.Directory, "missing.crt");
+                break;
+            case "key readable by others":
+                broken = key = Path.Combine(_pki.Directory, "world-readable.key");
+                File.Copy(_pki.ServerKeyPath, key);
+                File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(brokenCase), brokenCase, "no such case");
