@@ -90,7 +90,16 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
     /// <exception cref="IOException">The directory or a tree file cannot be read or written.</exception>
     public static EvidenceStore Open(EvidenceOptions options, string directory, string relayId, EvidenceKey key, TimeProvider clock, ILogger logger)
     {
-        System.IO.Directory.CreateDirectory(directory);
+        // The relay's user and group only, as the trace: statements name partners and message ids and carry user hashes.
+        if (OperatingSystem.IsWindows())
+        {
+            System.IO.Directory.CreateDirectory(directory);
+        }
+        else
+        {
+            System.IO.Directory.CreateDirectory(directory, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute);
+        }
+
         var store = new EvidenceStore(options, directory, relayId, key, clock, logger);
         int indexed = store.Recover();
         EvidenceLog.EvidenceOpened(logger, store._closed.Count, directory, indexed, store._current.Id, Convert.ToHexStringLower(key.PublicKey));
@@ -786,7 +795,13 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
         public static OpenTree Create(string directory, ulong id, long nowMs)
         {
             string path = System.IO.Path.Combine(directory, EvidenceTreeFile.NameOf(id));
-            var file = new FileStream(path, new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.Read | FileShare.Delete, BufferSize = 64 * 1024 });
+            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.Read | FileShare.Delete, BufferSize = 64 * 1024 };
+            if (!OperatingSystem.IsWindows())
+            {
+                options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead;
+            }
+
+            var file = new FileStream(path, options);
             file.Write(EvidenceTreeFile.Header(id, nowMs));
             file.Flush(flushToDisk: true);
             return new OpenTree { Id = id, Path = path, CreatedMs = nowMs, File = file };

@@ -7,6 +7,7 @@ using Relayd.Support.Evidence;
 namespace Relayd.Tests.Support.Evidence;
 
 /// <summary>The evidence writer on real files: trees rotate, old trees keep serving, the index's misses are found in the files, retention and the size cap drop oldest first.</summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class EvidenceStoreTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("relayd-evidence-store-").FullName;
@@ -44,6 +45,26 @@ public sealed class EvidenceStoreTests : IDisposable
     }
 
     private async Task<EvidenceAnswer> LookupAsync(EvidenceStore store, int i, string asker = "beta") => await store.LookupAsync(asker, "alpha", Id(i));
+
+    [Fact]
+    public async Task Tree_files_and_their_directory_are_kept_from_others_as_the_trace_is()
+    {
+        // Statements name partners and message ids, and carry user hashes: the relay's user and group only (0640,
+        // directory 0750), whatever the umask.
+        string dir = Path.Combine(_dir, "evidence");
+        await using (EvidenceStore store = EvidenceStore.Open(new EvidenceOptions { MaxTreeLeaves = 16 }, dir, "relay-1", _key, TimeProvider.System, NullLogger.Instance))
+        {
+            store.Start();
+            Accept(store, 0, 40); // two closed trees and an open one
+            await store.FlushAsync(TestContext.Current.CancellationToken);
+        }
+
+        const UnixFileMode Others = UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute | UnixFileMode.GroupRead | UnixFileMode.GroupExecute, File.GetUnixFileMode(dir));
+        string[] trees = Directory.GetFiles(dir, "tree-*.evl");
+        Assert.True(trees.Length >= 3, $"{trees.Length} tree files");
+        Assert.All(trees, tree => Assert.Equal((UnixFileMode)0, File.GetUnixFileMode(tree) & (Others | UnixFileMode.GroupWrite)));
+    }
 
     [Fact]
     public async Task Trees_rotate_at_max_tree_leaves_and_statements_of_closed_trees_keep_verifying_against_their_final_head()
