@@ -473,6 +473,32 @@ internal sealed class ShardQueue
     /// frame in the slab: no allocation); if so the entry is marked checked at <paramref name="epoch"/>. An envelope
     /// whose sender partner is no longer approved is judged by its recipient user alone.
     /// </summary>
+    /// <summary>
+    /// Copies the two user ids of message <paramref name="messageId"/> of <paramref name="sender"/> while this shard
+    /// holds it in memory and unacknowledged (for <c>ctl trace --show-users</c>); false otherwise. A scan under the
+    /// shard's lock: an admin's command, not the data path.
+    /// </summary>
+    public bool TryCopyUsers(UInt128 messageId, PartnerInfo sender, out byte[] senderUser, out byte[] recipientUser)
+    {
+        lock (_lock)
+        {
+            for (int i = 0; i < _count; i++)
+            {
+                ref Entry entry = ref _entries[(_head + i) % _entries.Length];
+                if (entry.MessageId == messageId && ReferenceEquals(entry.Sender, sender) && !entry.Acked)
+                {
+                    byte[] buffer = entry.Slab.Buffer;
+                    senderUser = buffer.AsSpan(entry.Offset + entry.SenderUserAt, entry.SenderUserLength).ToArray();
+                    recipientUser = buffer.AsSpan(entry.Offset + entry.RecipientUserAt, entry.RecipientUserLength).ToArray();
+                    return true;
+                }
+            }
+        }
+
+        senderUser = recipientUser = [];
+        return false;
+    }
+
     private static bool StillConsented(ref Entry entry, Admission.IConsentPolicy consent, PartnerInfo recipient, int epoch)
     {
         byte[] buffer = entry.Slab.Buffer;

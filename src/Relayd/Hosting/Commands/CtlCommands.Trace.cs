@@ -15,7 +15,7 @@ internal static partial class CtlCommands
         var recipient = new Option<string>("--recipient") { Description = "The recipient partner (with --delivery-id)" };
         var deliveryId = new Option<ulong?>("--delivery-id") { Description = "A delivery id the recipient partner received (with --recipient)" };
         var transferId = new Option<string>("--transfer-id") { Description = "A media transfer id, 32 hex digits" };
-        var showUsers = new Option<bool>("--show-users") { Description = "Show the users' raw ids instead of their keyed hashes (only while the write-ahead log holds the envelope)" };
+        var showUsers = new Option<bool>("--show-users") { Description = "Show the users' raw ids (hex) instead of their keyed hashes, while the relay holds the envelope in memory" };
         var command = new Command("trace", "One message's (or media transfer's) steps at the relay with times and durations, and whose side it waits on")
         {
             sender, messageId, recipient, deliveryId, transferId, showUsers,

@@ -88,6 +88,16 @@ internal sealed partial class ControlRequestHandler
 
         TraceSummary result = TraceSummary.Of(message, trace);
         TraceRecord? accepted = message.Events.FirstOrDefault(e => e.Kind == TraceEventKind.TraceAccepted);
+        (string SenderUser, string RecipientUser)? raw = null;
+        string? usersNote = null;
+        if (request.ShowUsers)
+        {
+            raw = RawUsers(message, accepted);
+            usersNote = raw is null
+                ? "raw user ids are shown only while the relay holds the envelope in memory, undelivered or unacknowledged; this one it no longer does (or holds it in the write-ahead log only): keyed hashes shown"
+                : null;
+        }
+
         return new ControlResponse
         {
             Ok = true,
@@ -97,16 +107,32 @@ internal sealed partial class ControlRequestHandler
                 Sender = message.Sender,
                 Recipient = message.Recipient ?? "",
                 Id = message.MessageId.ToString("x32", CultureInfo.InvariantCulture),
-                SenderUser = accepted is null ? null : HashText(accepted.SenderUserHash),
-                RecipientUser = accepted is null ? null : HashText(accepted.RecipientUserHash),
-                UsersNote = request.ShowUsers
-                    ? "raw user ids are not shown: this relay cannot yet read an envelope back from its write-ahead log by message id, and the trace keeps only keyed hashes"
-                    : null,
+                SenderUser = raw?.SenderUser ?? (accepted is null ? null : HashText(accepted.SenderUserHash)),
+                RecipientUser = raw?.RecipientUser ?? (accepted is null ? null : HashText(accepted.RecipientUserHash)),
+                UsersNote = usersNote,
                 Steps = Steps(WithReceived(message.Events)),
                 Summary = result.Text,
                 WaitingOn = result.WaitingOn,
             },
         };
+    }
+
+    /// <summary>
+    /// The raw user ids (<c>hex:</c>) of a message the relay still holds: read from the recipient's queue in memory,
+    /// the shard the trace recorded. The trace itself keeps keyed hashes only; the admin asked with an explicit flag.
+    /// </summary>
+    private (string SenderUser, string RecipientUser)? RawUsers(MessageTrace message, TraceRecord? accepted)
+    {
+        if (accepted is null || message.Recipient is null
+            || _relay.Partners.Find(message.Sender) is not { } sender || _relay.Partners.Find(message.Recipient) is not { } recipient)
+        {
+            return null;
+        }
+
+        Routing.ShardQueue[] shards = recipient.Mailbox.Shards;
+        return accepted.Shard < shards.Length && shards[accepted.Shard].TryCopyUsers(message.MessageId, sender, out byte[] senderUser, out byte[] recipientUser)
+            ? ("hex:" + Convert.ToHexStringLower(senderUser), "hex:" + Convert.ToHexStringLower(recipientUser))
+            : null;
     }
 
     private static string HashText(ulong hash) => "siphash:" + hash.ToString("x16", CultureInfo.InvariantCulture);

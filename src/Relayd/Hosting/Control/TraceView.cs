@@ -14,12 +14,15 @@ internal sealed class TraceView
     /// <summary>The message id or transfer id, 32 hex digits.</summary>
     public string Id { get; set; } = "";
 
-    /// <summary>The sender user: its keyed hash (<c>siphash:</c> 16 hex digits); null when the trace has no accepted record.</summary>
+    /// <summary>
+    /// The sender user: its keyed hash (<c>siphash:</c> 16 hex digits), or with show_users its raw id (<c>hex:</c>) while
+    /// the relay holds the envelope in memory; null when the trace has no accepted record.
+    /// </summary>
     public string? SenderUser { get; set; }
 
     public string? RecipientUser { get; set; }
 
-    /// <summary>Why the raw user ids asked for (show_users) are not shown.</summary>
+    /// <summary>Why the raw user ids asked for (show_users) are not shown; null when they are, or were not asked for.</summary>
     public string? UsersNote { get; set; }
 
     public List<TraceStepView> Steps { get; set; } = [];

@@ -90,6 +90,33 @@ public sealed class TraceTimelineTests : IClassFixture<PkiFixture>
     }
 
     [Fact]
+    public async Task Show_users_gives_the_admin_the_raw_user_ids_only_while_the_relay_holds_the_envelope()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki);
+        await using RelayClient alpha = await relay.ConnectAsync("alpha");
+        Envelope sent = Envelopes.New("alpha", "beta", toUser: "bob@beta", fromUser: "alice@alpha");
+        await alpha.SendAsync(sent).Within(); // beta is offline: queued
+        string plain = $$"""{"command":"trace","sender":"alpha","message_id":"{{Hex(sent.MessageId)}}"}""";
+        string withUsers = $$"""{"command":"trace","sender":"alpha","message_id":"{{Hex(sent.MessageId)}}","show_users":true}""";
+
+        JsonElement hashed = (await TraceAsync(relay, plain)).GetProperty("trace");
+        Assert.StartsWith("siphash:", hashed.GetProperty("sender_user").GetString(), StringComparison.Ordinal);
+        JsonElement queued = (await TraceAsync(relay, withUsers)).GetProperty("trace");
+        Assert.Equal("hex:" + Convert.ToHexStringLower("alice@alpha"u8), queued.GetProperty("sender_user").GetString());
+        Assert.Equal("hex:" + Convert.ToHexStringLower("bob@beta"u8), queued.GetProperty("recipient_user").GetString());
+        Assert.False(queued.TryGetProperty("users_note", out JsonElement none) && none.ValueKind != JsonValueKind.Null);
+
+        // Delivered and acknowledged: the relay no longer holds the ids, and says so instead of showing them.
+        await using RelayClient beta = await relay.ConnectAsync("beta");
+        await beta.AcknowledgeAsync(await beta.Deliveries.ReadAsync().Within());
+        await alpha.Receipts.ReadAsync().Within();
+        JsonElement settled = (await TraceAsync(relay, withUsers)).GetProperty("trace");
+        Assert.StartsWith("siphash:", settled.GetProperty("sender_user").GetString(), StringComparison.Ordinal);
+        Assert.Contains("no longer does", settled.GetProperty("users_note").GetString(), StringComparison.Ordinal);
+        Assert.DoesNotContain(Convert.ToHexStringLower("alice@alpha"u8), settled.GetRawText(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_refused_envelope_shows_its_code_and_detail_and_that_nothing_waits()
     {
         await using TestRelay relay = TestRelay.Start(_pki);
