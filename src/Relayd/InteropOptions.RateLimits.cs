@@ -162,6 +162,10 @@ public sealed partial class InteropOptions
         PartnerBytesPerSecond = MaxRate;
         UserEnvelopesPerSecond = 10_000_000;
         UserEnvelopeBurst = 10_000_000;
+
+        // The load generator sends from one user per partner to --users recipients (up to a million): first contacts
+        // are still counted and checked, at a rate no run reaches.
+        NewConversationsPerHour = MaxRate;
     }
 
     internal static long CheckRate(long value, string name) => CheckRange(value, 0, MaxRate, name);

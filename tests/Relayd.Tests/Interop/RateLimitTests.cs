@@ -52,6 +52,29 @@ public sealed class RateLimitTests : IClassFixture<PkiFixture>
     }
 
     [Fact]
+    public async Task The_bench_profile_lets_one_sender_user_start_thousands_of_conversations_as_the_load_generator_does()
+    {
+        // relayd dev --rate-limits bench: every limit on, at rates the load cannot reach. The load generator sends from
+        // one user per partner to --users recipients; at the 200/hour default a 10,000-user run was nearly all
+        // RATE_LIMITED (2,324 msg/s, 215,182 refused in 10 s) and a 1,000,000-user run entirely.
+        await using TestRelay relay = Start(o => o.Interop.UseBenchmarkRates());
+        await using RelayClient alpha = await relay.ConnectAsync("alpha");
+
+        List<Task<Ack>> sends = [];
+        for (int i = 0; i < 1000; i++)
+        {
+            sends.Add(alpha.SendAsync(Envelopes.New("alpha", "beta", toUser: $"user-{i}", fromUser: "loadgen", ciphertext: new byte[32])));
+        }
+
+        foreach (Task<Ack> send in sends)
+        {
+            await send.Within(60); // a refusal throws
+        }
+
+        Assert.Equal(1000, Backlog(relay.Server.StorageMetrics, "beta"));
+    }
+
+    [Fact]
     public async Task A_first_contact_flood_to_10000_recipients_is_cut_at_the_configured_number_while_known_recipients_and_other_users_pass()
     {
         await using TestRelay relay = Start(o =>
