@@ -7,7 +7,7 @@
 #   bash bench/scaling.sh [OUT_DIR=bench/results/scaling-DATE]
 #
 # Writes OUT_DIR/scaling.csv (series,value,acked_per_second,relay_us_per_message,relay_rss_mib), one JSON per run, and
-# OUT_DIR/scaling-<series>.svg (the load generator's plot-scaling).
+# OUT_DIR/scaling-<series>.svg and .png (the load generator's plot-scaling).
 set -euo pipefail
 
 repo=$(git rev-parse --show-toplevel)
@@ -25,7 +25,7 @@ run() { # series value args...
     python3 - "$series" "$value" "$out/$series-$value.json" >>"$csv" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[3]))["results"][0]
-print(f"{sys.argv[1]},{sys.argv[2]},{r['ackedPerSecond']:.0f},{r['serverCpuCores'] / r['ackedPerSecond'] * 1e6:.2f},{r.get('serverRssMiB', 0):.0f}")
+print(f"{sys.argv[1]},{sys.argv[2]},{r['ackedPerSecond']:.0f},{r['serverCpuCores'] / r['ackedPerSecond'] * 1e6:.2f},{(r['serverPeakRssBytes'] or 0) / 2**20:.0f}")
 PY
     tail -n 1 "$csv"
 }

@@ -43,8 +43,8 @@ var root = new RootCommand("relayd load generator: end-to-end throughput and lat
     relay, pki, relayPid, partners, connections, size, count, duration, warmup, window, rate, users, noSync, rateLimits, relayArgs, peers, json, csv, plotFile, media, mediaCount, optIn,
 };
 var scalingCsv = new Argument<FileInfo>("csv") { Description = "The CSV bench/scaling.sh writes: series,value,acked_per_second,relay_us_per_message" };
-var scalingOut = new Argument<string>("prefix") { Description = "Output prefix: writes PREFIX-<series>.svg for each series" };
-var scalingPlot = new Command("plot-scaling", "Draw bench/scaling.sh's curves (one SVG per series) from its CSV") { scalingCsv, scalingOut };
+var scalingOut = new Argument<string>("prefix") { Description = "Output prefix: writes PREFIX-<series>.svg and .png for each series" };
+var scalingPlot = new Command("plot-scaling", "Draw bench/scaling.sh's curves (an SVG and a PNG per series) from its CSV") { scalingCsv, scalingOut };
 scalingPlot.SetAction(parse =>
 {
     try

@@ -37,6 +37,7 @@ public static class ScalingPlot
             plot.Title($"relayd, durable, mutual TLS: by {series.Key}");
             plot.ShowLegend(Alignment.LowerLeft);
             plot.SaveSvg($"{outputPrefix}-{series.Key}.svg", 800, 450);
+            plot.SavePng($"{outputPrefix}-{series.Key}.png", 800, 450);
         }
     }
 }
