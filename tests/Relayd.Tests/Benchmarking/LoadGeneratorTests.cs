@@ -179,6 +179,34 @@ public sealed class LoadGeneratorTests
         }
     }
 
+    [Fact]
+    public async Task Plot_scaling_draws_one_chart_per_series_and_a_broken_csv_is_one_line()
+    {
+        string dir = Directory.CreateTempSubdirectory("relayd-scaling-").FullName;
+        try
+        {
+            string csv = Path.Combine(dir, "scaling.csv");
+            await File.WriteAllTextAsync(csv, "series,value,acked_per_second,relay_us_per_message,relay_rss_mib\npartners,2,150000,6.2,319\npartners,8,130000,6.7,350\nsize,256,198000,4.8,331\n");
+            ExternalProcess.Result drawn = await RunLoadGenAsync("plot-scaling", csv, Path.Combine(dir, "scaling"));
+            Assert.True(drawn.ExitCode == 0, drawn.StandardError);
+            foreach (string chart in (string[])["scaling-partners.svg", "scaling-partners.png", "scaling-size.svg", "scaling-size.png"])
+            {
+                Assert.True(new FileInfo(Path.Combine(dir, chart)).Length > 1000, chart);
+            }
+
+            Assert.Contains("acked msg/s", await File.ReadAllTextAsync(Path.Combine(dir, "scaling-partners.svg")), StringComparison.Ordinal);
+
+            await File.WriteAllTextAsync(csv, "series,value,acked_per_second,relay_us_per_message\npartners,2,fast,6.2\n");
+            ExternalProcess.Result broken = await RunLoadGenAsync("plot-scaling", csv, Path.Combine(dir, "broken"));
+            Assert.Equal(1, broken.ExitCode);
+            Assert.StartsWith("relayd-loadgen: plot-scaling: ", Assert.Single(broken.StandardError.Split('\n', StringSplitOptions.RemoveEmptyEntries)), StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     private static Task<ExternalProcess.Result> RunLoadGenAsync(params string[] arguments) =>
         ExternalProcess.RunAsync("dotnet", [Path.Combine(AppContext.BaseDirectory, "Relayd.LoadGen.dll"), .. arguments], timeoutSeconds: 120);
 }
