@@ -35,12 +35,13 @@ var peers = new Option<string?>("--peers") { Description = "Also run the same wo
 var json = new Option<string?>("--json") { Description = "Write results as JSON to FILE ('-' = stdout)" };
 var csv = new Option<string?>("--csv") { Description = "Write results as CSV to FILE" };
 var media = new Option<string?>("--media") { Description = "Media mode: send blobs of SIZE (e.g. 300KiB, 64MiB, 1GiB) partner-0 -> partner-1 and report MiB/s and relay RSS growth" };
+var backlog = new Option<long>("--backlog") { Description = "Backlog mode: partner-0 sends COUNT envelopes (--size, --users) to partner-1 while it is offline, then partner-1 connects and drains them; reports fill and drain msg/s", DefaultValueFactory = _ => 0 };
 var mediaCount = new Option<int>("--media-count") { Description = "Media mode: blobs to send one after another", DefaultValueFactory = _ => 1 };
 var optIn = new Option<bool>("--opt-in") { Description = "Register consent (ConsentUpdate) for every user before the run, and start relayd requiring it (its default); --opt-in false: neither (relayd dev --no-opt-in)", DefaultValueFactory = _ => true };
 var plotFile = new Option<string?>("--plot") { Description = "Draw ack-latency percentile curves to FILE.png or FILE.svg" };
 var root = new RootCommand("relayd load generator: end-to-end throughput and latency of relayd, optionally beside NATS and Redis")
 {
-    relay, pki, relayPid, partners, connections, size, count, duration, warmup, window, rate, users, noSync, rateLimits, relayArgs, peers, json, csv, plotFile, media, mediaCount, optIn,
+    relay, pki, relayPid, partners, connections, size, count, duration, warmup, window, rate, users, noSync, rateLimits, relayArgs, peers, json, csv, plotFile, media, mediaCount, backlog, optIn,
 };
 var scalingCsv = new Argument<FileInfo>("csv") { Description = "The CSV bench/scaling.sh writes: series,value,acked_per_second,relay_us_per_message" };
 var scalingOut = new Argument<string>("prefix") { Description = "Output prefix: writes PREFIX-<series>.svg and .png for each series" };
@@ -98,6 +99,11 @@ async Task<int> RunAsync(ParseResult parse, Workload workload, string pkiDirecto
     if (parse.GetValue(media) is { } mediaSize)
     {
         return await Relayd.LoadGen.Media.MediaRun.RunAsync(devPki, parse.GetValue(relay), parse.GetValue(relayPid), Relayd.LoadGen.Media.MediaRun.ParseSize(mediaSize), Math.Max(1, parse.GetValue(mediaCount)), Console.Out, cancellationToken, parse.GetValue(optIn), parse.GetValue(rateLimits)!);
+    }
+
+    if (parse.GetValue(backlog) is > 0 and long backlogCount)
+    {
+        return await Relayd.LoadGen.Backlog.BacklogRun.RunAsync(devPki, parse.GetValue(relay), parse.GetValue(relayPid), backlogCount, parse.GetValue(size), parse.GetValue(users), Console.Out, parse.GetValue(optIn), parse.GetValue(rateLimits)!, cancellationToken);
     }
 
     bool toStdout = parse.GetValue(json) == "-";

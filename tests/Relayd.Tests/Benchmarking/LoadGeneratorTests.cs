@@ -180,6 +180,17 @@ public sealed class LoadGeneratorTests
     }
 
     [Fact]
+    public async Task Backlog_mode_fills_an_offline_partners_queue_and_drains_every_envelope_when_it_connects()
+    {
+        ExternalProcess.Result run = await RunLoadGenAsync("--backlog", "3000", "--size", "256");
+
+        Assert.True(run.ExitCode == 0, run.StandardOutput + run.StandardError);
+        Assert.Matches(@"backlog: 3,000 x 256 B envelopes partner-0 -> partner-1 \(offline\), 64 users: filled at [\d,]+ msg/s", run.StandardOutput);
+        Assert.Matches(@"drained by partner-1 after it connected: 3,000 delivered and acked at [\d,]+ msg/s", run.StandardOutput);
+        Assert.Matches(@"relay during the drain: peak RSS \d+ MiB, CPU [\d.]+ cores", run.StandardOutput);
+    }
+
+    [Fact]
     public async Task Plot_scaling_draws_one_chart_per_series_and_a_broken_csv_is_one_line()
     {
         string dir = Directory.CreateTempSubdirectory("relayd-scaling-").FullName;
