@@ -330,6 +330,12 @@ public static partial class RelayConfigLoader
             int parameter = message.IndexOf(" (Parameter '", StringComparison.Ordinal);
             return $"{(parameter >= 0 ? message[..parameter] : message)} (got {entry.Value.ToString()?.Trim()})";
         }
+        catch (ArgumentException ex)
+        {
+            // Any other check an options setter makes (fuzzing found `spool_dir = " "` escaping as a stack trace).
+            int parameter = ex.Message.IndexOf(" (Parameter '", StringComparison.Ordinal);
+            return parameter >= 0 ? ex.Message[..parameter] : ex.Message;
+        }
     }
 
     /// <summary>The line of <paramref name="key"/>, else of the nearest table around it (<c>partners[2]</c> for <c>partners[2].id</c>); 0 if none.</summary>
@@ -371,7 +377,7 @@ public static partial class RelayConfigLoader
 
     private static string Str(ValueSyntax v) => v is StringValueSyntax { Value: { } s } ? s : throw Mismatch("a string", v);
 
-    private static string NonEmpty(ValueSyntax v) => Str(v) is { Length: > 0 } s ? s : throw new FormatException("must not be empty");
+    private static string NonEmpty(ValueSyntax v) => Str(v) is { } s && !string.IsNullOrWhiteSpace(s) ? s : throw new FormatException("must not be empty or blank");
 
     private static bool Bool(ValueSyntax v) => v is BooleanValueSyntax b ? b.Value : throw Mismatch("true or false", v);
 

@@ -71,5 +71,19 @@ public sealed class WalConfigTests : IDisposable
         Assert.Same(LibcFileSync.Instance, defaults.FileSync);
     }
 
+    [Fact]
+    public void A_blank_path_is_a_config_error_naming_its_key_not_a_stack_trace()
+    {
+        // Fuzzing found `spool_dir = " "`: the options setter's ArgumentException escaped the loader.
+        ConfigException refused = Assert.Throws<ConfigException>(() => RelayConfigLoader.Load(Write("""
+            [media]
+            spool_dir = " "
+            """)));
+
+        ConfigError error = Assert.Single(refused.Errors);
+        Assert.Equal("media.spool_dir", error.Key);
+        Assert.Equal("must not be empty or blank", error.Message);
+    }
+
     private string Write(string walTable) => _pki.WriteMinimalConfig(walTable);
 }
