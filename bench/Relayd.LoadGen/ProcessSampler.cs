@@ -47,6 +47,16 @@ internal sealed class ProcessSampler : IDisposable
         }
     }
 
+    /// <summary>Samples every <paramref name="interval"/> until <paramref name="stop"/> is cancelled (for the peak RSS of a run).</summary>
+    public Task SampleUntilAsync(TimeSpan interval, CancellationToken stop) => Task.Run(async () =>
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            Sample();
+            await Task.Delay(interval, CancellationToken.None);
+        }
+    }, CancellationToken.None);
+
     public void MarkEnd()
     {
         Sample();

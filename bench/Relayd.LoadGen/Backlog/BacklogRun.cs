@@ -67,14 +67,7 @@ internal static class BacklogRun
 
         using var sampler = new ProcessSampler(target.ServerPid);
         using var sampling = new CancellationTokenSource();
-        Task sampleLoop = Task.Run(async () =>
-        {
-            while (!sampling.IsCancellationRequested)
-            {
-                sampler.Sample();
-                await Task.Delay(50, CancellationToken.None);
-            }
-        }, CancellationToken.None);
+        Task sampleLoop = sampler.SampleUntilAsync(TimeSpan.FromMilliseconds(50), sampling.Token);
 
         var drain = Stopwatch.StartNew();
         long delivered = 0;
@@ -121,13 +114,5 @@ internal static class BacklogRun
     }
 
     private static Task<RelayClient> ConnectAsync(DevPki pki, string[] hostPort, X509Certificate2 ca, string partner, CancellationToken cancellationToken) =>
-        RelayClient.ConnectAsync(
-            new RelayClientOptions
-            {
-                Host = hostPort[0],
-                Port = int.Parse(hostPort[1], CultureInfo.InvariantCulture),
-                Tls = new() { ClientCertificate = pki.LoadPartner(partner), RelayRoots = [ca] },
-                Agent = "relayd-loadgen-backlog",
-            },
-            cancellationToken);
+        RelaydTarget.ConnectPartnerAsync(pki, hostPort, ca, partner, "relayd-loadgen-backlog", cancellationToken);
 }

@@ -44,14 +44,7 @@ internal static class MediaRun
         using var sampler = new ProcessSampler(target.ServerPid);
         long baseline = sampler.PeakRssBytes ?? 0;
         using var sampling = new CancellationTokenSource();
-        Task sampleLoop = Task.Run(async () =>
-        {
-            while (!sampling.IsCancellationRequested)
-            {
-                sampler.Sample();
-                await Task.Delay(50, CancellationToken.None);
-            }
-        }, CancellationToken.None);
+        Task sampleLoop = sampler.SampleUntilAsync(TimeSpan.FromMilliseconds(50), sampling.Token);
 
         var blobs = Enumerable.Range(0, count).Select(i => new BlobStream(size, seed: 100 + i)).ToArray();
         var digests = blobs.Select(b => b.Sha256()).ToArray(); // outside the timing: the sender hashes before it sends
@@ -123,15 +116,7 @@ internal static class MediaRun
     }
 
     private static Task<RelayClient> ConnectAsync(DevPki pki, string[] hostPort, X509Certificate2 ca, string partner, CancellationToken cancellationToken) =>
-        RelayClient.ConnectAsync(
-            new RelayClientOptions
-            {
-                Host = hostPort[0],
-                Port = int.Parse(hostPort[1], CultureInfo.InvariantCulture),
-                Tls = new() { ClientCertificate = pki.LoadPartner(partner), RelayRoots = [ca] },
-                Agent = "relayd-loadgen-media",
-            },
-            cancellationToken);
+        RelaydTarget.ConnectPartnerAsync(pki, hostPort, ca, partner, "relayd-loadgen-media", cancellationToken);
 
     /// <summary>Parses "300KiB", "64MiB", "1GiB" or a byte count.</summary>
     public static long ParseSize(string text)

@@ -210,11 +210,17 @@ public sealed class RelaydTarget : ILoadTarget
         return $"localhost:{port}";
     }
 
-    private Task<RelayClient> ConnectAsync(string[] hostPort, X509Certificate2 ca, string partner, CancellationToken cancellationToken)
+    private Task<RelayClient> ConnectAsync(string[] hostPort, X509Certificate2 ca, string partner, CancellationToken cancellationToken) =>
+        ConnectPartnerAsync(_pki, hostPort, ca, partner, "relayd-loadgen", cancellationToken);
+
+    /// <summary>A session of <paramref name="partner"/> (its dev certificate) with the relay at <paramref name="hostPort"/>: host and port.</summary>
+    public static Task<RelayClient> ConnectPartnerAsync(DevPki pki, string[] hostPort, X509Certificate2 ca, string partner, string agent, CancellationToken cancellationToken)
     {
-        if (!_pki.HasPartner(partner))
+        ArgumentNullException.ThrowIfNull(pki);
+        ArgumentNullException.ThrowIfNull(hostPort);
+        if (!pki.HasPartner(partner))
         {
-            throw new InvalidOperationException($"no certificate for {partner} in {_pki.Directory}: run 'relayd pki issue-partner --dir {_pki.Directory} --id {partner}'");
+            throw new InvalidOperationException($"no certificate for {partner} in {pki.Directory}: run 'relayd pki issue-partner --dir {pki.Directory} --id {partner}'");
         }
 
         return RelayClient.ConnectAsync(
@@ -222,8 +228,8 @@ public sealed class RelaydTarget : ILoadTarget
             {
                 Host = hostPort[0],
                 Port = int.Parse(hostPort[1], System.Globalization.CultureInfo.InvariantCulture),
-                Tls = new() { ClientCertificate = _pki.LoadPartner(partner), RelayRoots = [ca] },
-                Agent = "relayd-loadgen",
+                Tls = new() { ClientCertificate = pki.LoadPartner(partner), RelayRoots = [ca] },
+                Agent = agent,
             },
             cancellationToken);
     }
