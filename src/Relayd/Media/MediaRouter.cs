@@ -357,8 +357,9 @@ internal sealed partial class MediaRouter : IDisposable
 
         foreach (MediaTransfer transfer in expired ?? [])
         {
-            RelayLog.MediaExpired(_logger, transfer.Sender.Id, transfer.Recipient.Id, transfer.TotalSize);
+            // Logged after the files are gone: the line says "deleted", and tests and admins act on it.
             Remove(transfer);
+            RelayLog.MediaExpired(_logger, transfer.Sender.Id, transfer.Recipient.Id, transfer.TotalSize);
             Report(Routing.MediaEventKind.Failed, transfer, transfer.TotalSize, 0, ErrorCode.Expired, "expired in the spool before the recipient took it");
         }
     }
