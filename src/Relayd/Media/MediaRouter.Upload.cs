@@ -190,8 +190,8 @@ internal sealed partial class MediaRouter
                 return;
             case CloseOutcome.DigestMismatch:
                 RelayLog.MediaDigestMismatch(_logger, peer.ConnectionId, transfer.Sender.Id, transfer.Recipient.Id, transfer.TotalSize);
+                AbortOutsideLock(transfer); // first: the refusal says the blob is discarded
                 Refuse(peer, id, ErrorCode.MediaDigestMismatch, "the SHA-256 of the bytes received is not the declared one; the blob is discarded");
-                AbortOutsideLock(transfer);
                 return;
             case CloseOutcome.SpoolFailed:
                 FailSpool(peer, transfer, error!, "the relay could not make the blob durable; the transfer is aborted");
@@ -276,7 +276,7 @@ internal sealed partial class MediaRouter
     private void FailSpool(IMediaPeer peer, MediaTransfer transfer, IOException exception, string detail)
     {
         RelayLog.MediaSpoolFailed(_logger, transfer.BasePath, exception);
-        Refuse(peer, transfer.Id, ErrorCode.StorageFull, detail, retryAfterMs: 60_000);
         AbortOutsideLock(transfer);
+        Refuse(peer, transfer.Id, ErrorCode.StorageFull, detail, retryAfterMs: 60_000);
     }
 }

@@ -222,10 +222,12 @@ internal sealed partial class MediaRouter : IDisposable
             downloader = transfer.Downloader;
         }
 
-        // A recipient streaming it is told to discard what it got.
-        downloader?.WakeMediaWriter();
         transfer.ReleaseReceiving();
         DeleteFiles(transfer.BasePath);
+
+        // A recipient streaming it is told to discard what it got; only now, so that whoever hears of the failure
+        // finds the files gone (an open read handle keeps working on Linux).
+        downloader?.WakeMediaWriter();
     }
 
     /// <summary>Removes a spooled (complete) transfer: delivered or expired.</summary>

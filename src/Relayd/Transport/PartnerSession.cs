@@ -163,15 +163,17 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
         finally
         {
             _partialFrame.Release();
-            if (_registered)
-            {
-                _services.Unregister(this);
-            }
-
             if (attached)
             {
                 Partner.Mailbox.Detach(this);
                 _services.Metrics.SessionsActive.Add(-1, Partner.MetricTag);
+            }
+
+            // After the detach: once a session is no longer listed, it neither takes deliveries nor narrows what its
+            // partner accepts (the declared kinds are recomputed on detach).
+            if (_registered)
+            {
+                _services.Unregister(this);
             }
 
             if (reserved)

@@ -262,7 +262,7 @@ public sealed class RestartTests : IClassFixture<PkiFixture>, IDisposable
             // deletes the segments behind the writer.
             DateTime deadline = DateTime.UtcNow.AddSeconds(20);
             Relayd.Wal.WriteAheadLog wal = ((Relayd.Storage.WalStore.WalEnvelopeStore)relay.Server.Store).Log;
-            while ((wal.Segments[0] < 4 || relay.Server.Partners.Find("beta")!.Mailbox.Shards.Sum(s => s.Count) > 0) && DateTime.UtcNow < deadline)
+            while ((wal.Segments[0] < 4 || File.Exists(_wal.Segment(1)) || relay.Server.Partners.Find("beta")!.Mailbox.Shards.Sum(s => s.Count) > 0) && DateTime.UtcNow < deadline)
             {
                 await Task.Delay(50, TestContext.Current.CancellationToken);
             }
