@@ -56,4 +56,7 @@ public sealed class LoadRefusedException : Exception
 public sealed record Workload(int MessageBytes, long Count, TimeSpan Duration, int Window, int Rate, int Connections, int Users, TimeSpan Warmup)
 {
     public bool OpenLoop => Rate > 0;
+
+    /// <summary>Open loop: the pacer wakes at most this often and sends what is due (late by up to this, never early).</summary>
+    public TimeSpan PaceQuantum { get; init; } = TimeSpan.FromMilliseconds(1);
 }

@@ -22,6 +22,7 @@ public sealed class LoadDriver(Workload workload, TextWriter? progress)
     private readonly byte[] _sharedPayload = new byte[Math.Max(workload.MessageBytes, HeaderBytes)];
     private readonly LongHistogram _ackLatency = new(TimeSpan.TicksPerMinute, 3);
     private readonly LongHistogram _endToEnd = new(TimeSpan.TicksPerMinute, 3);
+    private readonly LongHistogram _sendLag = new(TimeSpan.TicksPerMinute, 3);
     private readonly ConcurrentDictionary<string, long> _errors = new();
     private long _measureFromTicks = long.MaxValue;
     private long _sent;
@@ -76,6 +77,7 @@ public sealed class LoadDriver(Workload workload, TextWriter? progress)
             MeasuredDelivered = Interlocked.Read(ref _measuredDelivered),
             AckLatency = _ackLatency,
             EndToEndLatency = _endToEnd,
+            SendLag = _sendLag,
             ErrorsByCode = new Dictionary<string, long>(_errors),
             ServerPeakRssBytes = sampler.PeakRssBytes,
             ServerCpuCores = sampler.CpuCores,
@@ -101,33 +103,62 @@ public sealed class LoadDriver(Workload workload, TextWriter? progress)
 
     private async Task OpenLoopAsync(ILoadTarget target, int connection, long count, long sendUntil, CancellationToken cancellationToken)
     {
+        // Each connection paces itself on its own thread: a thread can sleep to within the kernel's timer slack,
+        // where an awaited timer wakes whole milliseconds late (see PreciseSleep).
+        var outstanding = new AsyncCountdown();
+        var paced = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var pacer = new Thread(() =>
+        {
+            try
+            {
+                Pace(target, connection, count, sendUntil, outstanding, cancellationToken);
+                paced.TrySetResult();
+            }
+            catch (Exception ex)
+            {
+                paced.TrySetException(ex);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = $"pacer-{connection}",
+        };
+        pacer.Start();
+        await paced.Task;
+        await outstanding.FinishAsync(TimeSpan.FromSeconds(60), cancellationToken);
+    }
+
+    private void Pace(ILoadTarget target, int connection, long count, long sendUntil, AsyncCountdown outstanding, CancellationToken cancellationToken)
+    {
         double interval = Stopwatch.Frequency * workload.Connections / (double)workload.Rate;
         long first = Stopwatch.GetTimestamp() + (long)(interval * connection / workload.Connections);
-        var outstanding = new CountdownEvent(1);
+
+        // Wakes at most once a quantum and sends what is due, so that a high rate does not cost a wake-up per message.
+        // Sends are late by up to a quantum, never early (that would flatter latency).
+        long quantum = (long)(workload.PaceQuantum.TotalSeconds * Stopwatch.Frequency);
         for (long i = 0; i < count; i++)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             long intended = first + (long)(i * interval);
             if (intended >= sendUntil)
             {
                 break;
             }
 
-            long wait = intended - Stopwatch.GetTimestamp();
-            if (wait > Stopwatch.Frequency / 1000)
+            long now = Stopwatch.GetTimestamp();
+            if (intended > now)
             {
-                await Task.Delay(TimeSpan.FromSeconds(wait / (double)Stopwatch.Frequency), cancellationToken);
+                PreciseSleep.Until(Math.Max(intended, now + quantum));
             }
 
-            // Latency counts from the intended time, not from when we got round to sending.
-            outstanding.AddCount();
+            // Latency counts from the intended time, not from when we got round to sending; the lag is reported apart.
+            Record(_sendLag, intended);
+            outstanding.Add();
             Send(target, connection, i, intended, outstanding);
         }
-
-        outstanding.Signal();
-        await Task.Run(() => outstanding.Wait(TimeSpan.FromSeconds(60), cancellationToken), cancellationToken);
     }
 
-    private void Send(ILoadTarget target, int connection, long sequence, long intendedTicks, IDisposable release)
+    private void Send(ILoadTarget target, int connection, long sequence, long intendedTicks, object release)
     {
         // One message in EndToEndSampling carries its intended send time; the rest share one payload, so the load
         // generator does not spend its CPU on allocating and filling buffers.
@@ -166,7 +197,7 @@ public sealed class LoadDriver(Workload workload, TextWriter? progress)
                     case SemaphoreSlim window:
                         window.Release();
                         break;
-                    case CountdownEvent outstanding:
+                    case AsyncCountdown outstanding:
                         outstanding.Signal();
                         break;
                 }

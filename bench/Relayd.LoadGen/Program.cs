@@ -18,6 +18,7 @@ var duration = new Option<double>("--duration") { Description = "Seconds to send
 var warmup = new Option<double>("--warmup") { Description = "Warm-up seconds (sent, not measured)", DefaultValueFactory = _ => 2 };
 var window = new Option<int>("--window") { Description = "Closed loop: unacknowledged messages per connection", DefaultValueFactory = _ => 1024 };
 var rate = new Option<int>("--rate") { Description = "Open loop: messages per second in all (latency from intended send time); 0 = closed loop", DefaultValueFactory = _ => 0 };
+var paceMicroseconds = new Option<int>("--pace-us") { Description = "Open loop: each connection's pacer wakes at most every this many µs and sends what is due (late by up to that, never early; counted in ack latency)", DefaultValueFactory = _ => 1000 };
 var users = new Option<int>("--users") { Description = "Recipient users (conversations)", DefaultValueFactory = _ => 64 };
 var rateLimits = new Option<string>("--rate-limits")
 {
@@ -30,6 +31,10 @@ var relayArgs = new Option<string[]>("--relay-arg")
     Description = "One more argument for the relayd dev this starts (repeat it; e.g. --relay-arg=--no-trace): what an on/off comparison switches",
     AllowMultipleArgumentsPerToken = false,
 };
+var relaydExecutable = new Option<FileInfo?>("--relayd")
+{
+    Description = "The relayd executable to start, e.g. the NativeAOT publish that is packaged (bench/README.md says how to build it); default: the JIT'd relayd.dll beside the load generator, run with dotnet",
+};
 var noSync = new Option<bool>("--no-sync") { Description = "Start relayd with its write-ahead log not fdatasync'ed (acks survive a relay crash, not a power loss): the non-durable ceiling" };
 var peers = new Option<string?>("--peers") { Description = "Also run the same workload against: nats, redis (comma-separated; needs Debian nats-server / redis-server)" };
 var json = new Option<string?>("--json") { Description = "Write results as JSON to FILE ('-' = stdout)" };
@@ -41,7 +46,7 @@ var optIn = new Option<bool>("--opt-in") { Description = "Register consent (Cons
 var plotFile = new Option<string?>("--plot") { Description = "Draw ack-latency percentile curves to FILE.png or FILE.svg" };
 var root = new RootCommand("relayd load generator: end-to-end throughput and latency of relayd, optionally beside NATS and Redis")
 {
-    relay, pki, relayPid, partners, connections, size, count, duration, warmup, window, rate, users, noSync, rateLimits, relayArgs, peers, json, csv, plotFile, media, mediaCount, backlog, optIn,
+    relay, pki, relayPid, partners, connections, size, count, duration, warmup, window, rate, paceMicroseconds, users, noSync, rateLimits, relayArgs, relaydExecutable, peers, json, csv, plotFile, media, mediaCount, backlog, optIn,
 };
 var scalingCsv = new Argument<FileInfo>("csv") { Description = "The CSV bench/scaling.sh writes: series,value,acked_per_second,relay_us_per_message" };
 var scalingOut = new Argument<string>("prefix") { Description = "Output prefix: writes PREFIX-<series>.svg and .png for each series" };
@@ -64,7 +69,10 @@ root.SetAction(async (parse, cancellationToken) =>
 {
     var workload = new Workload(
         parse.GetValue(size), parse.GetValue(count), TimeSpan.FromSeconds(parse.GetValue(duration)), parse.GetValue(window), parse.GetValue(rate),
-        Math.Max(1, parse.GetValue(connections)) * Math.Max(2, parse.GetValue(partners)), Math.Max(1, parse.GetValue(users)), TimeSpan.FromSeconds(parse.GetValue(warmup)));
+        Math.Max(1, parse.GetValue(connections)) * Math.Max(2, parse.GetValue(partners)), Math.Max(1, parse.GetValue(users)), TimeSpan.FromSeconds(parse.GetValue(warmup)))
+    {
+        PaceQuantum = TimeSpan.FromMicroseconds(Math.Max(1, parse.GetValue(paceMicroseconds))),
+    };
     bool temporaryPki = parse.GetValue(pki) is null;
     string pkiDirectory = parse.GetValue(pki)?.FullName ?? Directory.CreateTempSubdirectory("relayd-loadgen-").FullName;
     try
@@ -91,6 +99,12 @@ return await root.Parse(args).InvokeAsync();
 async Task<int> RunAsync(ParseResult parse, Workload workload, string pkiDirectory, CancellationToken cancellationToken)
 {
     var devPki = new DevPki(pkiDirectory);
+    string? relaydPath = parse.GetValue(relaydExecutable)?.FullName;
+    if (relaydPath is not null && !File.Exists(relaydPath))
+    {
+        throw new FileNotFoundException($"--relayd {relaydPath}: no such file");
+    }
+
     if (parse.GetValue(relay) is null)
     {
         devPki.Init();
@@ -98,17 +112,17 @@ async Task<int> RunAsync(ParseResult parse, Workload workload, string pkiDirecto
 
     if (parse.GetValue(media) is { } mediaSize)
     {
-        return await Relayd.LoadGen.Media.MediaRun.RunAsync(devPki, parse.GetValue(relay), parse.GetValue(relayPid), Relayd.LoadGen.Media.MediaRun.ParseSize(mediaSize), Math.Max(1, parse.GetValue(mediaCount)), Console.Out, cancellationToken, parse.GetValue(optIn), parse.GetValue(rateLimits)!);
+        return await Relayd.LoadGen.Media.MediaRun.RunAsync(devPki, parse.GetValue(relay), parse.GetValue(relayPid), Relayd.LoadGen.Media.MediaRun.ParseSize(mediaSize), Math.Max(1, parse.GetValue(mediaCount)), Console.Out, cancellationToken, parse.GetValue(optIn), parse.GetValue(rateLimits)!, relaydPath);
     }
 
     if (parse.GetValue(backlog) is > 0 and long backlogCount)
     {
-        return await Relayd.LoadGen.Backlog.BacklogRun.RunAsync(devPki, parse.GetValue(relay), parse.GetValue(relayPid), backlogCount, parse.GetValue(size), parse.GetValue(users), Console.Out, parse.GetValue(optIn), parse.GetValue(rateLimits)!, cancellationToken);
+        return await Relayd.LoadGen.Backlog.BacklogRun.RunAsync(devPki, parse.GetValue(relay), parse.GetValue(relayPid), backlogCount, parse.GetValue(size), parse.GetValue(users), Console.Out, parse.GetValue(optIn), parse.GetValue(rateLimits)!, relaydPath, cancellationToken);
     }
 
     bool toStdout = parse.GetValue(json) == "-";
     TextWriter log = toStdout ? Console.Error : Console.Out;
-    var targets = new List<Func<ILoadTarget>> { () => new RelaydTarget(devPki, parse.GetValue(relay), parse.GetValue(partners), parse.GetValue(relayPid), sync: !parse.GetValue(noSync), rateLimits: parse.GetValue(rateLimits)!, optIn: parse.GetValue(optIn), extraRelayArgs: parse.GetValue(relayArgs) ?? []) };
+    var targets = new List<Func<ILoadTarget>> { () => new RelaydTarget(devPki, parse.GetValue(relay), parse.GetValue(partners), parse.GetValue(relayPid), sync: !parse.GetValue(noSync), rateLimits: parse.GetValue(rateLimits)!, optIn: parse.GetValue(optIn), extraRelayArgs: parse.GetValue(relayArgs) ?? [], relaydExecutable: relaydPath) };
     if (parse.GetValue(peers) is { Length: > 0 } peerNames)
     {
         devPki.Init();

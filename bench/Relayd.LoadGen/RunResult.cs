@@ -31,6 +31,10 @@ public sealed class RunResult
 
     public required LongHistogram EndToEndLatency { get; init; }
 
+    /// <summary>Open loop: how late the generator got round to each send against its schedule (empty when closed
+    /// loop). Ack latency counts from the intended time, so this part of it is the generator's, not the relay's.</summary>
+    public required LongHistogram SendLag { get; init; }
+
     public required IReadOnlyDictionary<string, long> ErrorsByCode { get; init; }
 
     /// <summary>Peak resident set of the server process, bytes; null when unknown.</summary>

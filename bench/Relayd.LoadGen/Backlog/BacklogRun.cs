@@ -20,9 +20,9 @@ internal static class BacklogRun
     private const int SendWindow = 4096; // unacknowledged envelopes in flight while filling (the standard run's 1024 x 4)
     private const int AckBatch = 512;
 
-    public static async Task<int> RunAsync(DevPki pki, string? relayAddress, int? relayPid, long count, int size, int users, TextWriter log, bool optIn, string rateLimits, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(DevPki pki, string? relayAddress, int? relayPid, long count, int size, int users, TextWriter log, bool optIn, string rateLimits, string? relaydExecutable, CancellationToken cancellationToken)
     {
-        await using var target = new RelaydTarget(pki, relayAddress, partners: 2, relayPid, rateLimits: rateLimits, optIn: optIn);
+        await using var target = new RelaydTarget(pki, relayAddress, partners: 2, relayPid, rateLimits: rateLimits, optIn: optIn, relaydExecutable: relaydExecutable);
         string address = await target.EnsureRelayAsync(cancellationToken);
         string[] hostPort = address.Split(':');
         X509Certificate2 ca = X509CertificateLoader.LoadCertificateFromFile(pki.CaCertPath);

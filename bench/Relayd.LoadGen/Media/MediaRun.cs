@@ -16,9 +16,9 @@ namespace Relayd.LoadGen.Media;
 /// </summary>
 internal static class MediaRun
 {
-    public static async Task<int> RunAsync(DevPki pki, string? relayAddress, int? relayPid, long size, int count, TextWriter log, CancellationToken cancellationToken, bool optIn = true, string rateLimits = "bench")
+    public static async Task<int> RunAsync(DevPki pki, string? relayAddress, int? relayPid, long size, int count, TextWriter log, CancellationToken cancellationToken, bool optIn = true, string rateLimits = "bench", string? relaydExecutable = null)
     {
-        await using var target = new RelaydTarget(pki, relayAddress, partners: 2, relayPid, rateLimits: rateLimits, optIn: optIn);
+        await using var target = new RelaydTarget(pki, relayAddress, partners: 2, relayPid, rateLimits: rateLimits, optIn: optIn, relaydExecutable: relaydExecutable);
         string address = await target.EnsureRelayAsync(cancellationToken);
         string[] hostPort = address.Split(':');
         X509Certificate2 ca = X509CertificateLoader.LoadCertificateFromFile(pki.CaCertPath);

@@ -21,6 +21,10 @@ public sealed class Report(Workload workload, IReadOnlyList<RunResult> results, 
             text.AppendLine(string.Create(Invariant,
                 $"{r.System,-22} {r.AckedPerSecond,9:N0} {r.DeliveredPerSecond,8:N0} {r.AckedMiBPerSecond,8:N1}  {Latencies(r.AckLatency),-36} {EndToEnd(r),-24} {r.Refused,7:N0} {Rss(r),8} {Cpu(r),4} {PerMessage(r),15} {ratio,8}"));
             text.AppendLine(CultureInfo.InvariantCulture, $"{"",-22} durability: {r.Durability}{Errors(r)}");
+            if (r.SendLag.TotalCount > 0)
+            {
+                text.AppendLine(CultureInfo.InvariantCulture, $"{"",-22} generator send lag ms p50/p99/max: {string.Join('/', EndToEndPercentiles.Select(p => RunResult.Milliseconds(r.SendLag, p).ToString("0.00", Invariant)))} (included in ack latency: late against its own schedule)");
+            }
             if (r.Check is { } check)
             {
                 text.AppendLine(CultureInfo.InvariantCulture, $"{"",-22} {check.Describe()}");
@@ -41,6 +45,7 @@ public sealed class Report(Workload workload, IReadOnlyList<RunResult> results, 
                 mode = workload.OpenLoop ? "open-loop" : "closed-loop",
                 window = workload.Window,
                 rate = workload.Rate,
+                paceMicroseconds = workload.PaceQuantum.TotalMicroseconds,
                 connections = workload.Connections,
                 users = workload.Users,
                 warmupSeconds = workload.Warmup.TotalSeconds,
@@ -63,6 +68,7 @@ public sealed class Report(Workload workload, IReadOnlyList<RunResult> results, 
                 ackLatencyMs = LatencyObject(r.AckLatency),
                 endToEndLatencyMs = LatencyObject(r.EndToEndLatency),
                 endToEndSampling = LoadDriver.EndToEndSampling,
+                sendLagMs = r.SendLag.TotalCount == 0 ? null : LatencyObject(r.SendLag),
                 errorsByCode = r.ErrorsByCode,
                 serverPeakRssBytes = r.ServerPeakRssBytes,
                 serverCpuCores = r.ServerCpuCores,
@@ -102,7 +108,7 @@ public sealed class Report(Workload workload, IReadOnlyList<RunResult> results, 
     }
 
     public static string Describe(Workload w) =>
-        string.Create(Invariant, $"{w.MessageBytes} B messages, {(w.OpenLoop ? $"open loop at {w.Rate:N0}/s" : $"closed loop, window {w.Window}")}, {w.Connections} connection(s), {w.Users} users, ")
+        string.Create(Invariant, $"{w.MessageBytes} B messages, {(w.OpenLoop ? $"open loop at {w.Rate:N0}/s (paced every {w.PaceQuantum.TotalMicroseconds:0} µs)" : $"closed loop, window {w.Window}")}, {w.Connections} connection(s), {w.Users} users, ")
         + (w.Count > 0 ? string.Create(Invariant, $"{w.Count:N0} messages") : string.Create(Invariant, $"{w.Duration.TotalSeconds:0.#} s")) + string.Create(Invariant, $" after {w.Warmup.TotalSeconds:0.#} s warm-up");
 
     private static Dictionary<string, double?> LatencyObject(HdrHistogram.LongHistogram h) => new()

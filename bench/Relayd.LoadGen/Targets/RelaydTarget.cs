@@ -37,6 +37,10 @@ public sealed class RelaydTarget : ILoadTarget
     // More arguments for relayd dev (--relay-arg): the switch an on/off comparison flips, e.g. --no-trace.
     private readonly string[] _extraRelayArgs;
 
+    // The relayd to start: an executable (the NativeAOT publish, as packaged), or null for the JIT'd relayd.dll beside
+    // the load generator. The JIT'd one recompiles hot methods during the first seconds (tiered PGO), which shows in tails.
+    private readonly string? _relaydExecutable;
+
     /// <param name="pki">Dev PKI directory (created when the target starts its own relay).</param>
     /// <param name="address">host:port of a running relay, or null to start one.</param>
     /// <param name="partners">Partner count (at least 2).</param>
@@ -44,8 +48,10 @@ public sealed class RelaydTarget : ILoadTarget
     /// <param name="sync">Whether the relay this target starts fdatasyncs its write-ahead log (the durable default).</param>
     /// <param name="optIn">Whether every user is registered with ConsentUpdate before the run and the relay this target starts requires it (relayd's default); false: neither.</param>
     /// <param name="extraRelayArgs">More arguments for the relayd dev this target starts (the load generator's --relay-arg).</param>
-    public RelaydTarget(DevPki pki, string? address, int partners, int? relayPid = null, bool sync = true, string rateLimits = "bench", bool optIn = true, string[]? extraRelayArgs = null)
+    /// <param name="relaydExecutable">The relayd executable to start (the load generator's --relayd), or null for <c>dotnet relayd.dll</c>.</param>
+    public RelaydTarget(DevPki pki, string? address, int partners, int? relayPid = null, bool sync = true, string rateLimits = "bench", bool optIn = true, string[]? extraRelayArgs = null, string? relaydExecutable = null)
     {
+        _relaydExecutable = relaydExecutable;
         _extraRelayArgs = extraRelayArgs ?? [];
         _sync = sync;
         _rateLimits = rateLimits;
@@ -168,8 +174,13 @@ public sealed class RelaydTarget : ILoadTarget
     private async Task<string> StartRelayAsync(CancellationToken cancellationToken)
     {
         int port = FreePort();
-        var start = new ProcessStartInfo("dotnet");
-        foreach (string argument in (string[])[Path.Combine(AppContext.BaseDirectory, "relayd.dll"), "dev", "--dir", _pki.Directory, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)])
+        var start = new ProcessStartInfo(_relaydExecutable ?? "dotnet");
+        if (_relaydExecutable is null)
+        {
+            start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "relayd.dll"));
+        }
+
+        foreach (string argument in (string[])["dev", "--dir", _pki.Directory, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture)])
         {
             start.ArgumentList.Add(argument);
         }

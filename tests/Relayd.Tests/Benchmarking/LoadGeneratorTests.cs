@@ -57,6 +57,18 @@ public sealed class LoadGeneratorTests
         Assert.Equal("open-loop", json.RootElement.GetProperty("workload").GetProperty("mode").GetString());
         Assert.InRange(relay.GetProperty("sent").GetInt64(), 3600, 4400);
         Assert.Equal(relay.GetProperty("sent").GetInt64(), relay.GetProperty("acked").GetInt64() + relay.GetProperty("refused").GetInt64());
+        Assert.Equal(1000, json.RootElement.GetProperty("workload").GetProperty("paceMicroseconds").GetDouble());
+        Assert.True(relay.GetProperty("sendLagMs").GetProperty("p50").GetDouble() >= 0); // the generator's own lateness, reported apart
+    }
+
+    [Fact]
+    public async Task A_relayd_executable_that_does_not_exist_is_refused_in_one_line()
+    {
+        ExternalProcess.Result run = await RunLoadGenAsync("--relayd", "/nonexistent/relayd", "--count", "10");
+
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("--relayd /nonexistent/relayd: no such file", run.StandardError, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", run.StandardError, StringComparison.Ordinal);
     }
 
     [Fact]
