@@ -53,7 +53,9 @@ for ((i = 1; i <= runs; i++)); do
 import json, sys
 r = json.load(open(sys.argv[3]))["results"][0]
 client = f", client {r['clientCpuCores'] / r['ackedPerSecond'] * 1e6:.2f} us CPU/msg" if r.get("clientCpuCores") else ""
-print(f"{sys.argv[1]} run {sys.argv[2]}: {r['ackedPerSecond']:,.0f} msg/s, relay {r['serverCpuCores']:.2f} cores, {r['serverCpuCores'] / r['ackedPerSecond'] * 1e6:.2f} us CPU/msg{client}")
+lat = r.get("ackLatencyMs") or {}
+rss = f", RSS {r['serverPeakRssBytes'] / 1048576:.0f} MiB" if r.get("serverPeakRssBytes") else ""
+print(f"{sys.argv[1]} run {sys.argv[2]}: {r['ackedPerSecond']:,.0f} msg/s, relay {r['serverCpuCores']:.2f} cores, {r['serverCpuCores'] / r['ackedPerSecond'] * 1e6:.2f} us CPU/msg{client}, ack p99 {lat.get('p99', float('nan')):.1f} / max {lat.get('max', float('nan')):.1f} ms{rss}")
 EOF
     done
 done
@@ -68,11 +70,13 @@ for side in "ab":
     client = [r["clientCpuCores"] / r["ackedPerSecond"] * 1e6 for r in rs if r.get("clientCpuCores")]
     rows[side] = (statistics.median(r["ackedPerSecond"] for r in rs),
                   statistics.median(r["serverCpuCores"] / r["ackedPerSecond"] * 1e6 for r in rs),
-                  statistics.median(client) if len(client) == len(rs) else float("nan"))
+                  statistics.median(client) if len(client) == len(rs) else float("nan"),
+                  statistics.median(r["ackLatencyMs"]["p99"] for r in rs),
+                  statistics.median(r.get("serverPeakRssBytes") or 0 for r in rs) / 1048576)
 print()
-print("| build | median acked msg/s | median relay CPU per msg | median client CPU per msg |")
-print("|---|---|---|---|")
+print("| build | median acked msg/s | median relay CPU per msg | median client CPU per msg | median ack p99 | median relay RSS |")
+print("|---|---|---|---|---|---|")
 for side, ref in (("a", sys.argv[3]), ("b", sys.argv[4])):
-    print(f"| {ref} | {rows[side][0]:,.0f} | {rows[side][1]:.2f} us | {rows[side][2]:.2f} us |")
-print(f"| ratio new/base | {rows['b'][0] / rows['a'][0]:.3f} | {rows['b'][1] / rows['a'][1]:.3f} | {rows['b'][2] / rows['a'][2]:.3f} |")
+    print(f"| {ref} | {rows[side][0]:,.0f} | {rows[side][1]:.2f} us | {rows[side][2]:.2f} us | {rows[side][3]:.1f} ms | {rows[side][4]:.0f} MiB |")
+print(f"| ratio new/base | {rows['b'][0] / rows['a'][0]:.3f} | {rows['b'][1] / rows['a'][1]:.3f} | {rows['b'][2] / rows['a'][2]:.3f} | {rows['b'][3] / rows['a'][3]:.3f} | {rows['b'][4] / max(rows['a'][4], 1e-9):.3f} |")
 EOF
