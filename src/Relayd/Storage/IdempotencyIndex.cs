@@ -14,9 +14,15 @@ namespace Relayd.Storage;
 /// Written by hand (no served package has a fixed-capacity, insertion-ordered hash set that forgets its oldest
 /// entries): the entries sit in one ring in the order they were accepted, so the age queue is the ring itself, and a
 /// table of chain heads indexes it. 56 bytes per entry and 4 to 8 bytes of chain heads per entry: about 60 bytes per
-/// id at the 1 M default (57 MiB per sender partner), where a <c>Dictionary</c> beside a <c>Queue</c> took 122.5 (and the dictionary's resizes
-/// left large-object garbage behind). The ring starts small and doubles up to the capacity, so a quiet partner costs
-/// little; a full index inserts and forgets without allocating.
+/// id at the 1 M default (57 MiB per sender partner), where a <c>Dictionary</c> beside a <c>Queue</c> took 122.5.
+/// </para>
+/// <para>
+/// The ring spans the whole capacity but is allocated a chunk (4,096 entries, 224 KiB) at a time, as the newest entry
+/// enters it, and a chunk goes back when the oldest entry leaves it: a quiet partner costs little, memory follows the
+/// ids remembered, and no entry ever moves. (It used to double one array and relink every chain under the dedup lock:
+/// at 512 K entries that held a sender partner's envelopes up for 100-170 ms, most of the open-loop p99.) The chain
+/// heads double while there are few entries and jump to their full size at 65,536, so relinking costs at most that.
+/// A full index inserts and forgets without allocating.
 /// </para>
 /// <para>
 /// Message ids are the partner's choice, so bucket positions come from a seeded xxHash3 (a per-process random seed):
@@ -30,25 +36,42 @@ namespace Relayd.Storage;
 /// </remarks>
 internal sealed class IdempotencyIndex
 {
-    /// <summary>Entries the ring starts with (at most the capacity): 224 KiB.</summary>
-    internal const int InitialSlots = 1 << 12;
+    /// <summary>Entries per ring chunk (at most the capacity, rounded up to a power of two): 224 KiB.</summary>
+    internal const int ChunkSlots = 1 << 12;
+
+    // Chain heads double while the index holds fewer entries than this, then jump to their size for the whole capacity.
+    private const int RelinkLimit = 1 << 16;
 
     private static readonly long Seed = BitConverter.ToInt64(RandomNumberGenerator.GetBytes(sizeof(long)));
 
     private readonly int _capacity;
     private readonly long _windowMs;
-    private Slot[] _slots; // a ring: _slots[_oldest] is the oldest of _count entries
-    private int[] _chains; // per bucket, 1 + the slot of its newest entry; 0 = empty
-    private int _oldest;
+    private readonly int _chunkShift;
+    private readonly int _chunkMask;
+    private readonly Slot[]?[] _chunks; // the ring of _capacity positions; a chunk is null while no entry is in it
+    private Slot[]? _spare; // one released chunk (all default), so that a ring cycling below its capacity does not allocate
+    private int[] _chains; // per bucket, 1 + the position of its newest entry; 0 = empty
+    private int _oldest; // position of the oldest of _count entries
     private int _count;
+    private int _allocatedChunks;
 
     public IdempotencyIndex(int capacity, TimeSpan window)
+        : this(capacity, window, ChunkSlots)
+    {
+    }
+
+    /// <summary>For tests: a smaller chunk, so that small capacities take and release chunks.</summary>
+    internal IdempotencyIndex(int capacity, TimeSpan window, int chunkSlots)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(chunkSlots, 1);
         _capacity = capacity;
         _windowMs = (long)window.TotalMilliseconds;
-        _slots = new Slot[Math.Min(capacity, InitialSlots)];
-        _chains = new int[ChainCountFor(_slots.Length)];
+        int chunk = (int)Math.Min(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)chunkSlots), System.Numerics.BitOperations.RoundUpToPowerOf2((uint)capacity));
+        _chunkShift = System.Numerics.BitOperations.Log2((uint)chunk);
+        _chunkMask = chunk - 1;
+        _chunks = new Slot[]?[(capacity + chunk - 1) >> _chunkShift];
+        _chains = new int[ChainCountFor(Math.Min(capacity, chunk))];
     }
 
     /// <summary>Serialises check-route-record for one sender partner, so a concurrent resend cannot slip between.</summary>
@@ -56,8 +79,8 @@ internal sealed class IdempotencyIndex
 
     public int Count => _count;
 
-    /// <summary>Entries the ring has room for now (it grows up to the capacity); for the memory tests.</summary>
-    internal int AllocatedSlots => _slots.Length;
+    /// <summary>Ring entries allocated now (whole chunks, as the remembered ids need them); for the memory tests.</summary>
+    internal int AllocatedSlots => _allocatedChunks << _chunkShift;
 
     /// <summary>
     /// Finds an id accepted within the window: when it was accepted, and the store's mark its Ack must wait for
@@ -73,7 +96,7 @@ internal sealed class IdempotencyIndex
             return false;
         }
 
-        ref Slot found = ref _slots[slot];
+        ref Slot found = ref At(slot);
         accepted = new Accepted(found.AcceptedAtMs, new DurableMark(found.DurableAt), found.Carried);
         return true;
     }
@@ -91,7 +114,7 @@ internal sealed class IdempotencyIndex
         {
             if (carried.IsKnown)
             {
-                ref Slot slot = ref _slots[existing];
+                ref Slot slot = ref At(existing);
                 slot.Carried = slot.Carried.Delivered ? carried.WithDelivered() : carried;
             }
 
@@ -102,14 +125,15 @@ internal sealed class IdempotencyIndex
         {
             ForgetOldest();
         }
-        else if (_count == _slots.Length)
+        else if (_count == _chains.Length && _chains.Length < ChainCountFor(_capacity))
         {
-            Grow();
+            GrowChains();
         }
 
         int index = Wrap(_oldest + _count);
         int chain = ChainOf(messageId);
-        _slots[index] = new Slot
+        Slot[] chunk = _chunks[index >> _chunkShift] ?? TakeChunk(index >> _chunkShift);
+        chunk[index & _chunkMask] = new Slot
         {
             IdLow = (ulong)messageId,
             IdHigh = (ulong)(messageId >> 64),
@@ -128,7 +152,8 @@ internal sealed class IdempotencyIndex
         int slot = Find(messageId);
         if (slot >= 0)
         {
-            _slots[slot].Carried = _slots[slot].Carried.WithDelivered();
+            ref Slot found = ref At(slot);
+            found.Carried = found.Carried.WithDelivered();
         }
     }
 
@@ -139,7 +164,7 @@ internal sealed class IdempotencyIndex
     public bool TryGetCarried(UInt128 messageId, out CarriedTo carried)
     {
         int slot = Find(messageId);
-        carried = slot >= 0 ? _slots[slot].Carried : default;
+        carried = slot >= 0 ? At(slot).Carried : default;
         return slot >= 0;
     }
 
@@ -153,7 +178,7 @@ internal sealed class IdempotencyIndex
         Expire(nowMs);
         for (int i = 0; i < _count; i++)
         {
-            ref Slot slot = ref _slots[Wrap(_oldest + i)];
+            ref Slot slot = ref At(Wrap(_oldest + i));
             visitor.Visit(new UInt128(slot.IdHigh, slot.IdLow), slot.AcceptedAtMs, slot.Carried);
         }
 
@@ -163,7 +188,7 @@ internal sealed class IdempotencyIndex
     /// <summary>Forgets the ids older than the window; returns how many are left. Call under <see cref="SyncRoot"/>.</summary>
     public int Expire(long nowMs)
     {
-        while (_count > 0 && nowMs - _slots[_oldest].AcceptedAtMs > _windowMs)
+        while (_count > 0 && nowMs - At(_oldest).AcceptedAtMs > _windowMs)
         {
             ForgetOldest();
         }
@@ -177,7 +202,7 @@ internal sealed class IdempotencyIndex
         ulong high = (ulong)(messageId >> 64);
         for (int next = _chains[ChainOf(messageId)]; next != 0;)
         {
-            ref Slot slot = ref _slots[next - 1];
+            ref Slot slot = ref At(next - 1);
             if (slot.IdLow == low && slot.IdHigh == high)
             {
                 return next - 1;
@@ -189,45 +214,80 @@ internal sealed class IdempotencyIndex
         return -1;
     }
 
-    /// <summary>Unlinks the oldest entry from its chain (where it is the last: chains run newest first) and frees its slot.</summary>
+    /// <summary>
+    /// Unlinks the oldest entry from its chain (where it is the last: chains run newest first) and frees its position;
+    /// its chunk goes back once no remembered entry is left in it.
+    /// </summary>
     private void ForgetOldest()
     {
         int oldest = _oldest;
-        ref Slot gone = ref _slots[oldest];
+        ref Slot gone = ref At(oldest);
         ref int link = ref _chains[ChainOf(new UInt128(gone.IdHigh, gone.IdLow))];
         while (link != oldest + 1)
         {
-            link = ref _slots[link - 1].Next;
+            link = ref At(link - 1).Next;
         }
 
         link = gone.Next;
         gone = default;
         _oldest = Wrap(oldest + 1);
         _count--;
+
+        int chunk = oldest >> _chunkShift;
+        if (_oldest >> _chunkShift != chunk)
+        {
+            // The oldest left this chunk. Going on from the new oldest, the ring reaches the chunk's first position
+            // after `ahead` entries: the newest are in it only if there are more than that.
+            int ahead = (chunk << _chunkShift) - _oldest;
+            if (ahead < 0)
+            {
+                ahead += _capacity;
+            }
+
+            if (_count <= ahead)
+            {
+                ReleaseChunk(chunk);
+            }
+        }
     }
 
-    /// <summary>Doubles the ring (up to the capacity), oldest entry first at slot 0, and relinks every chain.</summary>
-    private void Grow()
+    private Slot[] TakeChunk(int chunk)
     {
-        var slots = new Slot[(int)Math.Min(2L * _slots.Length, _capacity)];
-        for (int i = 0; i < _count; i++)
-        {
-            slots[i] = _slots[Wrap(_oldest + i)];
-        }
+        Slot[] slots = _spare ?? new Slot[_chunkMask + 1];
+        _spare = null;
+        _chunks[chunk] = slots;
+        _allocatedChunks++;
+        return slots;
+    }
 
-        _slots = slots;
-        _oldest = 0;
-        _chains = new int[ChainCountFor(slots.Length)];
+    private void ReleaseChunk(int chunk)
+    {
+        _spare ??= _chunks[chunk]; // every entry in it was set to default when it was forgotten
+        _chunks[chunk] = null;
+        _allocatedChunks--;
+    }
+
+    /// <summary>
+    /// More chain heads: doubled while the index holds fewer than <see cref="RelinkLimit"/> entries, else all the
+    /// capacity needs; every remembered entry is relinked (so at most <see cref="RelinkLimit"/> of them, once).
+    /// </summary>
+    private void GrowChains()
+    {
+        int full = ChainCountFor(_capacity);
+        _chains = new int[_count < RelinkLimit ? Math.Min(2 * _chains.Length, full) : full];
         for (int i = 0; i < _count; i++)
         {
-            ref Slot slot = ref slots[i];
+            int position = Wrap(_oldest + i);
+            ref Slot slot = ref At(position);
             int chain = ChainOf(new UInt128(slot.IdHigh, slot.IdLow));
             slot.Next = _chains[chain];
-            _chains[chain] = i + 1;
+            _chains[chain] = position + 1;
         }
     }
 
-    private int Wrap(int index) => index >= _slots.Length ? index - _slots.Length : index;
+    private ref Slot At(int position) => ref _chunks[position >> _chunkShift]![position & _chunkMask];
+
+    private int Wrap(int index) => index >= _capacity ? index - _capacity : index;
 
     private int ChainOf(UInt128 messageId)
     {

@@ -15,23 +15,24 @@ public sealed class IdempotencyIndexTests
     [Fact]
     public void Any_sequence_of_records_marks_and_lookups_answers_as_the_model_does()
     {
-        Gen<(int Capacity, Op[] Ops)> cases = Gen.Select(Gen.Int[1, 48], Op.Gen.Array[1, 400]);
-        cases.Sample(c => Check(c.Capacity, c.Ops), iter: 2_000, print: c => $"capacity {c.Capacity}: {string.Join(", ", c.Ops)}");
+        // Small chunks, so that the ring takes and releases them, wraps round and comes back to released ones.
+        Gen<(int Capacity, int Chunk, Op[] Ops)> cases = Gen.Select(Gen.Int[1, 48], Gen.Int[1, 8], Op.Gen.Array[1, 400]);
+        cases.Sample(c => Check(c.Capacity, c.Chunk, c.Ops), iter: 2_000, print: c => $"capacity {c.Capacity}, chunk {c.Chunk}: {string.Join(", ", c.Ops)}");
     }
 
     [Fact]
-    public void The_ring_grows_past_its_first_size_in_order_and_forgets_the_oldest_at_the_capacity()
+    public void The_ring_takes_chunks_past_its_first_in_order_and_forgets_the_oldest_at_the_capacity()
     {
-        const int capacity = 3 * IdempotencyIndex.InitialSlots + 5; // three doublings, the last one cut to the capacity
+        const int capacity = 3 * IdempotencyIndex.ChunkSlots + 5; // three whole chunks and a short one
         var index = new IdempotencyIndex(capacity, TimeSpan.FromDays(1));
-        Assert.Equal(IdempotencyIndex.InitialSlots, index.AllocatedSlots);
+        Assert.Equal(0, index.AllocatedSlots);
 
         for (int i = 0; i < capacity + 100; i++)
         {
             index.Record(Id(i), 1_000 + i, new DurableMark((ulong)i + 1), Carried(i));
         }
 
-        Assert.Equal(capacity, index.AllocatedSlots);
+        Assert.Equal(4 * IdempotencyIndex.ChunkSlots, index.AllocatedSlots);
         Assert.Equal(capacity, index.Count);
         Assert.False(index.TryGet(Id(99), 2_000, out _), "the 100 oldest were forgotten");
         Assert.True(index.TryGet(Id(100), 2_000, out IdempotencyIndex.Accepted oldest));
@@ -46,15 +47,38 @@ public sealed class IdempotencyIndexTests
     }
 
     [Fact]
-    public void A_quiet_index_starts_small_and_a_small_capacity_is_its_size()
+    public void A_quiet_index_takes_one_chunk_and_a_small_capacity_is_its_size()
     {
-        Assert.Equal(IdempotencyIndex.InitialSlots, new IdempotencyIndex(1_000_000, TimeSpan.FromDays(1)).AllocatedSlots);
-        Assert.Equal(16, new IdempotencyIndex(16, TimeSpan.FromDays(1)).AllocatedSlots);
+        var quiet = new IdempotencyIndex(1_000_000, TimeSpan.FromDays(1));
+        var small = new IdempotencyIndex(16, TimeSpan.FromDays(1));
+        quiet.Record(Id(1), 1_000, new DurableMark(1));
+        small.Record(Id(1), 1_000, new DurableMark(1));
+
+        Assert.Equal(IdempotencyIndex.ChunkSlots, quiet.AllocatedSlots);
+        Assert.Equal(16, small.AllocatedSlots);
     }
 
-    private static void Check(int capacity, Op[] ops)
+    [Fact]
+    public void Memory_goes_back_when_the_ids_in_it_expire()
     {
-        var index = new IdempotencyIndex(capacity, TimeSpan.FromMilliseconds(WindowMs));
+        var index = new IdempotencyIndex(100_000, TimeSpan.FromMilliseconds(WindowMs));
+        for (int i = 0; i < 3 * IdempotencyIndex.ChunkSlots; i++)
+        {
+            index.Record(Id(i), 1_000, new DurableMark((ulong)i + 1));
+        }
+
+        int before = index.AllocatedSlots;
+        index.Expire(1_000 + WindowMs + 1);
+        index.Record(Id(-1), 1_000 + WindowMs + 1, new DurableMark(1));
+
+        Assert.True(before >= 3 * IdempotencyIndex.ChunkSlots, $"{before} slots for {3 * IdempotencyIndex.ChunkSlots} ids");
+        Assert.Equal(1, index.Count);
+        Assert.Equal(IdempotencyIndex.ChunkSlots, index.AllocatedSlots); // the chunk of the one id left
+    }
+
+    private static void Check(int capacity, int chunk, Op[] ops)
+    {
+        var index = new IdempotencyIndex(capacity, TimeSpan.FromMilliseconds(WindowMs), chunk);
         var model = new Model(capacity);
         long now = 0;
         foreach (Op op in ops)
@@ -92,6 +116,12 @@ public sealed class IdempotencyIndexTests
             }
 
             Assert.Equal(model.Count, index.Count);
+
+            // Memory follows the ids remembered: the chunks the live entries span (one more where they wrap past the
+            // short last chunk), or the one the oldest is in when none is left.
+            int chunkSize = (int)Math.Min(System.Numerics.BitOperations.RoundUpToPowerOf2((uint)chunk), System.Numerics.BitOperations.RoundUpToPowerOf2((uint)capacity));
+            int spanned = (index.Count / chunkSize) + 2 + (capacity % chunkSize == 0 ? 0 : 1);
+            Assert.True(index.AllocatedSlots <= spanned * chunkSize, $"{index.AllocatedSlots} slots allocated for {index.Count} ids in chunks of {chunkSize}");
         }
     }
 
