@@ -150,6 +150,35 @@ internal sealed class ReceiptDispatcher : ISettlementSink
         ReportProduced(partner, held, sink.ConnectionId);
     }
 
+    /// <summary>
+    /// Receipts a closing session of <paramref name="partner"/> had not written: to another of its sessions, or held
+    /// until one connects. In memory only: the log already has their envelopes settled, so a restart of the relay
+    /// before the partner reconnects loses them.
+    /// </summary>
+    public void ReturnUnsent(PartnerInfo partner, ReadOnlySpan<SettledEnvelope> receipts)
+    {
+        IReceiptSink? sink = PickSink(partner);
+        ReportProduced(partner, receipts, sink?.ConnectionId ?? 0);
+        if (sink is not null)
+        {
+            sink.EnqueueReceipts(receipts);
+            return;
+        }
+
+        var dropped = new List<SettledEnvelope>();
+        partner.HeldReceipts.Hold(receipts, dropped);
+        if (dropped.Count > 0)
+        {
+            RelayLog.ReceiptsDropped(_logger, dropped.Count, partner.Id);
+            _store.Settle(CollectionsMarshal.AsSpan(dropped));
+        }
+
+        if (PickSink(partner) is { } late)
+        {
+            HandOverHeld(partner, late);
+        }
+    }
+
     /// <summary>Reports receipts for <paramref name="sender"/> handed to session <paramref name="connectionId"/>, or held (0).</summary>
     private void ReportProduced(PartnerInfo sender, ReadOnlySpan<SettledEnvelope> receipts, long connectionId)
     {

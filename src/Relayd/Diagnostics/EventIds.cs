@@ -42,6 +42,7 @@ internal static class EventIds
     public const int EnvelopeRefused = 400;
     public const int ReceiptsDropped = 401;
     public const int EnvelopeRefusalsSummarized = 402;
+    public const int ReceiptsReturned = 403;
 
     // 5xx write-ahead log (WalLog)
     public const int Opened = 500;

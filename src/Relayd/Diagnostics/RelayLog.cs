@@ -74,6 +74,9 @@ internal static partial class RelayLog
     [LoggerMessage(EventIds.ReceiptsDropped, LogLevel.Warning, "{Count} receipts for partner {PartnerId} dropped: it has been away for longer than held_receipts_per_partner covers")]
     public static partial void ReceiptsDropped(ILogger logger, int count, string partnerId);
 
+    [LoggerMessage(EventIds.ReceiptsReturned, LogLevel.Information, "Session {ConnectionId} of partner {PartnerId} closed with {Count} receipts not written; they go to its other sessions, or are held until it reconnects")]
+    public static partial void ReceiptsReturned(ILogger logger, long connectionId, string partnerId, int count);
+
     [LoggerMessage(EventIds.RefusalsSummarized, LogLevel.Warning, "Refused {Count} more {What} from {Address} in the last {Seconds} s: {Reason}")]
     public static partial void RefusalsSummarized(ILogger logger, long count, string what, IPAddress address, long seconds, string reason);
 

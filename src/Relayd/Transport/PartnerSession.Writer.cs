@@ -18,18 +18,63 @@ internal sealed partial class PartnerSession
     private readonly List<TakenDelivery> _written = []; // the deliveries of the range being written, for the support events
     private int _commitWaitRegistered;
 
+    private bool _receiptsReturned; // guarded by _receiptLock: the writer has ended; receipts go back to the dispatcher
+
     /// <summary>Queues receipts for this partner's messages; the writer sends them batched.</summary>
     public void EnqueueReceipts(ReadOnlySpan<SettledEnvelope> receipts)
     {
         lock (_receiptLock)
         {
-            foreach (ref readonly SettledEnvelope receipt in receipts)
+            if (!_receiptsReturned)
             {
-                _pendingReceipts.Add(receipt.Receipt);
+                foreach (ref readonly SettledEnvelope receipt in receipts)
+                {
+                    _pendingReceipts.Add(receipt.Receipt);
+                }
+
+                _writerSignal.Set();
+                return;
             }
         }
 
-        _writerSignal.Set();
+        // The dispatcher picked this session just before it detached: another session, or held.
+        _services.Receipts.ReturnUnsent(Partner, receipts);
+    }
+
+    /// <summary>
+    /// Once the writer has ended: the receipts it did not write, queued or in a write that failed, go back to the
+    /// dispatcher (to another session of the partner, or held until one connects) instead of going with the session.
+    /// One in a failed write may have reached the partner; a receipt twice is better than none.
+    /// </summary>
+    private void ReturnUnsentReceipts()
+    {
+        SettledEnvelope[] unsent;
+        lock (_receiptLock)
+        {
+            _receiptsReturned = true;
+            if (_sendingReceipts.Count == 0 && _pendingReceipts.Count == 0)
+            {
+                return;
+            }
+
+            unsent = new SettledEnvelope[_sendingReceipts.Count + _pendingReceipts.Count];
+            int i = 0;
+            foreach (ReceiptItem receipt in _sendingReceipts)
+            {
+                unsent[i++] = new SettledEnvelope(Partner, receipt, default(StoreRef));
+            }
+
+            foreach (ReceiptItem receipt in _pendingReceipts)
+            {
+                unsent[i++] = new SettledEnvelope(Partner, receipt, default(StoreRef));
+            }
+
+            _sendingReceipts.Clear();
+            _pendingReceipts.Clear();
+        }
+
+        RelayLog.ReceiptsReturned(_logger, ConnectionId, Partner.Id, unsent.Length);
+        _services.Receipts.ReturnUnsent(Partner, unsent);
     }
 
     /// <summary>

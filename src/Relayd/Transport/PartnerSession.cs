@@ -182,6 +182,7 @@ internal sealed partial class PartnerSession : IDeliveryConsumer, IDurabilityLis
             }
 
             await CloseAsync(writer);
+            ReturnUnsentReceipts(); // detached already: the dispatcher cannot pick this session again
             if (attached)
             {
                 ReleaseMedia();
