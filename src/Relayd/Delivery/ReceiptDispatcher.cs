@@ -121,6 +121,12 @@ internal sealed class ReceiptDispatcher : ISettlementSink
     private void Hold(PartnerInfo partner, ReadOnlySpan<SettledEnvelope> receipts)
     {
         _store.SettleHeld(receipts);
+        HoldInMemory(partner, receipts);
+    }
+
+    /// <summary>Holds receipts until a session of <paramref name="partner"/> connects (the oldest dropped beyond the bound).</summary>
+    private void HoldInMemory(PartnerInfo partner, ReadOnlySpan<SettledEnvelope> receipts)
+    {
         var dropped = new List<SettledEnvelope>();
         partner.HeldReceipts.Hold(receipts, dropped);
         if (dropped.Count > 0)
@@ -162,20 +168,10 @@ internal sealed class ReceiptDispatcher : ISettlementSink
         if (sink is not null)
         {
             sink.EnqueueReceipts(receipts);
-            return;
         }
-
-        var dropped = new List<SettledEnvelope>();
-        partner.HeldReceipts.Hold(receipts, dropped);
-        if (dropped.Count > 0)
+        else
         {
-            RelayLog.ReceiptsDropped(_logger, dropped.Count, partner.Id);
-            _store.Settle(CollectionsMarshal.AsSpan(dropped));
-        }
-
-        if (PickSink(partner) is { } late)
-        {
-            HandOverHeld(partner, late);
+            HoldInMemory(partner, receipts);
         }
     }
 
