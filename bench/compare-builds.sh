@@ -7,6 +7,8 @@
 # (relayd dev, durable). Prints per run and the medians: acked msg/s, relay CPU (cores) and relay CPU per message.
 # SAME_CLIENT=1: BASE_REF's load generator drives both relays (started here, reached with --relay/--pki/--relay-pid),
 # so that only the relay differs between the two sides.
+# AOT=1: each side's relayd is also published NativeAOT, as it is packaged, and that binary is the relay measured
+# (the JIT'd relay recompiles its hot methods during a run, which shows in latency and RSS; about 75 s per side).
 set -euo pipefail
 
 base=${1:?usage: compare-builds.sh BASE_REF [NEW_REF] [RUNS] [-- loadgen options]}
@@ -25,6 +27,10 @@ for side in a b; do
     git -C "$repo" worktree add --detach "$work/$side" "$ref" >/dev/null
     echo "building $side = $ref ($(git -C "$work/$side" rev-parse --short HEAD))" >&2
     dotnet build -c Release "$work/$side/bench/Relayd.LoadGen" -nologo -v q >/dev/null
+    if [[ ${AOT:-0} == 1 ]]; then
+        echo "publishing $side NativeAOT" >&2
+        dotnet publish "$work/$side/src/Relayd/Relayd.csproj" -r linux-x64 -c Release -p:PublishAot=true -o "$work/$side-aot" -nologo -v q >/dev/null
+    fi
 done
 
 for ((i = 1; i <= runs; i++)); do
@@ -40,14 +46,20 @@ for ((i = 1; i <= runs; i++)); do
             interop=(); help=$(dotnet "$bin/relayd.dll" dev --help 2>/dev/null || true)
             grep -q -- --no-opt-in <<<"$help" && interop+=(--no-opt-in)
             grep -q -- --rate-limits <<<"$help" && interop+=(--rate-limits off)
-            dotnet "$bin/relayd.dll" dev --dir "$pki" --port "$port" --partner partner-0 --partner partner-1 "${interop[@]}" >"$pki/relay.log" 2>&1 &
+            relayd=(dotnet "$bin/relayd.dll"); [[ ${AOT:-0} == 1 ]] && relayd=("$work/$side-aot/relayd")
+            "${relayd[@]}" dev --dir "$pki" --port "$port" --partner partner-0 --partner partner-1 "${interop[@]}" >"$pki/relay.log" 2>&1 &
             pid=$!
             for _ in $(seq 150); do grep -q "listening on" "$pki/relay.log" && break; sleep 0.2; done
             dotnet "$work/a/bench/Relayd.LoadGen/bin/Release/net10.0/Relayd.LoadGen.dll" --relay "127.0.0.1:$port" --pki "$pki" --relay-pid "$pid" \
                 --duration 10 "${extra[@]}" --json "$out" >/dev/null
             kill "$pid"; wait "$pid" 2>/dev/null || true
         else
-            dotnet "$bin/Relayd.LoadGen.dll" --duration 10 "${extra[@]}" --json "$out" >/dev/null
+            aot=()
+            if [[ ${AOT:-0} == 1 ]]; then
+                dotnet "$bin/Relayd.LoadGen.dll" --help | grep -q -- --relayd || { echo "compare-builds.sh: $side's load generator has no --relayd; use SAME_CLIENT=1" >&2; exit 2; }
+                aot=(--relayd "$work/$side-aot/relayd")
+            fi
+            dotnet "$bin/Relayd.LoadGen.dll" --duration 10 "${extra[@]}" "${aot[@]}" --json "$out" >/dev/null
         fi
         python3 - "$side" "$i" "$out" <<'EOF'
 import json, sys
