@@ -61,6 +61,12 @@ internal readonly ref struct AdmissionRequest
     /// <summary>Envelope: whether the relay's disk is below its reserve (a flag read, never a disk probe).</summary>
     public bool StorageFull { get; init; }
 
+    /// <summary>
+    /// The same envelope again after the log was too busy to take it: its rate-limit tokens were taken the first time,
+    /// and the rate-limit rule lets it through without taking them twice.
+    /// </summary>
+    public bool RateLimitTaken { get; init; }
+
     /// <summary>Envelope: length of message_id.</summary>
     public int MessageIdLength { get; init; }
 

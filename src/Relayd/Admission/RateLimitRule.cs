@@ -16,5 +16,14 @@ internal sealed class RateLimitRule : IAdmissionRule
 
     public AdmissionStage Stage { get; }
 
-    public bool Check(in AdmissionRequest request, out AdmissionRefusal refusal) => _limiter.TryTake(request, out refusal);
+    public bool Check(in AdmissionRequest request, out AdmissionRefusal refusal)
+    {
+        if (request.RateLimitTaken)
+        {
+            refusal = default;
+            return true;
+        }
+
+        return _limiter.TryTake(request, out refusal);
+    }
 }

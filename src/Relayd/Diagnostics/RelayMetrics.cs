@@ -54,6 +54,7 @@ public sealed class RelayMetrics : IDisposable
         WalSyncDuration = Meter.CreateHistogram("relayd.wal.sync.duration", "ms", "Time of one fdatasync of a write-ahead log segment", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBoundsMs });
         WalCommitBatchSize = Meter.CreateHistogram("relayd.wal.commit.batch.size", "By", "Bytes of records one group commit wrote and synced (how well commits are grouped)", advice: new InstrumentAdvice<long> { HistogramBucketBoundaries = BatchBoundsBytes });
         WalBytes = Meter.CreateCounter<long>("relayd.wal.bytes", "By", "Bytes of records the write-ahead log committed");
+        WalFullWaits = Meter.CreateCounter<long>("relayd.wal.full_waits", "{wait}", "Times a session stopped reading its sender's envelopes until the write-ahead log's buffers had room (back-pressure: the disk is slower than what arrives), by partner");
         AckLatency = Meter.CreateHistogram("relayd.ack.latency", "ms", "Time from reading an envelope off the sender's connection to encoding its Ack for the socket (the wait for its group commit included)", advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyBoundsMs });
         MediaBytes = Meter.CreateCounter<long>("relayd.media.bytes", "By", "Media bytes received from senders and written to the spool");
         Refusals = Meter.CreateCounter<long>("relayd.refusals", "{connection}", "Connections refused before or at admission, by kind (tls_handshake, handshake_timeout, admission)");
@@ -65,6 +66,9 @@ public sealed class RelayMetrics : IDisposable
     }
 
     public Meter Meter { get; }
+
+    /// <summary>Tagged with the sender's <see cref="PartnerTag"/>.</summary>
+    public Counter<long> WalFullWaits { get; }
 
     /// <summary>Tagged with the sender's <see cref="PartnerTag"/>.</summary>
     public Counter<long> EnvelopesAccepted { get; }

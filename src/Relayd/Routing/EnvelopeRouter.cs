@@ -54,16 +54,17 @@ internal sealed class EnvelopeRouter
         (int)(Internal.SequenceHash.XxHash3(recipientUser) % (ulong)shardCount);
 
     /// <param name="connectionId">The sender's session, for the support events (0: none, e.g. a benchmark).</param>
-    public RouteOutcome Route(PartnerInfo sender, in ReadOnlySequence<byte> frame, in EnvelopeHeader header, long connectionId = 0)
+    /// <param name="rateLimitTaken">The envelope is routed again after <see cref="RouteOutcome.LogBusy"/>: its rate-limit tokens were taken then.</param>
+    public RouteOutcome Route(PartnerInfo sender, in ReadOnlySequence<byte> frame, in EnvelopeHeader header, long connectionId = 0, bool rateLimitTaken = false)
     {
-        RouteOutcome outcome = AdmitAndAppend(sender, frame, header, connectionId);
+        RouteOutcome outcome = AdmitAndAppend(sender, frame, header, connectionId, rateLimitTaken);
 
         // A segment taken by this append asks for a disk probe: run here, with none of the route's locks held.
         _store.CheckSpaceIfDue();
         return outcome;
     }
 
-    private RouteOutcome AdmitAndAppend(PartnerInfo sender, in ReadOnlySequence<byte> frame, in EnvelopeHeader header, long connectionId)
+    private RouteOutcome AdmitAndAppend(PartnerInfo sender, in ReadOnlySequence<byte> frame, in EnvelopeHeader header, long connectionId, bool rateLimitTaken)
     {
         PartnerInfo? recipient = _partners.Find(frame.Slice(header.RecipientPartner.Offset, header.RecipientPartner.Length));
         long now = _clock.GetUtcNow().ToUnixTimeMilliseconds();
@@ -84,6 +85,7 @@ internal sealed class EnvelopeRouter
             ExpiresAtMs = header.ExpiresAtMs,
             NowMs = now,
             StorageFull = _store.IsFull,
+            RateLimitTaken = rateLimitTaken,
         };
         if (!_admission.Admit(request, out AdmissionRefusal refusal))
         {

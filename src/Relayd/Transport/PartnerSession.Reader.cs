@@ -14,6 +14,7 @@ internal sealed partial class PartnerSession
     private readonly List<SettledEnvelope> _ackReceipts = [];
     private readonly PendingAcks _acks = new();
     private bool _logBusy;
+    private bool _busyRetry; // the next envelope handled is the one the busy log turned back
 
     /// <summary>
     /// Smallest Hello.max_frame_bytes the relay accepts: every frame it sends besides Deliver and MediaOpen (which it
@@ -196,6 +197,7 @@ internal sealed partial class PartnerSession
                 _input.AdvanceTo(buffer.Start);
                 await FlushControlAsync();
                 long waitStarted = Environment.TickCount64;
+                _services.Metrics.WalFullWaits.Add(1, Partner.MetricTag);
                 await _services.Store.WaitForSpaceAsync(abort);
                 _partialFrame.AddPause(Environment.TickCount64 - waitStarted);
                 _logBusy = false;
@@ -326,12 +328,17 @@ internal sealed partial class PartnerSession
     {
         RouteOutcome outcome = _services.IsShuttingDown ? RouteOutcome.Refused(ErrorCode.ShuttingDown, "the relay is shutting down")
             : _services.IsDraining ? RouteOutcome.Refused(ErrorCode.Draining, "the relay is draining and takes no new envelopes; send them through another relay or retry later")
-            : _services.Router.Route(Partner, frame, header, ConnectionId);
+            : _services.Router.Route(Partner, frame, header, ConnectionId, rateLimitTaken: _busyRetry);
         if (outcome.LogBusy)
         {
+            // Handled again once the log has room; its rate-limit tokens were taken now (the limiter runs before
+            // the append), so the retry does not take them again.
             _logBusy = true;
+            _busyRetry = true;
             return;
         }
+
+        _busyRetry = false;
 
         if (outcome.Accepted)
         {

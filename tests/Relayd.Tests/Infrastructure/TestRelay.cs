@@ -12,12 +12,12 @@ public sealed class TestRelay : IAsyncDisposable
     private readonly ILoggerFactory _logging;
     private string? _temporaryWal;
 
-    private TestRelay(TestPki pki, RelayOptions options, ILoggerFactory logging, Relayd.Routing.ISupportEvents? supportConsumer = null)
+    private TestRelay(TestPki pki, RelayOptions options, ILoggerFactory logging, Relayd.Routing.ISupportEvents? supportConsumer = null, TimeProvider? clock = null)
     {
         Pki = pki;
         Options = options;
         _logging = logging;
-        Server = RelayServerFactory.Create(options, logging.CreateLogger("relayd"));
+        Server = RelayServerFactory.Create(options, logging.CreateLogger("relayd"), clock);
         if (supportConsumer is not null)
         {
             Server.AddSupportConsumer(supportConsumer);
@@ -56,10 +56,16 @@ public sealed class TestRelay : IAsyncDisposable
     }
 
     /// <summary>Starts a relay approving alpha, beta and gamma unless <paramref name="configure"/> says otherwise.</summary>
-    public static TestRelay Start(TestPki pki, Action<RelayOptions>? configure = null) => Start(pki, null, configure);
+    public static TestRelay Start(TestPki pki, Action<RelayOptions>? configure = null) => Start(pki, supportConsumer: null, clock: null, configure);
 
     /// <summary>Starts a relay whose data path also reports each message's steps to <paramref name="supportConsumer"/>.</summary>
-    internal static TestRelay Start(TestPki pki, Relayd.Routing.ISupportEvents? supportConsumer, Action<RelayOptions>? configure = null)
+    internal static TestRelay Start(TestPki pki, Relayd.Routing.ISupportEvents? supportConsumer, Action<RelayOptions>? configure = null) =>
+        Start(pki, supportConsumer, clock: null, configure);
+
+    /// <summary>Starts a relay that reads the time from <paramref name="clock"/> (a FakeTimeProvider: rate-limit buckets that do not refill while a test runs).</summary>
+    internal static TestRelay Start(TestPki pki, TimeProvider clock, Action<RelayOptions>? configure = null) => Start(pki, supportConsumer: null, clock, configure);
+
+    private static TestRelay Start(TestPki pki, Relayd.Routing.ISupportEvents? supportConsumer, TimeProvider? clock, Action<RelayOptions>? configure)
     {
         RelayOptions options = DefaultOptions(pki);
         string wal = options.Storage.Directory;
@@ -81,7 +87,7 @@ public sealed class TestRelay : IAsyncDisposable
             Directory.Delete(wal);
         }
 
-        return new TestRelay(pki, options, logging, supportConsumer) { Logs = logs.Lines, _temporaryWal = options.Storage.Directory == wal ? wal : null };
+        return new TestRelay(pki, options, logging, supportConsumer, clock) { Logs = logs.Lines, _temporaryWal = options.Storage.Directory == wal ? wal : null };
     }
 
     /// <summary>What <see cref="Start"/> configures: alpha, beta and gamma approved, a fresh write-ahead log directory.</summary>
