@@ -84,20 +84,4 @@ public sealed class SystemdNotifyTests : IClassFixture<PkiFixture>
         await ack.Within();
         Assert.Null(relay.Server.Stuck(TimeSpan.FromMilliseconds(100)));
     }
-
-    /// <summary>The real fdatasync, which a test can hold (it blocks until released).</summary>
-    private sealed class HeldDisk : Relayd.Wal.IWalFileSync
-    {
-        private readonly ManualResetEventSlim _open = new(initialState: true);
-
-        public void Hold() => _open.Reset();
-
-        public void Release() => _open.Set();
-
-        public int FDataSync(Microsoft.Win32.SafeHandles.SafeFileHandle file)
-        {
-            _open.Wait(TimeSpan.FromSeconds(60));
-            return Relayd.Wal.LibcFileSync.Instance.FDataSync(file);
-        }
-    }
 }

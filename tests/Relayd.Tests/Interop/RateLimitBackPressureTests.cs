@@ -52,20 +52,4 @@ public sealed class RateLimitBackPressureTests : IClassFixture<PkiFixture>
         Assert.Equal(Budget, acks.Length);
         Assert.All(acks, ack => Assert.False(ack.Duplicate));
     }
-
-    /// <summary>The real fdatasync, which the test holds (it blocks until released).</summary>
-    private sealed class HeldDisk : Relayd.Wal.IWalFileSync
-    {
-        private readonly ManualResetEventSlim _open = new(initialState: true);
-
-        public void Hold() => _open.Reset();
-
-        public void Release() => _open.Set();
-
-        public int FDataSync(Microsoft.Win32.SafeHandles.SafeFileHandle file)
-        {
-            _open.Wait(TimeSpan.FromSeconds(60));
-            return Relayd.Wal.LibcFileSync.Instance.FDataSync(file);
-        }
-    }
 }
