@@ -13,7 +13,7 @@ public sealed partial class RelayClient
 
     /// <summary>
     /// The relay's signed evidence for message <paramref name="messageId"/> of <paramref name="senderPartner"/>, which
-    /// this partner sent or received: the accepted statement's proof and, once delivered (or expired), the delivery
+    /// this partner sent or received: the accepted statement's proof and, once delivered (or expired, or refused), the delivery
     /// statement's. No proofs: unknown to the relay, or not this partner's message (the same answer). RetryAfterMs &gt; 0:
     /// a statement exists but no signed tree head covers it yet. Check a proof with the key in <see cref="Welcome"/>
     /// (EvidencePublicKey), save it with <see cref="EvidenceProofFile"/> for <c>relayd evidence verify</c>.

@@ -49,6 +49,12 @@ internal interface ISupportEvents
     /// <summary>An envelope expired undelivered in a queue of <paramref name="recipient"/>.</summary>
     void EnvelopeExpired(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long nowMs);
 
+    /// <summary>
+    /// An accepted envelope queued for <paramref name="recipient"/> was settled undelivered with a REFUSED receipt
+    /// (<paramref name="code"/>: NOT_OPTED_IN, a user's consent was revoked while it waited).
+    /// </summary>
+    void EnvelopeRefusedQueued(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, ErrorCode code, long nowMs);
+
     /// <summary>An operator purged envelopes queued for <paramref name="recipient"/>.</summary>
     void EnvelopePurged(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long nowMs);
 

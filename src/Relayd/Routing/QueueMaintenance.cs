@@ -110,6 +110,7 @@ internal sealed class QueueMaintenance : IBacklogReader
             if (_settled.Count > 0)
             {
                 ConsentLog.ConsentQueuedRefused(_logger, _settled.Count, partner.Id);
+                _support.ReportUndelivered(_settled, partner, _clock.GetUtcNow().ToUnixTimeMilliseconds());
                 _settle.Settle(_settled);
                 _settled.Clear();
             }

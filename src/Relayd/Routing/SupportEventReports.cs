@@ -36,8 +36,12 @@ internal readonly struct AcceptedReport(SupportEvents? support, PartnerInfo reci
 /// <summary>Support events derived from a batch of settled envelopes (the data path's lists, no allocation).</summary>
 internal static class SupportEventReports
 {
-    /// <summary>Reports the EXPIRED ones of <paramref name="settled"/> (queued for <paramref name="recipient"/>) as <see cref="ISupportEvents.EnvelopeExpired"/>.</summary>
-    public static void ReportExpired(this SupportEvents support, List<SettledEnvelope> settled, PartnerInfo recipient, long nowMs)
+    /// <summary>
+    /// Reports the envelopes of <paramref name="settled"/> (queued for <paramref name="recipient"/>) that were settled
+    /// without a delivery: EXPIRED ones as <see cref="ISupportEvents.EnvelopeExpired"/>, REFUSED ones as
+    /// <see cref="ISupportEvents.EnvelopeRefusedQueued"/>.
+    /// </summary>
+    public static void ReportUndelivered(this SupportEvents support, List<SettledEnvelope> settled, PartnerInfo recipient, long nowMs)
     {
         if (support.IsEmpty)
         {
@@ -49,6 +53,10 @@ internal static class SupportEventReports
             if (envelope.Receipt.Status == ReceiptStatus.ExpiredUndelivered)
             {
                 support.EnvelopeExpired(envelope.Sender, envelope.Receipt.MessageId, recipient, nowMs);
+            }
+            else if (envelope.Receipt.Status == ReceiptStatus.Refused)
+            {
+                support.EnvelopeRefusedQueued(envelope.Sender, envelope.Receipt.MessageId, recipient, envelope.Receipt.Code, nowMs);
             }
         }
     }

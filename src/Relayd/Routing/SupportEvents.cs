@@ -98,6 +98,14 @@ internal sealed class SupportEvents : ISupportEvents
         }
     }
 
+    public void EnvelopeRefusedQueued(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, ErrorCode code, long nowMs)
+    {
+        foreach (ISupportEvents consumer in _consumers)
+        {
+            consumer.EnvelopeRefusedQueued(sender, messageId, recipient, code, nowMs);
+        }
+    }
+
     public void EnvelopePurged(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long nowMs)
     {
         foreach (ISupportEvents consumer in _consumers)

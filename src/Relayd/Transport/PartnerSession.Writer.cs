@@ -178,7 +178,7 @@ internal sealed partial class PartnerSession
 
         if (_expiredReceipts.Count > 0)
         {
-            Routing.SupportEventReports.ReportExpired(support, _expiredReceipts, Partner, now);
+            Routing.SupportEventReports.ReportUndelivered(support, _expiredReceipts, Partner, now);
             CountRevokedReceipts(_expiredReceipts);
             _services.Receipts.Settle(_expiredReceipts);
             _expiredReceipts.Clear();

@@ -110,6 +110,10 @@ public sealed class SessionRegistrationTests : IClassFixture<PkiFixture>
         {
         }
 
+        public void EnvelopeRefusedQueued(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, ErrorCode code, long nowMs)
+        {
+        }
+
         public void EnvelopePurged(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long nowMs)
         {
         }

@@ -188,8 +188,8 @@ internal static class EvidenceCommands
         }
         else
         {
-            yield return ("status", s.Status switch { DeliveryStatus.Acknowledged => "acknowledged", DeliveryStatus.Expired => "expired", _ => $"unknown ({(byte)s.Status})" });
-            yield return (s.Status == DeliveryStatus.Expired ? "expired_at" : "delivered_at", Time(s.DeliveredAtMs));
+            yield return ("status", s.Status switch { DeliveryStatus.Acknowledged => "acknowledged", DeliveryStatus.Expired => "expired", DeliveryStatus.Refused => "refused (consent revoked while queued)", _ => $"unknown ({(byte)s.Status})" });
+            yield return (s.Status switch { DeliveryStatus.Expired => "expired_at", DeliveryStatus.Refused => "refused_at", _ => "delivered_at" }, Time(s.DeliveredAtMs));
             if (s.Status == DeliveryStatus.Acknowledged)
             {
                 yield return ("acked_at", Time(s.AckedAtMs));

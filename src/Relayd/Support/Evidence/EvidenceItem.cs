@@ -15,6 +15,9 @@ internal enum EvidenceItemKind : byte
     Accepted,
     Acknowledged,
     Expired,
+
+    /// <summary>Settled undelivered with a REFUSED receipt (a user's consent revoked while it was queued).</summary>
+    Refused,
 }
 
 /// <summary>

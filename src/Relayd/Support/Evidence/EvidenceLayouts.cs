@@ -20,6 +20,9 @@ internal enum DeliveryStatus : byte
 
     /// <summary>The message expired undelivered.</summary>
     Expired = 2,
+
+    /// <summary>The relay refused the queued message undelivered: the sender or recipient user's consent was revoked while it waited (NOT_OPTED_IN).</summary>
+    Refused = 3,
 }
 
 /// <summary>
@@ -30,7 +33,7 @@ internal enum DeliveryStatus : byte
 /// Accepted (kind 1): kind u8 | relay_id str | sender_partner str | sender_user_hash 32 | recipient_partner str |
 /// recipient_user_hash 32 | message_id 16 | ciphertext_sha256 32 | accepted_at_ms u64.
 /// Delivery (kind 2): kind u8 | relay_id str | sender_partner str | recipient_partner str | message_id 16 | status u8 |
-/// delivered_at_ms u64 | acked_at_ms u64 (0 when expired).
+/// delivered_at_ms u64 | acked_at_ms u64 (0 when expired or refused).
 /// Tree head: magic "RLYDTH01" (8 ASCII bytes) | relay_id str | tree_id u64 | tree_size u64 | timestamp_ms u64 | root_hash 32.
 /// </remarks>
 internal static class EvidenceLayouts

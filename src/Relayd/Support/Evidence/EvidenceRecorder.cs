@@ -60,6 +60,14 @@ internal sealed class EvidenceRecorder : ISupportEvents
         }
     }
 
+    public void EnvelopeRefusedQueued(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, ErrorCode code, long nowMs)
+    {
+        if (sender is not null)
+        {
+            Enqueue(new EvidenceItem { Kind = EvidenceItemKind.Refused, Sender = sender, Recipient = recipient, MessageId = messageId, AtMs = nowMs });
+        }
+    }
+
     private void Enqueue(in EvidenceItem item)
     {
         if (!_queue.TryWrite(item))

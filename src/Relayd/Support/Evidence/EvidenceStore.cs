@@ -287,16 +287,16 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
                 break;
             }
 
-            case EvidenceItemKind.Acknowledged or EvidenceItemKind.Expired:
+            case EvidenceItemKind.Acknowledged or EvidenceItemKind.Expired or EvidenceItemKind.Refused:
             {
-                // One outcome per message: the queue settles an envelope once (acknowledged or expired). Only a relay
-                // killed after the outcome's statement and before the log's settlement delivers it again, and then
-                // a second delivery statement is written; a lookup serves the newest.
+                // One outcome per message: the queue settles an envelope once (acknowledged, expired or refused). Only
+                // a relay killed after the outcome's statement and before the log's settlement delivers it again, and
+                // then a second delivery statement is written; a lookup serves the newest.
                 bool acked = item.Kind == EvidenceItemKind.Acknowledged;
                 int bytes = EvidenceLayouts.DeliveryBytes(_relayId, item.Sender.Id, item.Recipient.Id);
                 Span<byte> statement = (bytes <= StatementBuffer ? stackalloc byte[StatementBuffer] : new byte[bytes])[..bytes];
                 EvidenceLayouts.WriteDelivery(statement, _relayId, item.Sender.Id, item.Recipient.Id, item.MessageId,
-                    acked ? DeliveryStatus.Acknowledged : DeliveryStatus.Expired,
+                    item.Kind switch { EvidenceItemKind.Acknowledged => DeliveryStatus.Acknowledged, EvidenceItemKind.Expired => DeliveryStatus.Expired, _ => DeliveryStatus.Refused },
                     acked && item.DeliveredAtMs != 0 ? item.DeliveredAtMs : item.AtMs, acked ? item.AtMs : 0);
                 _index.Add(item.Sender.Id, item.MessageId, StatementKind.Delivery, item.Recipient.Id, Append(statement));
                 break;

@@ -73,6 +73,11 @@ internal sealed class PartnerHealthRecorder : ISupportEvents
 
     public void EnvelopeExpired(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long nowMs) => Of(recipient).Expired(nowMs);
 
+    // Not an admission refusal (those are counted by code): the sender sees it as a REFUSED receipt.
+    public void EnvelopeRefusedQueued(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, ErrorCode code, long nowMs)
+    {
+    }
+
     public void EnvelopePurged(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long nowMs)
     {
     }

@@ -205,6 +205,11 @@ internal sealed class TraceRecorder : ISupportEvents, IRecoveredEnvelopes, IDisp
     public void EnvelopeExpired(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long nowMs) =>
         Add(new TraceEntry { Kind = TraceEventKind.TraceExpired, AtMs = nowMs, Id = messageId, Sender = sender, Recipient = recipient });
 
+    // The sender's REFUSED receipt step (ReceiptProduced) already records this outcome, with its code and time.
+    public void EnvelopeRefusedQueued(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, ErrorCode code, long nowMs)
+    {
+    }
+
     public void EnvelopePurged(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long nowMs) =>
         Add(new TraceEntry { Kind = TraceEventKind.TracePurged, AtMs = nowMs, Id = messageId, Sender = sender, Recipient = recipient });
 

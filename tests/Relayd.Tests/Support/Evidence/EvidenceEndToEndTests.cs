@@ -192,6 +192,46 @@ public sealed class EvidenceEndToEndTests : IClassFixture<PkiFixture>, IDisposab
     }
 
     [Fact]
+    public async Task A_queued_message_refused_when_its_user_revokes_consent_has_a_REFUSED_delivery_statement_that_verifies()
+    {
+        string keyPath = NewKey(out EvidenceKey key);
+        await using TestRelay relay = TestRelay.Start(_pki, options =>
+        {
+            options.Evidence.KeyPath = keyPath;
+            options.Evidence.SignInterval = TimeSpan.FromMilliseconds(50);
+            options.Interop.RequireOptIn = true;
+        });
+        await using RelayClient alpha = await relay.ConnectAsync("alpha");
+        await using (RelayClient beta = await relay.ConnectAsync("beta"))
+        {
+            await Interop.ConsentUsers.GrantAsync(beta, "bob");
+        }
+
+        await Interop.ConsentUsers.GrantAsync(alpha, "alice");
+        Envelope sent = Envelopes.New("alpha", "beta", toUser: "bob", fromUser: "alice");
+        Ack ack = await Envelopes.AcceptedAsync(alpha, sent);
+        await Interop.ConsentUsers.RevokeAsync(alpha, "alice"); // while it waits for beta, who is away
+        Receipt receipt = await alpha.Receipts.ReadAsync(TestContext.Current.CancellationToken).AsTask().Within();
+        Assert.Equal((ReceiptStatus.Refused, ErrorCode.NotOptedIn), (receipt.Status, receipt.Code));
+
+        EvidenceReply reply = await ProofsAsync(alpha, "alpha", sent.MessageId, 2);
+        Assert.All(reply.Proofs, proof => Assert.Null(EvidenceVerifier.Verify(proof, key.PublicKey)));
+        Statement delivery = EvidenceLayouts.ParseStatement(reply.Proofs[1].Statement.Span, out _)!;
+        Assert.Equal((StatementKind.Delivery, DeliveryStatus.Refused, "alpha", "beta"), (delivery.Kind, delivery.Status, delivery.SenderPartner, delivery.RecipientPartner));
+        Assert.Equal(BinaryPrimitives.ReadUInt128BigEndian(sent.MessageId.Span), delivery.MessageId);
+        Assert.InRange(delivery.DeliveredAtMs, ack.AcceptedAtMs, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        Assert.Equal(0, delivery.AckedAtMs);
+
+        string proofPath = Path.Combine(_dir, "refused.txt"), pubPath = Path.Combine(_dir, "refused-pub.pem");
+        EvidenceProofFile.Save(reply.Proofs[1], proofPath);
+        await File.WriteAllTextAsync(pubPath, EvidenceKey.PublicKeyPem(key.PublicKey), TestContext.Current.CancellationToken);
+        ExternalProcess.Result verified = await ExternalProcess.RunRelaydAsync("evidence", "verify", proofPath, "--public-key", pubPath);
+        Assert.True(verified.ExitCode == 0, verified.StandardOutput + verified.StandardError);
+        Assert.Contains("refused (consent revoked while queued)", verified.StandardOutput, StringComparison.Ordinal);
+        Assert.Contains("refused_at", verified.StandardOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task The_walkthrough_in_docs_evidence_md_verifies_a_served_proof_with_openssl_and_python_and_refuses_a_flipped_one()
     {
         string keyPath = NewKey(out EvidenceKey key);

@@ -145,6 +145,8 @@ public sealed class SupportEventsDataPathTests : IClassFixture<PkiFixture>
 
         public void EnvelopeExpired(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long nowMs) => Add(messageId, new Step("expired", nowMs, 0));
 
+        public void EnvelopeRefusedQueued(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, ErrorCode code, long nowMs) => Add(messageId, new Step("refused-queued", nowMs, 0));
+
         public void EnvelopePurged(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long nowMs) => Add(messageId, new Step("purged", nowMs, 0));
 
         public void MediaEvent(in MediaEventInfo media) => Add(media.TransferId, new Step("media " + media.Kind, media.NowMs, media.ConnectionId));
