@@ -7,10 +7,12 @@ namespace Relayd.Hosting.Commands;
 
 internal static partial class CtlCommands
 {
-    /// <summary><c>relayd ctl trace --sender P --message-id HEX | --recipient P --delivery-id N | --transfer-id HEX [--show-users]</c>.</summary>
+    /// <summary><c>relayd ctl trace --sender P (--message-id HEX | --key-bundle-request N | --abuse-report HEX) | --recipient P --delivery-id N | --transfer-id HEX [--show-users]</c>.</summary>
     private static Command Trace(Option<string> socket, Option<bool> json)
     {
-        var sender = new Option<string>("--sender") { Description = "The message's sender partner (with --message-id)" };
+        var sender = new Option<string>("--sender") { Description = "The message's sender partner (with --message-id), the key-bundle requester (with --key-bundle-request) or the abuse reporter (with --abuse-report)" };
+        var keyBundleRequest = new Option<ulong?>("--key-bundle-request") { Description = "A key-bundle request id, as the requester (--sender) chose it" };
+        var reportId = new Option<string>("--abuse-report") { Description = "An abuse report's report_id, 32 hex digits, of its reporter (--sender)" };
         var messageId = new Option<string>("--message-id") { Description = "The message id, 32 hex digits (with --sender)" };
         var recipient = new Option<string>("--recipient") { Description = "The recipient partner (with --delivery-id)" };
         var deliveryId = new Option<ulong?>("--delivery-id") { Description = "A delivery id the recipient partner received (with --recipient)" };
@@ -18,20 +20,21 @@ internal static partial class CtlCommands
         var showUsers = new Option<bool>("--show-users") { Description = "Show the users' raw ids (hex) instead of their keyed hashes, while the relay holds the envelope in memory" };
         var command = new Command("trace", "One message's (or media transfer's) steps at the relay with times and durations, and whose side it waits on")
         {
-            sender, messageId, recipient, deliveryId, transferId, showUsers,
+            sender, messageId, keyBundleRequest, reportId, recipient, deliveryId, transferId, showUsers,
         };
         command.Validators.Add(result =>
         {
-            bool byMessage = result.GetValue(sender) is not null || result.GetValue(messageId) is not null;
+            int bySender = (result.GetValue(messageId) is not null ? 1 : 0) + (result.GetValue(keyBundleRequest) is not null ? 1 : 0) + (result.GetValue(reportId) is not null ? 1 : 0);
+            bool byMessage = result.GetValue(sender) is not null || bySender > 0;
             bool byDelivery = result.GetValue(recipient) is not null || result.GetValue(deliveryId) is not null;
             bool byTransfer = result.GetValue(transferId) is not null;
             if ((byMessage ? 1 : 0) + (byDelivery ? 1 : 0) + (byTransfer ? 1 : 0) != 1)
             {
-                result.AddError("give one of: --sender P --message-id HEX, --recipient P --delivery-id N, --transfer-id HEX");
+                result.AddError("give one of: --sender P --message-id HEX, --sender P --key-bundle-request N, --sender P --abuse-report HEX, --recipient P --delivery-id N, --transfer-id HEX");
             }
-            else if (byMessage && (result.GetValue(sender) is null || result.GetValue(messageId) is null))
+            else if (byMessage && (result.GetValue(sender) is null || bySender != 1))
             {
-                result.AddError("--sender and --message-id go together");
+                result.AddError("--sender goes with one of --message-id, --key-bundle-request, --abuse-report");
             }
             else if (byDelivery && (result.GetValue(recipient) is null || result.GetValue(deliveryId) is null))
             {
@@ -46,6 +49,8 @@ internal static partial class CtlCommands
             Recipient = parse.GetValue(recipient),
             DeliveryId = parse.GetValue(deliveryId),
             TransferId = parse.GetValue(transferId),
+            KeyBundleRequestId = parse.GetValue(keyBundleRequest),
+            ReportId = parse.GetValue(reportId),
             ShowUsers = parse.GetValue(showUsers),
         }, cancellationToken));
         return command;
@@ -91,6 +96,11 @@ internal static class TraceText
             if (step.Status is { } status)
             {
                 facts.Add(status);
+            }
+
+            if (step.MessageId is { } named)
+            {
+                facts.Add("message " + named);
             }
 
             if (step.DeliveryId is { } delivery)

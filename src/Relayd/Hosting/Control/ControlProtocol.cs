@@ -69,6 +69,12 @@ internal sealed class ControlRequest
     /// <summary>trace: a media transfer id, 32 hex digits.</summary>
     public string? TransferId { get; set; }
 
+    /// <summary>trace: a key-bundle request's id, as its requester (<see cref="Sender"/>) chose it.</summary>
+    public ulong? KeyBundleRequestId { get; set; }
+
+    /// <summary>trace: an abuse report's report_id, 32 hex digits, of its reporter (<see cref="Sender"/>).</summary>
+    public string? ReportId { get; set; }
+
     /// <summary>trace: the users' raw ids instead of their keyed hashes.</summary>
     public bool ShowUsers { get; set; }
 }

@@ -49,13 +49,42 @@ internal sealed partial class ControlRequestHandler
             };
         }
 
+        if (request.Sender is { Length: > 0 } requester && request.KeyBundleRequestId is { } requestId)
+        {
+            IReadOnlyList<TraceRecord> events = await TraceQuery.KeyBundleAsync(trace, requester, requestId, cancellationToken);
+            if (events.Count == 0)
+            {
+                return ControlResponse.Failed(ControlErrors.NotFound, $"the trace has no key-bundle request {requestId.ToString(CultureInfo.InvariantCulture)} of '{requester}' (never seen, or older than [trace] retention_seconds)");
+            }
+
+            TraceSummary summary = TraceSummary.OfKeyBundle(events, trace);
+            return Other("key bundle request", requester, events, requestId.ToString(CultureInfo.InvariantCulture), summary);
+        }
+
+        if (request.Sender is { Length: > 0 } reporter && request.ReportId is { Length: > 0 } reportHex)
+        {
+            if (ParseId(reportHex, "report_id") is { } bad)
+            {
+                return bad;
+            }
+
+            UInt128 reportId = BinaryPrimitives.ReadUInt128BigEndian(Convert.FromHexString(reportHex));
+            IReadOnlyList<TraceRecord> events = await TraceQuery.AbuseReportAsync(trace, reporter, reportId, cancellationToken);
+            if (events.Count == 0)
+            {
+                return ControlResponse.Failed(ControlErrors.NotFound, $"the trace has no abuse report {reportHex.ToLowerInvariant()} of '{reporter}' (never seen, or older than [trace] retention_seconds)");
+            }
+
+            return Other("abuse report", reporter, events, reportHex.ToLowerInvariant(), TraceSummary.OfAbuseReport(events));
+        }
+
         MessageTrace? message;
         string asked;
         if (request.Sender is { Length: > 0 } sender)
         {
             if (request.MessageId is not { Length: > 0 } messageHex)
             {
-                return ControlResponse.Failed(ControlErrors.MissingArgument, "trace with \"sender\" needs \"message_id\": 32 hex digits");
+                return ControlResponse.Failed(ControlErrors.MissingArgument, "trace with \"sender\" needs \"message_id\" (32 hex digits), \"key_bundle_request_id\" or \"report_id\"");
             }
 
             if (ParseId(messageHex, "message_id") is { } bad)
@@ -78,7 +107,7 @@ internal sealed partial class ControlRequestHandler
         }
         else
         {
-            return ControlResponse.Failed(ControlErrors.MissingArgument, "trace needs \"sender\" and \"message_id\", \"recipient\" and \"delivery_id\", or \"transfer_id\"");
+            return ControlResponse.Failed(ControlErrors.MissingArgument, "trace needs \"sender\" and \"message_id\" (or \"key_bundle_request_id\", or \"report_id\"), \"recipient\" and \"delivery_id\", or \"transfer_id\"");
         }
 
         if (message is null)
@@ -135,6 +164,22 @@ internal sealed partial class ControlRequestHandler
             : null;
     }
 
+    // A key-bundle request or an abuse report: steps between two partners, no users.
+    private static ControlResponse Other(string of, string sender, IReadOnlyList<TraceRecord> events, string id, TraceSummary summary) => new()
+    {
+        Ok = true,
+        Trace = new TraceView
+        {
+            Of = of,
+            Sender = sender,
+            Recipient = events.FirstOrDefault(e => e.Recipient is not null)?.Recipient ?? "",
+            Id = id,
+            Steps = Steps(events),
+            Summary = summary.Text,
+            WaitingOn = summary.WaitingOn,
+        },
+    };
+
     private static string HashText(ulong hash) => "siphash:" + hash.ToString("x16", CultureInfo.InvariantCulture);
 
     private static ControlResponse? ParseId(string hex, string name) =>
@@ -169,6 +214,7 @@ internal sealed partial class ControlRequestHandler
                 Code = e.Code != 0 ? Protocol.ProtoNames.Of(e.Code) : null,
                 Detail = e.Detail,
                 Status = e.Kind == TraceEventKind.TraceReceipt ? Protocol.ProtoNames.Of(e.Status) : null,
+                MessageId = e.Kind == TraceEventKind.TraceAbuseReported && e.Id != 0 ? e.Id.ToString("x32", CultureInfo.InvariantCulture) : null,
                 FromLog = e.FromLog ? true : null,
             });
             previous = e.AtMs;

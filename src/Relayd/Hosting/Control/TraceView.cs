@@ -3,7 +3,7 @@ namespace Relayd.Hosting.Control;
 /// <summary>The answer to <c>trace</c>: a message's (or media transfer's) steps at the relay and where it stopped.</summary>
 internal sealed class TraceView
 {
-    /// <summary>message or transfer.</summary>
+    /// <summary>message, transfer, key bundle request or abuse report.</summary>
     public string Of { get; set; } = "";
 
     public string Sender { get; set; } = "";
@@ -11,7 +11,7 @@ internal sealed class TraceView
     /// <summary>Empty for a message refused before it was routed.</summary>
     public string Recipient { get; set; } = "";
 
-    /// <summary>The message id or transfer id, 32 hex digits.</summary>
+    /// <summary>The message id, transfer id or report id (32 hex digits), or the key-bundle request id (decimal).</summary>
     public string Id { get; set; } = "";
 
     /// <summary>
@@ -64,6 +64,9 @@ internal sealed class TraceStepView
 
     /// <summary>The receipt's status, e.g. DELIVERED.</summary>
     public string? Status { get; set; }
+
+    /// <summary>abuse reported: the message the report names (32 hex digits); null when it names none.</summary>
+    public string? MessageId { get; set; }
 
     /// <summary>Derived from the write-ahead log at a restart: the event itself was lost with the relay's process.</summary>
     public bool? FromLog { get; set; }

@@ -42,6 +42,7 @@ internal struct TraceEntry
     public ulong Number;
     public long Bytes;
     public long TotalBytes;
+    /// <summary>Keyed hashes of the users (accepted); for <see cref="TraceEventKind.TraceAbuseReported"/> the report id's high and low 64 bits instead (an abuse record carries no user hash): no wider entry for a rare event.</summary>
     public ulong SenderUserHash;
     public ulong RecipientUserHash;
 

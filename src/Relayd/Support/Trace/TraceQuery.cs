@@ -37,6 +37,41 @@ internal static class TraceQuery
         return await Task.Run(() => Scan(trace.Directory, (kind, id) => IsMedia(kind) && id == transferId, _ => true, stopAfter: _ => false, cancellationToken), cancellationToken);
     }
 
+    /// <summary>
+    /// Key-bundle request <paramref name="requestId"/> of <paramref name="requester"/>: its newest run (from the last
+    /// time it was forwarded: a requester may reuse an id later); empty when none.
+    /// </summary>
+    public static async Task<IReadOnlyList<TraceRecord>> KeyBundleAsync(TraceRecorder trace, string requester, ulong requestId, CancellationToken cancellationToken)
+    {
+        await trace.FlushAsync().WaitAsync(cancellationToken);
+        return await Task.Run(() =>
+        {
+            List<TraceRecord> events = Scan(trace.Directory, static (kind, _) => IsKeyBundle(kind), r => r.Sender == requester && r.Number == requestId,
+                stopAfter: segment => segment.Any(r => r.Kind == TraceEventKind.TraceKeyBundleForwarded), cancellationToken);
+            // A run starts where it was forwarded, or with an answer that follows no forward (refused at once).
+            int from = 0;
+            for (int i = 1; i < events.Count; i++)
+            {
+                if (events[i].Kind == TraceEventKind.TraceKeyBundleForwarded || events[i - 1].Kind != TraceEventKind.TraceKeyBundleForwarded)
+                {
+                    from = i;
+                }
+            }
+
+            return (IReadOnlyList<TraceRecord>)events.GetRange(from, events.Count - from);
+        }, cancellationToken);
+    }
+
+    /// <summary>Abuse report <paramref name="reportId"/> of <paramref name="reporter"/>: one record per message it names; empty when none.</summary>
+    public static async Task<IReadOnlyList<TraceRecord>> AbuseReportAsync(TraceRecorder trace, string reporter, UInt128 reportId, CancellationToken cancellationToken)
+    {
+        await trace.FlushAsync().WaitAsync(cancellationToken);
+        return await Task.Run(() => Scan(trace.Directory, static (kind, _) => kind == TraceEventKind.TraceAbuseReported, r => r.Sender == reporter && r.ReportId == reportId,
+            stopAfter: segment => segment.Count > 0, cancellationToken), cancellationToken); // a report is recorded at once, in one batch
+    }
+
+    public static bool IsKeyBundle(TraceEventKind kind) => kind is >= TraceEventKind.TraceKeyBundleForwarded and <= TraceEventKind.TraceKeyBundleTimedOut;
+
     public static bool IsMedia(TraceEventKind kind) => kind is >= TraceEventKind.TraceMediaOpened and <= TraceEventKind.TraceMediaFailed;
 
     private static bool IsEnvelope(TraceEventKind kind) => kind is >= TraceEventKind.TraceReceived and <= TraceEventKind.TraceDuplicate;

@@ -39,6 +39,9 @@ internal sealed record TraceRecord
 
     public string? Detail { get; init; }
 
+    /// <summary>An abuse report's report_id (<see cref="TraceEntry.SenderUserHash"/> says where it is kept); 0 for other kinds.</summary>
+    public UInt128 ReportId => Kind == TraceEventKind.TraceAbuseReported ? (((UInt128)SenderUserHash) << 64) | RecipientUserHash : 0;
+
     public bool FromLog => (Flags & TraceFlags.FromLog) != 0;
 
     public bool LogOnly => (Flags & TraceFlags.LogOnly) != 0;

@@ -250,8 +250,19 @@ internal sealed class TraceRecorder : ISupportEvents, IRecoveredEnvelopes, IDisp
         Code = status,
     });
 
-    public void AbuseReported(PartnerInfo reporter, PartnerInfo? reported, in ReadOnlySequence<byte> reportId, UInt128 messageId, long nowMs) =>
-        Add(new TraceEntry { Kind = TraceEventKind.TraceAbuseReported, AtMs = nowMs, Id = messageId, Sender = reporter, Recipient = reported });
+    public void AbuseReported(PartnerInfo reporter, PartnerInfo? reported, in ReadOnlySequence<byte> reportId, UInt128 messageId, long nowMs)
+    {
+        // The report id is 16 bytes (AbuseReportCheck): kept in the user-hash slots, which an abuse record has no use for.
+        Span<byte> id = stackalloc byte[16];
+        id.Clear();
+        reportId.Slice(0, Math.Min(reportId.Length, 16)).CopyTo(id);
+        UInt128 report = BinaryPrimitives.ReadUInt128BigEndian(id);
+        Add(new TraceEntry
+        {
+            Kind = TraceEventKind.TraceAbuseReported, AtMs = nowMs, Id = messageId, Sender = reporter, Recipient = reported,
+            SenderUserHash = (ulong)(report >> 64), RecipientUserHash = (ulong)report,
+        });
+    }
 
     /// <summary>
     /// Recovery (before serving): an envelope the log still holds. When it was accepted after the newest event the

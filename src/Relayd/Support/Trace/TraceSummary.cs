@@ -81,6 +81,27 @@ internal sealed record TraceSummary(string Text, string? WaitingOn)
         };
     }
 
+    /// <summary>Where a key-bundle request stopped: answered (with its status), timed out, or waiting for the target's answer.</summary>
+    public static TraceSummary OfKeyBundle(IReadOnlyList<TraceRecord> events, TraceRecorder trace)
+    {
+        TraceRecord last = events[^1];
+        string requester = last.Sender ?? "?";
+        string target = events.FirstOrDefault(e => e.Recipient is not null)?.Recipient ?? "?";
+        return last.Kind switch
+        {
+            TraceEventKind.TraceKeyBundleAnswered => new($"complete: {target} answered {Time(last.AtMs)}" + (last.Code != 0 ? $" with {ErrorName(last.Code)}" : "") + $", handed to {requester}", null),
+            TraceEventKind.TraceKeyBundleTimedOut => new($"timed out {Time(last.AtMs)}: {target} did not answer in time ({Sessions(target, trace)}); {requester} was told", null),
+            _ => new($"forwarded to {target} {Time(last.AtMs)}, waiting for {target} to answer: {Sessions(target, trace)}", target),
+        };
+    }
+
+    /// <summary>An abuse report: stored when recorded; which messages it names.</summary>
+    public static TraceSummary OfAbuseReport(IReadOnlyList<TraceRecord> events)
+    {
+        int named = events.Count(e => e.Id != 0);
+        return new($"recorded {Time(events[0].AtMs)}: {events[0].Sender} reported {events[0].Recipient ?? "?"}, naming {named} message{(named == 1 ? "" : "s")} (relayd ctl abuse lists the report)", null);
+    }
+
     private static string Bytes(IReadOnlyList<TraceRecord> events) =>
         events.Max(e => e.Bytes).ToString(CultureInfo.InvariantCulture) + (events.Max(e => e.TotalBytes) is > 0 and long total ? $" of {total}" : "");
 

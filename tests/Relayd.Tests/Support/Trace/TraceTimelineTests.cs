@@ -158,6 +158,47 @@ public sealed class TraceTimelineTests : IClassFixture<PkiFixture>
     }
 
     [Fact]
+    public async Task A_key_bundle_request_is_found_by_requester_and_request_id_and_an_abuse_report_by_reporter_and_report_id()
+    {
+        await using TestRelay relay = TestRelay.Start(_pki);
+        await using RelayClient alpha = await relay.ConnectAsync("alpha");
+        await using RelayClient beta = await relay.ConnectAsync("beta");
+
+        Task<KeyBundleResponse> asked = alpha.RequestKeyBundleAsync("alice"u8.ToArray(), "beta", "bob"u8.ToArray());
+        await using IAsyncEnumerator<KeyBundleRequest> incoming = beta.ReadKeyBundleRequestsAsync(TestContext.Current.CancellationToken).GetAsyncEnumerator(TestContext.Current.CancellationToken);
+        Assert.True(await incoming.MoveNextAsync().AsTask().Within());
+        KeyBundleRequest toBeta = incoming.Current;
+        string byRequest = $$"""{"command":"trace","sender":"alpha","key_bundle_request_id":{{toBeta.RequestId}}}""";
+        JsonElement waiting = await TraceUntilAsync(relay, byRequest, t => t.GetProperty("steps").GetArrayLength() > 0);
+        Assert.Equal("key bundle request", waiting.GetProperty("of").GetString());
+        Assert.Equal(("alpha", "beta"), (waiting.GetProperty("sender").GetString(), waiting.GetProperty("recipient").GetString()));
+        Assert.Equal("key bundle forwarded", waiting.GetProperty("steps")[0].GetProperty("step").GetString());
+        Assert.StartsWith("forwarded to beta ", waiting.GetProperty("summary").GetString(), StringComparison.Ordinal);
+        Assert.Equal("beta", waiting.GetProperty("waiting_on").GetString());
+
+        await beta.RespondKeyBundleAsync(toBeta, new byte[] { 1, 2, 3 }, TestContext.Current.CancellationToken);
+        await asked.Within();
+        JsonElement answered = await TraceUntilAsync(relay, byRequest, t => t.GetProperty("steps").GetArrayLength() > 1);
+        Assert.Equal(["key bundle forwarded", "key bundle answered"], answered.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("step").GetString()));
+        Assert.StartsWith("complete: beta answered ", answered.GetProperty("summary").GetString(), StringComparison.Ordinal);
+        Assert.False(answered.TryGetProperty("waiting_on", out _));
+        JsonElement otherRequester = await TraceAsync(relay, $$"""{"command":"trace","sender":"beta","key_bundle_request_id":{{toBeta.RequestId}}}""", ok: false);
+        Assert.Equal("not_found", otherRequester.GetProperty("error").GetProperty("code").GetString());
+
+        Envelope fromBob = await Interop.InteropFlows.CarriedAsync(beta, alpha, fromUser: "bob", toUser: "alice");
+        ByteString neverCarried = Interop.InteropFlows.NewId();
+        AbuseReport report = Interop.InteropFlows.Report("alpha", "alice", "beta", "bob", fromBob.MessageId, neverCarried);
+        await alpha.ReportAbuseAsync(report, TestContext.Current.CancellationToken).Within();
+        string byReport = $$"""{"command":"trace","sender":"alpha","report_id":"{{Hex(report.ReportId)}}"}""";
+        JsonElement reported = await TraceUntilAsync(relay, byReport, t => t.GetProperty("steps").GetArrayLength() > 1);
+        Assert.Equal(("abuse report", Hex(report.ReportId)), (reported.GetProperty("of").GetString(), reported.GetProperty("id").GetString()));
+        Assert.Equal(new[] { Hex(fromBob.MessageId), Hex(neverCarried) }.Order(), reported.GetProperty("steps").EnumerateArray().Select(s => s.GetProperty("message_id").GetString()).Order());
+        Assert.Contains("alpha reported beta, naming 2 messages", reported.GetProperty("summary").GetString(), StringComparison.Ordinal);
+        JsonElement otherReporter = await TraceAsync(relay, $$"""{"command":"trace","sender":"beta","report_id":"{{Hex(report.ReportId)}}"}""", ok: false);
+        Assert.Equal("not_found", otherReporter.GetProperty("error").GetProperty("code").GetString());
+    }
+
+    [Fact]
     public async Task An_unknown_id_is_refused_with_not_found_and_a_trace_off_relay_says_so()
     {
         await using TestRelay relay = TestRelay.Start(_pki);
