@@ -206,28 +206,42 @@ internal sealed class EvidenceStore : IAsyncDisposable, Routing.IRecoveredEnvelo
         ChannelReader<EvidenceItem> reader = _queue.Reader;
         while (await reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
         {
-            lock (_gate)
-            {
-                try
-                {
-                    for (int n = 0; n < BatchItems && reader.TryRead(out EvidenceItem item); n++)
-                    {
-                        if (!_failed)
-                        {
-                            Process(item);
-                        }
-                    }
+            DrainBatch(reader);
+        }
+    }
 
+    /// <summary>Benchmarks, with <see cref="Start"/> not called: the writer's work on what is queued, on the caller's thread.</summary>
+    internal void DrainNow()
+    {
+        while (_queue.Reader.Count > 0)
+        {
+            DrainBatch(_queue.Reader);
+        }
+    }
+
+    private void DrainBatch(ChannelReader<EvidenceItem> reader)
+    {
+        lock (_gate)
+        {
+            try
+            {
+                for (int n = 0; n < BatchItems && reader.TryRead(out EvidenceItem item); n++)
+                {
                     if (!_failed)
                     {
-                        _current.File.Flush(); // to the OS: what a lookup reads back by offset
+                        Process(item);
                     }
                 }
-                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+
+                if (!_failed)
                 {
-                    _failed = true;
-                    EvidenceLog.EvidenceWriteFailed(_logger, _current.Path, ex.Message);
+                    _current.File.Flush(); // to the OS: what a lookup reads back by offset
                 }
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                _failed = true;
+                EvidenceLog.EvidenceWriteFailed(_logger, _current.Path, ex.Message);
             }
         }
     }

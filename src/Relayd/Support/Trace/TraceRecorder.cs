@@ -34,7 +34,7 @@ internal sealed class TraceRecorder : ISupportEvents, IRecoveredEnvelopes, IDisp
     private readonly ILogger _logger;
     private int _derived;
 
-    private TraceRecorder(string directory, TraceOptions options, TimeProvider clock, ILogger logger, List<TraceSegment> closed, long newestOnDiskMs)
+    private TraceRecorder(string directory, TraceOptions options, TimeProvider clock, ILogger logger, List<TraceSegment> closed, long newestOnDiskMs, bool startWriter)
     {
         Directory = directory;
         _clock = clock;
@@ -45,7 +45,10 @@ internal sealed class TraceRecorder : ISupportEvents, IRecoveredEnvelopes, IDisp
         _ring = new TraceRing(options.RingEvents);
         _writer = new TraceSegmentWriter(directory, options, _ring, clock, logger, _counters, closed);
         StartedAtMs = clock.GetUtcNow().ToUnixTimeMilliseconds();
-        _writer.Start();
+        if (startWriter)
+        {
+            _writer.Start();
+        }
     }
 
     public string Directory { get; }
@@ -68,7 +71,11 @@ internal sealed class TraceRecorder : ISupportEvents, IRecoveredEnvelopes, IDisp
     /// left open, and starts the writer.
     /// </summary>
     /// <exception cref="IOException">The directory or the user-hash key cannot be made or read.</exception>
-    public static TraceRecorder Open(TraceOptions options, string walDirectory, TimeProvider clock, ILogger logger)
+    public static TraceRecorder Open(TraceOptions options, string walDirectory, TimeProvider clock, ILogger logger) =>
+        Open(options, walDirectory, clock, logger, startWriter: true);
+
+    /// <summary>As <see cref="Open(TraceOptions, string, TimeProvider, ILogger)"/>; without the writer thread (benchmarks: <see cref="DrainNow"/> writes).</summary>
+    internal static TraceRecorder Open(TraceOptions options, string walDirectory, TimeProvider clock, ILogger logger, bool startWriter)
     {
         string directory = Path.Combine(walDirectory, DirectoryName);
         if (OperatingSystem.IsWindows())
@@ -91,7 +98,7 @@ internal sealed class TraceRecorder : ISupportEvents, IRecoveredEnvelopes, IDisp
             }
         }
 
-        var recorder = new TraceRecorder(directory, options, clock, logger, closed, newest);
+        var recorder = new TraceRecorder(directory, options, clock, logger, closed, newest, startWriter);
         return recorder;
     }
 
@@ -124,6 +131,9 @@ internal sealed class TraceRecorder : ISupportEvents, IRecoveredEnvelopes, IDisp
 
     /// <summary>Completes once every event reported before the call is in the segment files (readable, not synced).</summary>
     public Task FlushAsync() => _writer.FlushAsync();
+
+    /// <summary>Benchmarks (opened without the writer thread): writes what the ring holds on the caller's thread.</summary>
+    internal void DrainNow() => _writer.DrainNow();
 
     /// <summary>The partner's sessions as the trace saw them: open now, and when the last one closed (0: never, since <see cref="StartedAtMs"/>).</summary>
     public (int Open, long LastClosedMs) Presence(string partner) =>

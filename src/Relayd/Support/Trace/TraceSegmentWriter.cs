@@ -71,6 +71,9 @@ internal sealed class TraceSegmentWriter : IDisposable
 
     public void Start() => _thread.Start();
 
+    /// <summary>Benchmarks, with <see cref="Start"/> not called: writes what the ring holds on the caller's thread.</summary>
+    internal int DrainNow() => Drain();
+
     /// <summary>Completes once everything added to the ring before the call is written to the segment (not synced).</summary>
     public Task FlushAsync()
     {
