@@ -75,7 +75,7 @@ public class HotPathBenchmarks : IDeliveryConsumer, IDisposable
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         for (int i = 0; i < options.Limits.DedupCapacityPerPartner; i++)
         {
-            _alpha.Idempotency.Record(new UInt128(ulong.MaxValue, (ulong)i), now, Relayd.Storage.DurableMark.None);
+            _alpha.Idempotency.Record(new UInt128(ulong.MaxValue, (ulong)i), now);
         }
 
         _betaShards = _beta.Mailbox.Shards;

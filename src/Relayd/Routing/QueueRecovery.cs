@@ -57,7 +57,7 @@ internal sealed class QueueRecovery : IRecoverySink
         }
 
         PartnerInfo? sender = StoredEnvelopes.Sender(_partners, envelope.Frame, header);
-        sender?.Idempotency.Record(header.MessageId, envelope.AcceptedAtMs, DurableMark.None, Carried(envelope, header, fate));
+        sender?.Idempotency.Record(header.MessageId, envelope.AcceptedAtMs, Carried(envelope, header, fate));
         if (_observers.Length > 0)
         {
             PartnerInfo? to = StoredEnvelopes.Recipient(_partners, envelope.Frame, header);

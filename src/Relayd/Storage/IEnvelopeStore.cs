@@ -26,6 +26,12 @@ internal interface IEnvelopeStore : IDisposable
     /// <summary>How far the store is durable; compare with the marks appends returned.</summary>
     DurableMark Durable { get; }
 
+    /// <summary>
+    /// The mark of the newest append so far: waiting for it waits for every envelope appended before the call (what a
+    /// resend's Ack waits for, as the dedup index keeps no mark per id).
+    /// </summary>
+    DurableMark AppendedEnd { get; }
+
     /// <summary>Raised once, on the thread that saw it, when the store fails (the relay must stop).</summary>
     event Action<Exception>? Failed;
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.IO.Hashing;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
@@ -13,8 +14,9 @@ namespace Relayd.Storage;
 /// <para>
 /// Written by hand (no served package has a fixed-capacity, insertion-ordered hash set that forgets its oldest
 /// entries): the entries sit in one ring in the order they were accepted, so the age queue is the ring itself, and a
-/// table of chain heads indexes it. 56 bytes per entry and 4 to 8 bytes of chain heads per entry: about 60 bytes per
-/// id at the 1 M default (57 MiB per sender partner), where a <c>Dictionary</c> beside a <c>Queue</c> took 122.5.
+/// table of chain heads indexes it. 40 bytes per entry and 4 to 8 bytes of chain heads per entry: about 44 bytes per
+/// id at the 1 M default (42 MiB per sender partner), where a <c>Dictionary</c> beside a <c>Queue</c> took 122.5 (and
+/// this ring 56 while an entry kept its Ack's durable mark: a resend now waits for the store's newest append instead).
 /// </para>
 /// <para>
 /// The ring spans the whole capacity but is allocated a chunk (4,096 entries, 224 KiB) at a time, as the newest entry
@@ -36,7 +38,7 @@ namespace Relayd.Storage;
 /// </remarks>
 internal sealed class IdempotencyIndex
 {
-    /// <summary>Entries per ring chunk (at most the capacity, rounded up to a power of two): 224 KiB.</summary>
+    /// <summary>Entries per ring chunk (at most the capacity, rounded up to a power of two): 160 KiB.</summary>
     internal const int ChunkSlots = 1 << 12;
 
     // Chain heads double while the index holds fewer entries than this, then jump to their size for the whole capacity.
@@ -82,10 +84,7 @@ internal sealed class IdempotencyIndex
     /// <summary>Ring entries allocated now (whole chunks, as the remembered ids need them); for the memory tests.</summary>
     internal int AllocatedSlots => _allocatedChunks << _chunkShift;
 
-    /// <summary>
-    /// Finds an id accepted within the window: when it was accepted, and the store's mark its Ack must wait for
-    /// (<see cref="DurableMark.None"/> when it is durable already).
-    /// </summary>
+    /// <summary>Finds an id accepted within the window: when it was accepted, and where it went.</summary>
     public bool TryGet(UInt128 messageId, long nowMs, out Accepted accepted)
     {
         Expire(nowMs);
@@ -97,17 +96,17 @@ internal sealed class IdempotencyIndex
         }
 
         ref Slot found = ref At(slot);
-        accepted = new Accepted(found.AcceptedAtMs, new DurableMark(found.DurableAt), found.Carried);
+        accepted = new Accepted(found.AcceptedAtMs, found.Carried);
         return true;
     }
 
-    public void Record(UInt128 messageId, long acceptedAtMs, DurableMark durableAt) => Record(messageId, acceptedAtMs, durableAt, default);
+    public void Record(UInt128 messageId, long acceptedAtMs) => Record(messageId, acceptedAtMs, default);
 
     /// <summary>
     /// Remembers an accepted id and where it went. An id already remembered (recovery: the snapshot, then the log)
     /// keeps its time and takes what is known of where it went, delivered once either source says so.
     /// </summary>
-    public void Record(UInt128 messageId, long acceptedAtMs, DurableMark durableAt, CarriedTo carried)
+    public void Record(UInt128 messageId, long acceptedAtMs, CarriedTo carried)
     {
         int existing = Find(messageId);
         if (existing >= 0)
@@ -133,15 +132,15 @@ internal sealed class IdempotencyIndex
         int index = Wrap(_oldest + _count);
         int chain = ChainOf(messageId);
         Slot[] chunk = _chunks[index >> _chunkShift] ?? TakeChunk(index >> _chunkShift);
-        chunk[index & _chunkMask] = new Slot
+        ref Slot added = ref chunk[index & _chunkMask];
+        added = new Slot
         {
             IdLow = (ulong)messageId,
             IdHigh = (ulong)(messageId >> 64),
             AcceptedAtMs = acceptedAtMs,
-            DurableAt = durableAt.Value,
-            Carried = carried,
-            Next = _chains[chain],
         };
+        added.Carried = carried;
+        added.Next = _chains[chain];
         _chains[chain] = index + 1;
         _count++;
     }
@@ -222,13 +221,22 @@ internal sealed class IdempotencyIndex
     {
         int oldest = _oldest;
         ref Slot gone = ref At(oldest);
-        ref int link = ref _chains[ChainOf(new UInt128(gone.IdHigh, gone.IdLow))];
-        while (link != oldest + 1)
+        ref int head = ref _chains[ChainOf(new UInt128(gone.IdHigh, gone.IdLow))];
+        if (head == oldest + 1)
         {
-            link = ref At(link - 1).Next;
+            head = gone.Next;
+        }
+        else
+        {
+            int before = head - 1;
+            while (At(before).Next != oldest + 1)
+            {
+                before = At(before).Next - 1;
+            }
+
+            At(before).Next = gone.Next;
         }
 
-        link = gone.Next;
         gone = default;
         _oldest = Wrap(oldest + 1);
         _count--;
@@ -304,19 +312,41 @@ internal sealed class IdempotencyIndex
         void Visit(UInt128 messageId, long acceptedAtMs, CarriedTo carried);
     }
 
-    /// <summary>When an id was accepted, and the store's mark its Ack waits for.</summary>
-    internal readonly record struct Accepted(long AcceptedAtMs, DurableMark DurableAt, CarriedTo Carried = default);
+    /// <summary>When an id was accepted, and where it went.</summary>
+    internal readonly record struct Accepted(long AcceptedAtMs, CarriedTo Carried = default);
 
-    /// <summary>One remembered id (the id as two halves: a UInt128 field would align the slot to 64 bytes).</summary>
+    /// <summary>
+    /// One remembered id, 40 bytes (the id as two halves: a UInt128 field would align the slot to 64 bytes).
+    /// <see cref="CarriedTo"/>'s two flags ride in the top bits of the chain link: positions are below 2^27 (the
+    /// capacity is at most 100 M), so the link needs no more than 28 bits.
+    /// </summary>
     private struct Slot
     {
+        private const uint LinkMask = (1u << 30) - 1;
+
         public ulong IdLow;
         public ulong IdHigh;
         public long AcceptedAtMs;
-        public ulong DurableAt;
-        public CarriedTo Carried;
+        private ulong _usersHash;
+        private uint _recipientPartnerHash;
+        private uint _linkAndFlags;
 
         /// <summary>1 + the slot of the next older entry in the same chain; 0 ends it.</summary>
-        public int Next;
+        public int Next
+        {
+            readonly get => (int)(_linkAndFlags & LinkMask);
+            set => _linkAndFlags = (_linkAndFlags & ~LinkMask) | (uint)value;
+        }
+
+        public CarriedTo Carried
+        {
+            readonly get => new(_recipientPartnerHash, _linkAndFlags >> 30, _usersHash);
+            set
+            {
+                Debug.Assert(value.Flags <= 3, "CarriedTo has two flags");
+                (_recipientPartnerHash, _usersHash) = (value.RecipientPartnerHash, value.UsersHash);
+                _linkAndFlags = (_linkAndFlags & LinkMask) | (value.Flags << 30);
+            }
+        }
     }
 }

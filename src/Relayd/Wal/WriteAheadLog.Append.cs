@@ -13,6 +13,13 @@ public sealed partial class WriteAheadLog
     private TaskCompletionSource _spaceSignal = NewSignal();
     private bool _spaceWanted;
     private bool _disposed;
+    private ulong _lastEnd; // where the newest reserved record ends (WalPosition): written under _appendLock, read without it
+
+    /// <summary>
+    /// Where the newest record appended so far ends (the log's end at open before any): once <see cref="DurablePosition"/>
+    /// reaches it, every record appended before the call is durable.
+    /// </summary>
+    public WalPosition AppendedEnd => WalPosition.FromUInt64(Volatile.Read(ref _lastEnd));
 
     /// <summary>
     /// Appends a record whose payload is <paramref name="header"/> followed by <paramref name="body"/> (so a small
@@ -138,6 +145,7 @@ public sealed partial class WriteAheadLog
 
             position = new WalPosition(_tail.Number, (uint)_tailOffset);
             _tailOffset += size;
+            Volatile.Write(ref _lastEnd, new WalPosition(_tail.Number, (uint)_tailOffset).ToUInt64());
             return true;
         }
     }

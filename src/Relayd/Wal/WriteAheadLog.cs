@@ -31,6 +31,7 @@ public sealed partial class WriteAheadLog : IDisposable
         _tail = recovered.Segments[^1];
         _tailOffset = recovered.Report.End.Offset;
         _durable = recovered.Report.End.ToUInt64();
+        _lastEnd = _durable;
         _filling = new WalWriteBuffer(options.WriteBufferBytes);
         _preparer = new WalSegmentPreparer(options, logger, OnSegmentPrepared);
         _writer = new WalLogWriter(this, options, new WalWriteBuffer(options.WriteBufferBytes));

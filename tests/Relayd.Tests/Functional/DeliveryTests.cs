@@ -113,6 +113,28 @@ public sealed class DeliveryTests : IClassFixture<PkiFixture>
     }
 
     [Fact]
+    public async Task A_resend_on_another_session_while_the_original_is_not_yet_durable_is_acked_only_once_it_is()
+    {
+        var disk = new HeldDisk();
+        await using TestRelay relay = TestRelay.Start(_pki, o => o.Storage.FileSync = disk);
+        await using RelayClient alpha = await relay.ConnectAsync("alpha");
+        await using RelayClient again = await relay.ConnectAsync("alpha");
+        Envelope sent = Envelopes.New("alpha", "beta");
+
+        disk.Hold(); // the commit that would make it durable hangs in fdatasync
+        Task<Ack> original = alpha.SendAsync(sent);
+        Task<Ack> resend = again.SendAsync(sent);
+        Task both = Task.WhenAll(original, resend);
+        Assert.NotSame(both, await Task.WhenAny(both, Task.Delay(500, TestContext.Current.CancellationToken))); // neither Ack before fdatasync
+        Assert.False(original.IsCompleted || resend.IsCompleted, "an Ack went out before its envelope was durable");
+
+        disk.Release();
+        Ack[] acks = await Task.WhenAll(original, resend).Within();
+        Assert.Single(acks, a => a.Duplicate); // whichever came second
+        Assert.Equal(acks[0].AcceptedAtMs, acks[1].AcceptedAtMs);
+    }
+
+    [Fact]
     public async Task An_envelope_to_a_partner_the_relay_does_not_know_is_refused_with_UNKNOWN_RECIPIENT_PARTNER()
     {
         await using TestRelay relay = TestRelay.Start(_pki);

@@ -22,7 +22,7 @@ public sealed class CarriedIndexTests
     public void A_delivered_id_confirms_its_recipient_partner_and_its_ordered_pair_of_users_only()
     {
         var index = new IdempotencyIndex(capacity: 16, TimeSpan.FromDays(1));
-        index.Record(1, 1000, DurableMark.None, CarriedTo.Of("alpha"u8, Bob, Alice));
+        index.Record(1, 1000, CarriedTo.Of("alpha"u8, Bob, Alice));
         Assert.True(index.TryGetCarried(1, out CarriedTo accepted));
         Assert.False(accepted.DeliveredTo("alpha"u8), "accepted but not yet acknowledged by its recipient");
 
@@ -43,14 +43,14 @@ public sealed class CarriedIndexTests
         var index = new IdempotencyIndex(capacity: 1024, TimeSpan.FromDays(1));
         for (int i = 0; i < 4096; i++)
         {
-            index.Record((UInt128)i, 1000, DurableMark.None, CarriedTo.Of("alpha"u8, Bob, Alice));
+            index.Record((UInt128)i, 1000, CarriedTo.Of("alpha"u8, Bob, Alice));
         }
 
         int allocating = 0;
         for (int i = 4096; i < 14096; i++)
         {
             long before = GC.GetAllocatedBytesForCurrentThread();
-            index.Record((UInt128)i, 1000, DurableMark.None, CarriedTo.Of("alpha"u8, Bob, Alice));
+            index.Record((UInt128)i, 1000, CarriedTo.Of("alpha"u8, Bob, Alice));
             index.MarkDelivered((UInt128)i);
             if (GC.GetAllocatedBytesForCurrentThread() != before)
             {
@@ -72,7 +72,7 @@ public sealed class CarriedIndexTests
         {
             long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             var written = new Indexes();
-            written.Alpha.Record(7, now, DurableMark.None, CarriedTo.Of("beta"u8, Bob, Alice));
+            written.Alpha.Record(7, now, CarriedTo.Of("beta"u8, Bob, Alice));
             written.Alpha.MarkDelivered(7);
             DedupSnapshot.Write(directory.FullName, written, now, NullLogger.Instance);
             Assert.Equal("RDD2"u8.ToArray(), File.ReadAllBytes(Path.Combine(directory.FullName, DedupSnapshot.FileName))[..4]);
@@ -106,8 +106,8 @@ public sealed class CarriedIndexTests
             var written = new TwoPartners(capacity: 100_000);
             for (int i = 0; i < 60_000; i++) // 2.4 MB per partner: written through the 1 MiB buffer in several goes
             {
-                written.Alpha.Record((UInt128)i, now - 60_000 + i, DurableMark.None, CarriedTo.Of("beta"u8, Bob, Alice, delivered: i % 3 == 0));
-                written.Gamma.Record(((UInt128)i << 64) | 1, now - 60_000 + i, DurableMark.None, default);
+                written.Alpha.Record((UInt128)i, now - 60_000 + i, CarriedTo.Of("beta"u8, Bob, Alice, delivered: i % 3 == 0));
+                written.Gamma.Record(((UInt128)i << 64) | 1, now - 60_000 + i, default);
             }
 
             DedupSnapshot.Write(directory.FullName, written, now, NullLogger.Instance);

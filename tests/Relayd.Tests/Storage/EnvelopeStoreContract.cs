@@ -163,7 +163,7 @@ public abstract class EnvelopeStoreContract : IDisposable
         {
             byte[] frame = Frame(i, ciphertextBytes: 16 * 1024);
             (StoreRef reference, last) = await AppendAsync(store, frame, acceptedAtMs: Now() - 1_000, Future);
-            dedup.Alpha.Record(IdOf(i), Now() - 1_000, DurableMark.None); // as the route step does
+            dedup.Alpha.Record(IdOf(i), Now() - 1_000); // as the route step does
             appended.Add((reference, IdOf(i)));
         }
 
@@ -357,7 +357,7 @@ public abstract class EnvelopeStoreContract : IDisposable
             byte[] frame = envelope.Frame.ToArray();
             All.Add(new Recovered(envelope.Ref, envelope.Next, envelope.AcceptedAtMs, envelope.ExpiresAtMs, frame, fate));
             byte[] id = Relayd.Protocol.V1.Frame.Parser.ParseFrom(frame).Envelope.MessageId.ToByteArray();
-            dedup.Alpha.Record(System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(id), envelope.AcceptedAtMs, DurableMark.None);
+            dedup.Alpha.Record(System.Buffers.Binary.BinaryPrimitives.ReadUInt128BigEndian(id), envelope.AcceptedAtMs);
             return RecoveredAs.Kept;
         }
 

@@ -29,7 +29,7 @@ public sealed class IdempotencyIndexTests
 
         for (int i = 0; i < capacity + 100; i++)
         {
-            index.Record(Id(i), 1_000 + i, new DurableMark((ulong)i + 1), Carried(i));
+            index.Record(Id(i), 1_000 + i, Carried(i));
         }
 
         Assert.Equal(4 * IdempotencyIndex.ChunkSlots, index.AllocatedSlots);
@@ -37,7 +37,6 @@ public sealed class IdempotencyIndexTests
         Assert.False(index.TryGet(Id(99), 2_000, out _), "the 100 oldest were forgotten");
         Assert.True(index.TryGet(Id(100), 2_000, out IdempotencyIndex.Accepted oldest));
         Assert.Equal(1_100, oldest.AcceptedAtMs);
-        Assert.Equal(new DurableMark(101), oldest.DurableAt);
         Assert.True(index.TryGet(Id(capacity + 99), 2_000, out IdempotencyIndex.Accepted newest));
         Assert.Equal(Carried(capacity + 99), newest.Carried);
 
@@ -51,8 +50,8 @@ public sealed class IdempotencyIndexTests
     {
         var quiet = new IdempotencyIndex(1_000_000, TimeSpan.FromDays(1));
         var small = new IdempotencyIndex(16, TimeSpan.FromDays(1));
-        quiet.Record(Id(1), 1_000, new DurableMark(1));
-        small.Record(Id(1), 1_000, new DurableMark(1));
+        quiet.Record(Id(1), 1_000);
+        small.Record(Id(1), 1_000);
 
         Assert.Equal(IdempotencyIndex.ChunkSlots, quiet.AllocatedSlots);
         Assert.Equal(16, small.AllocatedSlots);
@@ -64,12 +63,12 @@ public sealed class IdempotencyIndexTests
         var index = new IdempotencyIndex(100_000, TimeSpan.FromMilliseconds(WindowMs));
         for (int i = 0; i < 3 * IdempotencyIndex.ChunkSlots; i++)
         {
-            index.Record(Id(i), 1_000, new DurableMark((ulong)i + 1));
+            index.Record(Id(i), 1_000);
         }
 
         int before = index.AllocatedSlots;
         index.Expire(1_000 + WindowMs + 1);
-        index.Record(Id(-1), 1_000 + WindowMs + 1, new DurableMark(1));
+        index.Record(Id(-1), 1_000 + WindowMs + 1);
 
         Assert.True(before >= 3 * IdempotencyIndex.ChunkSlots, $"{before} slots for {3 * IdempotencyIndex.ChunkSlots} ids");
         Assert.Equal(1, index.Count);
@@ -87,7 +86,7 @@ public sealed class IdempotencyIndexTests
             switch (op.Kind)
             {
                 case OpKind.Record:
-                    index.Record(Id(op.Id), now, new DurableMark(op.Mark), op.Carried);
+                    index.Record(Id(op.Id), now, op.Carried);
                     model.Record(Id(op.Id), now, op.Mark, op.Carried);
                     break;
                 case OpKind.MarkDelivered:
@@ -100,7 +99,7 @@ public sealed class IdempotencyIndexTests
                     Assert.Equal(expected, found);
                     if (found)
                     {
-                        Assert.Equal(new IdempotencyIndex.Accepted(entry.At, new DurableMark(entry.Mark), entry.Carried), accepted);
+                        Assert.Equal(new IdempotencyIndex.Accepted(entry.At, entry.Carried), accepted);
                     }
 
                     break;

@@ -176,7 +176,7 @@ internal static class DedupSnapshot
                     BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(offset + 24)),
                     BinaryPrimitives.ReadUInt32LittleEndian(data.AsSpan(offset + 28)),
                     BinaryPrimitives.ReadUInt64LittleEndian(data.AsSpan(offset + 32)));
-                index?.Record(BinaryPrimitives.ReadUInt128LittleEndian(data.AsSpan(offset)), BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(offset + 16)), DurableMark.None, carried);
+                index?.Record(BinaryPrimitives.ReadUInt128LittleEndian(data.AsSpan(offset)), BinaryPrimitives.ReadInt64LittleEndian(data.AsSpan(offset + 16)), carried);
             }
 
             total += count;

@@ -59,6 +59,8 @@ internal sealed partial class WalEnvelopeStore : IEnvelopeStore
 
     public DurableMark Durable => new(_log.DurablePosition.ToUInt64());
 
+    public DurableMark AppendedEnd => new(_log.AppendedEnd.ToUInt64());
+
     public Exception? Failure => _log.Failure;
 
     public bool IsFull => _full;
