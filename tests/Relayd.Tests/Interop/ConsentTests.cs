@@ -287,31 +287,4 @@ public sealed class ConsentTests : IClassFixture<PkiFixture>
         Assert.Equal(1u, answered.Changes);
         Assert.True(disk.Syncs > syncsBefore);
     }
-
-    /// <summary>The real fdatasync, which a test can hold (it blocks until released) and count.</summary>
-    private sealed class HeldDisk : Relayd.Wal.IWalFileSync
-    {
-        private readonly ManualResetEventSlim _open = new(initialState: true);
-        private long _syncs;
-
-        public SemaphoreSlim Waiting { get; } = new(0);
-
-        public long Syncs => Interlocked.Read(ref _syncs);
-
-        public void Hold() => _open.Reset();
-
-        public void Release() => _open.Set();
-
-        public int FDataSync(Microsoft.Win32.SafeHandles.SafeFileHandle file)
-        {
-            if (!_open.IsSet)
-            {
-                Waiting.Release();
-            }
-
-            _open.Wait(TimeSpan.FromSeconds(60));
-            Interlocked.Increment(ref _syncs);
-            return Relayd.Wal.LibcFileSync.Instance.FDataSync(file);
-        }
-    }
 }
