@@ -71,8 +71,9 @@ public sealed class OperatedRelayTests(SystemdContainer container)
             .Replace("/etc/relayd/tls/server.crt", "/etc/relayd/tls/rotated.crt", StringComparison.Ordinal)
             .Replace("/etc/relayd/tls/server.key", "/etc/relayd/tls/rotated.key", StringComparison.Ordinal);
         await container.WriteFileAsync(SystemdContainer.ConfigPath, config);
+        string beforeReload = await container.JournalCursorAsync();
         await container.RequireAsync("systemctl", "reload", "relayd");
-        await WaitForJournalAsync("(SIGHUP): partners +delta; certificate and partner trust reloaded");
+        await WaitForJournalAsync("(SIGHUP): partners +delta; certificate and partner trust reloaded", beforeReload);
 
         // Same process, sessions kept: alpha's envelope reaches beta on the connections opened before the reload.
         Assert.Equal(pid, await container.MainPidAsync());
@@ -93,9 +94,10 @@ public sealed class OperatedRelayTests(SystemdContainer container)
 
         // A broken file: refused with its line and key, the relay keeps running on what it had.
         await container.WriteFileAsync(SystemdContainer.ConfigPath, config.Replace("shutdown_timeout_ms = 3000", "shutdown_timeout_ms = \"soon\"", StringComparison.Ordinal));
+        string beforeBroken = await container.JournalCursorAsync();
         await container.RequireAsync("systemctl", "reload", "relayd");
-        await WaitForJournalAsync("limits.shutdown_timeout_ms: expected an integer");
-        await WaitForJournalAsync("Configuration reload (SIGHUP) refused, the running configuration stays");
+        await WaitForJournalAsync("limits.shutdown_timeout_ms: expected an integer", beforeBroken);
+        await WaitForJournalAsync("Configuration reload (SIGHUP) refused, the running configuration stays", beforeBroken);
         Assert.Equal("active", await container.ShowAsync("ActiveState"));
         Assert.Equal(pid, await container.MainPidAsync());
         await Envelopes.AcceptedAsync(alpha, Envelopes.New("alpha", "beta"));
@@ -201,6 +203,7 @@ public sealed class OperatedRelayTests(SystemdContainer container)
 
         Assert.Equal(ErrorCode.PartnerSuspended, goAway?.GoAway?.Code);
         await Envelopes.AcceptedAsync(alpha, Envelopes.New("alpha", "beta")); // resumed
+        string beforeGamma = await container.JournalCursorAsync();
         await container.RequireAsync("relayd", "ctl", "suspend", "gamma");
         try
         {
@@ -211,7 +214,7 @@ public sealed class OperatedRelayTests(SystemdContainer container)
             await container.RequireAsync("relayd", "ctl", "resume", "gamma");
         }
 
-        await WaitForJournalAsync("uid=0");
+        await WaitForJournalAsync("uid=0", beforeGamma); // this test's ctl commands, not an earlier test's
 
         // Someone who is neither root nor relayd nor in its group: the file mode refuses them, and so does SO_PEERCRED
         // when the mode is widened.
@@ -259,12 +262,14 @@ public sealed class OperatedRelayTests(SystemdContainer container)
         return total;
     }
 
-    private async Task WaitForJournalAsync(string text)
+    /// <summary>Waits for a journal entry of relayd.service containing <paramref name="text"/>, logged after <paramref name="cursor"/> (<see cref="SystemdContainer.JournalCursorAsync"/>): not one an earlier test left.</summary>
+    private async Task WaitForJournalAsync(string text, string cursor)
     {
         DateTime deadline = DateTime.UtcNow.AddSeconds(30);
+        string[] after = cursor.Length == 0 ? [] : ["--after-cursor=" + cursor];
         while (true)
         {
-            IReadOnlyList<IReadOnlyDictionary<string, string>> entries = await container.JournalAsync();
+            IReadOnlyList<IReadOnlyDictionary<string, string>> entries = await container.JournalAsync(SystemdContainer.Unit, after);
             if (entries.Any(e => e.GetValueOrDefault("MESSAGE", "").Contains(text, StringComparison.Ordinal)))
             {
                 return;

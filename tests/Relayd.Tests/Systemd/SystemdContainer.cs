@@ -33,7 +33,7 @@ public sealed class SystemdContainer : IAsyncLifetime
     /// <summary>What a command inside the container exited with and printed.</summary>
     public sealed record CommandResult(int ExitCode, string StandardOutput, string StandardError);
 
-    private const string Unit = "relayd";
+    public const string Unit = "relayd";
     private static readonly TimeSpan BootDeadline = TimeSpan.FromSeconds(120);
 
     private readonly ConcurrentQueue<string> _console = new();
@@ -142,6 +142,16 @@ public sealed class SystemdContainer : IAsyncLifetime
         return entries;
     }
 
+    /// <summary>
+    /// The cursor of the unit's newest journal entry ("" when it has none): pass it as <c>--after-cursor=</c> to
+    /// <see cref="JournalAsync"/> to see only what was logged after this call.
+    /// </summary>
+    public async Task<string> JournalCursorAsync(string unit = Unit)
+    {
+        IReadOnlyList<IReadOnlyDictionary<string, string>> last = await JournalAsync(unit, "-n", "1");
+        return last.Count == 0 ? "" : last[^1].GetValueOrDefault("__CURSOR", "");
+    }
+
     /// <summary>The unit's main process id as systemd reports it (0 while none runs).</summary>
     public async Task<int> MainPidAsync() => int.Parse(await ShowAsync("MainPID"), CultureInfo.InvariantCulture);
 
@@ -159,8 +169,14 @@ public sealed class SystemdContainer : IAsyncLifetime
         string state = "";
         while (DateTime.UtcNow < deadline)
         {
-            state = await ShowAsync("ActiveState");
-            int pid = await MainPidAsync();
+            // Both in one systemctl call: read apart, the state could be the old process's and the pid the new one's.
+            Dictionary<string, string> shown = (await RequireAsync("systemctl", "show", "-p", "ActiveState", "-p", "MainPID", Unit))
+                .Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                .Select(line => line.Split('=', 2))
+                .Where(pair => pair.Length == 2)
+                .ToDictionary(pair => pair[0], pair => pair[1], StringComparer.Ordinal);
+            state = shown.GetValueOrDefault("ActiveState", "");
+            int pid = int.TryParse(shown.GetValueOrDefault("MainPID"), NumberStyles.None, CultureInfo.InvariantCulture, out int main) ? main : 0;
             if (state == "active" && pid != 0 && pid != notPid)
             {
                 return pid;
