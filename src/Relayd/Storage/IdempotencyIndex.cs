@@ -19,7 +19,7 @@ namespace Relayd.Storage;
 /// this ring 56 while an entry kept its Ack's durable mark: a resend now waits for the store's newest append instead).
 /// </para>
 /// <para>
-/// The ring spans the whole capacity but is allocated a chunk (4,096 entries, 224 KiB) at a time, as the newest entry
+/// The ring spans the whole capacity but is allocated a chunk (4,096 entries, 160 KiB) at a time, as the newest entry
 /// enters it, and a chunk goes back when the oldest entry leaves it: a quiet partner costs little, memory follows the
 /// ids remembered, and no entry ever moves. (It used to double one array and relink every chain under the dedup lock:
 /// at 512 K entries that held a sender partner's envelopes up for 100-170 ms, most of the open-loop p99.) The chain
