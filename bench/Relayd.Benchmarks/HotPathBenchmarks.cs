@@ -71,7 +71,7 @@ public class HotPathBenchmarks : IDeliveryConsumer, IDisposable
         _beta = directory.Find("beta")!;
 
         // Fill alpha's dedup index to its capacity now: a 64 KiB run's warm-up sends fewer ids than that, and an index
-        // still filling takes a ring chunk per 4,096 ids (56 B per message), which is growth, not the steady state.
+        // still filling takes a ring chunk per 4,096 ids (40 B per message), which is growth, not the steady state.
         long now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         for (int i = 0; i < options.Limits.DedupCapacityPerPartner; i++)
         {
