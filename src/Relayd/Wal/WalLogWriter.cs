@@ -36,10 +36,6 @@ internal sealed partial class WalLogWriter
         _thread = new Thread(Run) { IsBackground = true, Name = "wal-writer" };
     }
 
-    private const int PageBytes = 4096;
-    private static readonly byte[] ZeroPage = new byte[PageBytes];
-    private readonly ReadOnlyMemory<byte>[] _vector = new ReadOnlyMemory<byte>[2];
-
     /// <summary>Successful fdatasync calls made for commits.</summary>
     public long SyncCount => Interlocked.Read(ref _syncCount);
 
@@ -109,13 +105,14 @@ internal sealed partial class WalLogWriter
     {
         while (true)
         {
-            WalWriteBuffer? batch = _log.TakeBatch(_free);
+            WalWriteBuffer next = _free; // filling once a batch is taken: it begins where the batch ends
+            WalWriteBuffer? batch = _log.TakeBatch(next);
             if (batch is null)
             {
                 // Announce the wait before looking again: an append that lands after this second look sees the flag
                 // (both take the log's append lock) and wakes the writer.
                 Interlocked.Exchange(ref _parking, 1);
-                batch = _log.TakeBatch(_free);
+                batch = _log.TakeBatch(next);
                 if (batch is null)
                 {
                     if (_stopping)
@@ -142,6 +139,7 @@ internal sealed partial class WalLogWriter
             }
 
             batch.WaitForWriters();
+            next.CopyPrefixFrom(batch);
             long started = System.Diagnostics.Stopwatch.GetTimestamp();
             Volatile.Write(ref _commitStarted, started);
             if (_log.Failure is not null || !WriteAndSync(batch))
@@ -152,8 +150,8 @@ internal sealed partial class WalLogWriter
             Volatile.Write(ref _commitStarted, 0);
 
             _metrics?.WalCommitDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
-            _metrics?.WalBytes.Add(batch.Used);
-            _metrics?.WalCommitBatchSize.Record(batch.Used);
+            _metrics?.WalBytes.Add(batch.RecordBytes);
+            _metrics?.WalCommitBatchSize.Record(batch.RecordBytes);
 
             _log.OnCommitted(batch.End);
             batch.Reset();
@@ -184,21 +182,10 @@ internal sealed partial class WalLogWriter
             WalWriteBuffer.Run run = runs[i];
             try
             {
-                // Pad to the end of the last page with zeros (which is what the disk holds there): segments are
-                // pre-written with O_DIRECT and not cached, and a partial write to an uncached page would make the
-                // kernel read it from disk first. The next batch rewrites that page from the cache.
-                long end = run.FileOffset + run.Length;
-                int pad = (int)(((end + PageBytes - 1) & ~(PageBytes - 1L)) - end);
-                if (pad > 0 && end + pad <= run.Segment.Length)
-                {
-                    _vector[0] = batch.Data.AsMemory(run.Start, run.Length);
-                    _vector[1] = ZeroPage.AsMemory(0, pad);
-                    RandomAccess.Write(run.Segment.Handle, _vector, run.FileOffset);
-                }
-                else
-                {
-                    RandomAccess.Write(run.Segment.Handle, batch.Data.AsSpan(run.Start, run.Length), run.FileOffset);
-                }
+                // Whole pages from page-aligned memory (a partial last page padded with the zeros the disk holds
+                // there), so the segment's O_DIRECT handle can take them without the kernel copying every record
+                // into the page cache; see WalWriteBuffer for how a batch that starts inside a page carries it.
+                RandomAccess.Write(run.Segment.WriteHandle, batch.PadRun(run, run.Segment.Length), run.FileOffset);
             }
             catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or ObjectDisposedException)
             {

@@ -13,11 +13,14 @@ internal sealed class WalSegment : IDisposable
     private const string Suffix = ".log";
     internal const string TemporarySuffix = ".tmp";
 
-    private WalSegment(ulong number, string path, SafeFileHandle handle, long length)
+    private readonly SafeFileHandle? _directHandle;
+
+    private WalSegment(ulong number, string path, SafeFileHandle handle, SafeFileHandle? directHandle, long length)
     {
         Number = number;
         Path = path;
         Handle = handle;
+        _directHandle = directHandle;
         Length = length;
     }
 
@@ -25,7 +28,18 @@ internal sealed class WalSegment : IDisposable
 
     public string Path { get; }
 
+    /// <summary>The buffered handle: reads, repairs, fdatasync (which covers writes through either handle).</summary>
     public SafeFileHandle Handle { get; }
+
+    /// <summary>
+    /// Where the log writer's batches go: an O_DIRECT handle where the filesystem has one (writes of whole pages from
+    /// page-aligned memory only), else <see cref="Handle"/>. A direct write also drops the pages it covers from the
+    /// page cache, so buffered reads through <see cref="Handle"/> still see it.
+    /// </summary>
+    public SafeFileHandle WriteHandle => _directHandle ?? Handle;
+
+    /// <summary>True when <see cref="WriteHandle"/> is an O_DIRECT handle.</summary>
+    public bool WritesDirect => _directHandle is not null;
 
     /// <summary>The file's length, fixed when it was created.</summary>
     public long Length { get; }
@@ -64,7 +78,17 @@ internal sealed class WalSegment : IDisposable
         string path = System.IO.Path.Combine(directory, FileNameOf(number));
         SafeFileHandle handle = File.OpenHandle(
             path, FileMode.Open, writable ? FileAccess.ReadWrite : FileAccess.Read, FileShare.ReadWrite);
-        return new WalSegment(number, path, handle, RandomAccess.GetLength(handle));
+        try
+        {
+            long length = RandomAccess.GetLength(handle);
+            SafeFileHandle? direct = writable ? WalDirectWrite.TryOpenForWrites(path, length) : null;
+            return new WalSegment(number, path, handle, direct, length);
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
     }
 
     /// <summary>
@@ -125,7 +149,11 @@ internal sealed class WalSegment : IDisposable
         }
     }
 
-    public void Dispose() => Handle.Dispose();
+    public void Dispose()
+    {
+        _directHandle?.Dispose();
+        Handle.Dispose();
+    }
 
     private static void WriteZeros(SafeFileHandle handle, long offset, long count)
     {

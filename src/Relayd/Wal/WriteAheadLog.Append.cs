@@ -57,7 +57,7 @@ public sealed partial class WriteAheadLog
 
         try
         {
-            Span<byte> record = buffer.Data.AsSpan(at, size);
+            Span<byte> record = buffer.Span(at, size);
             Span<byte> payload = record.Slice(WalRecordHeader.Size, payloadLength);
             header.CopyTo(payload);
             body.CopyTo(payload[header.Length..]);
@@ -93,7 +93,7 @@ public sealed partial class WriteAheadLog
         lock (_appendLock)
         {
             ThrowIfUnusable();
-            if (_filling.Used == 0 && !_preparer.IsPending)
+            if (_filling.RecordBytes == 0 && !_preparer.IsPending)
             {
                 return ValueTask.CompletedTask;
             }
@@ -106,19 +106,23 @@ public sealed partial class WriteAheadLog
     }
 
     /// <summary>Bytes appended and not yet taken by the log writer (a racy read, for the commit policy).</summary>
-    internal int PendingBytes => Volatile.Read(ref _filling).Used;
+    internal int PendingBytes => Volatile.Read(ref _filling).RecordBytes;
 
-    /// <summary>The log writer takes the filled buffer as its next batch and leaves <paramref name="empty"/> in its place.</summary>
+    /// <summary>
+    /// The log writer takes the filled buffer as its next batch and leaves <paramref name="empty"/> in its place, begun
+    /// where the batch ends (the writer then copies the batch's last partial page into its prefix).
+    /// </summary>
     internal WalWriteBuffer? TakeBatch(WalWriteBuffer empty)
     {
         lock (_appendLock)
         {
-            if (_filling.Used == 0)
+            if (_filling.RecordBytes == 0)
             {
                 return null;
             }
 
             WalWriteBuffer batch = _filling;
+            empty.Begin(_tail, _tailOffset);
             _filling = empty;
             SignalSpace(always: false);
             return batch;

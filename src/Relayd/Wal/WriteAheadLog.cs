@@ -33,8 +33,30 @@ public sealed partial class WriteAheadLog : IDisposable
         _durable = recovered.Report.End.ToUInt64();
         _lastEnd = _durable;
         _filling = new WalWriteBuffer(options.WriteBufferBytes);
+        _filling.Begin(_tail, _tailOffset);
+        ReadPrefix(_filling, _tail, _tailOffset);
         _preparer = new WalSegmentPreparer(options, logger, OnSegmentPrepared);
         _writer = new WalLogWriter(this, options, new WalWriteBuffer(options.WriteBufferBytes));
+    }
+
+    /// <summary>
+    /// Fills the first buffer's prefix with what the tail page holds before the log's end: the first batch rewrites
+    /// that page whole (see <see cref="WalWriteBuffer"/>).
+    /// </summary>
+    private static void ReadPrefix(WalWriteBuffer buffer, WalSegment tail, long end)
+    {
+        Span<byte> prefix = buffer.Span(0, buffer.PrefixBytes);
+        long from = end - prefix.Length;
+        for (int done = 0; done < prefix.Length;)
+        {
+            int read = RandomAccess.Read(tail.Handle, prefix[done..], from + done);
+            if (read == 0)
+            {
+                throw new IOException($"{tail.Path} ended at {from + done} while reading the {prefix.Length} bytes before the log's end at {end}");
+            }
+
+            done += read;
+        }
     }
 
     /// <summary>What recovery found when the log was opened.</summary>
@@ -91,7 +113,23 @@ public sealed partial class WriteAheadLog : IDisposable
             throw;
         }
 
-        var log = new WriteAheadLog(options, logger, lockFile, recovered);
+        WriteAheadLog log;
+        try
+        {
+            log = new WriteAheadLog(options, logger, lockFile, recovered);
+        }
+        catch
+        {
+            foreach (WalSegment segment in recovered.Segments)
+            {
+                segment.Dispose();
+            }
+
+            recovered.Spare?.Dispose();
+            lockFile.Dispose();
+            throw;
+        }
+
         lock (log._appendLock)
         {
             if (recovered.Spare is not null)

@@ -107,6 +107,45 @@ public sealed class WalFormatTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Committed_batches_go_around_the_page_cache_as_whole_pages_and_every_record_reads_back()
+    {
+        // O_DIRECT needs a filesystem that has it (ext4 and xfs do, tmpfs does not).
+        string probe = Path.Combine(_dir.Path, "probe");
+        File.WriteAllBytes(probe, []);
+        using (Microsoft.Win32.SafeHandles.SafeFileHandle? direct = WalDirectWrite.TryOpenForWrites(probe, 0))
+        {
+            Assert.SkipWhen(direct is null, $"{_dir.Path} is on a filesystem without O_DIRECT");
+        }
+
+        File.Delete(probe);
+
+        // Forty commits of odd sizes: almost every batch starts inside a page the previous one wrote, and must carry
+        // that page's earlier records into its own whole-page write.
+        List<(byte Type, byte[] Payload)> records = WalTestKit.Records(120, 600, seed: 11);
+        WalPosition seenEnd;
+        using (WriteAheadLog log = WalTestKit.Open(_dir.Path))
+        {
+            foreach ((byte Type, byte[] Payload)[] batch in records.Chunk(3))
+            {
+                await WalTestKit.AppendAndCommitAsync(log, batch);
+            }
+
+            seenEnd = log.AppendedEnd;
+        }
+
+        // Opening the log read segment 1 whole (the recovery scan), so its pages past the records may stay cached; the
+        // pages the batches wrote must not be (a direct write drops them, a buffered one leaves them cached).
+        Assert.Equal(1UL, seenEnd.Segment);
+        ExternalProcess.Result cached = await ExternalProcess.RunAsync("fincore", ["--bytes", "--noheadings", "--output", "RES", _dir.Segment(1)]);
+        long residentBytes = long.Parse(cached.StandardOutput.Trim(), System.Globalization.CultureInfo.InvariantCulture);
+        long writtenPages = (seenEnd.Offset + 4095L) / 4096 * 4096;
+        Assert.True(residentBytes <= WalTestKit.SmallSegment - writtenPages, $"{residentBytes} of the segment's {WalTestKit.SmallSegment} bytes are in the page cache after its first {writtenPages} bytes were written: the batches did not go around it (O_DIRECT)");
+
+        using WriteAheadLog reopened = WalTestKit.OpenObserved(_dir.Path, out List<WalRecord> seen);
+        WalTestKit.AssertSameRecords(records, seen);
+    }
+
     private static async Task WaitUntil(Func<bool> condition)
     {
         for (int i = 0; i < 500 && !condition(); i++)
