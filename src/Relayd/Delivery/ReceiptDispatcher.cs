@@ -106,6 +106,13 @@ internal sealed class ReceiptDispatcher : ISettlementSink
     private static void MarkDelivered(PartnerInfo sender, ReadOnlySpan<SettledEnvelope> run)
     {
         IdempotencyIndex index = sender.Idempotency;
+
+        // Ask for every id's chain head first, so the lookups' memory fetches overlap instead of following each other.
+        foreach (ref readonly SettledEnvelope settled in run)
+        {
+            index.Prefetch(IdempotencyIndex.Probe(settled.Receipt.MessageId));
+        }
+
         lock (index.SyncRoot)
         {
             foreach (ref readonly SettledEnvelope settled in run)
