@@ -19,12 +19,6 @@ internal sealed class TraceSegmentWriter : IDisposable
     private static readonly TimeSpan SyncInterval = TimeSpan.FromSeconds(1);
     private static readonly TimeSpan IdleWait = TimeSpan.FromMilliseconds(20);
 
-    // After a drain that found only a few events, pause briefly so the next takes a larger batch: one wake-up and one
-    // write per thousands of events instead of per handful (the writer used to loop straight back and compete with
-    // the data path for the CPU). At 100k messages/s the pause fills ~2,500 of the ring's default 32,768 cells; a
-    // drain that took an eighth of the ring or more loops at once, and a flush request or stop ends the pause.
-    private static readonly TimeSpan BusyPause = TimeSpan.FromMilliseconds(5);
-
     private readonly string _directory;
     private readonly TraceOptions _options;
     private readonly TraceRing _ring;
@@ -145,10 +139,6 @@ internal sealed class TraceSegmentWriter : IDisposable
             if (written == 0)
             {
                 _wake.WaitOne(IdleWait);
-            }
-            else if (written < _ring.Capacity / 8)
-            {
-                _wake.WaitOne(BusyPause);
             }
         }
     }
