@@ -43,12 +43,18 @@ internal static unsafe partial class WalDirectWrite
     /// <exception cref="IOException">open failed for another reason (HResult = errno).</exception>
     public static SafeFileHandle? TryOpenForWrites(string path, long length)
     {
+        return TryOpen(path, length, WriteOnly, mode: 0);
+    }
+
+    /// <summary>Opens <paramref name="path"/> with O_DIRECT and <paramref name="flags"/>; null where O_DIRECT is not to be had.</summary>
+    private static SafeFileHandle? TryOpen(string path, long length, int flags, int mode)
+    {
         if (DirectFlag is not int direct || length % Alignment != 0)
         {
             return null;
         }
 
-        int fd = open(path, WriteOnly | CloseOnExec | direct, 0);
+        int fd = open(path, flags | CloseOnExec | direct, mode);
         if (fd < 0)
         {
             int errno = Marshal.GetLastPInvokeError();
@@ -65,19 +71,13 @@ internal static unsafe partial class WalDirectWrite
     /// <exception cref="IOException">open or write failed for another reason (HResult = errno).</exception>
     public static bool TryWriteZeros(string path, long length)
     {
-        if (DirectFlag is not int direct || length % Alignment != 0)
+        using SafeFileHandle? handle = TryOpen(path, length, WriteOnly | Create | Truncate, mode: 0x1A4 /* 0644 */);
+        if (handle is null)
         {
             return false;
         }
 
-        int fd = open(path, WriteOnly | Create | Truncate | CloseOnExec | direct, 0x1A4 /* 0644 */);
-        if (fd < 0)
-        {
-            int errno = Marshal.GetLastPInvokeError();
-            return errno == InvalidArgument ? false : throw WalDirectorySync.Error("open (O_DIRECT)", path, errno);
-        }
-
-        using var handle = new SafeFileHandle(fd, ownsHandle: true);
+        int fd = (int)handle.DangerousGetHandle();
         for (long done = 0; done < length;)
         {
             int chunk = (int)Math.Min(BlockBytes, length - done);
@@ -96,7 +96,6 @@ internal static unsafe partial class WalDirectWrite
             done += written;
         }
 
-        GC.KeepAlive(handle);
         return true;
     }
 
