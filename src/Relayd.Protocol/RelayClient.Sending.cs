@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using Google.Protobuf;
 using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 
@@ -6,7 +7,13 @@ namespace Relayd.Protocol;
 
 public sealed partial class RelayClient
 {
-    private readonly Dictionary<UInt128, TaskCompletionSource<Ack>> _pendingAcks = [];
+    private readonly Dictionary<UInt128, PendingAck> _pendingAcks = [];
+
+    /// <summary>An envelope waiting for its Ack; keeps the id so an Ack read in place needs no bytes of its own.</summary>
+    private sealed class PendingAck(ByteString messageId) : TaskCompletionSource<Ack>(TaskCreationOptions.RunContinuationsAsynchronously)
+    {
+        public ByteString MessageId { get; } = messageId;
+    }
 
     /// <summary>Envelopes sent and not yet answered.</summary>
     public int PendingAcks
@@ -46,12 +53,12 @@ public sealed partial class RelayClient
         }
 
         UInt128 id = BinaryPrimitives.ReadUInt128BigEndian(envelope.MessageId.Span);
-        TaskCompletionSource<Ack> pending;
+        PendingAck pending;
         lock (_pendingAcks)
         {
             if (!_pendingAcks.TryGetValue(id, out pending!))
             {
-                pending = new TaskCompletionSource<Ack>(TaskCreationOptions.RunContinuationsAsynchronously);
+                pending = new PendingAck(envelope.MessageId);
                 _pendingAcks.Add(id, pending);
             }
         }
@@ -131,7 +138,7 @@ public sealed partial class RelayClient
             return;
         }
 
-        TaskCompletionSource<Ack>? pending;
+        PendingAck? pending;
         lock (_pendingAcks)
         {
             UInt128 id = BinaryPrimitives.ReadUInt128BigEndian(ack.MessageId.Span);
@@ -141,6 +148,18 @@ public sealed partial class RelayClient
         pending?.TrySetResult(ack);
     }
 
+    /// <summary>An Ack read in place (<see cref="AckWire"/>): the Ack message is made only for a sender still waiting.</summary>
+    private void CompleteAck(UInt128 messageId, long acceptedAtMs, bool duplicate)
+    {
+        PendingAck? pending;
+        lock (_pendingAcks)
+        {
+            _pendingAcks.Remove(messageId, out pending);
+        }
+
+        pending?.TrySetResult(new Ack { MessageId = pending.MessageId, AcceptedAtMs = acceptedAtMs, Duplicate = duplicate });
+    }
+
     private bool FailSend(Error error)
     {
         if (error.MessageId.Length != 16)
@@ -148,7 +167,7 @@ public sealed partial class RelayClient
             return false;
         }
 
-        TaskCompletionSource<Ack>? pending;
+        PendingAck? pending;
         lock (_pendingAcks)
         {
             _pendingAcks.Remove(BinaryPrimitives.ReadUInt128BigEndian(error.MessageId.Span), out pending);
@@ -161,14 +180,14 @@ public sealed partial class RelayClient
     private void Fail(Exception reason)
     {
         Interlocked.CompareExchange(ref _failure, reason, null);
-        TaskCompletionSource<Ack>[] pending;
+        PendingAck[] pending;
         lock (_pendingAcks)
         {
             pending = [.. _pendingAcks.Values];
             _pendingAcks.Clear();
         }
 
-        foreach (TaskCompletionSource<Ack> p in pending)
+        foreach (PendingAck p in pending)
         {
             p.TrySetException(_failure!);
         }
