@@ -72,13 +72,6 @@ public sealed partial class RelayClient
                         continue;
                     }
 
-                    if (AckWire.TryRead(frame, out UInt128 ackedId, out long acceptedAtMs, out bool duplicate))
-                    {
-                        // One per envelope sent: read in place, no Frame parsed (the generic parser takes any other layout).
-                        CompleteAck(ackedId, acceptedAtMs, duplicate);
-                        continue;
-                    }
-
                     Frame parsed;
                     try
                     {

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using Google.Protobuf;
 using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 
@@ -7,13 +6,7 @@ namespace Relayd.Protocol;
 
 public sealed partial class RelayClient
 {
-    private readonly Dictionary<UInt128, PendingAck> _pendingAcks = [];
-
-    /// <summary>An envelope waiting for its Ack; keeps the id so an Ack read in place needs no bytes of its own.</summary>
-    private sealed class PendingAck(ByteString messageId) : TaskCompletionSource<Ack>(TaskCreationOptions.RunContinuationsAsynchronously)
-    {
-        public ByteString MessageId { get; } = messageId;
-    }
+    private readonly Dictionary<UInt128, TaskCompletionSource<Ack>> _pendingAcks = [];
 
     /// <summary>Envelopes sent and not yet answered.</summary>
     public int PendingAcks
@@ -53,12 +46,12 @@ public sealed partial class RelayClient
         }
 
         UInt128 id = BinaryPrimitives.ReadUInt128BigEndian(envelope.MessageId.Span);
-        PendingAck pending;
+        TaskCompletionSource<Ack> pending;
         lock (_pendingAcks)
         {
             if (!_pendingAcks.TryGetValue(id, out pending!))
             {
-                pending = new PendingAck(envelope.MessageId);
+                pending = new TaskCompletionSource<Ack>(TaskCreationOptions.RunContinuationsAsynchronously);
                 _pendingAcks.Add(id, pending);
             }
         }
@@ -138,7 +131,7 @@ public sealed partial class RelayClient
             return;
         }
 
-        PendingAck? pending;
+        TaskCompletionSource<Ack>? pending;
         lock (_pendingAcks)
         {
             UInt128 id = BinaryPrimitives.ReadUInt128BigEndian(ack.MessageId.Span);
@@ -148,18 +141,6 @@ public sealed partial class RelayClient
         pending?.TrySetResult(ack);
     }
 
-    /// <summary>An Ack read in place (<see cref="AckWire"/>): the Ack message is made only for a sender still waiting.</summary>
-    private void CompleteAck(UInt128 messageId, long acceptedAtMs, bool duplicate)
-    {
-        PendingAck? pending;
-        lock (_pendingAcks)
-        {
-            _pendingAcks.Remove(messageId, out pending);
-        }
-
-        pending?.TrySetResult(new Ack { MessageId = pending.MessageId, AcceptedAtMs = acceptedAtMs, Duplicate = duplicate });
-    }
-
     private bool FailSend(Error error)
     {
         if (error.MessageId.Length != 16)
@@ -167,7 +148,7 @@ public sealed partial class RelayClient
             return false;
         }
 
-        PendingAck? pending;
+        TaskCompletionSource<Ack>? pending;
         lock (_pendingAcks)
         {
             _pendingAcks.Remove(BinaryPrimitives.ReadUInt128BigEndian(error.MessageId.Span), out pending);
@@ -180,14 +161,14 @@ public sealed partial class RelayClient
     private void Fail(Exception reason)
     {
         Interlocked.CompareExchange(ref _failure, reason, null);
-        PendingAck[] pending;
+        TaskCompletionSource<Ack>[] pending;
         lock (_pendingAcks)
         {
             pending = [.. _pendingAcks.Values];
             _pendingAcks.Clear();
         }
 
-        foreach (PendingAck p in pending)
+        foreach (TaskCompletionSource<Ack> p in pending)
         {
             p.TrySetException(_failure!);
         }

@@ -43,34 +43,6 @@ public sealed class ParserDifferentialTests
         Assert.True(tally.Refused > Cases / 10, $"only {tally.Refused} of {Cases} mutants were refused");
     }
 
-    [Fact]
-    public void The_client_ack_reader_reads_what_Google_Protobuf_reads_or_leaves_the_frame_to_it()
-    {
-        var tally = new Tally();
-        MutatedAcks.Sample(raw => CheckAck(raw, tally), iter: Cases, print: Hex);
-
-        // The client never refuses here (it leaves odd layouts to the generic parser), so both of these must be common.
-        Assert.Equal(0, tally.Refused);
-        Assert.True(tally.Accepted > Cases / 10, $"only {tally.Accepted} of {Cases} mutants were read in place");
-        Assert.True(tally.NotLone > Cases / 10, $"only {tally.NotLone} of {Cases} mutants were left to Google.Protobuf");
-    }
-
-    [Theory]
-    [InlineData(0L, false)]
-    [InlineData(1_796_000_000_000L, false)]
-    [InlineData(1_796_000_000_000L, true)]
-    [InlineData(-1L, true)]
-    public void Every_Ack_the_relay_writes_is_read_in_place_by_the_client(long acceptedAtMs, bool duplicate)
-    {
-        UInt128 id = new(0x0123_4567_89AB_CDEF, 0xFEDC_BA98_7654_3210);
-        byte[] buffer = new byte[WireFrames.MaxAckFrameBytes];
-        int written = WireFrames.WriteAck(buffer, id, acceptedAtMs, duplicate);
-        var frame = new ReadOnlySequence<byte>(buffer, 1, written - 1); // without the one-byte length prefix
-
-        Assert.True(AckWire.TryRead(frame, out UInt128 readId, out long readAt, out bool readDuplicate));
-        Assert.Equal((id, acceptedAtMs, duplicate), (readId, readAt, readDuplicate));
-    }
-
     /// <summary>The finding that opened the security issue: field 2 with bit 32 of its tag set carries a forged sender.</summary>
     [Theory]
     [InlineData(32)]
@@ -191,23 +163,6 @@ public sealed class ParserDifferentialTests
         tally.CountAccepted();
     }
 
-    private static void CheckAck(byte[] raw, Tally tally)
-    {
-        if (!AckWire.TryRead(new ReadOnlySequence<byte>(raw), out UInt128 id, out long acceptedAtMs, out bool duplicate))
-        {
-            tally.CountNotLone();
-            return;
-        }
-
-        Frame parsed = ParseOrFail(raw, "an ack");
-        Assert.Equal(Frame.BodyOneofCase.Ack, parsed.BodyCase);
-        Assert.Equal(16, parsed.Ack.MessageId.Length);
-        Assert.Equal(id, BinaryPrimitives.ReadUInt128BigEndian(parsed.Ack.MessageId.Span));
-        Assert.Equal(parsed.Ack.AcceptedAtMs, acceptedAtMs);
-        Assert.Equal(parsed.Ack.Duplicate, duplicate);
-        tally.CountAccepted();
-    }
-
     /// <summary>True when the relay's reader accepted the input; false (counted) when it refused it or left it to the general path.</summary>
     private static bool ReadByRelay(Func<bool> read, Tally tally)
     {
@@ -289,14 +244,6 @@ public sealed class ParserDifferentialTests
             {
                 var chunk = new MediaChunk { TransferId = ByteString.CopyFrom(id), Offset = offset, Data = ByteString.CopyFrom(data) };
                 return Wrap(MediaChunkWire.FrameMediaChunkField, Mutate(Fields(chunk.ToByteArray()), mutations, [1, 2, 3]));
-            });
-
-    private static readonly Gen<byte[]> MutatedAcks =
-        Gen.Select(Gen.Byte.Array[Gen.Frequency((8, Gen.Const(16)), (1, Gen.Int[0, 20]))], Gen.Long, Gen.Bool, Mutations.Array[0, 3])
-            .Select((id, acceptedAtMs, duplicate, mutations) =>
-            {
-                var ack = new Ack { MessageId = ByteString.CopyFrom(id), AcceptedAtMs = acceptedAtMs, Duplicate = duplicate };
-                return Wrap(AckWire.FrameAckField, Mutate(Fields(ack.ToByteArray()), mutations, [1, 2, 3]));
             });
 
     private static byte[] Mutate(List<RawField> fields, Mutation[] mutations, int[] knownFields)
