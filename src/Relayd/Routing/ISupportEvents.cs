@@ -31,8 +31,13 @@ internal interface ISupportEvents
     /// <summary>A resend of an accepted message id was answered with its original Ack.</summary>
     void EnvelopeDuplicate(PartnerInfo sender, long connectionId, UInt128 messageId, long nowMs);
 
-    /// <summary>The sender's Ack for <paramref name="messageId"/> was written: the envelope is durable (fdatasync'ed).</summary>
-    void EnvelopeDurable(PartnerInfo sender, long connectionId, UInt128 messageId, long nowMs);
+    /// <summary>
+    /// The session's writer sent Acks for <paramref name="envelopes"/> envelopes it accepted (not duplicates): each is
+    /// durable (fdatasync'ed). Once per batch of Acks, not per envelope: they are those of this session whose
+    /// <see cref="AcceptedEnvelope.DurableAt"/> lies from <paramref name="first"/> to <paramref name="through"/>
+    /// (a session's marks grow in the order it accepted).
+    /// </summary>
+    void EnvelopesDurable(PartnerInfo sender, long connectionId, Storage.DurableMark first, Storage.DurableMark through, int envelopes, long nowMs);
 
     /// <summary>An envelope was written to a session of its recipient partner as a Deliver.</summary>
     void EnvelopeDelivered(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long connectionId, ulong deliveryId, long nowMs);
@@ -97,6 +102,9 @@ internal readonly ref struct AcceptedEnvelope
     public required bool LogOnly { get; init; }
 
     public required long AcceptedAtMs { get; init; }
+
+    /// <summary>The store's mark its Ack waits for: <see cref="ISupportEvents.EnvelopesDurable"/> names a range of them.</summary>
+    public Storage.DurableMark DurableAt { get; init; }
 }
 
 internal enum MediaEventKind

@@ -153,11 +153,11 @@ internal sealed class ShardQueue
             if (_spilled || !TryInsertLocked(frame, header, sender, acceptedAtMs, expiresAtMs, reference, consentEpoch))
             {
                 SpillLocked(reference, acceptedAtMs);
-                report.Report(frame, header, sender, _shardIndex, logOnly: true, acceptedAtMs);
+                report.Report(frame, header, sender, _shardIndex, logOnly: true, acceptedAtMs, durableAt);
                 return AppendResult.Appended;
             }
 
-            report.Report(frame, header, sender, _shardIndex, logOnly: false, acceptedAtMs);
+            report.Report(frame, header, sender, _shardIndex, logOnly: false, acceptedAtMs, durableAt);
 
             owner = _owner;
         }

@@ -9,7 +9,7 @@ namespace Relayd.Routing;
 /// </summary>
 internal readonly struct AcceptedReport(SupportEvents? support, PartnerInfo recipient, long connectionId)
 {
-    public void Report(in ReadOnlySequence<byte> frame, in EnvelopeHeader header, PartnerInfo? sender, int shard, bool logOnly, long acceptedAtMs)
+    public void Report(in ReadOnlySequence<byte> frame, in EnvelopeHeader header, PartnerInfo? sender, int shard, bool logOnly, long acceptedAtMs, Storage.DurableMark durableAt)
     {
         if (support is null || support.IsEmpty || sender is null)
         {
@@ -29,6 +29,7 @@ internal readonly struct AcceptedReport(SupportEvents? support, PartnerInfo reci
             Shard = shard,
             LogOnly = logOnly,
             AcceptedAtMs = acceptedAtMs,
+            DurableAt = durableAt,
         });
     }
 }

@@ -58,11 +58,11 @@ internal sealed class SupportEvents : ISupportEvents
         }
     }
 
-    public void EnvelopeDurable(PartnerInfo sender, long connectionId, UInt128 messageId, long nowMs)
+    public void EnvelopesDurable(PartnerInfo sender, long connectionId, Storage.DurableMark first, Storage.DurableMark through, int envelopes, long nowMs)
     {
         foreach (ISupportEvents consumer in _consumers)
         {
-            consumer.EnvelopeDurable(sender, connectionId, messageId, nowMs);
+            consumer.EnvelopesDurable(sender, connectionId, first, through, envelopes, nowMs);
         }
     }
 

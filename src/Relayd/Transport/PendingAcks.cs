@@ -64,7 +64,7 @@ internal sealed class PendingAcks
     /// <paramref name="destination"/>. Stops at the first one still waiting, so Acks keep their order. Records each
     /// one's time since <see cref="Add"/> on <paramref name="latency"/>.
     /// </summary>
-    /// <remarks>With <paramref name="support"/>, reports each new (not duplicate) envelope's Ack as <see cref="Routing.ISupportEvents.EnvelopeDurable"/>.</remarks>
+    /// <remarks>With <paramref name="support"/>, reports the new (not duplicate) envelopes' Acks as one <see cref="Routing.ISupportEvents.EnvelopesDurable"/>.</remarks>
     public int TakeDurable(DurableMark durable, Span<byte> destination, Histogram<double>? latency = null, Routing.SupportEvents? support = null, PartnerInfo? sender = null, long connectionId = 0, TimeProvider? clock = null)
     {
         long now = Stopwatch.GetTimestamp();
@@ -72,6 +72,8 @@ internal sealed class PendingAcks
         long nowMs = report ? (clock ?? TimeProvider.System).GetUtcNow().ToUnixTimeMilliseconds() : 0;
         int written = 0;
         int taken = 0;
+        int durableEnvelopes = 0;
+        DurableMark first = default, through = default;
         TaskCompletionSource? room = null;
         lock (_lock)
         {
@@ -85,10 +87,11 @@ internal sealed class PendingAcks
 
                 written += WireFrames.WriteAck(destination[written..], ack.MessageId, ack.AcceptedAtMs, ack.Duplicate);
                 latency?.Record(Stopwatch.GetElapsedTime(ack.ReadTimestamp, now).TotalMilliseconds);
-                if (report && !ack.Duplicate)
+                if (!ack.Duplicate)
                 {
-                    // Under the ring's lock: consumers only copy a small record (ISupportEvents), and this keeps Acks' order.
-                    support!.EnvelopeDurable(sender!, connectionId, ack.MessageId, nowMs);
+                    first = durableEnvelopes == 0 ? ack.DurableAt : first;
+                    through = ack.DurableAt;
+                    durableEnvelopes++;
                 }
 
                 _head = (_head + 1) % _ring.Length;
@@ -106,6 +109,12 @@ internal sealed class PendingAcks
         }
 
         room?.TrySetResult();
+        if (report && durableEnvelopes > 0)
+        {
+            // One event per batch of Acks, not one per envelope: the trace finds each envelope's by its mark.
+            support!.EnvelopesDurable(sender!, connectionId, first, through, durableEnvelopes, nowMs);
+        }
+
         return written;
     }
 

@@ -90,7 +90,7 @@ public sealed class SessionRegistrationTests : IClassFixture<PkiFixture>
         {
         }
 
-        public void EnvelopeDurable(PartnerInfo sender, long connectionId, UInt128 messageId, long nowMs)
+        public void EnvelopesDurable(PartnerInfo sender, long connectionId, Relayd.Storage.DurableMark first, Relayd.Storage.DurableMark through, int envelopes, long nowMs)
         {
         }
 

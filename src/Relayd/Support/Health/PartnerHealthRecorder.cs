@@ -56,7 +56,7 @@ internal sealed class PartnerHealthRecorder : ISupportEvents
     {
     }
 
-    public void EnvelopeDurable(PartnerInfo sender, long connectionId, UInt128 messageId, long nowMs)
+    public void EnvelopesDurable(PartnerInfo sender, long connectionId, Storage.DurableMark first, Storage.DurableMark through, int envelopes, long nowMs)
     {
     }
 

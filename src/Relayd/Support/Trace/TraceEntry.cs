@@ -17,6 +17,12 @@ internal enum TraceFlags : byte
 
     /// <summary><see cref="TraceEntry.Id"/> is not a 16-byte message id (a refused frame's id of another length): not findable by id.</summary>
     NoId = 4,
+
+    /// <summary>
+    /// A DURABLE for a batch of one session's Acks, not for one message (no id): it covers the session's envelopes
+    /// whose ACCEPTED mark (<see cref="TraceEntry.Number"/>) lies from <see cref="TraceEntry.From"/> to its own <see cref="TraceEntry.Number"/>.
+    /// </summary>
+    Group = 8,
 }
 
 /// <summary>
@@ -38,8 +44,11 @@ internal struct TraceEntry
     public PartnerInfo? Recipient;
     public long Session;
 
-    /// <summary>Delivery id (envelopes) or request id (key bundles).</summary>
+    /// <summary>Delivery id (delivered, acknowledged), request id (key bundles), the store's durable mark (accepted; a group DURABLE's last).</summary>
     public ulong Number;
+
+    /// <summary>A group DURABLE's first mark (<see cref="TraceFlags.Group"/>); 0 otherwise.</summary>
+    public ulong From;
     public long Bytes;
     public long TotalBytes;
     /// <summary>Keyed hashes of the users (accepted); for <see cref="TraceEventKind.TraceAbuseReported"/> the report id's high and low 64 bits instead (an abuse record carries no user hash): no wider entry for a rare event.</summary>

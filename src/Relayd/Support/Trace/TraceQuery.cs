@@ -80,7 +80,7 @@ internal static class TraceQuery
     {
         List<TraceRecord> events = Scan(directory,
             (kind, id) => id == messageId && (IsEnvelope(kind) || kind == TraceEventKind.TraceAbuseReported),
-            r => r.Kind == TraceEventKind.TraceAbuseReported ? r.Recipient == sender : r.Sender == sender && (r.Flags & TraceFlags.NoId) == 0,
+            r => r.Kind == TraceEventKind.TraceAbuseReported ? r.Recipient == sender : r.Sender == sender && (r.Flags & (TraceFlags.NoId | TraceFlags.Group)) == 0,
             // Older segments can only hold earlier attempts: the segment with the original ACCEPTED is the last read.
             stopAfter: segment => segment.Any(r => r.Kind == TraceEventKind.TraceAccepted && !r.FromLog),
             cancellationToken);
@@ -89,9 +89,57 @@ internal static class TraceQuery
             return null;
         }
 
-        events = WithoutRedundantDerived(events);
+        // DURABLE is written once per batch of a session's Acks (TraceFlags.Group): each attempt's own comes from it.
+        foreach (TraceRecord accepted in events.Where(r => r.Kind == TraceEventKind.TraceAccepted && !r.FromLog && r.Number != 0).ToList())
+        {
+            if (DurableOf(directory, accepted, cancellationToken) is { } durable)
+            {
+                events.Add(durable);
+            }
+        }
+
+        events = [.. WithoutRedundantDerived(events).OrderBy(r => r.AtMs)];
         string? recipient = events.FirstOrDefault(r => r.Kind != TraceEventKind.TraceAbuseReported && r.Recipient is not null)?.Recipient;
         return new MessageTrace(sender, messageId, recipient, events);
+    }
+
+    /// <summary>
+    /// The DURABLE step of <paramref name="accepted"/>: the first group DURABLE of its sender's session whose marks
+    /// cover its mark, read forward from its time and only within the relay process that accepted it (a later
+    /// process reuses session ids, and after a crash log positions too). Null when that process wrote none (the Ack
+    /// was not sent yet, or the process ended first: then the restart's DURABLE derived from the log stands in).
+    /// </summary>
+    internal static TraceRecord? DurableOf(string directory, TraceRecord accepted, CancellationToken cancellationToken)
+    {
+        const long ClockSlackMs = 1000; // segments are skipped by their newest event's time: allow a clock step back
+        TraceRecord? durable = null;
+        bool laterProcess = false;
+        foreach (TraceSegment segment in TraceSegment.List(directory))
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (!segment.IsOpen && segment.LastMs < accepted.AtMs - ClockSlackMs)
+            {
+                continue;
+            }
+
+            TraceSegmentReader.Read(segment.Path, static (kind, id) => kind == TraceEventKind.TraceDurable && id == 0, record =>
+            {
+                if (durable is null && !laterProcess && record.IsGroup && record.Session == accepted.Session && record.Sender == accepted.Sender
+                    && record.From <= accepted.Number && accepted.Number <= record.Number)
+                {
+                    durable = record;
+                }
+            }, startedAtMs => laterProcess |= durable is null && startedAtMs > accepted.AtMs);
+            if (durable is not null || laterProcess)
+            {
+                break;
+            }
+        }
+
+        return durable is null ? null : new TraceRecord
+        {
+            Kind = TraceEventKind.TraceDurable, AtMs = durable.AtMs, Id = accepted.Id, Sender = accepted.Sender, Session = durable.Session,
+        };
     }
 
     // An event derived from the log at a restart is dropped where its original survived.

@@ -20,8 +20,11 @@ internal sealed record TraceRecord
 
     public long Session { get; init; }
 
-    /// <summary>Delivery id (envelopes) or request id (key bundles).</summary>
+    /// <summary>Delivery id (delivered, acknowledged), request id (key bundles), the store's durable mark (accepted; a group DURABLE's last).</summary>
     public ulong Number { get; init; }
+
+    /// <summary>A group DURABLE's first mark (<see cref="TraceFlags.Group"/>); 0 otherwise.</summary>
+    public ulong From { get; init; }
 
     public long Bytes { get; init; }
 
@@ -45,4 +48,6 @@ internal sealed record TraceRecord
     public bool FromLog => (Flags & TraceFlags.FromLog) != 0;
 
     public bool LogOnly => (Flags & TraceFlags.LogOnly) != 0;
+
+    public bool IsGroup => (Flags & TraceFlags.Group) != 0;
 }

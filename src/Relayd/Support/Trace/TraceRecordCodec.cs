@@ -9,8 +9,10 @@ namespace Relayd.Support.Trace;
 /// <c>RLTRACE1</c>, then batches: u32 length of what follows the 16-byte batch header, u32 CRC-32 of it, i64 base time
 /// (Unix ms), then records. A record is a varint body length and a body: kind (u8), present-field mask (varint), time
 /// as a zigzag varint from the batch's base, then the fields the mask names in a fixed order. Kind 255 names a
-/// partner: its index in this segment and its id, written before the first record that uses it. A torn or damaged
-/// batch ends the segment's reading (what a power loss may leave).
+/// partner: its index in this segment and its id, written before the first record that uses it. Kind 254 marks where
+/// a relay process began writing (varint Unix ms of its start): a group DURABLE never covers an ACCEPTED of an
+/// earlier process (a session id and, after a crash, a log position may come again). A torn or damaged batch ends
+/// the segment's reading (what a power loss may leave).
 /// </summary>
 internal static class TraceRecordCodec
 {
@@ -18,11 +20,12 @@ internal static class TraceRecordCodec
     public const int BatchHeaderBytes = 16;
 
     /// <summary>Longest encoded record (every field, the longest detail), for buffer sizing.</summary>
-    public const int MaxRecordBytes = 3 + 1 + 3 + 10 + 16 + (7 * 10) + 2 + 16 + 2 + MaxDetailBytes + 16;
+    public const int MaxRecordBytes = 3 + 1 + 3 + 10 + 16 + (8 * 10) + 2 + 16 + 2 + MaxDetailBytes + 16;
 
     public static ReadOnlySpan<byte> Magic => "RLTRACE1"u8;
 
     private const byte PartnerKind = 255;
+    private const byte StartedKind = 254;
 
     [Flags]
     private enum Field
@@ -42,6 +45,19 @@ internal static class TraceRecordCodec
         LogOnly = 1 << 12,
         FromLog = 1 << 13,
         NoId = 1 << 14,
+        From = 1 << 15,
+        Group = 1 << 16,
+    }
+
+    /// <summary>Writes the record that marks a relay process's start; returns its length.</summary>
+    public static int WriteStarted(Span<byte> destination, long startedAtMs)
+    {
+        Span<byte> body = stackalloc byte[1 + 10];
+        body[0] = StartedKind;
+        int n = 1 + WriteVarint(body[1..], (ulong)startedAtMs);
+        int total = WriteVarint(destination, (ulong)n);
+        body[..n].CopyTo(destination[total..]);
+        return total + n;
     }
 
     /// <summary>Writes the record naming partner <paramref name="index"/>; returns its length.</summary>
@@ -81,6 +97,8 @@ internal static class TraceRecordCodec
         mask |= (entry.Flags & TraceFlags.LogOnly) != 0 ? Field.LogOnly : 0;
         mask |= (entry.Flags & TraceFlags.FromLog) != 0 ? Field.FromLog : 0;
         mask |= (entry.Flags & TraceFlags.NoId) != 0 ? Field.NoId : 0;
+        mask |= entry.From != 0 ? Field.From : 0;
+        mask |= (entry.Flags & TraceFlags.Group) != 0 ? Field.Group : 0;
 
         int n = 0;
         body[n++] = (byte)entry.Kind;
@@ -102,6 +120,7 @@ internal static class TraceRecordCodec
         n += (mask & Field.Code) != 0 ? WriteVarint(body[n..], (ulong)(uint)entry.Code) : 0;
         n += (mask & Field.Status) != 0 ? WriteVarint(body[n..], (ulong)(uint)entry.Status) : 0;
         n += (mask & Field.Shard) != 0 ? WriteVarint(body[n..], entry.Shard) : 0;
+        n += (mask & Field.From) != 0 ? WriteVarint(body[n..], entry.From) : 0;
         if ((mask & Field.Users) != 0)
         {
             BinaryPrimitives.WriteUInt64LittleEndian(body[n..], entry.SenderUserHash);
@@ -125,9 +144,10 @@ internal static class TraceRecordCodec
 
     /// <summary>
     /// Reads the records of one batch body (after its header) into <paramref name="onRecord"/>, keeping the segment's
-    /// partner table in <paramref name="partners"/>. False when the body is malformed (the rest is skipped).
+    /// partner table in <paramref name="partners"/>, and each process start into <paramref name="onStarted"/>. False
+    /// when the body is malformed (the rest is skipped).
     /// </summary>
-    public static bool ReadBatch(ReadOnlySpan<byte> batch, long baseMs, List<string> partners, Func<TraceEventKind, UInt128, bool> wanted, Action<TraceRecord> onRecord)
+    public static bool ReadBatch(ReadOnlySpan<byte> batch, long baseMs, List<string> partners, Func<TraceEventKind, UInt128, bool> wanted, Action<TraceRecord> onRecord, Action<long>? onStarted = null)
     {
         int at = 0;
         while (at < batch.Length)
@@ -154,6 +174,18 @@ internal static class TraceRecordCodec
                 }
 
                 partners[(int)index] = name;
+                continue;
+            }
+
+            if (body[0] == StartedKind)
+            {
+                int p = 1;
+                if (!TryReadVarint(body, ref p, out ulong startedAtMs))
+                {
+                    return false;
+                }
+
+                onStarted?.Invoke((long)startedAtMs);
                 continue;
             }
 
@@ -229,6 +261,7 @@ internal static class TraceRecordCodec
         ulong code = Next(Field.Code, body, ref at);
         ulong status = Next(Field.Status, body, ref at);
         ulong shard = Next(Field.Shard, body, ref at);
+        ulong from = Next(Field.From, body, ref at);
         ulong senderUser = 0, recipientUser = 0;
         if (ok && (mask & Field.Users) != 0)
         {
@@ -260,13 +293,15 @@ internal static class TraceRecordCodec
         return new TraceRecord
         {
             Kind = (TraceEventKind)body[0],
-            Flags = ((mask & Field.LogOnly) != 0 ? TraceFlags.LogOnly : 0) | ((mask & Field.FromLog) != 0 ? TraceFlags.FromLog : 0) | ((mask & Field.NoId) != 0 ? TraceFlags.NoId : 0),
+            Flags = ((mask & Field.LogOnly) != 0 ? TraceFlags.LogOnly : 0) | ((mask & Field.FromLog) != 0 ? TraceFlags.FromLog : 0) | ((mask & Field.NoId) != 0 ? TraceFlags.NoId : 0)
+                | ((mask & Field.Group) != 0 ? TraceFlags.Group : 0),
             AtMs = baseMs + delta,
             Id = id,
             Sender = Partner(Field.Sender, sender),
             Recipient = Partner(Field.Recipient, recipient),
             Session = (long)session,
             Number = number,
+            From = from,
             Bytes = (long)bytes,
             TotalBytes = (long)total,
             Code = (ErrorCode)(int)code,

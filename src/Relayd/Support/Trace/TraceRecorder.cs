@@ -4,6 +4,7 @@ using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
+using Relayd.Storage;
 
 namespace Relayd.Support.Trace;
 
@@ -43,8 +44,8 @@ internal sealed class TraceRecorder : ISupportEvents, IRecoveredEnvelopes, IDisp
         _users = UserHasher.Open(directory);
         _counters = new TraceCounters();
         _ring = new TraceRing(options.RingEvents);
-        _writer = new TraceSegmentWriter(directory, options, _ring, clock, logger, _counters, closed);
         StartedAtMs = clock.GetUtcNow().ToUnixTimeMilliseconds();
+        _writer = new TraceSegmentWriter(directory, options, _ring, clock, logger, _counters, closed, StartedAtMs);
         if (startWriter)
         {
             _writer.Start();
@@ -193,6 +194,7 @@ internal sealed class TraceRecorder : ISupportEvents, IRecoveredEnvelopes, IDisp
         Session = envelope.ConnectionId,
         Bytes = envelope.FrameBytes,
         Shard = (ushort)envelope.Shard,
+        Number = envelope.DurableAt.Value, // kept for the query, which finds the session's DURABLE by it
         SenderUserHash = _users.Hash(envelope.SenderUser),
         RecipientUserHash = _users.Hash(envelope.RecipientUser),
     });
@@ -200,8 +202,13 @@ internal sealed class TraceRecorder : ISupportEvents, IRecoveredEnvelopes, IDisp
     public void EnvelopeDuplicate(PartnerInfo sender, long connectionId, UInt128 messageId, long nowMs) =>
         Add(new TraceEntry { Kind = TraceEventKind.TraceDuplicate, AtMs = nowMs, Id = messageId, Sender = sender, Session = connectionId });
 
-    public void EnvelopeDurable(PartnerInfo sender, long connectionId, UInt128 messageId, long nowMs) =>
-        Add(new TraceEntry { Kind = TraceEventKind.TraceDurable, AtMs = nowMs, Id = messageId, Sender = sender, Session = connectionId });
+    // One record per batch of Acks (TraceFlags.Group): the query gives each envelope of the session whose ACCEPTED
+    // mark lies in [first, through] its DURABLE step (TraceQuery.DurableOf).
+    public void EnvelopesDurable(PartnerInfo sender, long connectionId, DurableMark first, DurableMark through, int envelopes, long nowMs) => Add(new TraceEntry
+    {
+        Kind = TraceEventKind.TraceDurable, Flags = TraceFlags.Group, AtMs = nowMs, Sender = sender, Session = connectionId,
+        From = first.Value, Number = through.Value, Bytes = envelopes,
+    });
 
     public void EnvelopeDelivered(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long connectionId, ulong deliveryId, long nowMs) =>
         Add(new TraceEntry { Kind = TraceEventKind.TraceDelivered, AtMs = nowMs, Id = messageId, Sender = sender, Recipient = recipient, Session = connectionId, Number = deliveryId });

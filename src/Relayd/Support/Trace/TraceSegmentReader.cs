@@ -6,8 +6,12 @@ namespace Relayd.Support.Trace;
 /// <summary>Reads the records of one segment file, in order; stops at the first torn or damaged batch.</summary>
 internal static class TraceSegmentReader
 {
-    /// <summary>Calls <paramref name="onRecord"/> for each record <paramref name="wanted"/> keeps (by kind and id) of the segment at <paramref name="path"/>; false when the file is gone.</summary>
-    public static bool Read(string path, Func<Protocol.V1.TraceEventKind, UInt128, bool> wanted, Action<TraceRecord> onRecord)
+    /// <summary>
+    /// Calls <paramref name="onRecord"/> for each record <paramref name="wanted"/> keeps (by kind and id) of the segment
+    /// at <paramref name="path"/>, in order, and <paramref name="onStarted"/> where a relay process began writing (its
+    /// start, Unix ms); false when the file is gone.
+    /// </summary>
+    public static bool Read(string path, Func<Protocol.V1.TraceEventKind, UInt128, bool> wanted, Action<TraceRecord> onRecord, Action<long>? onStarted = null)
     {
         FileStream file;
         try
@@ -47,7 +51,7 @@ internal static class TraceSegmentReader
 
                 Span<byte> body = batch.AsSpan(0, length);
                 if (file.ReadAtLeast(body, length, throwOnEndOfStream: false) < length || Crc32.HashToUInt32(body) != crc
-                    || !TraceRecordCodec.ReadBatch(body, baseMs, partners, wanted, onRecord))
+                    || !TraceRecordCodec.ReadBatch(body, baseMs, partners, wanted, onRecord, onStarted))
                 {
                     break; // the torn tail of a crash or power loss: what follows was never completely written
                 }

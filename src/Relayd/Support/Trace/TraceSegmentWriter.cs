@@ -32,6 +32,8 @@ internal sealed class TraceSegmentWriter : IDisposable
     private readonly List<TaskCompletionSource> _flushWaiters = [];
     private readonly List<TraceSegment> _closed;
     private readonly Thread _thread;
+    private readonly long _startedAtMs;
+    private bool _startWritten;
     private FileStream? _file;
     private long _sequence;
     private long _fileBytes;
@@ -44,8 +46,10 @@ internal sealed class TraceSegmentWriter : IDisposable
     private volatile bool _stopping;
     private bool _failing;
 
-    public TraceSegmentWriter(string directory, TraceOptions options, TraceRing ring, TimeProvider clock, ILogger logger, TraceCounters counters, List<TraceSegment> closed)
+    /// <param name="startedAtMs">When this process began recording: written before its first record (<see cref="TraceRecordCodec.WriteStarted"/>).</param>
+    public TraceSegmentWriter(string directory, TraceOptions options, TraceRing ring, TimeProvider clock, ILogger logger, TraceCounters counters, List<TraceSegment> closed, long startedAtMs)
     {
+        _startedAtMs = startedAtMs;
         _directory = directory;
         _options = options;
         _ring = ring;
@@ -152,12 +156,18 @@ internal sealed class TraceSegmentWriter : IDisposable
             int length = TraceRecordCodec.BatchHeaderBytes;
             int entries = 0;
             long baseMs = 0;
+            bool withStart = false;
             while (length + (3 * TraceRecordCodec.MaxRecordBytes) < _batch.Length && _ring.TryTake(out TraceEntry entry))
             {
                 if (entries == 0)
                 {
                     EnsureOpen();
                     baseMs = entry.AtMs;
+                    if (!_startWritten)
+                    {
+                        length += TraceRecordCodec.WriteStarted(_batch.AsSpan(length), _startedAtMs);
+                        withStart = true;
+                    }
                 }
 
                 int sender = IndexOf(entry.Sender, ref length);
@@ -179,7 +189,7 @@ internal sealed class TraceSegmentWriter : IDisposable
             BinaryPrimitives.WriteInt32LittleEndian(header, body.Length);
             BinaryPrimitives.WriteUInt32LittleEndian(header[4..], Crc32.HashToUInt32(body));
             BinaryPrimitives.WriteInt64LittleEndian(header[8..], baseMs);
-            Append(_batch.AsSpan(0, length), entries);
+            _startWritten |= Append(_batch.AsSpan(0, length), entries) && withStart;
             if (_fileBytes >= _options.SegmentBytes)
             {
                 Close();
@@ -247,12 +257,13 @@ internal sealed class TraceSegmentWriter : IDisposable
         }
     }
 
-    private void Append(ReadOnlySpan<byte> batch, int entries)
+    /// <summary>Appends one batch; false when it was lost (counted as dropped).</summary>
+    private bool Append(ReadOnlySpan<byte> batch, int entries)
     {
         if (_file is null)
         {
             _counters.Dropped(entries);
-            return;
+            return false;
         }
 
         try
@@ -262,6 +273,7 @@ internal sealed class TraceSegmentWriter : IDisposable
             _events += entries;
             _counters.Written(entries);
             _unsynced = true;
+            return true;
         }
         catch (IOException ex)
         {
@@ -269,6 +281,7 @@ internal sealed class TraceSegmentWriter : IDisposable
             _counters.Dropped(entries);
             Failed(ex);
             Close();
+            return false;
         }
     }
 

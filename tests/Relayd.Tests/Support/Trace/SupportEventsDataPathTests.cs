@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using Relayd.Protocol;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
+using Relayd.Storage;
 using Relayd.Tests.Infrastructure;
 
 namespace Relayd.Tests.Support.Trace;
@@ -53,6 +54,7 @@ public sealed class SupportEventsDataPathTests : IClassFixture<PkiFixture>
         Assert.NotEqual(delivery.ConnectionId, receipt.ConnectionId);
 
         Assert.Equal(["opened alpha", "opened beta"], recorded.Sessions());
+        Assert.Equal(0, recorded.Miscounted);
     }
 
     [Fact]
@@ -83,6 +85,11 @@ public sealed class SupportEventsDataPathTests : IClassFixture<PkiFixture>
         private readonly Lock _lock = new();
         private readonly List<(UInt128 Id, Step Step)> _steps = [];
         private readonly List<string> _sessions = [];
+        private readonly List<(long ConnectionId, DurableMark Mark, UInt128 Id)> _accepted = [];
+        private int _miscounted;
+
+        /// <summary>Batches of Acks whose count was not the number of accepted envelopes their marks cover.</summary>
+        public int Miscounted => Volatile.Read(ref _miscounted);
 
         public List<Step> Of(UInt128 id)
         {
@@ -127,12 +134,36 @@ public sealed class SupportEventsDataPathTests : IClassFixture<PkiFixture>
         public void EnvelopeRefused(PartnerInfo sender, long connectionId, in ReadOnlySequence<byte> messageId, int frameBytes, ErrorCode code, string detail, long nowMs) =>
             Add(messageId.Length == 16 ? BinaryPrimitives.ReadUInt128BigEndian(messageId.ToArray()) : 0, new Step("refused", nowMs, connectionId, Code: code));
 
-        public void EnvelopeAccepted(in AcceptedEnvelope envelope) =>
+        public void EnvelopeAccepted(in AcceptedEnvelope envelope)
+        {
             Add(envelope.MessageId, new Step("accepted", envelope.AcceptedAtMs, envelope.ConnectionId, CiphertextBytes: (int)envelope.Ciphertext.Length));
+            lock (_lock)
+            {
+                _accepted.Add((envelope.ConnectionId, envelope.DurableAt, envelope.MessageId));
+            }
+        }
 
         public void EnvelopeDuplicate(PartnerInfo sender, long connectionId, UInt128 messageId, long nowMs) => Add(messageId, new Step("duplicate", nowMs, connectionId));
 
-        public void EnvelopeDurable(PartnerInfo sender, long connectionId, UInt128 messageId, long nowMs) => Add(messageId, new Step("durable", nowMs, connectionId));
+        // A batch of Acks: each envelope of the session whose mark it covers is durable (as the trace's query reads it).
+        public void EnvelopesDurable(PartnerInfo sender, long connectionId, DurableMark first, DurableMark through, int envelopes, long nowMs)
+        {
+            List<UInt128> covered;
+            lock (_lock)
+            {
+                covered = [.. _accepted.Where(a => a.ConnectionId == connectionId && a.Mark >= first && a.Mark <= through).Select(a => a.Id)];
+            }
+
+            if (covered.Count != envelopes)
+            {
+                Interlocked.Increment(ref _miscounted); // not thrown here: the data path's writer called this
+            }
+
+            foreach (UInt128 id in covered)
+            {
+                Add(id, new Step("durable", nowMs, connectionId));
+            }
+        }
 
         public void EnvelopeDelivered(PartnerInfo? sender, UInt128 messageId, PartnerInfo recipient, long connectionId, ulong deliveryId, long nowMs) =>
             Add(messageId, new Step("delivered", nowMs, connectionId, deliveryId));

@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
+using Relayd.Storage;
 using Relayd.Support.Trace;
 
 namespace Relayd.Tests.Support.Trace;
@@ -29,9 +30,9 @@ public sealed class TraceHotPathTests : IDisposable
             trace.EnvelopeAccepted(new AcceptedEnvelope
             {
                 Sender = _alpha, ConnectionId = 1, MessageId = id, Recipient = _beta, SenderUser = senderUser, RecipientUser = recipientUser,
-                Ciphertext = ciphertext, FrameBytes = 1100, Shard = 3, LogOnly = false, AcceptedAtMs = 1_800_000_000_000,
+                Ciphertext = ciphertext, FrameBytes = 1100, Shard = 3, LogOnly = false, AcceptedAtMs = 1_800_000_000_000, DurableAt = new DurableMark((ulong)id * 1200),
             });
-            trace.EnvelopeDurable(_alpha, 1, id, 1_800_000_000_001);
+            trace.EnvelopesDurable(_alpha, 1, new DurableMark((ulong)id * 1200), new DurableMark((ulong)id * 1200), 1, 1_800_000_000_001);
             trace.EnvelopeDelivered(_alpha, id, _beta, 2, (ulong)id, 1_800_000_000_002);
             trace.EnvelopeAcknowledged(_alpha, id, _beta, 2, (ulong)id, 1_800_000_000_000, 1_800_000_000_001, 1_800_000_000_003);
             trace.ReceiptProduced(_alpha, id, ReceiptStatus.Delivered, ErrorCode.Unspecified, 1, 1_800_000_000_004);

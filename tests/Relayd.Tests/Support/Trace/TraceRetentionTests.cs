@@ -34,7 +34,7 @@ public sealed class TraceRetentionTests : IDisposable
         for (int i = 1; i <= Messages; i++)
         {
             UInt128 id = (UInt128)i;
-            trace.EnvelopeDurable(_alpha, 7, id, Now);
+            trace.EnvelopeDuplicate(_alpha, 7, id, Now);
             trace.EnvelopeDelivered(_alpha, id, _beta, 8, (ulong)i, Now);
             trace.EnvelopeAcknowledged(_alpha, id, _beta, 8, (ulong)i, Now, Now, Now);
             _clock.Advance(TimeSpan.FromMilliseconds(1));
@@ -56,14 +56,14 @@ public sealed class TraceRetentionTests : IDisposable
         // Oldest first: the first messages are gone, the last are all there.
         Assert.Null(await TraceQuery.MessageAsync(trace, "alpha", 1, TestContext.Current.CancellationToken));
         MessageTrace? last = await TraceQuery.MessageAsync(trace, "alpha", Messages, TestContext.Current.CancellationToken);
-        Assert.Equal([TraceEventKind.TraceDurable, TraceEventKind.TraceDelivered, TraceEventKind.TraceAcknowledged], last!.Events.Select(e => e.Kind));
+        Assert.Equal([TraceEventKind.TraceDuplicate, TraceEventKind.TraceDelivered, TraceEventKind.TraceAcknowledged], last!.Events.Select(e => e.Kind));
         Assert.Equal(trace.Counters.ExpiredTotal, Observed(meter, "relayd.trace.events.expired"));
 
         // Seven days and a bit later every segment of those events is past the retention (the open one is closed
         // for its age): only segments with the new event remain.
         long bySize = trace.Counters.ExpiredTotal;
         _clock.Advance(TimeSpan.FromDays(7) + TimeSpan.FromMinutes(1));
-        trace.EnvelopeDurable(_alpha, 7, Messages + 1, Now);
+        trace.EnvelopeDuplicate(_alpha, 7, Messages + 1, Now);
         long cutoffMs = Now - (long)options.Retention.TotalMilliseconds;
         await TraceTimelineTests.WaitUntilAsync(() => TraceSegment.List(trace.Directory).All(s => s.IsOpen || s.LastMs >= cutoffMs) && trace.Counters.ExpiredTotal > bySize);
         Assert.True(trace.Counters.ExpiredTotal > bySize);
