@@ -37,6 +37,7 @@ public sealed class LoadDriver(Workload workload, TextWriter? progress)
         await target.StartAsync(workload, OnDelivered, cancellationToken);
         using var sampler = new ProcessSampler(target.ServerPid);
         using var client = new ProcessSampler(Environment.ProcessId); // the client library's side: senders and receivers alike
+        var clientGc = new ClientGcSampler();
         long start = Stopwatch.GetTimestamp();
         _measureFromTicks = start + (long)(workload.Warmup.TotalSeconds * Stopwatch.Frequency);
         long sendUntil = workload.Count > 0 ? long.MaxValue : _measureFromTicks + (long)(workload.Duration.TotalSeconds * Stopwatch.Frequency);
@@ -51,6 +52,7 @@ public sealed class LoadDriver(Workload workload, TextWriter? progress)
         long sendingEnded = Stopwatch.GetTimestamp();
         sampler.MarkEnd();
         client.MarkEnd();
+        clientGc.MarkEnd();
 
         // Let deliveries catch up with what was acknowledged (bounded: a stuck system must not hang the run).
         long deadline = Stopwatch.GetTimestamp() + (30 * Stopwatch.Frequency);
@@ -82,6 +84,7 @@ public sealed class LoadDriver(Workload workload, TextWriter? progress)
             ServerPeakRssBytes = sampler.PeakRssBytes,
             ServerCpuCores = sampler.CpuCores,
             ClientCpuCores = client.CpuCores,
+            ClientGc = clientGc.Result,
         };
     }
 

@@ -49,6 +49,12 @@ public sealed class RunResult
     /// </summary>
     public double? ClientCpuCores { get; init; }
 
+    /// <summary>The load generator's garbage collector over the same time as <see cref="ClientCpuCores"/>; null for a run that did not measure it.</summary>
+    public ClientGc? ClientGc { get; init; }
+
+    /// <summary>Bytes the load generator allocated per acknowledged message (the client library and the generator itself).</summary>
+    public double? ClientAllocatedBytesPerMessage => ClientGc is { } gc && Acked > 0 ? gc.AllocatedBytes / (double)Acked : null;
+
     /// <summary>Server CPU per acknowledged message, microseconds; null when unknown.</summary>
     public double? ServerCpuMicrosecondsPerMessage => PerMessage(ServerCpuCores);
 

@@ -25,6 +25,11 @@ public sealed class Report(Workload workload, IReadOnlyList<RunResult> results, 
             {
                 text.AppendLine(CultureInfo.InvariantCulture, $"{"",-22} generator send lag ms p50/p99/max: {string.Join('/', EndToEndPercentiles.Select(p => RunResult.Milliseconds(r.SendLag, p).ToString("0.00", Invariant)))} (included in ack latency: late against its own schedule)");
             }
+            if (r.ClientGc is { } gc)
+            {
+                text.AppendLine(string.Create(Invariant, $"{"",-22} client GC: {r.ClientAllocatedBytesPerMessage:0} B allocated per message, {gc.Gen0} collections (gen1 {gc.Gen1}, gen2 {gc.Gen2}), paused {gc.PauseMilliseconds:0.0} ms in all"));
+            }
+
             if (r.Check is { } check)
             {
                 text.AppendLine(CultureInfo.InvariantCulture, $"{"",-22} {check.Describe()}");
@@ -75,6 +80,8 @@ public sealed class Report(Workload workload, IReadOnlyList<RunResult> results, 
                 clientCpuCores = r.ClientCpuCores,
                 serverCpuMicrosecondsPerMessage = r.ServerCpuMicrosecondsPerMessage,
                 clientCpuMicrosecondsPerMessage = r.ClientCpuMicrosecondsPerMessage,
+                clientAllocatedBytesPerMessage = r.ClientAllocatedBytesPerMessage,
+                clientGc = r.ClientGc is not { } g ? null : new { allocatedBytes = g.AllocatedBytes, pauseMs = g.PauseMilliseconds, gen0 = g.Gen0, gen1 = g.Gen1, gen2 = g.Gen2 },
                 check = r.Check is not { } c ? null : new
                 {
                     tool = c.Tool,
