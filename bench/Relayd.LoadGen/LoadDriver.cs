@@ -14,7 +14,7 @@ public sealed class LoadDriver(Workload workload, TextWriter? progress)
 {
     // Payloads start with this marker and the intended send time (Stopwatch ticks) for end-to-end latency.
     private const ulong Marker = 0x52454C4159445453; // "RELAYDTS"
-    private const int HeaderBytes = 16;
+    internal const int HeaderBytes = 16;
 
     /// <summary>End-to-end latency is recorded for one message in this many.</summary>
     public const int EndToEndSampling = 16;

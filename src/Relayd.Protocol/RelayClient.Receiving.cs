@@ -42,6 +42,161 @@ public sealed partial class RelayClient
 
     private const int MaxIdsPerDeliveryAck = 1024;
 
+    private InPlaceConsumer? _inPlace;
+    private readonly List<ulong> _inPlaceAcks = new(MaxIdsPerDeliveryAck); // the read loop's own
+
+    /// <summary>
+    /// Hands each delivery to <paramref name="store"/> as a <see cref="DeliveryView"/> over the connection's input
+    /// buffer: no copy of the ciphertext, no message objects. <paramref name="store"/> runs on the connection's read
+    /// loop, so keep it short: copy what is kept and return (a slow store delays this connection's Acks and receipts
+    /// too). Deliveries are acknowledged once <paramref name="store"/> returned for each, in one DeliveryAck per read
+    /// (up to 1024 ids). Ends after <paramref name="limit"/> deliveries or when the connection closes, with how many
+    /// it handled; from then on deliveries go to <see cref="Deliveries"/> again.
+    /// </summary>
+    /// <remarks>
+    /// One at a time per connection. Deliveries already waiting in <see cref="Deliveries"/> stay there. When
+    /// <paramref name="store"/> throws, the task ends with that exception and the delivery it threw on is not
+    /// acknowledged (the relay sends it again after this connection closes).
+    /// </remarks>
+    /// <exception cref="InvalidOperationException">Another ConsumeInPlaceAsync is running on this connection.</exception>
+    public Task<long> ConsumeInPlaceAsync(DeliveryHandler store, long limit = long.MaxValue, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(limit);
+        var consumer = new InPlaceConsumer(store, limit);
+        if (Interlocked.CompareExchange(ref _inPlace, consumer, null) is not null)
+        {
+            throw new InvalidOperationException("a ConsumeInPlaceAsync is already running on this connection");
+        }
+
+        if (_readLoop.IsCompleted && _failure is { } failure)
+        {
+            EndInPlace(consumer, failure);
+        }
+
+        if (cancellationToken.CanBeCanceled)
+        {
+            consumer.Cancellation = cancellationToken.Register(static state =>
+            {
+                var (client, c, token) = ((RelayClient, InPlaceConsumer, CancellationToken))state!;
+                if (Interlocked.CompareExchange(ref client._inPlace, null, c) == c)
+                {
+                    c.Done.TrySetCanceled(token);
+                }
+            }, (this, consumer, cancellationToken));
+        }
+
+        return consumer.Done.Task;
+    }
+
+    // On the read loop: one Deliver frame to the in-place consumer.
+    private void DeliverInPlace(InPlaceConsumer consumer, in ReadOnlySequence<byte> frame)
+    {
+        bool inPlace;
+        ulong deliveryId;
+        long acceptedAtMs;
+        FieldSlice envelope;
+        EnvelopeFields fields;
+        try
+        {
+            inPlace = DeliverWire.TryRead(frame, out deliveryId, out acceptedAtMs, out envelope, out fields);
+        }
+        catch (RelayException)
+        {
+            inPlace = false; // a layout the strict reader does not take: the generated parser judges it below
+            (deliveryId, acceptedAtMs, envelope, fields) = (0, 0, default, default);
+        }
+
+        Deliver? parsed = null;
+        if (!inPlace)
+        {
+            try
+            {
+                parsed = Frame.Parser.ParseFrom(frame).Deliver;
+            }
+            catch (InvalidProtocolBufferException ex)
+            {
+                throw new RelayException(ErrorCode.MalformedFrame, "the relay sent an invalid frame: " + ex.Message);
+            }
+        }
+
+        var view = parsed is null ? new DeliveryView(frame, deliveryId, acceptedAtMs, envelope, fields) : new DeliveryView(parsed);
+        try
+        {
+            consumer.Store(view);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            FlushInPlaceAcks();
+            if (Interlocked.CompareExchange(ref _inPlace, null, consumer) == consumer)
+            {
+                consumer.Done.TrySetException(ex);
+            }
+
+            return;
+        }
+
+        _inPlaceAcks.Add(view.DeliveryId);
+        if (++consumer.Handled >= consumer.Limit)
+        {
+            FlushInPlaceAcks();
+            if (Interlocked.CompareExchange(ref _inPlace, null, consumer) == consumer)
+            {
+                consumer.Done.TrySetResult(consumer.Handled);
+            }
+        }
+        else if (_inPlaceAcks.Count == MaxIdsPerDeliveryAck)
+        {
+            FlushInPlaceAcks();
+        }
+    }
+
+    // On the read loop: acknowledges what the in-place consumer stored since the last call.
+    private void FlushInPlaceAcks()
+    {
+        if (_inPlaceAcks.Count == 0)
+        {
+            return;
+        }
+
+        var ack = new DeliveryAck();
+        ack.DeliveryIds.AddRange(_inPlaceAcks);
+        _inPlaceAcks.Clear();
+        lock (_writeLock)
+        {
+            FrameWriter.Write(_output.Writer, new Frame { DeliveryAck = ack });
+            FlushUnderLock();
+        }
+    }
+
+    private void EndInPlace(InPlaceConsumer consumer, Exception reason)
+    {
+        if (Interlocked.CompareExchange(ref _inPlace, null, consumer) == consumer)
+        {
+            if (reason is RelayException { Code: ErrorCode.Unspecified })
+            {
+                consumer.Done.TrySetResult(consumer.Handled);
+            }
+            else
+            {
+                consumer.Done.TrySetException(reason);
+            }
+        }
+    }
+
+    private sealed class InPlaceConsumer(DeliveryHandler store, long limit)
+    {
+        public DeliveryHandler Store { get; } = store;
+
+        public long Limit { get; } = limit;
+
+        public long Handled;
+
+        public CancellationTokenRegistration Cancellation;
+
+        public TaskCompletionSource<long> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
     /// <summary>The same deliveries as a channel, for consumers that acknowledge in batches (TryRead until empty, then ack).</summary>
     public ChannelReader<Deliver> Deliveries => _deliveries.Reader;
 
@@ -65,6 +220,14 @@ public sealed partial class RelayClient
                 ReadOnlySequence<byte> buffer = result.Buffer;
                 while (FrameReader.TryReadFrame(ref buffer, _options.MaxFrameBytes, out ReadOnlySequence<byte> frame))
                 {
+                    if (Volatile.Read(ref _inPlace) is { } consumer && DeliverWire.IsDeliver(frame))
+                    {
+                        DeliverInPlace(consumer, frame);
+                        continue;
+                    }
+
+                    FlushInPlaceAcks(); // before anything that may wait
+
                     if (_currentIncoming is not null && MediaChunkWire.TryRead(frame, out UInt128 transferId, out ulong offset, out ReadOnlySequence<byte> data))
                     {
                         // Media chunks skip the message parser: the data goes from the input buffer into the blob's pipe.
@@ -89,6 +252,7 @@ public sealed partial class RelayClient
                     }
                 }
 
+                FlushInPlaceAcks();
                 _input.AdvanceTo(buffer.Start, buffer.End);
                 if (result.IsCompleted)
                 {

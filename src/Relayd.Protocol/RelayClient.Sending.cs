@@ -173,6 +173,11 @@ public sealed partial class RelayClient
             p.TrySetException(_failure!);
         }
 
+        if (Volatile.Read(ref _inPlace) is { } consumer)
+        {
+            EndInPlace(consumer, _failure!);
+        }
+
         FailAllMedia(_failure!);
         FailAllConsent(_failure!);
         _deliveries.Writer.TryComplete(_failure is RelayException { Code: ErrorCode.Unspecified } ? null : _failure);

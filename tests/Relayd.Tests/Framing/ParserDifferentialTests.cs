@@ -43,6 +43,17 @@ public sealed class ParserDifferentialTests
         Assert.True(tally.Refused > Cases / 10, $"only {tally.Refused} of {Cases} mutants were refused");
     }
 
+    [Fact]
+    public void The_client_deliver_reader_refuses_or_agrees_with_Google_Protobuf_on_every_field()
+    {
+        var tally = new Tally();
+        MutatedDelivers.Sample(raw => CheckDeliver(raw, tally), iter: Cases, print: Hex);
+
+        Assert.True(tally.Accepted > Cases / 10, $"only {tally.Accepted} of {Cases} mutants were accepted");
+        Assert.True(tally.Refused > Cases / 10, $"only {tally.Refused} of {Cases} mutants were refused");
+        TestContext.Current.SendDiagnosticMessage($"deliver differential: {tally.Accepted} accepted and agreed, {tally.Refused} refused, {tally.NotLone} left to the general path");
+    }
+
     /// <summary>The finding that opened the security issue: field 2 with bit 32 of its tag set carries a forged sender.</summary>
     [Theory]
     [InlineData(32)]
@@ -145,6 +156,39 @@ public sealed class ParserDifferentialTests
         tally.CountAccepted();
     }
 
+    // What ConsumeInPlaceAsync hands over must be what a Deliver parsed by Google.Protobuf holds (else it falls back to it).
+    private static void CheckDeliver(byte[] raw, Tally tally)
+    {
+        var wire = new ReadOnlySequence<byte>(raw);
+        ulong deliveryId = 0;
+        long acceptedAtMs = 0;
+        FieldSlice envelope = default;
+        EnvelopeFields fields = default;
+        if (!ReadByRelay(() => DeliverWire.TryRead(wire, out deliveryId, out acceptedAtMs, out envelope, out fields), tally))
+        {
+            return;
+        }
+
+        Frame parsed = ParseOrFail(raw, "a deliver");
+        Assert.Equal(Frame.BodyOneofCase.Deliver, parsed.BodyCase);
+        Deliver d = parsed.Deliver;
+        Assert.Equal(d.DeliveryId, deliveryId);
+        Assert.Equal(d.AcceptedAtMs, acceptedAtMs);
+        Envelope e = d.Envelope;
+        Assert.NotNull(e);
+        Assert.Equal(e, Envelope.Parser.ParseFrom(Bytes(wire, envelope)));
+        Assert.Equal(e.MessageId.ToByteArray(), Bytes(wire, fields.MessageIdSlice));
+        Assert.Equal(e.SenderPartner, Encoding.UTF8.GetString(Bytes(wire, fields.SenderPartner)));
+        Assert.Equal(e.SenderUser.ToByteArray(), Bytes(wire, fields.SenderUser));
+        Assert.Equal(e.RecipientPartner, Encoding.UTF8.GetString(Bytes(wire, fields.RecipientPartner)));
+        Assert.Equal(e.RecipientUser.ToByteArray(), Bytes(wire, fields.RecipientUser));
+        Assert.Equal((int)e.ContentKind, fields.ContentKind);
+        Assert.Equal(e.ExpiresAtMs, fields.ExpiresAtMs);
+        Assert.Equal(e.ClientTimestampMs, fields.ClientTimestampMs);
+        Assert.Equal(e.Ciphertext.ToByteArray(), Bytes(wire, fields.Ciphertext));
+        tally.CountAccepted();
+    }
+
     private static void CheckChunk(byte[] raw, Tally tally)
     {
         UInt128 id = default;
@@ -237,6 +281,21 @@ public sealed class ParserDifferentialTests
     internal static readonly Gen<byte[]> MutatedEnvelopes =
         Gen.Select(ValidEnvelopes, Mutations.Array[0, 3])
             .Select((envelope, mutations) => WrapEnvelope(Mutate(CanonicalFields(envelope), mutations, EnvelopeFieldNumbers)));
+
+    /// <summary>Deliver frames as the relay writes them around an envelope a partner sent: both layers mutated 0-3 times.</summary>
+    private static readonly Gen<byte[]> MutatedDelivers =
+        Gen.Select(ValidEnvelopes, Mutations.Array[0, 2], Gen.ULong, Gen.Long, Mutations.Array[0, 2])
+            .Select((envelope, inner, deliveryId, acceptedAtMs, outer) =>
+            {
+                byte[] body = Mutate(CanonicalFields(envelope), inner, EnvelopeFieldNumbers);
+                List<RawField> deliver =
+                [
+                    new RawField(1, ProtoWire.WireVarint, Varint(deliveryId)) { RawVarint = true },
+                    new RawField(2, ProtoWire.WireLengthDelimited, body),
+                    new RawField(3, ProtoWire.WireVarint, Varint((ulong)acceptedAtMs)) { RawVarint = true },
+                ];
+                return Wrap(DeliverWire.FrameDeliverField, Mutate(deliver, outer, [1, 2, 3]));
+            });
 
     private static readonly Gen<byte[]> MutatedChunks =
         Gen.Select(Gen.Byte.Array[Gen.Frequency((8, Gen.Const(16)), (1, Gen.Int[0, 20]))], Gen.ULong, Gen.Byte.Array[0, 64], Mutations.Array[0, 3])

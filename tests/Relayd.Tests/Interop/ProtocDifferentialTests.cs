@@ -3,6 +3,7 @@ using System.Text;
 using CsCheck;
 using Google.Protobuf;
 using Relayd.Protocol;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
 using Relayd.Tests.Framing;
