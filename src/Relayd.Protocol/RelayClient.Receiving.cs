@@ -69,14 +69,15 @@ public sealed partial class RelayClient
             throw new InvalidOperationException("a ConsumeInPlaceAsync is already running on this connection");
         }
 
-        if (_readLoop.IsCompleted && _failure is { } failure)
+        // Closed already: Fail completes the channel before it looks for a consumer, so one of the two sees the other.
+        if (_deliveries.Reader.Completion.IsCompleted)
         {
-            EndInPlace(consumer, failure);
+            EndInPlace(consumer, _failure ?? new RelayException(ErrorCode.Unspecified, "the connection is closed"));
         }
 
         if (cancellationToken.CanBeCanceled)
         {
-            consumer.Cancellation = cancellationToken.Register(static state =>
+            CancellationTokenRegistration registration = cancellationToken.Register(static state =>
             {
                 var (client, c, token) = ((RelayClient, InPlaceConsumer, CancellationToken))state!;
                 if (Interlocked.CompareExchange(ref client._inPlace, null, c) == c)
@@ -84,13 +85,15 @@ public sealed partial class RelayClient
                     c.Done.TrySetCanceled(token);
                 }
             }, (this, consumer, cancellationToken));
+            _ = consumer.Done.Task.ContinueWith(static (_, r) => ((CancellationTokenRegistration)r!).Dispose(), registration, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         }
 
         return consumer.Done.Task;
     }
 
-    // On the read loop: one Deliver frame to the in-place consumer.
-    private void DeliverInPlace(InPlaceConsumer consumer, in ReadOnlySequence<byte> frame)
+    // On the read loop: one Deliver frame to the in-place consumer. False when the frame, parsed, is not a Deliver
+    // after all (a later field of the body's oneof wins): the general path handles it.
+    private bool DeliverInPlace(InPlaceConsumer consumer, in ReadOnlySequence<byte> frame)
     {
         bool inPlace;
         ulong deliveryId;
@@ -110,14 +113,22 @@ public sealed partial class RelayClient
         Deliver? parsed = null;
         if (!inPlace)
         {
+            Frame whole;
             try
             {
-                parsed = Frame.Parser.ParseFrom(frame).Deliver;
+                whole = Frame.Parser.ParseFrom(frame);
             }
             catch (InvalidProtocolBufferException ex)
             {
                 throw new RelayException(ErrorCode.MalformedFrame, "the relay sent an invalid frame: " + ex.Message);
             }
+
+            if (whole.BodyCase != Frame.BodyOneofCase.Deliver)
+            {
+                return false;
+            }
+
+            parsed = whole.Deliver;
         }
 
         var view = parsed is null ? new DeliveryView(frame, deliveryId, acceptedAtMs, envelope, fields) : new DeliveryView(parsed);
@@ -133,7 +144,7 @@ public sealed partial class RelayClient
                 consumer.Done.TrySetException(ex);
             }
 
-            return;
+            return true;
         }
 
         _inPlaceAcks.Add(view.DeliveryId);
@@ -149,6 +160,8 @@ public sealed partial class RelayClient
         {
             FlushInPlaceAcks();
         }
+
+        return true;
     }
 
     // On the read loop: acknowledges what the in-place consumer stored since the last call.
@@ -192,8 +205,6 @@ public sealed partial class RelayClient
 
         public long Handled;
 
-        public CancellationTokenRegistration Cancellation;
-
         public TaskCompletionSource<long> Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
@@ -220,9 +231,8 @@ public sealed partial class RelayClient
                 ReadOnlySequence<byte> buffer = result.Buffer;
                 while (FrameReader.TryReadFrame(ref buffer, _options.MaxFrameBytes, out ReadOnlySequence<byte> frame))
                 {
-                    if (Volatile.Read(ref _inPlace) is { } consumer && DeliverWire.IsDeliver(frame))
+                    if (Volatile.Read(ref _inPlace) is { } consumer && DeliverWire.IsDeliver(frame) && DeliverInPlace(consumer, frame))
                     {
-                        DeliverInPlace(consumer, frame);
                         continue;
                     }
 

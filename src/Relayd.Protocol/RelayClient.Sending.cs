@@ -173,14 +173,14 @@ public sealed partial class RelayClient
             p.TrySetException(_failure!);
         }
 
-        if (Volatile.Read(ref _inPlace) is { } consumer)
-        {
-            EndInPlace(consumer, _failure!);
-        }
-
         FailAllMedia(_failure!);
         FailAllConsent(_failure!);
         _deliveries.Writer.TryComplete(_failure is RelayException { Code: ErrorCode.Unspecified } ? null : _failure);
+        if (Volatile.Read(ref _inPlace) is { } consumer)
+        {
+            EndInPlace(consumer, _failure!); // after the channel is complete: ConsumeInPlaceAsync checks it after registering
+        }
+
         _receipts.Writer.TryComplete(_failure is RelayException { Code: ErrorCode.Unspecified } ? null : _failure);
     }
 }
