@@ -3,6 +3,7 @@ using System.Buffers.Binary;
 using BenchmarkDotNet.Attributes;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging.Abstractions;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
 using Relayd.Storage;

@@ -18,14 +18,12 @@ public delegate void DeliveryHandler(in DeliveryView delivery);
 public readonly ref struct DeliveryView
 {
     private readonly ReadOnlySequence<byte> _frame;
-    private readonly FieldSlice _envelope;
-    private readonly EnvelopeFields _fields;
+    private readonly EnvelopeHeader _fields;
     private readonly Deliver? _parsed;
 
-    internal DeliveryView(in ReadOnlySequence<byte> frame, ulong deliveryId, long acceptedAtMs, FieldSlice envelope, in EnvelopeFields fields)
+    internal DeliveryView(in ReadOnlySequence<byte> frame, ulong deliveryId, long acceptedAtMs, in EnvelopeHeader fields)
     {
         _frame = frame;
-        _envelope = envelope;
         _fields = fields;
         DeliveryId = deliveryId;
         AcceptedAtMs = acceptedAtMs;
@@ -74,7 +72,7 @@ public readonly ref struct DeliveryView
     {
         DeliveryId = DeliveryId,
         AcceptedAtMs = AcceptedAtMs,
-        Envelope = Envelope.Parser.ParseFrom(_frame.Slice(_envelope.Offset, _envelope.Length)),
+        Envelope = Envelope.Parser.ParseFrom(Slice(_fields.Envelope)),
     };
 
     private ReadOnlySequence<byte> Slice(FieldSlice field) => _frame.Slice(field.Offset, field.Length);

@@ -98,16 +98,15 @@ public sealed partial class RelayClient
         bool inPlace;
         ulong deliveryId;
         long acceptedAtMs;
-        FieldSlice envelope;
-        EnvelopeFields fields;
+        EnvelopeHeader envelope;
         try
         {
-            inPlace = DeliverWire.TryRead(frame, out deliveryId, out acceptedAtMs, out envelope, out fields);
+            inPlace = DeliverWire.TryRead(frame, out deliveryId, out acceptedAtMs, out envelope);
         }
         catch (RelayException)
         {
             inPlace = false; // a layout the strict reader does not take: the generated parser judges it below
-            (deliveryId, acceptedAtMs, envelope, fields) = (0, 0, default, default);
+            (deliveryId, acceptedAtMs, envelope) = (0, 0, default);
         }
 
         Deliver? parsed = null;
@@ -131,7 +130,7 @@ public sealed partial class RelayClient
             parsed = whole.Deliver;
         }
 
-        var view = parsed is null ? new DeliveryView(frame, deliveryId, acceptedAtMs, envelope, fields) : new DeliveryView(parsed);
+        var view = parsed is null ? new DeliveryView(frame, deliveryId, acceptedAtMs, envelope) : new DeliveryView(parsed);
         try
         {
             consumer.Store(view);

@@ -29,12 +29,11 @@ internal static class DeliverWire
     /// no envelope): the caller parses it with the generated parser instead.
     /// </summary>
     /// <exception cref="RelayException">MALFORMED_FRAME when a field breaks <see cref="EnvelopeWire"/>'s rules (the caller lets the generated parser judge it).</exception>
-    public static bool TryRead(in ReadOnlySequence<byte> frame, out ulong deliveryId, out long acceptedAtMs, out FieldSlice envelope, out EnvelopeFields fields)
+    public static bool TryRead(in ReadOnlySequence<byte> frame, out ulong deliveryId, out long acceptedAtMs, out EnvelopeHeader envelope)
     {
         deliveryId = 0;
         acceptedAtMs = 0;
         envelope = default;
-        fields = default;
         if (!IsDeliver(frame))
         {
             return false;
@@ -67,12 +66,12 @@ internal static class DeliverWire
                     ProtoWire.CheckKnownField(field, wireType, ProtoWire.WireLengthDelimited, ref seen);
                     int length = ProtoWire.ReadLength(ref reader);
                     long start = reader.Consumed;
-                    envelope = new FieldSlice(start, length);
 
                     // A reader that ends where the envelope ends, at the same offsets as the frame's.
                     var inner = new SequenceReader<byte>(frame.Slice(0, start + length));
                     inner.Advance(start);
-                    EnvelopeWire.ReadFields(frame, ref inner, out fields);
+                    EnvelopeWire.ReadFields(frame, ref inner, out envelope);
+                    envelope.Envelope = new FieldSlice(start, length);
                     reader.Advance(length);
                     haveEnvelope = true;
                     break;

@@ -9,11 +9,20 @@ internal readonly record struct FieldSlice(long Offset, int Length)
     public bool IsEmpty => Length == 0;
 }
 
-/// <summary>The fields of an Envelope message read in place: offsets into the frame, not copies.</summary>
-internal struct EnvelopeFields
+/// <summary>
+/// The fields of an Envelope read in place: offsets into the frame instead of copies, so reading one allocates nothing
+/// and the ciphertext is never touched. The relay routes on it (<see cref="TryRead"/>, an Envelope frame), the client
+/// reads deliveries with it (<see cref="DeliverWire"/>); <see cref="EnvelopeWire.ReadFields"/> holds the rules.
+/// </summary>
+internal struct EnvelopeHeader
 {
+    // relayd.proto: Frame.envelope.
+    private const int FrameEnvelopeField = 3;
+
     public const int MessageIdBytes = 16;
 
+    /// <summary>The serialized Envelope message inside the frame (what a Deliver frame carries unchanged).</summary>
+    public FieldSlice Envelope;
     public FieldSlice MessageIdSlice;
     public FieldSlice SenderPartner;
     public FieldSlice SenderUser;
@@ -26,12 +35,43 @@ internal struct EnvelopeFields
     public long ExpiresAtMs;
 
     public readonly bool HasValidMessageId => MessageIdSlice.Length == MessageIdBytes;
+
+    /// <summary>
+    /// Reads the header of a frame whose only field is <c>envelope</c> (what every encoder writes). Returns false for
+    /// any other frame, which then takes the general path through the generated parser.
+    /// </summary>
+    /// <remarks>
+    /// The relay routes on what it reads here and the recipient's stock parser reads the same bytes, so the fields are
+    /// read by <see cref="EnvelopeWire.ReadFields"/>, which accepts only what every conforming parser reads the same way
+    /// (MALFORMED_FRAME otherwise: refused, never stored). Unknown fields are skipped and forwarded untouched.
+    /// </remarks>
+    /// <exception cref="RelayException">MALFORMED_FRAME when the envelope breaks one of those rules.</exception>
+    public static bool TryRead(in ReadOnlySequence<byte> frame, out EnvelopeHeader header)
+    {
+        header = default;
+        var reader = new SequenceReader<byte>(frame);
+        if (!reader.TryRead(out byte tag) || tag != ProtoWire.Tag(FrameEnvelopeField, ProtoWire.WireLengthDelimited))
+        {
+            return false;
+        }
+
+        int envelopeLength = ProtoWire.ReadLength(ref reader);
+        long start = reader.Consumed;
+        if (start + envelopeLength != frame.Length)
+        {
+            return false;
+        }
+
+        EnvelopeWire.ReadFields(frame, ref reader, out header);
+        header.Envelope = new FieldSlice(start, envelopeLength);
+        return true;
+    }
 }
 
 /// <summary>
 /// Reads an Envelope message in place, with the rules the relay admits envelopes by and the client library reads
 /// deliveries by (one reader, so both sides agree on every byte). The relay uses it on each envelope a partner sends
-/// (Relayd.Routing.EnvelopeHeader), the client on each Deliver (<see cref="DeliverWire"/>).
+/// (<see cref="EnvelopeHeader.TryRead"/>), the client on each Deliver (<see cref="DeliverWire"/>).
 /// </summary>
 /// <remarks>
 /// It accepts only envelopes that every conforming parser reads exactly as it does: tags per
@@ -53,12 +93,12 @@ internal static class EnvelopeWire
     private const int ExpiresAtField = 9;
 
     /// <summary>
-    /// Reads the Envelope fields from <paramref name="reader"/> (over <paramref name="frame"/>, positioned at the
+    /// Reads the Envelope fields (all but <see cref="EnvelopeHeader.Envelope"/>, the caller's) from <paramref name="reader"/> (over <paramref name="frame"/>, positioned at the
     /// envelope's first field and ending where the envelope ends) until its end. Offsets are the reader's, i.e. into
     /// <paramref name="frame"/> when the reader started at its beginning.
     /// </summary>
     /// <exception cref="RelayException">MALFORMED_FRAME when the envelope breaks one of the rules above.</exception>
-    public static void ReadFields(in ReadOnlySequence<byte> frame, ref SequenceReader<byte> reader, out EnvelopeFields fields)
+    public static void ReadFields(in ReadOnlySequence<byte> frame, ref SequenceReader<byte> reader, out EnvelopeHeader fields)
     {
         fields = default;
         uint seen = 0;
@@ -113,8 +153,8 @@ internal static class EnvelopeWire
 
         if (fields.HasValidMessageId)
         {
-            Span<byte> id = stackalloc byte[EnvelopeFields.MessageIdBytes];
-            frame.Slice(fields.MessageIdSlice.Offset, EnvelopeFields.MessageIdBytes).CopyTo(id);
+            Span<byte> id = stackalloc byte[EnvelopeHeader.MessageIdBytes];
+            frame.Slice(fields.MessageIdSlice.Offset, EnvelopeHeader.MessageIdBytes).CopyTo(id);
             fields.MessageId = BinaryPrimitives.ReadUInt128BigEndian(id);
         }
     }

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Diagnostics;
 using System.IO.Hashing;
 using Relayd.Admission;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Storage;
 

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Relayd.Diagnostics;
+using Relayd.Protocol.Internal;
 using Relayd.Storage;
 
 namespace Relayd.Routing;

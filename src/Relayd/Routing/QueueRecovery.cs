@@ -1,6 +1,7 @@
 using System.Buffers;
 using Microsoft.Extensions.Logging;
 using Relayd.Diagnostics;
+using Relayd.Protocol.Internal;
 using Relayd.Storage;
 
 namespace Relayd.Routing;

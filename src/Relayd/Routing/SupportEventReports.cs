@@ -1,4 +1,5 @@
 using System.Buffers;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 
 namespace Relayd.Routing;

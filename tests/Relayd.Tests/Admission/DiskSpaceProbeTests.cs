@@ -1,6 +1,7 @@
 using System.Buffers;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
 using Relayd.Storage.WalStore;

@@ -162,9 +162,8 @@ public sealed class ParserDifferentialTests
         var wire = new ReadOnlySequence<byte>(raw);
         ulong deliveryId = 0;
         long acceptedAtMs = 0;
-        FieldSlice envelope = default;
-        EnvelopeFields fields = default;
-        if (!ReadByRelay(() => DeliverWire.TryRead(wire, out deliveryId, out acceptedAtMs, out envelope, out fields), tally))
+        EnvelopeHeader fields = default;
+        if (!ReadByRelay(() => DeliverWire.TryRead(wire, out deliveryId, out acceptedAtMs, out fields), tally))
         {
             return;
         }
@@ -176,7 +175,7 @@ public sealed class ParserDifferentialTests
         Assert.Equal(d.AcceptedAtMs, acceptedAtMs);
         Envelope e = d.Envelope;
         Assert.NotNull(e);
-        Assert.Equal(e, Envelope.Parser.ParseFrom(Bytes(wire, envelope)));
+        Assert.Equal(e, Envelope.Parser.ParseFrom(Bytes(wire, fields.Envelope)));
         Assert.Equal(e.MessageId.ToByteArray(), Bytes(wire, fields.MessageIdSlice));
         Assert.Equal(e.SenderPartner, Encoding.UTF8.GetString(Bytes(wire, fields.SenderPartner)));
         Assert.Equal(e.SenderUser.ToByteArray(), Bytes(wire, fields.SenderUser));

@@ -1,5 +1,6 @@
 using System.Buffers;
 using Google.Protobuf;
+using Relayd.Protocol.Internal;
 using Relayd.Protocol.V1;
 using Relayd.Routing;
 using Relayd.Storage;
